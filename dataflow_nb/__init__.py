@@ -1,0 +1,37 @@
+"""dataflow_nb: typed models, generated workflow nodes and frames, on DuckDB or PostgreSQL.
+
+Importing this package imports no database driver; backends load them when first used.
+"""
+
+from __future__ import annotations
+
+from dataflow_nb.dataflow import DataFlow
+from dataflow_nb.exceptions import (
+    ConflictError,
+    DatabaseError,
+    DataflowError,
+    NotFoundError,
+    SchemaError,
+    TenantError,
+    ValidationError,
+    WorkflowError,
+)
+from dataflow_nb.workflow import LocalRuntime, RunResults, Workflow, WorkflowBuilder
+
+__all__ = [
+    "ConflictError",
+    "DataFlow",
+    "DatabaseError",
+    "DataflowError",
+    "LocalRuntime",
+    "NotFoundError",
+    "RunResults",
+    "SchemaError",
+    "TenantError",
+    "ValidationError",
+    "Workflow",
+    "WorkflowBuilder",
+    "WorkflowError",
+]
+
+__version__ = "0.1.0"

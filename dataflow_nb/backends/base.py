@@ -1,0 +1,110 @@
+"""The backend contract: a small protocol, limits as data, and the compile step both share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from dataflow_nb.model.types import DECIMAL_PRECISION, DECIMAL_SCALE
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What differs between databases, as data rather than ``if backend == ...`` in nodes."""
+
+    name: str
+    transactional_ddl: bool
+    max_identifier_length: int
+    supports_returning: bool
+    json_type: str
+
+
+@dataclass(frozen=True)
+class CompiledSQL:
+    """A statement compiled for one dialect: SQL text plus the order and Arrow types of its binds."""
+
+    sql: str
+    names: tuple[str, ...]
+    types: tuple[pa.DataType | None, ...]
+    values: tuple[Any, ...]
+    returns_rows: bool
+
+    def bind(self, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Positional values: call-time ``params`` override values captured at compile time."""
+        if not params:
+            return list(self.values)
+        return [params.get(n, v) for n, v in zip(self.names, self.values, strict=True)]
+
+
+class Connection(Protocol):
+    """One database connection, inside one transaction, for the length of a run."""
+
+    def execute(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
+        """Run a compiled statement; return its rows as Arrow (None when it returns none)."""
+
+    def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> pa.Table | None:
+        """Run SQL text with positional ``$n`` parameters."""
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None:
+        """Give the connection back (to the pool); an open transaction is rolled back."""
+
+
+class Backend(Protocol):
+    """A database: a dialect to compile for, capabilities, and connections."""
+
+    capabilities: Capabilities
+    dialect: Dialect
+    safe_url: str
+
+    def connect(self) -> Connection:
+        """A connection with a transaction begun."""
+
+    def close(self) -> None: ...
+
+
+def _arrow_bind_type(sa_type: sa.types.TypeEngine[Any]) -> pa.DataType | None:
+    """The Arrow type a bound value travels as; None lets Arrow infer it from the value."""
+    # Order matters: Double and BigInteger subclass Float and Integer; Uuid and JSON bind as text.
+    table: list[tuple[type, pa.DataType]] = [
+        (sa.Boolean, pa.bool_()),
+        (sa.Integer, pa.int64()),
+        (sa.Float, pa.float64()),
+        (sa.Numeric, pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE)),
+        (sa.DateTime, pa.timestamp("us", "UTC")),
+        (sa.Date, pa.date32()),
+        (sa.Time, pa.time64("us")),
+        (sa.LargeBinary, pa.binary()),
+        (sa.Uuid, pa.string()),
+        (sa.JSON, pa.string()),
+        (sa.String, pa.string()),
+    ]
+    for kind, arrow in table:
+        if isinstance(sa_type, kind):
+            return arrow
+    return None
+
+
+def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> CompiledSQL:
+    """Compile with the dialect; no value is ever formatted into the SQL text."""
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    names = tuple(compiled.positiontup or ())
+    captured = compiled.construct_params(_check=False)
+    types = []
+    for name in names:
+        # An expanded IN list binds ``b_1_1``, ``b_1_2``...; their type is the list's, ``b_1``.
+        bind = compiled.binds.get(name)
+        if bind is None:
+            bind = compiled.binds.get(name.rsplit("_", 1)[0])
+        types.append(_arrow_bind_type(bind.type) if bind is not None else None)
+    values = [captured.get(name) for name in names]
+    returns_rows = isinstance(statement, sa.Select) or bool(getattr(compiled, "effective_returning", None))
+    return CompiledSQL(str(compiled), names, tuple(types), tuple(values), returns_rows)

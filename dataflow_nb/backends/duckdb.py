@@ -1,0 +1,107 @@
+"""DuckDB through its Python API: Arrow results, one cursor (connection) per run."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.ext.compiler import compiles
+
+from dataflow_nb.backends.base import Capabilities, CompiledSQL
+from dataflow_nb.backends.errors import translate_error
+
+CAPABILITIES = Capabilities(
+    name="duckdb",
+    # DDL is transactional in DuckDB: https://duckdb.org/docs/stable/sql/statements/transactions
+    transactional_ddl=True,
+    # No documented identifier limit; keep PostgreSQL's so a notebook moves between them unchanged.
+    max_identifier_length=63,
+    # https://duckdb.org/docs/stable/sql/statements/insert#returning-clause
+    supports_returning=True,
+    # https://duckdb.org/docs/stable/data/json/json_type
+    json_type="JSON",
+)
+
+
+class DuckDBDialect(PGDialect):
+    """DuckDB speaks PostgreSQL's SQL closely enough; the few differences are compiled here."""
+
+    name = "duckdb"
+    supports_statement_cache = True
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(paramstyle="numeric_dollar", **kwargs)
+
+
+@compiles(JSONB, "duckdb")
+def _compile_jsonb(type_: JSONB, compiler: Any, **kw: Any) -> str:
+    return "JSON"
+
+
+class DuckDBConnection:
+    """A DuckDB cursor (its own connection to the same database) holding one transaction."""
+
+    def __init__(self, cursor: Any):
+        self._cursor = cursor
+        self._cursor.execute("BEGIN TRANSACTION")
+        self._open = True
+
+    def _run(self, sql: str, values: Sequence[Any], returns_rows: bool) -> pa.Table | None:
+        try:
+            if returns_rows:
+                relation = self._cursor.sql(sql, params=list(values) or None)
+                return None if relation is None else relation.to_arrow_table()
+            self._cursor.execute(sql, list(values))
+        except Exception as exc:
+            raise translate_error(exc, "duckdb") from exc
+        return None
+
+    def execute(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
+        return self._run(compiled.sql, compiled.bind(params), compiled.returns_rows)
+
+    def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> pa.Table | None:
+        return self._run(sql, params, True)
+
+    def commit(self) -> None:
+        self._open = False
+        self._cursor.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self._open = False
+        self._cursor.execute("ROLLBACK")
+
+    def close(self) -> None:
+        if self._open:
+            self.rollback()
+        self._cursor.close()
+
+
+class DuckDBBackend:
+    """An embedded DuckDB database, in memory or in a file."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, path: str | None = None):
+        import duckdb
+
+        self.path = path or ":memory:"
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.safe_url = f"duckdb:///{self.path}"
+        self.dialect = DuckDBDialect()
+        self._database = duckdb.connect(self.path)
+        # Timestamps come back in UTC, the same instant PostgreSQL's ADBC driver returns.
+        self._database.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.Lock()
+
+    def connect(self) -> DuckDBConnection:
+        with self._lock:
+            return DuckDBConnection(self._database.cursor())
+
+    def close(self) -> None:
+        self._database.close()

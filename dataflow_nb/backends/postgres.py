@@ -1,0 +1,126 @@
+"""PostgreSQL through ADBC: parametrised statements with Arrow in and out, and a checked pool."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
+
+from dataflow_nb.backends.base import Capabilities, CompiledSQL
+from dataflow_nb.backends.errors import translate_error
+from dataflow_nb.exceptions import DatabaseError
+
+CAPABILITIES = Capabilities(
+    name="postgresql",
+    # DDL runs inside transactions: https://wiki.postgresql.org/wiki/Transactional_DDL_in_PostgreSQL:_A_Competitive_Analysis
+    transactional_ddl=True,
+    # NAMEDATALEN - 1: https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS
+    max_identifier_length=63,
+    # https://www.postgresql.org/docs/current/dml-returning.html
+    supports_returning=True,
+    # jsonb is the stored, indexable JSON type: https://www.postgresql.org/docs/current/datatype-json.html
+    json_type="JSONB",
+)
+
+
+def _param_batch(values: Sequence[Any], types: Sequence[pa.DataType | None]) -> pa.RecordBatch:
+    """One row of parameters with explicit Arrow types: ADBC does no coercion on the way in."""
+    arrays = [pa.array([v], type=t) if t is not None else pa.array([v]) for v, t in zip(values, types, strict=True)]
+    return pa.record_batch(arrays, names=[f"p{i}" for i in range(len(arrays))])
+
+
+class PostgresConnection:
+    """A pooled ADBC connection holding one transaction (ADBC leaves autocommit off)."""
+
+    def __init__(self, pooled: Any, safe_url: str):
+        self._pooled = pooled
+        self._safe_url = safe_url
+        self._cursor: Any = None
+
+    def _run(self, sql: str, params: pa.RecordBatch | None, returns_rows: bool) -> pa.Table | None:
+        if self._cursor is None:
+            self._cursor = self._pooled.dbapi_connection.cursor()
+        try:
+            self._cursor.execute(sql, params)
+            if returns_rows or self._cursor.description:
+                return self._cursor.fetch_arrow_table()
+        except Exception as exc:
+            raise translate_error(exc, "postgresql") from exc
+        return None
+
+    def execute(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
+        values = compiled.bind(params)
+        batch = _param_batch(values, compiled.types) if values else None
+        return self._run(compiled.sql, batch, compiled.returns_rows)
+
+    def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> pa.Table | None:
+        batch = _param_batch(params, [None] * len(params)) if params else None
+        return self._run(sql, batch, False)
+
+    def commit(self) -> None:
+        self._pooled.dbapi_connection.commit()
+
+    def rollback(self) -> None:
+        self._pooled.dbapi_connection.rollback()
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+        self._pooled.close()  # back to the pool, which rolls back anything left open
+
+
+class PostgresBackend:
+    """PostgreSQL at one URL, with a QueuePool of ADBC connections checked before each use."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: str, *, pool_size: int = 5, pool_max_overflow: int = 10, pool_timeout: float = 30.0):
+        parsed = make_url(url)
+        self.safe_url = parsed.render_as_string(hide_password=True)
+        self._where = f"database {parsed.database!r} at {parsed.host or 'localhost'}:{parsed.port or 5432}"
+        self.dialect = postgresql.dialect(paramstyle="numeric_dollar")
+        libpq_url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._password = parsed.password
+
+        def create() -> Any:
+            import adbc_driver_postgresql.dbapi
+
+            return adbc_driver_postgresql.dbapi.connect(libpq_url)
+
+        self._pool = QueuePool(create, pool_size=pool_size, max_overflow=pool_max_overflow,
+                               timeout=pool_timeout, reset_on_return="rollback")
+        sa.event.listen(self._pool, "checkout", _ping)
+        self.connect().close()  # fail now, with a clear message, if the server is not there
+
+    def connect(self) -> PostgresConnection:
+        try:
+            pooled = self._pool.connect()
+        except Exception as exc:
+            reason = str(getattr(exc, "orig", None) or exc)
+            if self._password:
+                reason = reason.replace(str(self._password), "***")
+            raise DatabaseError(
+                f"cannot connect to PostgreSQL {self._where} ({self.safe_url}): {reason.strip()}. "
+                "Check that the server runs and that the URL's user, password and database are right."
+            ) from None
+        return PostgresConnection(pooled, self.safe_url)
+
+    def close(self) -> None:
+        self._pool.dispose()
+
+
+def _ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Pessimistic health check: a dead connection is replaced instead of failing a run."""
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+        dbapi_connection.rollback()
+    except Exception as exc:
+        raise sa.exc.DisconnectionError(str(exc)) from exc

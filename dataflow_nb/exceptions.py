@@ -1,0 +1,45 @@
+"""The error hierarchy: one root, a few specific subclasses, each message says how to fix it."""
+
+from __future__ import annotations
+
+
+class DataflowError(Exception):
+    """Root of every error dataflow_nb raises on purpose."""
+
+
+class ValidationError(DataflowError):
+    """Bad parameters: unknown fields, wrong types, values that do not fit a column."""
+
+
+class NotFoundError(DataflowError):
+    """A record asked for by id does not exist."""
+
+
+class ConflictError(DataflowError):
+    """A unique key or a stale version stood in the way of a write."""
+
+
+class TenantError(DataflowError):
+    """A tenant was missing or not allowed."""
+
+
+class SchemaError(DataflowError):
+    """A model change that needs a decision before it is applied."""
+
+
+class DatabaseError(DataflowError):
+    """The database could not be reached or refused a statement."""
+
+
+class WorkflowError(DataflowError):
+    """A node of a workflow run failed; every write of the run was rolled back.
+
+    Attributes:
+        node_id: the id of the node that failed (None when the workflow itself was invalid).
+        run_id: the id of the run.
+    """
+
+    def __init__(self, message: str, *, node_id: str | None = None, run_id: str | None = None):
+        super().__init__(message)
+        self.node_id = node_id
+        self.run_id = run_id

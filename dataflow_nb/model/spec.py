@@ -1,0 +1,162 @@
+"""A model class becomes a ModelSpec: ordered fields, managed columns and a SQLAlchemy Table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.model.types import SUPPORTED, FieldType, field_type_for, unwrap_optional
+
+MISSING: Any = object()
+MANAGED_TIMESTAMPS = ("created_at", "updated_at")
+KNOWN_OPTIONS = {"table", "indexes", "unique", "soft_delete", "versioned", "multi_tenant",
+                 "tenant_isolation"}
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of a model."""
+
+    name: str
+    type: FieldType
+    nullable: bool
+    default: Any = MISSING
+    managed: bool = False
+
+    @property
+    def required(self) -> bool:
+        """A value must be given on create."""
+        return not (self.nullable or self.managed or self.default is not MISSING)
+
+    @property
+    def label(self) -> str:
+        return f"Optional[{self.type.label}]" if self.nullable else self.type.label
+
+
+@dataclass
+class ModelSpec:
+    """Everything dataflow_nb knows about one model: its fields and its table."""
+
+    name: str
+    table_name: str
+    fields: dict[str, Field]
+    options: dict[str, Any]
+    table: sa.Table = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.table = build_table(self)
+
+    @property
+    def writable(self) -> list[str]:
+        """Fields a caller may set (everything but the generated id)."""
+        return [n for n in self.fields if n != "id"]
+
+    def signature(self) -> tuple[tuple[str, str, bool], ...]:
+        """What must match for a re-run model cell to be a no-op."""
+        return tuple((f.name, f.type.label, f.nullable) for f in self.fields.values())
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z])", r"_\1\2", name).lower()
+
+
+def default_table_name(model_name: str) -> str:
+    """``User`` -> ``users``, ``Category`` -> ``categories``, ``OrderLine`` -> ``order_lines``."""
+    base = snake_case(model_name)
+    if re.search(r"[^aeiou]y$", base):
+        return base[:-1] + "ies"
+    if re.search(r"(s|x|z|ch|sh)$", base):
+        return base + "es"
+    return base + "s"
+
+
+def check_identifier(name: str, what: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValidationError(
+            f"{what} {name!r} is not a valid name: use letters, digits and underscores, "
+            "starting with a letter, at most 63 characters"
+        )
+    return name
+
+
+def spec_from_class(cls: type) -> ModelSpec:
+    """Read a model class's type hints, defaults and ``__dataflow__`` options."""
+    model = check_identifier(cls.__name__, "model name")
+    options = dict(getattr(cls, "__dataflow__", {}) or {})
+    unknown = set(options) - KNOWN_OPTIONS
+    if unknown:
+        raise ValidationError(
+            f"model {model}: unknown __dataflow__ option(s) {sorted(unknown)}; "
+            f"valid options are {sorted(KNOWN_OPTIONS)}"
+        )
+    for kind in ("unique", "indexes"):
+        options[kind] = [[c] if isinstance(c, str) else list(c) for c in options.get(kind, [])]
+    try:
+        hints = typing.get_type_hints(cls, include_extras=False)
+    except NameError as exc:
+        raise ValidationError(f"model {model}: a type hint names something undefined ({exc})") from exc
+
+    fields: dict[str, Field] = {"id": Field("id", field_type_for(int), nullable=False, managed=True)}  # type: ignore[arg-type]
+    for name, hint in hints.items():
+        if name.startswith("_") or typing.get_origin(hint) is typing.ClassVar:
+            continue
+        check_identifier(name, f"model {model}: field")
+        if name == "id":
+            raise ValidationError(f"model {model}: 'id' is managed by dataflow_nb; remove the field")
+        inner, nullable = unwrap_optional(hint)
+        ftype = field_type_for(inner)
+        if ftype is None:
+            raise ValidationError(
+                f"model {model}: field {name!r} has unsupported type {hint!r}; "
+                f"supported types are {SUPPORTED}"
+            )
+        managed = name in MANAGED_TIMESTAMPS
+        if managed and inner is not dt.datetime:
+            raise ValidationError(f"model {model}: field {name!r} is managed and must be a datetime")
+        default = getattr(cls, name, MISSING)
+        if default is not MISSING and default is not None:
+            try:
+                ftype.to_wire(default)
+            except (TypeError, ValueError) as exc:
+                raise ValidationError(
+                    f"model {model}: default {default!r} of field {name!r} does not fit {ftype.label} ({exc})"
+                ) from None
+        fields[name] = Field(name, ftype, nullable or default is None, default, managed)
+    for name in MANAGED_TIMESTAMPS:
+        fields.setdefault(name, Field(name, field_type_for(dt.datetime), nullable=False, managed=True))  # type: ignore[arg-type]
+    table = check_identifier(options.get("table") or default_table_name(model), f"model {model}: table")
+    return ModelSpec(model, table, fields, options)
+
+
+def build_table(spec: ModelSpec) -> sa.Table:
+    """The SQLAlchemy Table for a spec; ``id`` draws from a sequence both databases understand."""
+    metadata = sa.MetaData()
+    sequence = sa.Sequence(f"{spec.table_name}_id_seq", metadata=metadata)
+    columns = [
+        sa.Column("id", sa.BigInteger, sequence, server_default=sequence.next_value(), primary_key=True)
+    ]
+    for f in list(spec.fields.values())[1:]:
+        server_default = sa.func.now() if f.managed else None
+        columns.append(sa.Column(f.name, f.type.sa_type(), nullable=f.nullable, server_default=server_default))
+    table = sa.Table(spec.table_name, metadata, *columns)
+    for kind in ("unique", "indexes"):
+        for cols in spec.options[kind]:
+            unknown = [c for c in cols if c not in spec.fields]
+            if unknown:
+                raise ValidationError(
+                    f"model {spec.name}: __dataflow__[{kind!r}] names unknown field(s) {unknown}; "
+                    f"fields are {list(spec.fields)}"
+                )
+            name = f"{spec.table_name}_{'_'.join(cols)}_{'key' if kind == 'unique' else 'idx'}"
+            if kind == "unique":
+                table.append_constraint(sa.UniqueConstraint(*cols, name=name))
+            else:
+                sa.Index(name, *(table.c[c] for c in cols))
+    return table

@@ -1,0 +1,182 @@
+"""Type hints to column types: one ordered function, with a clear error for anything unknown.
+
+Each supported hint becomes a ``FieldType``: the SQLAlchemy column type, the Arrow type that
+frames and bound parameters use, and the check that turns a Python value into what the
+driver binds. Values that a frame cannot hold natively (UUID, JSON) are marked ``as_object``
+so they come back as the Python objects that went in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import types
+import typing
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+DECIMAL_PRECISION = 38  # the widest decimal both DuckDB and Arrow's decimal128 hold
+DECIMAL_SCALE = 9
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """How one Python type is stored, bound and returned."""
+
+    label: str
+    sa_type: Callable[[], sa.types.TypeEngine[Any]]
+    arrow: pa.DataType
+    to_wire: Callable[[Any], Any]
+    as_object: bool = False
+    choices: tuple[Any, ...] | None = None
+
+
+def _check(kind: type | tuple[type, ...], label: str) -> Callable[[Any], Any]:
+    def to_wire(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise TypeError(label)
+        return value
+
+    return to_wire
+
+
+def _to_int(value: Any) -> int:
+    # Check bool first: a bool is also an int, and True stored as 1 is a silent surprise.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("int")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("is outside the 64-bit integer range")
+    return value
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise TypeError("float")
+    return float(value)
+
+
+def _to_datetime(value: Any) -> dt.datetime:
+    if not isinstance(value, dt.datetime):
+        raise TypeError("datetime")
+    # Naive datetimes are read as UTC, so both backends store the same instant.
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def _to_date(value: Any) -> dt.date:
+    # Check datetime first: a datetime is also a date and would lose its time silently.
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise TypeError("date")
+    return value
+
+
+def _to_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise TypeError("Decimal")
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError("is not a finite number")
+    _, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    if -exponent > DECIMAL_SCALE:
+        raise ValueError(f"has more than {DECIMAL_SCALE} decimal places, the column keeps {DECIMAL_SCALE}")
+    if len(digits) + exponent > DECIMAL_PRECISION - DECIMAL_SCALE:
+        raise ValueError(f"has more than {DECIMAL_PRECISION - DECIMAL_SCALE} digits before the point")
+    return number
+
+
+def _to_uuid(value: Any) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValueError("is not a valid UUID") from None
+    raise TypeError("UUID")
+
+
+def _to_json(kind: type) -> Callable[[Any], str]:
+    def to_wire(value: Any) -> str:
+        if not isinstance(value, kind):
+            raise TypeError(kind.__name__)
+        try:
+            return json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"is not JSON-serialisable ({exc})") from None
+
+    return to_wire
+
+
+def _to_choice(choices: tuple[Any, ...], label: str) -> Callable[[Any], str]:
+    allowed = {c.value if isinstance(c, enum.Enum) else c: c for c in choices}
+
+    def to_wire(value: Any) -> str:
+        key = value.value if isinstance(value, enum.Enum) else value
+        if key not in allowed:
+            raise ValueError(f"is not one of {sorted(map(str, allowed))}")
+        return str(key)
+
+    return to_wire
+
+
+_SIMPLE: dict[type, FieldType] = {
+    bool: FieldType("bool", sa.Boolean, pa.bool_(), _check(bool, "bool")),
+    int: FieldType("int", sa.BigInteger, pa.int64(), _to_int),
+    float: FieldType("float", lambda: sa.Double(), pa.float64(), _to_float),
+    str: FieldType("str", sa.Text, pa.string(), _check(str, "str")),
+    bytes: FieldType("bytes", sa.LargeBinary, pa.binary(), _check(bytes, "bytes")),
+    dt.datetime: FieldType(
+        "datetime", lambda: sa.DateTime(timezone=True), pa.timestamp("us", "UTC"), _to_datetime
+    ),
+    dt.date: FieldType("date", sa.Date, pa.date32(), _to_date),
+    dt.time: FieldType("time", sa.Time, pa.time64("us"), _check(dt.time, "time")),
+    Decimal: FieldType(
+        "Decimal",
+        lambda: sa.Numeric(DECIMAL_PRECISION, DECIMAL_SCALE),
+        pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE),
+        _to_decimal,
+    ),
+    uuid.UUID: FieldType("UUID", sa.Uuid, pa.string(), _to_uuid, as_object=True),
+    dict: FieldType("dict", JSONB, pa.string(), _to_json(dict), as_object=True),
+    list: FieldType("list", JSONB, pa.string(), _to_json(list), as_object=True),
+}
+
+SUPPORTED = "str int float bool datetime date time Decimal UUID bytes dict list Optional[...] Literal[...] Enum"
+
+
+def unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    """Return (inner hint, nullable) for ``Optional[X]`` / ``X | None``; other hints unchanged."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(hint)) == 2:
+            return args[0], True
+    return hint, False
+
+
+def field_type_for(hint: Any) -> FieldType | None:
+    """Map one (non-Optional) type hint to its FieldType, or None when unsupported."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        choices = typing.get_args(hint)
+        if all(isinstance(c, str) for c in choices):
+            label = f"Literal{list(choices)}"
+            return FieldType(label, sa.Text, pa.string(), _to_choice(choices, label), choices=choices)
+        return None
+    # Check enums before the simple table: a str-Enum is also a str.
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        choices = tuple(hint)
+        return FieldType(hint.__name__, sa.Text, pa.string(), _to_choice(choices, hint.__name__),
+                         choices=choices)
+    if origin in (dict, list):
+        return _SIMPLE[origin]
+    return _SIMPLE.get(hint)

@@ -1,0 +1,89 @@
+"""Check parameters against a model before any SQL runs, and turn values into bind values."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.model.spec import MISSING, ModelSpec
+
+
+def check_known(model: ModelSpec, names: Iterable[str], valid: Iterable[str], what: str = "field") -> None:
+    """Raise a ValidationError naming every unknown name and listing the valid ones."""
+    valid = list(valid)
+    unknown = [n for n in names if n not in valid]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), valid, n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ValidationError(
+        f"model {model.name}: unknown {what}{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+        f"valid {what}s are {valid}"
+    )
+
+
+def to_wire(model: ModelSpec, name: str, value: Any) -> Any:
+    """One value checked against its field and converted to what the driver binds."""
+    f = model.fields[name]
+    if value is None:
+        if not f.nullable:
+            raise ValidationError(
+                f"model {model.name}: field {name!r} is not nullable; give a {f.type.label} "
+                "or declare it Optional[...]"
+            )
+        return None
+    try:
+        return f.type.to_wire(value)
+    except TypeError:
+        raise ValidationError(
+            f"model {model.name}: field {name!r} expects {f.label}, got {value!r} "
+            f"of type {type(value).__name__}"
+        ) from None
+    except ValueError as exc:
+        raise ValidationError(f"model {model.name}: field {name!r}: value {value!r} {exc}") from None
+
+
+def record_values(model: ModelSpec, params: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """Validate a record for insert (``partial=False``) or update (``partial=True``).
+
+    Returns the bind values in model order; for inserts, defaults fill missing fields.
+    """
+    check_known(model, params, model.writable)
+    errors: list[str] = []
+    values: dict[str, Any] = {}
+    for name, f in model.fields.items():
+        if name == "id":
+            continue
+        if name in params:
+            value = params[name]
+        elif partial or f.managed:
+            continue
+        elif f.default is not MISSING:
+            value = copy.deepcopy(f.default)
+        elif f.nullable:
+            value = None
+        else:
+            errors.append(f"missing required field {name!r} ({f.label})")
+            continue
+        try:
+            values[name] = to_wire(model, name, value)
+        except ValidationError as exc:
+            errors.append(str(exc).removeprefix(f"model {model.name}: "))
+    if errors:
+        raise ValidationError(f"model {model.name}: " + "; ".join(errors))
+    return values
+
+
+def record_id(model: ModelSpec, params: Mapping[str, Any], node: str) -> int:
+    """The ``id`` parameter of Read/Update/Delete, checked."""
+    if "id" not in params:
+        raise ValidationError(f"{node}: parameter 'id' is required (the {model.name} to act on)")
+    value = params["id"]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{node}: 'id' must be an int, got {value!r} of type {type(value).__name__}")
+    return value

@@ -1,0 +1,75 @@
+"""A run's context: one connection and one transaction per database, and the single point
+every query passes through (timing now; metrics, slow-query log and caching hook in here)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from dataflow_nb.backends.base import CompiledSQL, Connection
+from dataflow_nb.query.scope import Scope
+
+if TYPE_CHECKING:
+    from dataflow_nb.dataflow import DataFlow
+
+
+@dataclass
+class QueryStats:
+    """Counts for one run: how many statements, how long they took, how many rows came back."""
+
+    statements: int = 0
+    seconds: float = 0.0
+    rows: int = 0
+
+
+@dataclass
+class RunContext:
+    """Connections are taken lazily, the first time a node touches a database."""
+
+    run_id: str
+    scope: Scope = field(default_factory=Scope)
+    connections: dict[int, tuple[DataFlow, Connection]] = field(default_factory=dict)
+    stats: QueryStats = field(default_factory=QueryStats)
+
+    def connection(self, db: DataFlow) -> Connection:
+        entry = self.connections.get(id(db))
+        if entry is None:
+            entry = (db, db.backend.connect())
+            self.connections[id(db)] = entry
+        return entry[1]
+
+    def execute(self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
+        """The one instrumentation point for statements built by nodes."""
+        connection = self.connection(db)
+        started = time.perf_counter()
+        result = connection.execute(compiled, params)
+        self.stats.statements += 1
+        self.stats.seconds += time.perf_counter() - started
+        if result is not None:
+            self.stats.rows += result.num_rows
+        return result
+
+    def commit(self) -> None:
+        """Commit every database the run touched, in the order it touched them."""
+        for _, connection in self.connections.values():
+            connection.commit()
+
+    def rollback(self) -> None:
+        """Roll back every database; keep going if one of them is already gone."""
+        errors = []
+        for _, connection in self.connections.values():
+            try:
+                connection.rollback()
+            except Exception as exc:  # the original failure matters more than this one
+                errors.append(exc)
+        if errors and len(errors) == len(self.connections):
+            raise errors[0]
+
+    def close(self) -> None:
+        for _, connection in self.connections.values():
+            connection.close()
+        self.connections.clear()

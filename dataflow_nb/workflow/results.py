@@ -1,0 +1,46 @@
+"""What a run returns: node outputs by id, the run's seconds, and per-node timings as a frame."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NodeTiming:
+    node_id: str
+    node_type: str
+    seconds: float
+    status: str
+
+
+class RunResults(dict[str, Any]):
+    """A dict of node id to output, plus ``execution_time``; ``.timings`` is a polars frame."""
+
+    def __init__(self, run_id: str, outputs: dict[str, Any], timings: list[NodeTiming], seconds: float):
+        super().__init__(outputs)
+        self["execution_time"] = seconds
+        self.run_id = run_id
+        self._timings = timings
+
+    @property
+    def timings(self) -> Any:
+        """One row per node: node_id, node_type, seconds, status."""
+        import polars as pl
+
+        return pl.DataFrame(
+            [t.__dict__ for t in self._timings],
+            schema={"node_id": pl.String, "node_type": pl.String, "seconds": pl.Float64, "status": pl.String},
+        )
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(t.node_id)}</td><td>{html.escape(t.node_type)}</td>"
+            f"<td>{t.seconds * 1000:.1f} ms</td><td>{html.escape(t.status)}</td></tr>"
+            for t in self._timings
+        )
+        return (
+            f"<b>Run</b> <code>{html.escape(self.run_id)}</code> &middot; {self['execution_time']:.3f} s"
+            f"<table><tr><th>node</th><th>type</th><th>time</th><th>status</th></tr>{rows}</table>"
+        )
