@@ -6,6 +6,7 @@ import html
 import itertools
 import logging
 import os
+import sys
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable
@@ -89,7 +90,8 @@ class DataFlow:
 
         Re-running the decorated class unchanged is a no-op that keeps every row.
         """
-        spec = spec_from_class(cls)
+        # The caller's locals resolve string annotations of classes defined inside functions.
+        spec = spec_from_class(cls, localns=dict(sys._getframe(1).f_locals))
         previous = self.models.get(spec.name)
         if previous is None or previous.signature() != spec.signature():
             self._ensure_table(spec)

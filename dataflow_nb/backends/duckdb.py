@@ -93,8 +93,14 @@ class DuckDBBackend:
         if path and path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.safe_url = f"duckdb:///{self.path}"
-        self.dialect = DuckDBDialect()
         self._database = duckdb.connect(self.path)
+        self.dialect = DuckDBDialect()
+        # Quote what DuckDB reserves beyond PostgreSQL (``by`` is one): ask DuckDB itself.
+        keywords = self._database.sql(
+            "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category <> 'unreserved'"
+        ).fetchall()
+        preparer = self.dialect.identifier_preparer
+        preparer.reserved_words = preparer.reserved_words | {k for (k,) in keywords}
         # Timestamps come back in UTC, the same instant PostgreSQL's ADBC driver returns.
         self._database.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()

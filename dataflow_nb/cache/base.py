@@ -15,6 +15,8 @@ from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
+from dataflow_nb.exceptions import DataflowError
+
 T = TypeVar("T")
 
 KEY_ROOT: Final = "dataflow_nb"
@@ -28,7 +30,7 @@ _HEADER_LEN: Final = len(_MAGIC) + 1
 _MISS: Final = object()
 
 
-class CacheError(Exception):
+class CacheError(DataflowError):
     """Raised when the query cache is misconfigured, unreachable or misused."""
 
 

@@ -86,8 +86,11 @@ def check_identifier(name: str, what: str) -> str:
     return name
 
 
-def spec_from_class(cls: type) -> ModelSpec:
-    """Read a model class's type hints, defaults and ``__dataflow__`` options."""
+def spec_from_class(cls: type, localns: dict[str, Any] | None = None) -> ModelSpec:
+    """Read a model class's type hints, defaults and ``__dataflow__`` options.
+
+    ``localns`` resolves string annotations that name the defining function's locals.
+    """
     model = check_identifier(cls.__name__, "model name")
     options = dict(getattr(cls, "__dataflow__", {}) or {})
     unknown = set(options) - KNOWN_OPTIONS
@@ -99,7 +102,7 @@ def spec_from_class(cls: type) -> ModelSpec:
     for kind in ("unique", "indexes"):
         options[kind] = [[c] if isinstance(c, str) else list(c) for c in options.get(kind, [])]
     try:
-        hints = typing.get_type_hints(cls, include_extras=False)
+        hints = typing.get_type_hints(cls, localns=localns, include_extras=False)
     except NameError as exc:
         raise ValidationError(f"model {model}: a type hint names something undefined ({exc})") from exc
 

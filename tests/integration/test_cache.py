@@ -67,7 +67,7 @@ def _unique_namespace() -> str:
 
 
 @pytest.fixture(params=["memory", "redis"])
-def backend_url(request: pytest.FixtureRequest) -> str:
+def cache_url(request: pytest.FixtureRequest) -> str:
     if request.param == "redis":
         _require_redis()
         return REDIS_URL
@@ -75,13 +75,11 @@ def backend_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_cache(backend_url: str) -> Iterator[MakeCache]:
+def make_cache(cache_url: str) -> Iterator[MakeCache]:
     made: list[BaseQueryCache] = []
 
     def make(namespace: str | None = None, **kwargs: Any) -> BaseQueryCache:
-        cache = create_query_cache(
-            backend_url, namespace=namespace or _unique_namespace(), **kwargs
-        )
+        cache = create_query_cache(cache_url, namespace=namespace or _unique_namespace(), **kwargs)
         made.append(cache)
         return cache
 
@@ -367,9 +365,9 @@ def test_closed_cache_refuses_work(make_cache: MakeCache) -> None:
 
 
 @pytest.mark.parametrize("namespace", ["", "a:b"])
-def test_bad_namespace_is_rejected(backend_url: str, namespace: str) -> None:
+def test_bad_namespace_is_rejected(cache_url: str, namespace: str) -> None:
     with pytest.raises(CacheError, match="namespace"):
-        create_query_cache(backend_url, namespace=namespace)
+        create_query_cache(cache_url, namespace=namespace)
 
 
 # --- URLs, errors and Redis specifics --------------------------------------------------

@@ -1,0 +1,123 @@
+"""DataFlow construction, model definition and notebook re-runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dataflow_nb import DatabaseError, DataFlow, DataflowError, SchemaError, ValidationError
+from tests.conftest import POSTGRES_URL
+
+
+def define_note(db: Any, *extra: str) -> type:
+    annotations: dict[str, Any] = {"text": str}
+    annotations.update(dict.fromkeys(extra, int))
+    return db.model(type("Note", (), {"__annotations__": annotations}))
+
+
+def test_rerunning_an_unchanged_model_cell_keeps_every_row(db: Any, run: Any) -> None:
+    define_note(db)
+    run("NoteCreateNode", {"text": "keep me"})
+    nodes_before = set(db.nodes)
+    define_note(db)
+    assert set(db.nodes) == nodes_before
+    assert run("NoteCountNode") == 1
+
+
+def test_an_unchanged_model_reuses_an_existing_table(backend_url: str | None, tmp_path: Path) -> None:
+    url = backend_url or f"duckdb:///{tmp_path / 'work.duckdb'}"
+    with DataFlow(url) as first:
+        define_note(first)
+        from dataflow_nb import LocalRuntime, WorkflowBuilder
+
+        workflow = WorkflowBuilder()
+        workflow.add_node(first.nodes["NoteCreateNode"], "c", {"text": "persisted"})
+        LocalRuntime().execute(workflow.build())
+    with DataFlow(url) as second:
+        define_note(second)
+        workflow = WorkflowBuilder()
+        workflow.add_node(second.nodes["NoteListNode"], "all", {})
+        results, _ = LocalRuntime().execute(workflow.build())
+    assert results["all"]["text"].to_list() == ["persisted"]
+
+
+def test_a_changed_model_is_refused_with_a_schema_error(db: Any, run: Any) -> None:
+    define_note(db)
+    run("NoteCreateNode", {"text": "keep me"})
+    with pytest.raises(SchemaError, match=r"in the model only: \['stars'\]"):
+        define_note(db, "stars")
+    assert run("NoteCountNode") == 1
+
+
+def test_unknown_scheme_is_a_clear_error() -> None:
+    with pytest.raises(DataflowError, match="unknown database URL scheme 'mysql'"):
+        DataFlow("mysql://root@localhost/test")
+
+
+def test_database_url_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"duckdb:///{tmp_path / 'env.duckdb'}")
+    with DataFlow() as db:
+        define_note(db)
+    assert (tmp_path / "env.duckdb").exists()
+
+
+def test_unreachable_server_names_host_and_database_never_the_password() -> None:
+    with pytest.raises(DatabaseError) as info:
+        DataFlow("postgresql://alice:s3cret-pw@127.0.0.1:1/analytics")
+    message = str(info.value)
+    assert "database 'analytics' at 127.0.0.1:1" in message
+    assert "s3cret-pw" not in message
+    assert "***" in message
+
+
+@pytest.mark.parametrize(("user", "database", "reason"), [("no_such_role", "test", "no_such_role"), ("postgres", "no_such_db", "no_such_db")])
+def test_bad_credentials_or_database_are_clear(postgres_url: str, user: str, database: str, reason: str) -> None:
+    base = POSTGRES_URL.rsplit("/", 1)[0].split("@", 1)[1]
+    with pytest.raises(DatabaseError, match=reason) as info:
+        DataFlow(f"postgresql://{user}:hunter2@{base}/{database}")
+    assert "hunter2" not in str(info.value)
+
+
+def test_repr_never_shows_the_password(postgres_url: str) -> None:
+    url = postgres_url.replace("postgresql://postgres@", "postgresql://postgres:topsecret@")
+    with DataFlow(url) as db:
+        assert "topsecret" not in repr(db)
+        assert "topsecret" not in db._repr_html_()
+
+
+def test_options_that_are_not_built_yet_are_refused_not_ignored() -> None:
+    with pytest.raises(DataflowError, match=r"\['monitoring'\] are not available"):
+        DataFlow(monitoring=True)
+    with pytest.raises(TypeError, match="unknown option"):
+        DataFlow(colour="blue")
+
+
+def test_frame_must_be_polars_or_pandas() -> None:
+    with pytest.raises(DataflowError, match="frame='arrow'"):
+        DataFlow(frame="arrow")  # type: ignore[arg-type]
+
+
+def test_model_options_and_fields_are_checked(db: Any) -> None:
+    with pytest.raises(ValidationError, match="unknown __dataflow__ option"):
+        db.model(type("Bad", (), {"__annotations__": {"x": int}, "__dataflow__": {"indexs": [["x"]]}}))
+    with pytest.raises(ValidationError, match="'id' is managed"):
+        db.model(type("Bad", (), {"__annotations__": {"id": int}}))
+    with pytest.raises(ValidationError, match="must be a datetime"):
+        db.model(type("Bad", (), {"__annotations__": {"created_at": str}}))
+    with pytest.raises(ValidationError, match="default 'x' of field 'n' does not fit int"):
+        db.model(type("Bad", (), {"__annotations__": {"n": int}, "n": "x"}))
+
+
+def test_declared_created_at_is_managed(db: Any, run: Any) -> None:
+    @db.model
+    class Visit:
+        where: str
+        created_at: dt.datetime
+
+    frame = run("VisitCreateNode", {"where": "home"})
+    assert frame["created_at"][0] is not None
+    given = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    assert run("VisitCreateNode", {"where": "x", "created_at": given})["created_at"][0] == given
