@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/core.py                       # both backends, default sizes
     .venv/bin/python benchmarks/core.py --backends duckdb --rows 100000 --creates 100
-    .venv/bin/python benchmarks/core.py --profile             # also cProfile the create workflow
+    .venv/bin/python benchmarks/core.py --profile             # also cProfile one create and one List run
 
 Measures, per backend:
 
@@ -197,7 +197,7 @@ class RawDuckDB:
         con = self.connection
         con.execute("BEGIN TRANSACTION")
         for params in rows:
-            pl.from_arrow(con.execute(sql, params).to_arrow_table())
+            pl.from_arrow(con.sql(sql, params=params).to_arrow_table())
         con.execute("COMMIT")
 
     def select(self, sql: str) -> Any:
@@ -237,7 +237,7 @@ def build_create_workflow(n: int, offset: int) -> tuple[float, Any]:
     return timed(build)
 
 
-def bench_create(backend: str, raw: Any, n: int, profile: bool) -> dict[str, Any]:
+def bench_create(backend: str, raw: Any, n: int, repeats: int, profile: bool) -> dict[str, Any]:
     from dataflow_nb import LocalRuntime
 
     runtime = LocalRuntime()
@@ -246,7 +246,7 @@ def bench_create(backend: str, raw: Any, n: int, profile: bool) -> dict[str, Any
     placeholders = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
     insert = f"INSERT INTO raw_readings ({columns}) VALUES ({placeholders})"
     returning = f"{insert} RETURNING *"
-    for repeat in range(CREATE_REPEATS + 1):  # repeat 0 warms up
+    for repeat in range(repeats + 1):  # repeat 0 warms up
         build_s, workflow = build_create_workflow(n, repeat * n)
         node_s, (results, _) = timed(lambda wf=workflow: runtime.execute(wf))
         assert results[f"c{n - 1}"].height == 1
@@ -271,16 +271,21 @@ def bench_create(backend: str, raw: Any, n: int, profile: bool) -> dict[str, Any
         f"raw INSERT..RETURNING * -> polars {out['raw_returning_us']:.1f} µs/row, ratio {out['ratio']:.2f}")
     if profile:
         _, workflow = build_create_workflow(n, 10_000_000)
-        profiler = cProfile.Profile()
-        profiler.enable()
-        runtime.execute(workflow)
-        profiler.disable()
-        text = io.StringIO()
-        stats = pstats.Stats(profiler, stream=text)
-        stats.sort_stats("cumulative").print_stats(30)
-        log(f"  cProfile of one {n}-node create run ({backend}), top 30 by cumulative time:")
-        log("\n".join("    " + line for line in text.getvalue().splitlines() if line.strip()))
+        profile_run(f"one {n}-node create run ({backend})", lambda: runtime.execute(workflow))
     return out
+
+
+def profile_run(what: str, func: Any, top: int = 30) -> None:
+    """cProfile ``func`` once and print the ``top`` entries by cumulative time."""
+    gc.collect()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    func()
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(top)
+    log(f"  cProfile of {what}, top {top} by cumulative time:")
+    log("\n".join("    " + line for line in text.getvalue().splitlines() if line.strip()))
 
 
 def list_workflow() -> Any:
@@ -291,7 +296,7 @@ def list_workflow() -> Any:
     return wf.build()
 
 
-def bench_list(backend: str, raw: Any, rows: int) -> dict[str, Any]:
+def bench_list(backend: str, raw: Any, rows: int, profile: bool) -> dict[str, Any]:
     from dataflow_nb import LocalRuntime
 
     runtime = LocalRuntime()
@@ -324,6 +329,9 @@ def bench_list(backend: str, raw: Any, rows: int) -> dict[str, Any]:
         f"throughput ratio {out['ratio']:.2f}")
     if differ:
         log(f"  note: dtypes differ between node and raw frames (node, raw): {differ}")
+    if profile:
+        del node_frame, raw_frame
+        profile_run(f"one List of {human(rows)} rows ({backend})", lambda: runtime.execute(workflow), top=20)
     return out
 
 
@@ -351,7 +359,45 @@ def child_rss(method: str, backend: str, url: str, rows: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_child(method: str, backend: str, url: str, rows: int) -> None:
+def run_child(method: str, backend: str, url: str, rows: int) -> int:
+    """Run the measurement in a forked grandchild, whose ``ru_maxrss`` is its own.
+
+    Linux carries the parent's peak RSS into ``ru_maxrss`` across (v)fork + exec, so the child
+    of this (large) benchmark process would report the parent's peak; a process forked here,
+    before anything is imported, starts from this small interpreter's RSS instead.
+    """
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            measure_child(method, backend, url, rows)
+            code = 0
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status)
+
+
+def vm_hwm_mb() -> float | None:
+    """The kernel's high-water mark of this process's resident memory, as a cross-check."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def measure_child(method: str, backend: str, url: str, rows: int) -> None:
     """One List in a fresh process; print its peak RSS (and the RSS before the query) as JSON."""
     if method == "list-node":
         from dataflow_nb import DataFlow, LocalRuntime
@@ -380,8 +426,9 @@ def run_child(method: str, backend: str, url: str, rows: int) -> None:
         raise SystemExit(f"unknown child method {method!r}")
     peak = peak_rss_mb()
     if height != rows:
-        raise SystemExit(f"child {method}: {height} rows, expected {rows}")
-    print(json.dumps({"before_mb": before, "peak_mb": peak, "seconds": seconds, "rows": height}))
+        raise RuntimeError(f"child {method}: {height} rows, expected {rows}")
+    print(json.dumps({"before_mb": before, "peak_mb": peak, "vm_hwm_mb": vm_hwm_mb(),
+                      "seconds": seconds, "rows": height}))
 
 
 # --------------------------------------------------------------------------- per backend
@@ -409,10 +456,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         db = DataFlow(url)
         define_models(db)
         raw = open_raw(backend, url)
-        result: dict[str, Any] = {"create": bench_create(backend, raw, args.creates, args.profile)}
+        result: dict[str, Any] = {"create": bench_create(backend, raw, args.creates, args.repeats, args.profile)}
         load_s = load_rows(backend, raw, args.rows, admin, schema)
         log(f"  loaded {args.rows:,} rows in {load_s:.1f} s")
-        result["list"] = bench_list(backend, raw, args.rows)
+        result["list"] = bench_list(backend, raw, args.rows, args.profile)
         # The children open the same database: DuckDB allows one process per file.
         raw.close()
         raw = None
@@ -420,9 +467,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         db = None
         rss = {m: child_rss(m, backend, url, args.rows) for m in ("list-node", "list-raw")}
         result["rss"] = rss
-        log(f"  peak RSS: node {rss['list-node']['peak_mb']:.0f} MB "
-            f"(before query {rss['list-node']['before_mb']:.0f} MB), "
-            f"raw {rss['list-raw']['peak_mb']:.0f} MB (before query {rss['list-raw']['before_mb']:.0f} MB)")
+        for method, r in rss.items():
+            log(f"  {method} child: peak RSS {r['peak_mb']:.0f} MB (ru_maxrss; VmHWM {r['vm_hwm_mb'] or 0:.0f} MB), "
+                f"{r['before_mb']:.0f} MB before the query, query {r['seconds']:.3f} s")
         return result
     finally:
         for closable in (raw, db):
@@ -462,10 +509,10 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
     for backend, r in results.items():
         c, li, rss = r["create"], r["list"], r["rss"]
         lines.append((backend, "create (µs/row)", f"{c['node_us']:.1f}", f"{c['raw_us']:.1f}",
-                      f"{c['ratio']:.2f}", *status("create", backend, c["ratio"])))
+                      f"{c['ratio']:.3f}", *status("create", backend, c["ratio"])))
         lines.append((backend, "create build (µs/node)", f"{c['build_us']:.1f}", "-", "-", "-", ""))
         lines.append((backend, f"list {size} (rows/s)", f"{li['node_rps']:,.0f}", f"{li['raw_rps']:,.0f}",
-                      f"{li['ratio']:.2f}", *status("list", backend, li["ratio"])))
+                      f"{li['ratio']:.3f}", *status("list", backend, li["ratio"])))
         lines.append((backend, f"list {size} (s)", f"{li['node_s']:.3f}", f"{li['raw_s']:.3f}",
                       f"{li['node_s'] / li['raw_s']:.2f}", "-", ""))
         node, raw = rss["list-node"], rss["list-raw"]
@@ -477,7 +524,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
     header = ("backend", "measure", "dataflow_nb", "raw", "ratio", "target", "")
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
     print()
-    print(f"creates={args.creates} rows={args.rows:,} repeats: create median of {CREATE_REPEATS}, "
+    print(f"creates={args.creates} rows={args.rows:,} repeats: create median of {args.repeats}, "
           f"list median of {LIST_REPEATS} (after one warm-up); ratio = dataflow_nb / raw "
           "(for rows/s: node throughput / raw throughput)")
     for row in [header, *lines]:
@@ -493,20 +540,22 @@ def main() -> int:
     parser.add_argument("--creates", type=int, default=200, help="CreateNode nodes in the create workflow")
     parser.add_argument("--backends", default="duckdb,postgres", help="comma-separated: duckdb,postgres")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (a schema is created in it)")
-    parser.add_argument("--profile", action="store_true", help="cProfile one create run per backend")
+    parser.add_argument("--repeats", type=int, default=CREATE_REPEATS,
+                        help="timed create runs (median reported), after one warm-up")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile one create run and one List run per backend (after the timings)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run_child(args.child, args.backend, args.url, args.rows)
-        return 0
+        return run_child(args.child, args.backend, args.url, args.rows)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = set(backends) - {"duckdb", "postgres"}
     if unknown or not backends:
         parser.error(f"--backends takes duckdb and/or postgres, got {args.backends!r}")
-    if args.rows < 1 or args.creates < 1:
-        parser.error("--rows and --creates must be positive")
+    if args.rows < 1 or args.creates < 1 or args.repeats < 1:
+        parser.error("--rows, --creates and --repeats must be positive")
 
     # SIGTERM unwinds like Ctrl-C, so the finally blocks drop the schema.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

@@ -21,7 +21,7 @@ from dataflow_nb.registry import register_database, unregister_database
 log = logging.getLogger("dataflow_nb")
 T = TypeVar("T", bound=type)
 _counter = itertools.count(1)
-_FEATURES = ("monitoring", "multi_tenant", "cache_enabled", "security_enabled")
+_PLANNED = ("cache_enabled", "security_enabled")  # refused until built: an ignored option misleads
 _COLUMNS_SQL = (
     "SELECT column_name FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
@@ -40,6 +40,7 @@ class DataFlow:
         pool_max_overflow: extra PostgreSQL connections allowed under load.
         pool_timeout: seconds to wait for a free connection before failing.
         name: how workflows qualify this database's nodes when two DataFlows share a model name.
+        multi_tenant: give every model a ``tenant_id``; runs must then name their tenant.
 
     Examples:
         >>> db = DataFlow()
@@ -60,12 +61,13 @@ class DataFlow:
         pool_max_overflow: int = 10,
         pool_timeout: float = 30.0,
         name: str | None = None,
-        **features: Any,
+        multi_tenant: bool = False,
+        **planned: Any,
     ):
-        unknown = set(features) - set(_FEATURES)
+        unknown = set(planned) - set(_PLANNED)
         if unknown:
-            raise TypeError(f"DataFlow() got unknown option(s) {sorted(unknown)}; options are {list(_FEATURES)}")
-        enabled = sorted(k for k, v in features.items() if v)
+            raise TypeError(f"DataFlow() got unknown option(s) {sorted(unknown)}")
+        enabled = sorted(k for k, v in planned.items() if v)
         if enabled:
             raise DataflowError(
                 f"DataFlow option(s) {enabled} are not available in this version of dataflow_nb; "
@@ -77,6 +79,7 @@ class DataFlow:
             raise DataflowError("give the database URL once: url or database_url, not both")
         self.url = url or database_url or os.environ.get("DATABASE_URL") or None
         self.frame = frame
+        self.multi_tenant = multi_tenant
         self.name = name or f"db{next(_counter)}"
         self.backend: Backend = open_backend(
             self.url, pool_size=pool_size, pool_max_overflow=pool_max_overflow, pool_timeout=pool_timeout
@@ -91,7 +94,7 @@ class DataFlow:
         Re-running the decorated class unchanged is a no-op that keeps every row.
         """
         # The caller's locals resolve string annotations of classes defined inside functions.
-        spec = spec_from_class(cls, localns=dict(sys._getframe(1).f_locals))
+        spec = spec_from_class(cls, localns=dict(sys._getframe(1).f_locals), multi_tenant=self.multi_tenant)
         previous = self.models.get(spec.name)
         if previous is None or previous.signature() != spec.signature():
             self._ensure_table(spec)

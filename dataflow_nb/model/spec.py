@@ -15,8 +15,8 @@ from dataflow_nb.model.types import SUPPORTED, FieldType, field_type_for, unwrap
 
 MISSING: Any = object()
 MANAGED_TIMESTAMPS = ("created_at", "updated_at")
-KNOWN_OPTIONS = {"table", "indexes", "unique", "soft_delete", "versioned", "multi_tenant",
-                 "tenant_isolation"}
+KNOWN_OPTIONS = {"table", "indexes", "unique", "multi_tenant", "tenant_isolation"}
+PLANNED_OPTIONS = {"soft_delete", "versioned"}  # refused until built: an ignored option misleads
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -55,8 +55,12 @@ class ModelSpec:
 
     @property
     def writable(self) -> list[str]:
-        """Fields a caller may set (everything but the generated id)."""
-        return [n for n in self.fields if n != "id"]
+        """Fields a caller may set (everything but the generated id and the run's tenant)."""
+        return [n for n in self.fields if n not in ("id", "tenant_id")]
+
+    @property
+    def multi_tenant(self) -> bool:
+        return "tenant_id" in self.fields
 
     def signature(self) -> tuple[tuple[str, str, bool], ...]:
         """What must match for a re-run model cell to be a no-op."""
@@ -86,14 +90,21 @@ def check_identifier(name: str, what: str) -> str:
     return name
 
 
-def spec_from_class(cls: type, localns: dict[str, Any] | None = None) -> ModelSpec:
+def spec_from_class(cls: type, localns: dict[str, Any] | None = None, *, multi_tenant: bool = False) -> ModelSpec:
     """Read a model class's type hints, defaults and ``__dataflow__`` options.
 
-    ``localns`` resolves string annotations that name the defining function's locals.
+    ``localns`` resolves string annotations that name the defining function's locals;
+    ``multi_tenant`` is the DataFlow's default, which ``__dataflow__['multi_tenant']`` overrides.
     """
     model = check_identifier(cls.__name__, "model name")
     options = dict(getattr(cls, "__dataflow__", {}) or {})
-    unknown = set(options) - KNOWN_OPTIONS
+    planned = sorted(k for k in set(options) & PLANNED_OPTIONS if options[k])
+    if planned:
+        raise ValidationError(
+            f"model {model}: __dataflow__ option(s) {planned} are not available in this version of "
+            "dataflow_nb; remove them"
+        )
+    unknown = set(options) - KNOWN_OPTIONS - PLANNED_OPTIONS
     if unknown:
         raise ValidationError(
             f"model {model}: unknown __dataflow__ option(s) {sorted(unknown)}; "
@@ -107,12 +118,16 @@ def spec_from_class(cls: type, localns: dict[str, Any] | None = None) -> ModelSp
         raise ValidationError(f"model {model}: a type hint names something undefined ({exc})") from exc
 
     fields: dict[str, Field] = {"id": Field("id", field_type_for(int), nullable=False, managed=True)}  # type: ignore[arg-type]
+    if options.get("multi_tenant", multi_tenant):
+        if options.get("tenant_isolation", "strict") != "strict":
+            raise ValidationError(f"model {model}: tenant_isolation must be 'strict' (the only mode built)")
+        fields["tenant_id"] = Field("tenant_id", field_type_for(str), nullable=False, managed=True)  # type: ignore[arg-type]
     for name, hint in hints.items():
         if name.startswith("_") or typing.get_origin(hint) is typing.ClassVar:
             continue
         check_identifier(name, f"model {model}: field")
-        if name == "id":
-            raise ValidationError(f"model {model}: 'id' is managed by dataflow_nb; remove the field")
+        if name in ("id", "tenant_id"):
+            raise ValidationError(f"model {model}: {name!r} is managed by dataflow_nb; remove the field")
         inner, nullable = unwrap_optional(hint)
         ftype = field_type_for(inner)
         if ftype is None:
@@ -146,7 +161,7 @@ def build_table(spec: ModelSpec) -> sa.Table:
         sa.Column("id", sa.BigInteger, sequence, server_default=sequence.next_value(), primary_key=True)
     ]
     for f in list(spec.fields.values())[1:]:
-        server_default = sa.func.now() if f.managed else None
+        server_default = sa.func.now() if f.name in MANAGED_TIMESTAMPS else None
         columns.append(sa.Column(f.name, f.type.sa_type(), nullable=f.nullable, server_default=server_default))
     table = sa.Table(spec.table_name, metadata, *columns)
     for kind in ("unique", "indexes"):
@@ -159,7 +174,9 @@ def build_table(spec: ModelSpec) -> sa.Table:
                 )
             name = f"{spec.table_name}_{'_'.join(cols)}_{'key' if kind == 'unique' else 'idx'}"
             if kind == "unique":
-                table.append_constraint(sa.UniqueConstraint(*cols, name=name))
+                # Strict tenancy: a unique key holds within a tenant, never across tenants.
+                scoped = ["tenant_id", *cols] if spec.multi_tenant else cols
+                table.append_constraint(sa.UniqueConstraint(*scoped, name=name))
             else:
                 sa.Index(name, *(table.c[c] for c in cols))
     return table

@@ -11,8 +11,11 @@ from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import MISSING, ModelSpec
 
 
-def check_known(model: ModelSpec, names: Iterable[str], valid: Iterable[str], what: str = "field") -> None:
-    """Raise a ValidationError naming every unknown name and listing the valid ones."""
+def check_known(owner: ModelSpec | str, names: Iterable[str], valid: Iterable[str], what: str = "field") -> None:
+    """Raise a ValidationError naming every unknown name and listing the valid ones.
+
+    ``owner`` is the model (or a label such as ``"table users"``) the names belong to.
+    """
     valid = list(valid)
     unknown = [n for n in names if n not in valid]
     if not unknown:
@@ -21,8 +24,9 @@ def check_known(model: ModelSpec, names: Iterable[str], valid: Iterable[str], wh
     for name in unknown:
         close = difflib.get_close_matches(str(name), valid, n=1)
         hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    label = owner if isinstance(owner, str) else f"model {owner.name}"
     raise ValidationError(
-        f"model {model.name}: unknown {what}{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+        f"{label}: unknown {what}{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
         f"valid {what}s are {valid}"
     )
 

@@ -19,8 +19,8 @@ from dataflow_nb.frames import to_frame
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import check_known, record_id, record_values
 from dataflow_nb.nodes.base import Node, check_parameter_names
-from dataflow_nb.query.filters import compile_filter, order_clauses
-from dataflow_nb.query.scope import scope_clauses
+from dataflow_nb.query.filters import compile_filter, model_target, order_clauses
+from dataflow_nb.query.scope import scope_clauses, tenant_of
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
@@ -63,7 +63,7 @@ class CreateNode(ModelNode):
         record_values(cls.model, params, partial=not complete)
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
-        values = record_values(self.model, params)
+        values = with_tenant(self.model, ctx, record_values(self.model, params))
         table = self.model.table
 
         def build() -> sa.sql.ClauseElement:
@@ -132,6 +132,12 @@ class DeleteNode(ModelNode):
         return self.first_or_missing(ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect)), record)
 
 
+def with_tenant(model: ModelSpec, ctx: RunContext, values: dict[str, Any]) -> dict[str, Any]:
+    """Stamp the run's tenant on a record of a multi-tenant model."""
+    tenant = tenant_of(model, ctx.scope)
+    return values if tenant is None else {"tenant_id": tenant, **values}
+
+
 def _non_negative(node: str, name: str, value: Any) -> int | None:
     if value is None:
         return None
@@ -160,11 +166,12 @@ class ListNode(ModelNode):
             check_known(model, fields, list(model.fields))
         columns = [table.c[f] for f in fields] if fields else list(table.c)
         stmt = sa.select(*columns).where(*scope)
-        condition = compile_filter(model, table, params.get("filter"))
+        target = model_target(model, table)
+        condition = compile_filter(target, params.get("filter"))
         if condition is not None:
             stmt = stmt.where(condition)
         # A stable default order, so both backends return rows in the same order.
-        stmt = stmt.order_by(*order_clauses(model, table, params.get("order_by")), table.c.id)
+        stmt = stmt.order_by(*order_clauses(target, params.get("order_by")), table.c.id)
         limit = _non_negative(cls.node_type, "limit", params.get("limit"))
         offset = _non_negative(cls.node_type, "offset", params.get("offset"))
         if limit is not None:
@@ -186,12 +193,12 @@ class CountNode(ModelNode):
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
         check_parameter_names(cls.node_type, params, cls.parameters)
-        compile_filter(cls.model, cls.model.table, params.get("filter"))
+        compile_filter(model_target(cls.model, cls.model.table), params.get("filter"))
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
         table = self.model.table
         stmt = sa.select(sa.func.count()).select_from(table).where(*self.scope(ctx))
-        condition = compile_filter(self.model, table, params.get("filter"))
+        condition = compile_filter(model_target(self.model, table), params.get("filter"))
         if condition is not None:
             stmt = stmt.where(condition)
         result = ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect))
@@ -240,7 +247,7 @@ class UpsertNode(ModelNode):
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
         record, conflict_on, update = self.split(params)
-        values = record_values(self.model, record)
+        values = with_tenant(self.model, ctx, record_values(self.model, record))
         missing = [k for k in conflict_on if values.get(k) is None]
         if missing:
             raise ValidationError(f"{self.node_type}: the conflict key field(s) {missing} need a value")
@@ -251,7 +258,8 @@ class UpsertNode(ModelNode):
             insert = pg_insert(table).values({k: sa.bindparam(k, type_=table.c[k].type) for k in values})
             set_: dict[str, Any] = {k: insert.excluded[k] for k in changed}
             set_.setdefault("updated_at", sa.func.now())
-            return insert.on_conflict_do_update(index_elements=conflict_on, set_=set_).returning(*table.c)
+            keys = ["tenant_id", *conflict_on] if self.model.multi_tenant else conflict_on
+            return insert.on_conflict_do_update(index_elements=keys, set_=set_).returning(*table.c)
 
         compiled = self.statement(("upsert", tuple(values), tuple(conflict_on), tuple(changed)), build)
         return self.frame(ctx.execute(self.db, compiled, values))

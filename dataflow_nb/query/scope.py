@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dataflow_nb.exceptions import TenantError
 from dataflow_nb.model.spec import ModelSpec
 
 
@@ -21,14 +22,19 @@ class Scope:
     tenant_id: str | None = None
 
 
+def tenant_of(model: ModelSpec, scope: Scope) -> str | None:
+    """The run's tenant for a multi-tenant model (TenantError when the run names none)."""
+    if not model.multi_tenant:
+        return None
+    if not scope.tenant_id:
+        raise TenantError(
+            f"model {model.name} is multi-tenant: run the workflow with "
+            "LocalRuntime().execute(workflow, tenant_id='...')"
+        )
+    return scope.tenant_id
+
+
 def scope_clauses(model: ModelSpec, table: sa.Table, scope: Scope) -> list[sa.ColumnElement[Any]]:
     """Clauses that every statement on ``model`` must carry for ``scope``."""
-    if scope.tenant_id is not None and "tenant_id" in table.c:
-        return [table.c.tenant_id == scope.tenant_id]
-    return []
-
-
-def where(model: ModelSpec, table: sa.Table, scope: Scope, *clauses: Any) -> sa.ColumnElement[bool]:
-    """The scope's clauses AND the caller's (None entries skipped)."""
-    parts = [*scope_clauses(model, table, scope), *(c for c in clauses if c is not None)]
-    return sa.and_(sa.true(), *parts) if not parts else sa.and_(*parts)
+    tenant = tenant_of(model, scope)
+    return [] if tenant is None else [table.c.tenant_id == tenant]

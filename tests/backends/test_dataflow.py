@@ -89,8 +89,10 @@ def test_repr_never_shows_the_password(postgres_url: str) -> None:
 
 
 def test_options_that_are_not_built_yet_are_refused_not_ignored() -> None:
-    with pytest.raises(DataflowError, match=r"\['monitoring'\] are not available"):
-        DataFlow(monitoring=True)
+    with pytest.raises(DataflowError, match=r"\['cache_enabled'\] are not available"):
+        DataFlow(cache_enabled=True)
+    with pytest.raises(ValidationError, match=r"\['soft_delete'\] are not available"):
+        DataFlow().model(type("Soft", (), {"__annotations__": {"x": int}, "__dataflow__": {"soft_delete": True}}))
     with pytest.raises(TypeError, match="unknown option"):
         DataFlow(colour="blue")
 

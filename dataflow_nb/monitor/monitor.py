@@ -1,0 +1,344 @@
+"""Query and run metrics for one DataFlow: counts, timings, a slow-query log and health.
+
+Everything is recorded synchronously by the caller (no background threads), under one lock, so
+numbers are exact even when several runtimes share a DataFlow. Memory stays bounded: the
+slow-query log and the p95 reservoir are fixed-size deques.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from dataflow_nb.exceptions import DataflowError
+
+if TYPE_CHECKING:
+    from dataflow_nb.monitor.prometheus import PrometheusExporter
+
+FrameKind = Literal["polars", "pandas"]
+METRICS_EXPORTS = (None, "prometheus")
+RUN_STATUSES = ("ok", "failed")
+RESERVOIR_SIZE = 10_000
+SLOW_QUERY_COLUMNS = ("at", "seconds", "rows", "node_id", "run_id", "sql", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class SlowQuery:
+    """One statement that took longer than the threshold; the SQL has placeholders, not values."""
+
+    at: datetime
+    seconds: float
+    rows: int
+    node_id: str | None
+    run_id: str | None
+    sql: str
+    error: str | None
+
+
+@dataclass
+class _Totals:
+    """Exact counters since the last reset."""
+
+    queries: int = 0
+    failed_queries: int = 0
+    rows: int = 0
+    query_seconds_total: float = 0.0
+    query_seconds_max: float = 0.0
+    slow_queries: int = 0
+    runs: int = 0
+    failed_runs: int = 0
+    run_seconds_total: float = 0.0
+
+
+def _p95(samples: list[float]) -> float:
+    """Nearest-rank 95th percentile: always a time that was actually observed."""
+    if not samples:
+        return 0.0
+    samples.sort()
+    return samples[max(math.ceil(0.95 * len(samples)) - 1, 0)]
+
+
+def _seconds(value: float) -> float:
+    """Clock skew can make a duration slightly negative; metrics must not go backwards."""
+    return max(float(value), 0.0)
+
+
+class Monitor:
+    """Collects metrics for one database; ``DataFlow(monitoring=True)`` creates it.
+
+    Args:
+        database: a password-free label for the database, e.g. ``"duckdb:///:memory:"``.
+        slow_query_threshold: statements taking longer than this many seconds are logged.
+        metrics_export: ``None`` or ``"prometheus"`` (needs the ``prometheus-client`` package).
+        ping: runs a trivial query (``SELECT 1``) and raises when the database is unreachable.
+        max_slow_queries: how many of the most recent slow queries are kept.
+
+    Raises:
+        DataflowError: for an unknown ``metrics_export``, a negative threshold, a
+            ``max_slow_queries`` below 1, or prometheus export without prometheus-client.
+
+    Examples:
+        >>> monitor = Monitor(database="duckdb:///:memory:")
+        >>> monitor.record_query("SELECT 1", 0.002, 1)
+        >>> monitor.get_metrics()["queries"]
+        1
+    """
+
+    def __init__(
+        self,
+        *,
+        database: str,
+        slow_query_threshold: float = 1.0,
+        metrics_export: str | None = None,
+        ping: Callable[[], None] | None = None,
+        max_slow_queries: int = 1000,
+    ) -> None:
+        if metrics_export not in METRICS_EXPORTS:
+            raise DataflowError(
+                f"metrics_export={metrics_export!r} is not supported; choose one of "
+                f"{list(METRICS_EXPORTS)} (None records metrics for get_metrics() only)."
+            )
+        if (
+            isinstance(slow_query_threshold, bool)
+            or not isinstance(slow_query_threshold, int | float)
+            or not (slow_query_threshold >= 0)
+        ):
+            raise DataflowError(
+                f"slow_query_threshold={slow_query_threshold!r}: "
+                "give a number of seconds >= 0, e.g. 1.0."
+            )
+        if (
+            isinstance(max_slow_queries, bool)
+            or not isinstance(max_slow_queries, int)
+            or max_slow_queries < 1
+        ):
+            raise DataflowError(
+                f"max_slow_queries={max_slow_queries!r}: give a whole number >= 1, e.g. 1000."
+            )
+        self.database = database
+        self.slow_query_threshold = float(slow_query_threshold)
+        self.metrics_export = metrics_export
+        self._ping = ping
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._totals = _Totals()
+        self._recent: deque[float] = deque(maxlen=RESERVOIR_SIZE)
+        self._slow: deque[SlowQuery] = deque(maxlen=max_slow_queries)
+        self._exporter: PrometheusExporter | None = None
+        if metrics_export == "prometheus":
+            self._exporter = _load_exporter(database)
+
+    @property
+    def registry(self) -> Any:
+        """This monitor's prometheus_client ``CollectorRegistry``; None without prometheus export.
+
+        Serve it with ``prometheus_client.make_wsgi_app(registry)`` or ``start_http_server``.
+        """
+        return None if self._exporter is None else self._exporter.registry
+
+    def record_query(
+        self,
+        sql: str,
+        seconds: float,
+        rows: int,
+        *,
+        node_id: str | None = None,
+        run_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Count one SQL statement; called once per statement by the run context.
+
+        A statement with an ``error`` counts as failed. One slower than ``slow_query_threshold``
+        is also kept in the slow-query log. A negative ``rows`` (a driver's "unknown") counts as 0.
+        """
+        seconds = _seconds(seconds)
+        rows = max(int(rows), 0)
+        failed = error is not None
+        slow = seconds > self.slow_query_threshold
+        entry = (
+            SlowQuery(datetime.now(UTC), seconds, rows, node_id, run_id, sql, error)
+            if slow
+            else None
+        )
+        with self._lock:
+            totals = self._totals
+            totals.queries += 1
+            totals.failed_queries += failed
+            totals.rows += rows
+            totals.query_seconds_total += seconds
+            totals.query_seconds_max = max(totals.query_seconds_max, seconds)
+            self._recent.append(seconds)
+            if entry is not None:
+                totals.slow_queries += 1
+                self._slow.append(entry)
+        if self._exporter is not None:
+            self._exporter.query(seconds, rows, failed=failed)
+
+    def record_run(self, run_id: str, seconds: float, *, status: str, nodes: int) -> None:
+        """Count one workflow run; the runtime calls this after every run, failed or not.
+
+        Args:
+            run_id: the run's id.
+            seconds: wall-clock seconds of the whole run.
+            status: ``"ok"``, or ``"failed"`` when the run raised and was rolled back.
+            nodes: how many nodes the run has; accepted from the runtime, not aggregated yet.
+
+        Raises:
+            DataflowError: if ``status`` is not ``"ok"`` or ``"failed"``.
+        """
+        if status not in RUN_STATUSES:
+            raise DataflowError(
+                f"record_run(status={status!r}) for run {run_id!r}: use 'ok' or 'failed'."
+            )
+        seconds = _seconds(seconds)
+        failed = status == "failed"
+        with self._lock:
+            self._totals.runs += 1
+            self._totals.failed_runs += failed
+            self._totals.run_seconds_total += seconds
+        if self._exporter is not None:
+            self._exporter.run(seconds, failed=failed)
+
+    def get_metrics(self) -> dict[str, Any]:
+        """Exact totals since creation or the last ``reset()``, for a quick look in a notebook.
+
+        p95 covers the last 10,000 queries. Averages, maxima and p95 are 0.0 before the first
+        query; uptime counts from creation.
+        """
+        with self._lock:
+            totals = _Totals(**vars(self._totals))
+            recent = list(self._recent)
+        return {
+            "database": self.database,
+            "queries": totals.queries,
+            "failed_queries": totals.failed_queries,
+            "rows": totals.rows,
+            "query_seconds_total": totals.query_seconds_total,
+            "query_seconds_avg": totals.query_seconds_total / totals.queries
+            if totals.queries
+            else 0.0,
+            "query_seconds_max": totals.query_seconds_max,
+            "p95_query_seconds": _p95(recent),
+            "slow_queries": totals.slow_queries,
+            "runs": totals.runs,
+            "failed_runs": totals.failed_runs,
+            "run_seconds_total": totals.run_seconds_total,
+            "uptime_seconds": time.monotonic() - self._started,
+        }
+
+    def get_health_status(self) -> dict[str, Any]:
+        """Ping the database now and say whether it answered; never raises.
+
+        Without a ping function nothing can be checked: status is "healthy" and latency_ms None.
+        """
+        latency_ms: float | None = None
+        error: str | None = None
+        if self._ping is not None:
+            started = time.perf_counter()
+            try:
+                self._ping()
+            except Exception as exc:  # a health check reports failures, it does not raise them
+                error = f"{type(exc).__name__}: {exc}"
+            latency_ms = (time.perf_counter() - started) * 1000.0
+        return {
+            "status": "healthy" if error is None else "unhealthy",
+            "database": self.database,
+            "latency_ms": latency_ms,
+            "error": error,
+            "checked_at": datetime.now(UTC),
+        }
+
+    def slow_queries(self, frame: FrameKind = "polars") -> Any:
+        """The slow-query log, oldest first, as a polars (default) or pandas frame.
+
+        Columns: at (UTC), seconds, rows, node_id, run_id, sql, error. An empty log gives an
+        empty frame with the same columns and types, so code written against it never breaks.
+        """
+        if frame not in ("polars", "pandas"):
+            raise DataflowError(f"slow_queries(frame={frame!r}): choose 'polars' or 'pandas'.")
+        import pyarrow as pa
+
+        from dataflow_nb.frames import to_frame
+
+        with self._lock:
+            entries = list(self._slow)
+        schema = pa.schema(
+            [
+                ("at", pa.timestamp("us", tz="UTC")),
+                ("seconds", pa.float64()),
+                ("rows", pa.int64()),
+                ("node_id", pa.string()),
+                ("run_id", pa.string()),
+                ("sql", pa.string()),
+                ("error", pa.string()),
+            ]
+        )
+        columns = {name: [getattr(entry, name) for entry in entries] for name in SLOW_QUERY_COLUMNS}
+        return to_frame(pa.table(columns, schema=schema), {}, frame)
+
+    def prometheus_text(self) -> str:
+        """The metrics in Prometheus' text format, for a ``/metrics`` endpoint.
+
+        Raises:
+            DataflowError: if this monitor was created without ``metrics_export="prometheus"``.
+        """
+        if self._exporter is None:
+            raise DataflowError(
+                f"Prometheus export is off for {self.database}: create the DataFlow with "
+                "monitoring=True, metrics_export='prometheus' "
+                "(needs the prometheus-client package)."
+            )
+        return self._exporter.text()
+
+    def reset(self) -> None:
+        """Forget the counts and slow queries shown by ``get_metrics()`` and ``slow_queries()``.
+
+        Prometheus counters keep counting: they must only go up for ``rate()`` to be right.
+        """
+        with self._lock:
+            self._totals = _Totals()
+            self._recent.clear()
+            self._slow.clear()
+
+    def _summary(self) -> dict[str, str]:
+        metrics = self.get_metrics()
+        return {
+            name: f"{value:.4f}" if isinstance(value, float) else str(value)
+            for name, value in metrics.items()
+        }
+
+    def __repr__(self) -> str:
+        m = self.get_metrics()
+        return (
+            f"Monitor(database={self.database!r}, queries={m['queries']}, "
+            f"failed_queries={m['failed_queries']}, slow_queries={m['slow_queries']}, "
+            f"runs={m['runs']}, failed_runs={m['failed_runs']}, "
+            f"p95_query_seconds={m['p95_query_seconds']:.4f}, export={self.metrics_export!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(name)}</th>"
+            f"<td style='text-align:right'>{html.escape(value)}</td></tr>"
+            for name, value in self._summary().items()
+        )
+        return f"<table><caption>Monitor</caption>{body}</table>"
+
+
+def _load_exporter(database: str) -> PrometheusExporter:
+    """Import prometheus_client only when asked for, with an install hint when it is missing."""
+    try:
+        from dataflow_nb.monitor.prometheus import PrometheusExporter
+    except ImportError as exc:
+        raise DataflowError(
+            "metrics_export='prometheus' needs the prometheus-client package: "
+            "pip install prometheus-client (or use metrics_export=None)."
+        ) from exc
+    return PrometheusExporter(database)

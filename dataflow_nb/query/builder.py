@@ -1,0 +1,147 @@
+"""A query builder for tables without a model: fluent ``where`` calls, SQL out per dialect.
+
+Identifiers are checked and quoted by the dialect; values always travel as bound parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from dataflow_nb.backends.base import compile_statement
+from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.model.spec import check_identifier
+from dataflow_nb.query.filters import FilterTarget, compile_filter, field_clause, order_clauses
+
+DialectName = Literal["postgresql", "duckdb"]
+
+
+def _dialect(name: str) -> Dialect:
+    if name in ("postgresql", "postgres"):
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.dialect(paramstyle="numeric_dollar")
+    if name == "duckdb":
+        from dataflow_nb.backends.duckdb import DuckDBDialect
+
+        return DuckDBDialect()
+    raise ValidationError(f"unknown dialect {name!r}: choose 'postgresql' or 'duckdb'")
+
+
+def _bind(value: Any) -> Any:
+    """Python ints bind as BIGINT: SQLAlchemy's default INTEGER cast overflows above 2**31."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return sa.literal(value, sa.BigInteger())
+    return value
+
+
+class QueryBuilder:
+    """Build SELECT, COUNT, UPDATE and DELETE statements with MongoDB-style conditions.
+
+    Examples:
+        >>> builder = create_query_builder("postgresql")
+        >>> builder.table("users").where("age", "$gt", 18).where("status", "$eq", "active")
+        QueryBuilder('postgresql', table='users', conditions=2)
+        >>> sql, params = builder.build_select(["name", "email"])
+        >>> print(sql)
+        SELECT users.name, users.email FROM users WHERE users.age > $1::BIGINT AND users.status = $2::VARCHAR
+        >>> params
+        [18, 'active']
+    """
+
+    def __init__(self, dialect: DialectName = "postgresql"):
+        self.dialect_name = dialect
+        self._dialect = _dialect(dialect)
+        self._table: sa.TableClause | None = None
+        self._conditions: list[sa.ColumnElement[bool]] = []
+        self._order: list[Any] = []
+        self._limit: int | None = None
+        self._offset: int | None = None
+
+    def table(self, name: str) -> QueryBuilder:
+        """Set the table and start over with no conditions."""
+        self._table = sa.table(check_identifier(name, "table"))
+        self._conditions, self._order, self._limit, self._offset = [], [], None, None
+        return self
+
+    def _target(self) -> FilterTarget:
+        if self._table is None:
+            raise ValidationError("call .table(name) before adding conditions or building")
+        table = self._table
+
+        def column(name: Any) -> sa.ColumnElement[Any]:
+            if not isinstance(name, str):
+                raise ValidationError(f"table {table.name}: a field name is a string, got {name!r}")
+            return sa.column(check_identifier(name, f"table {table.name}: field"), _selectable=table)
+
+        return FilterTarget(f"table {table.name}", column, lambda _name, value: _bind(value))
+
+    def where(self, field: str | dict[str, Any], operator: str = "$eq", value: Any = None) -> QueryBuilder:
+        """Add a condition: ``where("age", "$gt", 18)`` or a filter dict ``where({"age": {"$gt": 18}})``."""
+        target = self._target()
+        clause = compile_filter(target, field) if isinstance(field, dict) else field_clause(target, field, {operator: value})
+        if clause is not None:
+            self._conditions.append(clause)
+        return self
+
+    def order_by(self, *fields: str) -> QueryBuilder:
+        """``order_by("-created_at", "name")``: a leading ``-`` sorts descending."""
+        self._order.extend(order_clauses(self._target(), list(fields)))
+        return self
+
+    def limit(self, count: int) -> QueryBuilder:
+        self._limit = count
+        return self
+
+    def offset(self, count: int) -> QueryBuilder:
+        self._offset = count
+        return self
+
+    def _finish(self, statement: Any) -> tuple[str, list[Any]]:
+        compiled = compile_statement(statement, self._dialect)
+        sql = " ".join(compiled.sql.split())
+        return sql, list(compiled.values)
+
+    def build_select(self, fields: list[str] | None = None) -> tuple[str, list[Any]]:
+        """``(sql, params)`` for SELECT of ``fields`` (all columns when None)."""
+        target = self._target()
+        columns = [target.column(f) for f in fields] if fields else [sa.text("*")]
+        statement = sa.select(*columns).select_from(self._table).where(*self._conditions).order_by(*self._order)
+        if self._limit is not None:
+            statement = statement.limit(self._limit)
+        if self._offset is not None:
+            statement = statement.offset(self._offset)
+        return self._finish(statement)
+
+    def build_count(self) -> tuple[str, list[Any]]:
+        """``(sql, params)`` counting the rows that match."""
+        self._target()
+        return self._finish(sa.select(sa.func.count()).select_from(self._table).where(*self._conditions))
+
+    def build_update(self, values: dict[str, Any]) -> tuple[str, list[Any]]:
+        """``(sql, params)`` setting ``values`` on the rows that match."""
+        if not values:
+            raise ValidationError("build_update needs at least one field to set")
+        target = self._target()
+        assignments = {target.column(k): _bind(v) for k, v in values.items()}
+        assert self._table is not None
+        return self._finish(sa.update(self._table).where(*self._conditions).values(assignments))
+
+    def build_delete(self) -> tuple[str, list[Any]]:
+        """``(sql, params)`` deleting the rows that match (refused with no conditions)."""
+        self._target()
+        if not self._conditions:
+            raise ValidationError("build_delete without conditions would delete every row; add .where(...)")
+        assert self._table is not None
+        return self._finish(sa.delete(self._table).where(*self._conditions))
+
+    def __repr__(self) -> str:
+        table = self._table.name if self._table is not None else None
+        return f"QueryBuilder({self.dialect_name!r}, table={table!r}, conditions={len(self._conditions)})"
+
+
+def create_query_builder(dialect: DialectName = "postgresql") -> QueryBuilder:
+    """A new QueryBuilder for ``"postgresql"`` or ``"duckdb"``; params are positional ``$n``."""
+    return QueryBuilder(dialect)
