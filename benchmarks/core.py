@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Core benchmark: dataflow_nb nodes against the raw driver, on DuckDB and PostgreSQL.
 
-    .venv/bin/python benchmarks/core.py                       # both backends, default sizes
+    .venv/bin/python benchmarks/core.py                # both backends, default sizes
     .venv/bin/python benchmarks/core.py --backends duckdb --rows 100000 --creates 100
-    .venv/bin/python benchmarks/core.py --profile             # also cProfile one create and one List run
+    .venv/bin/python benchmarks/core.py --profile      # + cProfile of a create and a List run
 
 Measures, per backend:
 
@@ -43,7 +43,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-DEFAULT_PG_URL = os.environ.get("DATAFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+DEFAULT_PG_URL = os.environ.get(
+    "DATAFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+CHILD_URL_VARIABLE = "DATAFLOW_BENCH_CHILD_URL"
 CREATE_REPEATS = 5
 LIST_REPEATS = 3
 TARGETS = {  # (measure, backend) -> (comparison, bound)
@@ -265,10 +268,13 @@ def bench_create(backend: str, raw: Any, n: int, repeats: int, profile: bool) ->
         "raw_returning_us": statistics.median(raw_ret_times) / n * 1e6,
     }
     out["ratio"] = out["node_us"] / out["raw_us"]
-    log(f"  create x{n}: node {out['node_us']:.1f} µs/row (runs: "
+    log(
+        f"  create x{n}: node {out['node_us']:.1f} µs/row (runs: "
         f"{', '.join(f'{t / n * 1e6:.0f}' for t in node_times)}), "
         f"build {out['build_us']:.1f} µs/node, raw INSERT {out['raw_us']:.1f} µs/row, "
-        f"raw INSERT..RETURNING * -> polars {out['raw_returning_us']:.1f} µs/row, ratio {out['ratio']:.2f}")
+        f"raw INSERT..RETURNING * -> polars {out['raw_returning_us']:.1f} µs/row, "
+        f"ratio {out['ratio']:.2f}"
+    )
     if profile:
         _, workflow = build_create_workflow(n, 10_000_000)
         profile_run(f"one {n}-node create run ({backend})", lambda: runtime.execute(workflow))
@@ -315,23 +321,36 @@ def bench_list(backend: str, raw: Any, rows: int, profile: bool) -> dict[str, An
             raw_times.append(raw_s)
     assert node_frame is not None and raw_frame is not None
     if node_frame.height != rows or raw_frame.height != rows:
-        raise RuntimeError(f"list returned {node_frame.height} (node) / {raw_frame.height} (raw) rows, expected {rows}")
+        raise RuntimeError(
+            f"list returned {node_frame.height} (node) / {raw_frame.height} (raw) rows, "
+            f"expected {rows}"
+        )
     if node_frame.columns != raw_frame.columns or not node_frame["id"].equals(raw_frame["id"]):
-        raise RuntimeError(f"node and raw frames differ: {node_frame.columns} vs {raw_frame.columns}")
-    differ = {c: (str(node_frame[c].dtype), str(raw_frame[c].dtype))
-              for c in node_frame.columns if node_frame[c].dtype != raw_frame[c].dtype}
+        raise RuntimeError(
+            f"node and raw frames differ: {node_frame.columns} vs {raw_frame.columns}"
+        )
+    differ = {
+        c: (str(node_frame[c].dtype), str(raw_frame[c].dtype))
+        for c in node_frame.columns
+        if node_frame[c].dtype != raw_frame[c].dtype
+    }
     out = {"node_s": statistics.median(node_times), "raw_s": statistics.median(raw_times)}
     out["node_rps"] = rows / out["node_s"]
     out["raw_rps"] = rows / out["raw_s"]
     out["ratio"] = out["node_rps"] / out["raw_rps"]
-    log(f"  list {human(rows)}: node {out['node_s']:.3f} s (runs: {', '.join(f'{t:.3f}' for t in node_times)}), "
+    log(
+        f"  list {human(rows)}: node {out['node_s']:.3f} s "
+        f"(runs: {', '.join(f'{t:.3f}' for t in node_times)}), "
         f"raw {out['raw_s']:.3f} s (runs: {', '.join(f'{t:.3f}' for t in raw_times)}), "
-        f"throughput ratio {out['ratio']:.2f}")
+        f"throughput ratio {out['ratio']:.2f}"
+    )
     if differ:
         log(f"  note: dtypes differ between node and raw frames (node, raw): {differ}")
     if profile:
         del node_frame, raw_frame
-        profile_run(f"one List of {human(rows)} rows ({backend})", lambda: runtime.execute(workflow), top=20)
+        profile_run(
+            f"one List of {human(rows)} rows ({backend})", lambda: runtime.execute(workflow), top=20
+        )
     return out
 
 
@@ -351,12 +370,28 @@ def load_rows(backend: str, raw: Any, rows: int, admin: Any, schema: str | None)
 
 
 def child_rss(method: str, backend: str, url: str, rows: int) -> dict[str, Any]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", method,
-               "--backend", backend, "--url", url, "--rows", str(rows)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        method,
+        "--backend",
+        backend,
+        "--rows",
+        str(rows),
+    ]
+    # The URL travels in the environment, so a password in it stays out of the process list.
+    env = {**os.environ, CHILD_URL_VARIABLE: url}
+    # Our own interpreter and script, arguments from this run: nothing untrusted is executed.
+    done = subprocess.run(  # noqa: S603
+        command, capture_output=True, text=True, timeout=600, check=False, env=env
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"child {method} ({backend}) failed with exit {done.returncode}:\n{done.stderr.strip()}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        raise RuntimeError(
+            f"child {method} ({backend}) failed with exit {done.returncode}:\n{done.stderr.strip()}"
+        )
+    measured: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return measured
 
 
 def run_child(method: str, backend: str, url: str, rows: int) -> int:
@@ -371,6 +406,7 @@ def run_child(method: str, backend: str, url: str, rows: int) -> int:
     if pid == 0:
         code = 1
         try:
+            die_with_parent()
             measure_child(method, backend, url, rows)
             code = 0
         except BaseException:
@@ -383,6 +419,16 @@ def run_child(method: str, backend: str, url: str, rows: int) -> int:
             os._exit(code)
     _, wait_status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(wait_status)
+
+
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies, so a killed run leaves no reader behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def vm_hwm_mb() -> float | None:
@@ -427,8 +473,17 @@ def measure_child(method: str, backend: str, url: str, rows: int) -> None:
     peak = peak_rss_mb()
     if height != rows:
         raise RuntimeError(f"child {method}: {height} rows, expected {rows}")
-    print(json.dumps({"before_mb": before, "peak_mb": peak, "vm_hwm_mb": vm_hwm_mb(),
-                      "seconds": seconds, "rows": height}))
+    print(
+        json.dumps(
+            {
+                "before_mb": before,
+                "peak_mb": peak,
+                "vm_hwm_mb": vm_hwm_mb(),
+                "seconds": seconds,
+                "rows": height,
+            }
+        )
+    )
 
 
 # --------------------------------------------------------------------------- per backend
@@ -456,7 +511,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         db = DataFlow(url)
         define_models(db)
         raw = open_raw(backend, url)
-        result: dict[str, Any] = {"create": bench_create(backend, raw, args.creates, args.repeats, args.profile)}
+        result: dict[str, Any] = {
+            "create": bench_create(backend, raw, args.creates, args.repeats, args.profile)
+        }
         load_s = load_rows(backend, raw, args.rows, admin, schema)
         log(f"  loaded {args.rows:,} rows in {load_s:.1f} s")
         result["list"] = bench_list(backend, raw, args.rows, args.profile)
@@ -468,8 +525,11 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         rss = {m: child_rss(m, backend, url, args.rows) for m in ("list-node", "list-raw")}
         result["rss"] = rss
         for method, r in rss.items():
-            log(f"  {method} child: peak RSS {r['peak_mb']:.0f} MB (ru_maxrss; VmHWM {r['vm_hwm_mb'] or 0:.0f} MB), "
-                f"{r['before_mb']:.0f} MB before the query, query {r['seconds']:.3f} s")
+            log(
+                f"  {method} child: peak RSS {r['peak_mb']:.0f} MB "
+                f"(ru_maxrss; VmHWM {r['vm_hwm_mb'] or 0:.0f} MB), "
+                f"{r['before_mb']:.0f} MB before the query, query {r['seconds']:.3f} s"
+            )
         return result
     finally:
         for closable in (raw, db):
@@ -508,48 +568,112 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
     lines: list[tuple[str, str, str, str, str, str, str]] = []
     for backend, r in results.items():
         c, li, rss = r["create"], r["list"], r["rss"]
-        lines.append((backend, "create (µs/row)", f"{c['node_us']:.1f}", f"{c['raw_us']:.1f}",
-                      f"{c['ratio']:.3f}", *status("create", backend, c["ratio"])))
+        lines.append(
+            (
+                backend,
+                "create (µs/row)",
+                f"{c['node_us']:.1f}",
+                f"{c['raw_us']:.1f}",
+                f"{c['ratio']:.3f}",
+                *status("create", backend, c["ratio"]),
+            )
+        )
         lines.append((backend, "create build (µs/node)", f"{c['build_us']:.1f}", "-", "-", "-", ""))
-        lines.append((backend, f"list {size} (rows/s)", f"{li['node_rps']:,.0f}", f"{li['raw_rps']:,.0f}",
-                      f"{li['ratio']:.3f}", *status("list", backend, li["ratio"])))
-        lines.append((backend, f"list {size} (s)", f"{li['node_s']:.3f}", f"{li['raw_s']:.3f}",
-                      f"{li['node_s'] / li['raw_s']:.2f}", "-", ""))
+        lines.append(
+            (
+                backend,
+                f"list {size} (rows/s)",
+                f"{li['node_rps']:,.0f}",
+                f"{li['raw_rps']:,.0f}",
+                f"{li['ratio']:.3f}",
+                *status("list", backend, li["ratio"]),
+            )
+        )
+        lines.append(
+            (
+                backend,
+                f"list {size} (s)",
+                f"{li['node_s']:.3f}",
+                f"{li['raw_s']:.3f}",
+                f"{li['node_s'] / li['raw_s']:.2f}",
+                "-",
+                "",
+            )
+        )
         node, raw = rss["list-node"], rss["list-raw"]
-        lines.append((backend, f"list {size} peak RSS (MB)", f"{node['peak_mb']:.0f}", f"{raw['peak_mb']:.0f}",
-                      f"{node['peak_mb'] / raw['peak_mb']:.2f}", "-", ""))
-        node_delta, raw_delta = node["peak_mb"] - node["before_mb"], raw["peak_mb"] - raw["before_mb"]
-        lines.append((backend, f"list {size} RSS growth (MB)", f"{node_delta:.0f}", f"{raw_delta:.0f}",
-                      f"{node_delta / raw_delta:.2f}" if raw_delta > 0 else "-", "-", ""))
+        lines.append(
+            (
+                backend,
+                f"list {size} peak RSS (MB)",
+                f"{node['peak_mb']:.0f}",
+                f"{raw['peak_mb']:.0f}",
+                f"{node['peak_mb'] / raw['peak_mb']:.2f}",
+                "-",
+                "",
+            )
+        )
+        node_delta, raw_delta = (
+            node["peak_mb"] - node["before_mb"],
+            raw["peak_mb"] - raw["before_mb"],
+        )
+        lines.append(
+            (
+                backend,
+                f"list {size} RSS growth (MB)",
+                f"{node_delta:.0f}",
+                f"{raw_delta:.0f}",
+                f"{node_delta / raw_delta:.2f}" if raw_delta > 0 else "-",
+                "-",
+                "",
+            )
+        )
     header = ("backend", "measure", "dataflow_nb", "raw", "ratio", "target", "")
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
     print()
-    print(f"creates={args.creates} rows={args.rows:,} repeats: create median of {args.repeats}, "
-          f"list median of {LIST_REPEATS} (after one warm-up); ratio = dataflow_nb / raw "
-          "(for rows/s: node throughput / raw throughput)")
+    print(
+        f"creates={args.creates} rows={args.rows:,} repeats: create median of {args.repeats}, "
+        f"list median of {LIST_REPEATS} (after one warm-up); ratio = dataflow_nb / raw "
+        "(for rows/s: node throughput / raw throughput)"
+    )
     for row in [header, *lines]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 # --------------------------------------------------------------------------- main
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows for the List benchmark")
-    parser.add_argument("--creates", type=int, default=200, help="CreateNode nodes in the create workflow")
-    parser.add_argument("--backends", default="duckdb,postgres", help="comma-separated: duckdb,postgres")
-    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (a schema is created in it)")
-    parser.add_argument("--repeats", type=int, default=CREATE_REPEATS,
-                        help="timed create runs (median reported), after one warm-up")
-    parser.add_argument("--profile", action="store_true",
-                        help="cProfile one create run and one List run per backend (after the timings)")
+    parser.add_argument(
+        "--creates", type=int, default=200, help="CreateNode nodes in the create workflow"
+    )
+    parser.add_argument(
+        "--backends", default="duckdb,postgres", help="comma-separated: duckdb,postgres"
+    )
+    parser.add_argument(
+        "--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (a schema is created in it)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=CREATE_REPEATS,
+        help="timed create runs (median reported), after one warm-up",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile one create run and one List run per backend (after the timings)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return run_child(args.child, args.backend, args.url, args.rows)
+        return run_child(args.child, args.backend, os.environ[CHILD_URL_VARIABLE], args.rows)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = set(backends) - {"duckdb", "postgres"}
     if unknown or not backends:
@@ -557,13 +681,30 @@ def main() -> int:
     if args.rows < 1 or args.creates < 1 or args.repeats < 1:
         parser.error("--rows, --creates and --repeats must be positive")
 
-    # SIGTERM unwinds like Ctrl-C, so the finally blocks drop the schema.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, terminate)
     started = time.perf_counter()
-    results = {backend: run_backend(backend, args) for backend in backends}
-    report(results, args)
+    results: dict[str, dict[str, Any]] = {}
+    failed: list[str] = []
+    for backend in backends:
+        try:
+            results[backend] = run_backend(backend, args)
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            failed.append(backend)
+    if results:
+        report(results, args)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    if failed:
+        print(f"FAILED: {', '.join(failed)} (see the traceback above)", file=sys.stderr)
+        return 1
     return 0
+
+
+def terminate(signum: int, frame: Any) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the ``finally`` blocks still drop the schema."""
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from dataflow_nb.backends import open_backend
 from dataflow_nb.backends.base import Backend
 from dataflow_nb.exceptions import DataflowError, SchemaError
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
+from dataflow_nb.monitor import Monitor
 from dataflow_nb.nodes.crud import ModelNode, make_nodes
 from dataflow_nb.registry import register_database, unregister_database
 
@@ -41,6 +42,9 @@ class DataFlow:
         pool_timeout: seconds to wait for a free connection before failing.
         name: how workflows qualify this database's nodes when two DataFlows share a model name.
         multi_tenant: give every model a ``tenant_id``; runs must then name their tenant.
+        monitoring: record every statement and run; see ``get_monitor()``.
+        metrics_export: ``"prometheus"`` to keep Prometheus metrics (needs ``monitoring=True``).
+        slow_query_threshold: seconds above which a statement goes into the slow-query log.
 
     Examples:
         >>> db = DataFlow()
@@ -62,6 +66,9 @@ class DataFlow:
         pool_timeout: float = 30.0,
         name: str | None = None,
         multi_tenant: bool = False,
+        monitoring: bool = False,
+        metrics_export: str | None = None,
+        slow_query_threshold: float = 1.0,
         **planned: Any,
     ):
         unknown = set(planned) - set(_PLANNED)
@@ -78,12 +85,22 @@ class DataFlow:
         if url and database_url and url != database_url:
             raise DataflowError("give the database URL once: url or database_url, not both")
         self.url = url or database_url or os.environ.get("DATABASE_URL") or None
+        if metrics_export and not monitoring:
+            raise DataflowError(f"metrics_export={metrics_export!r} needs monitoring=True")
         self.frame = frame
         self.multi_tenant = multi_tenant
         self.name = name or f"db{next(_counter)}"
         self.backend: Backend = open_backend(
             self.url, pool_size=pool_size, pool_max_overflow=pool_max_overflow, pool_timeout=pool_timeout
         )
+        self.monitor: Monitor | None = None
+        if monitoring:
+            try:
+                self.monitor = Monitor(database=self.backend.safe_url, slow_query_threshold=slow_query_threshold,
+                                       metrics_export=metrics_export, ping=self.ping)
+            except DataflowError:
+                self.backend.close()
+                raise
         self.models: dict[str, ModelSpec] = {}
         self.nodes: dict[str, type[ModelNode]] = {}
         register_database(self)
@@ -126,6 +143,20 @@ class DataFlow:
                     f"__dataflow__['table'], or drop table {spec.table_name!r} if its rows can go."
                 )
             connection.commit()
+        finally:
+            connection.close()
+
+    def get_monitor(self) -> Monitor:
+        """The monitor: metrics, health, slow queries (``DataFlow(monitoring=True)``)."""
+        if self.monitor is None:
+            raise DataflowError("monitoring is off: create the DataFlow with monitoring=True")
+        return self.monitor
+
+    def ping(self) -> None:
+        """Run ``SELECT 1`` on a fresh connection; raises when the database does not answer."""
+        connection = self.backend.connect()
+        try:
+            connection.execute_sql("SELECT 1")
         finally:
             connection.close()
 

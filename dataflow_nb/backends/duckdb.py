@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,6 +37,20 @@ class DuckDBDialect(PGDialect):
 
     def __init__(self, **kwargs: Any):
         super().__init__(paramstyle="numeric_dollar", **kwargs)
+        preparer = self.identifier_preparer
+        preparer.reserved_words = preparer.reserved_words | duckdb_reserved_words()
+
+
+@functools.cache
+def duckdb_reserved_words() -> frozenset[str]:
+    """What DuckDB reserves beyond PostgreSQL (``by`` is one), asked of DuckDB itself."""
+    import duckdb
+
+    with duckdb.connect() as connection:
+        rows = connection.sql(
+            "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category <> 'unreserved'"
+        ).fetchall()
+    return frozenset(k for (k,) in rows)
 
 
 @compiles(JSONB, "duckdb")
@@ -95,12 +110,6 @@ class DuckDBBackend:
         self.safe_url = f"duckdb:///{self.path}"
         self._database = duckdb.connect(self.path)
         self.dialect = DuckDBDialect()
-        # Quote what DuckDB reserves beyond PostgreSQL (``by`` is one): ask DuckDB itself.
-        keywords = self._database.sql(
-            "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category <> 'unreserved'"
-        ).fetchall()
-        preparer = self.dialect.identifier_preparer
-        preparer.reserved_words = preparer.reserved_words | {k for (k,) in keywords}
         # Timestamps come back in UTC, the same instant PostgreSQL's ADBC driver returns.
         self._database.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()

@@ -31,10 +31,10 @@ def _dialect(name: str) -> Dialect:
 
 
 def _bind(value: Any) -> Any:
-    """Python ints bind as BIGINT: SQLAlchemy's default INTEGER cast overflows above 2**31."""
+    """A bound value typed from its Python type; ints as BIGINT (INTEGER overflows above 2**31)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return sa.literal(value, sa.BigInteger())
-    return value
+    return value if value is None else sa.literal(value)
 
 
 class QueryBuilder:
@@ -74,7 +74,9 @@ class QueryBuilder:
         def column(name: Any) -> sa.ColumnElement[Any]:
             if not isinstance(name, str):
                 raise ValidationError(f"table {table.name}: a field name is a string, got {name!r}")
-            return sa.column(check_identifier(name, f"table {table.name}: field"), _selectable=table)
+            if name not in table.c:
+                table.append_column(sa.column(check_identifier(name, f"table {table.name}: field")))
+            return table.c[name]
 
         return FilterTarget(f"table {table.name}", column, lambda _name, value: _bind(value))
 
@@ -125,7 +127,7 @@ class QueryBuilder:
         if not values:
             raise ValidationError("build_update needs at least one field to set")
         target = self._target()
-        assignments = {target.column(k): _bind(v) for k, v in values.items()}
+        assignments = {target.column(k).key: _bind(v) for k, v in values.items()}
         assert self._table is not None
         return self._finish(sa.update(self._table).where(*self._conditions).values(assignments))
 

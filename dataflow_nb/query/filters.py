@@ -62,12 +62,12 @@ def model_target(model: ModelSpec, table: sa.Table) -> FilterTarget:
 def _in(col: sa.ColumnElement[Any], values: list[Any]) -> Clause:
     present = [v for v in values if v is not None]
     clause = col.in_(present)
-    return sa.or_(clause, col.is_(None)) if None in values else clause
+    return sa.or_(clause, col.is_(None)) if len(present) < len(values) else clause
 
 
 def _nin(col: sa.ColumnElement[Any], values: list[Any]) -> Clause:
     present = [v for v in values if v is not None]
-    if None in values:
+    if len(present) < len(values):
         return sa.and_(col.not_in(present), col.is_not(None)) if present else col.is_not(None)
     return sa.or_(col.not_in(present), col.is_(None)) if present else sa.true()
 

@@ -32,6 +32,7 @@ class RunContext:
 
     run_id: str
     scope: Scope = field(default_factory=Scope)
+    node_id: str | None = None
     connections: dict[int, tuple[DataFlow, Connection]] = field(default_factory=dict)
     stats: QueryStats = field(default_factory=QueryStats)
 
@@ -46,12 +47,27 @@ class RunContext:
         """The one instrumentation point for statements built by nodes."""
         connection = self.connection(db)
         started = time.perf_counter()
-        result = connection.execute(compiled, params)
+        try:
+            result = connection.execute(compiled, params)
+        except Exception as exc:
+            if db.monitor is not None:
+                db.monitor.record_query(compiled.sql, time.perf_counter() - started, 0, node_id=self.node_id,
+                                        run_id=self.run_id, error=f"{type(exc).__name__}: {exc}")
+            raise
+        seconds = time.perf_counter() - started
+        rows = 0 if result is None else result.num_rows
         self.stats.statements += 1
-        self.stats.seconds += time.perf_counter() - started
-        if result is not None:
-            self.stats.rows += result.num_rows
+        self.stats.seconds += seconds
+        self.stats.rows += rows
+        if db.monitor is not None:
+            db.monitor.record_query(compiled.sql, seconds, rows, node_id=self.node_id, run_id=self.run_id)
         return result
+
+    def record_run(self, seconds: float, *, status: str, nodes: int) -> None:
+        """Tell the monitor of every database the run touched how the run went."""
+        for db, _ in self.connections.values():
+            if db.monitor is not None:
+                db.monitor.record_run(self.run_id, seconds, status=status, nodes=nodes)
 
     def commit(self) -> None:
         """Commit every database the run touched, in the order it touched them."""

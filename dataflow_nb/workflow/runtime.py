@@ -84,6 +84,7 @@ class LocalRuntime:
                 for connection in workflow.inputs_of(node_id):
                     params[connection.input] = pick_output(outputs[connection.source], connection)
                 node_started = time.perf_counter()
+                ctx.node_id = node_id
                 if not isinstance(spec.node, CallableNode):
                     spec.node.check_params(params, complete=True)
                 outputs[node_id] = spec.node.run(ctx, params)
@@ -91,6 +92,7 @@ class LocalRuntime:
             node_id = None
             ctx.commit()
         except Exception as exc:
+            ctx.record_run(time.perf_counter() - started, status="failed", nodes=len(timings))
             ctx.rollback()
             ctx.close()
             where = f"node {node_id!r} ({workflow.nodes[node_id].node_type})" if node_id else "the commit"
@@ -98,5 +100,7 @@ class LocalRuntime:
                 f"{where} failed: {exc}. Every write of run {run_id} was rolled back.",
                 node_id=node_id, run_id=run_id,
             ) from exc
+        seconds = time.perf_counter() - started
+        ctx.record_run(seconds, status="ok", nodes=len(timings))
         ctx.close()
-        return RunResults(run_id, outputs, timings, time.perf_counter() - started), run_id
+        return RunResults(run_id, outputs, timings, seconds), run_id
