@@ -100,10 +100,7 @@ def select_sql(table: str) -> str:
 
 
 def load_sql(backend: str, table: str, rows: int) -> str:
-    if backend == "duckdb":
-        source = f"range({rows}) AS t(i)"
-    else:
-        source = f"generate_series(0, {rows - 1}) AS t(i)"
+    source = f"range({rows}) AS t(i)" if backend == "duckdb" else f"generate_series(0, {rows - 1}) AS t(i)"
     return (
         f"INSERT INTO {table} (sensor, value, count, ok, taken_at) "
         f"SELECT 'sensor-' || (i % 100), i * 0.5, i, i % 2 = 0, "

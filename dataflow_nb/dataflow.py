@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable
+from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable, ExecutableDDLElement, Sequence
 
 from dataflow_nb.backends import open_backend
 from dataflow_nb.backends.base import Backend
@@ -128,7 +128,11 @@ class DataFlow:
             if not columns:
                 dialect = self.backend.dialect
                 sequence = spec.table.c.id.default
-                statements = [CreateSequence(sequence, if_not_exists=True), CreateTable(spec.table, if_not_exists=True)]
+                assert isinstance(sequence, Sequence)
+                statements: list[ExecutableDDLElement] = [
+                    CreateSequence(sequence, if_not_exists=True),
+                    CreateTable(spec.table, if_not_exists=True),
+                ]
                 statements += [CreateIndex(index, if_not_exists=True) for index in spec.table.indexes]
                 for statement in statements:
                     connection.execute_sql(str(statement.compile(dialect=dialect)))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from dataflow_nb.model.types import DECIMAL_PRECISION, DECIMAL_SCALE
 
@@ -61,9 +62,15 @@ class Connection(Protocol):
 class Backend(Protocol):
     """A database: a dialect to compile for, capabilities, and connections."""
 
-    capabilities: Capabilities
-    dialect: Dialect
-    safe_url: str
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked: safe for reprs, logs and errors."""
 
     def connect(self) -> Connection:
         """A connection with a transaction begun."""
@@ -95,7 +102,7 @@ def _arrow_bind_type(sa_type: sa.types.TypeEngine[Any]) -> pa.DataType | None:
 
 def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> CompiledSQL:
     """Compile with the dialect; no value is ever formatted into the SQL text."""
-    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True}))
     names = tuple(compiled.positiontup or ())
     captured = compiled.construct_params(_check=False)
     types = []
@@ -105,6 +112,6 @@ def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> Comp
         if bind is None:
             bind = compiled.binds.get(name.rsplit("_", 1)[0])
         types.append(_arrow_bind_type(bind.type) if bind is not None else None)
-    values = [captured.get(name) for name in names]
+    values = [captured.get(name) for name in names] if captured else [None] * len(names)
     returns_rows = isinstance(statement, sa.Select) or bool(getattr(compiled, "effective_returning", None))
     return CompiledSQL(str(compiled), names, tuple(types), tuple(values), returns_rows)

@@ -36,7 +36,7 @@ class DuckDBDialect(PGDialect):
     supports_statement_cache = True
 
     def __init__(self, **kwargs: Any):
-        super().__init__(paramstyle="numeric_dollar", **kwargs)
+        super().__init__(paramstyle="numeric_dollar", **kwargs)  # type: ignore[no-untyped-call]
         preparer = self.identifier_preparer
         preparer.reserved_words = preparer.reserved_words | duckdb_reserved_words()
 

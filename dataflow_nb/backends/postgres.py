@@ -84,7 +84,8 @@ class PostgresBackend:
         parsed = make_url(url)
         self.safe_url = parsed.render_as_string(hide_password=True)
         self._where = f"database {parsed.database!r} at {parsed.host or 'localhost'}:{parsed.port or 5432}"
-        self.dialect = postgresql.dialect(paramstyle="numeric_dollar")
+        # The default PostgreSQL dialect renders ``$1::TYPE`` casts, which ADBC's typed binds need.
+        self.dialect = postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
         libpq_url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         self._password = parsed.password
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class Node:
     """Base class of every node; a subclass names its parameters and implements ``run``."""
 
-    node_type: ClassVar[str] = "Node"
+    node_type: str = "Node"
     parameters: ClassVar[tuple[str, ...]] = ()
     db: ClassVar[DataFlow | None] = None
 

@@ -102,7 +102,9 @@ class UpdateNode(ModelNode):
         changes = {k: v for k, v in params.items() if k != "id"}
         values = record_values(cls.model, changes, partial=True)
         if complete and not values:
-            raise ValidationError(f"{cls.node_type}: give at least one field to change; valid fields are {cls.model.writable}")
+            raise ValidationError(
+                f"{cls.node_type}: give at least one field to change; valid fields are {cls.model.writable}"
+            )
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)

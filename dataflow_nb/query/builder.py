@@ -22,7 +22,7 @@ def _dialect(name: str) -> Dialect:
     if name in ("postgresql", "postgres"):
         from sqlalchemy.dialects import postgresql
 
-        return postgresql.dialect(paramstyle="numeric_dollar")
+        return postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
     if name == "duckdb":
         from dataflow_nb.backends.duckdb import DuckDBDialect
 
@@ -83,7 +83,10 @@ class QueryBuilder:
     def where(self, field: str | dict[str, Any], operator: str = "$eq", value: Any = None) -> QueryBuilder:
         """Add a condition: ``where("age", "$gt", 18)`` or a filter dict ``where({"age": {"$gt": 18}})``."""
         target = self._target()
-        clause = compile_filter(target, field) if isinstance(field, dict) else field_clause(target, field, {operator: value})
+        if isinstance(field, dict):
+            clause = compile_filter(target, field)
+        else:
+            clause = field_clause(target, field, {operator: value})
         if clause is not None:
             self._conditions.append(clause)
         return self
@@ -110,6 +113,7 @@ class QueryBuilder:
         """``(sql, params)`` for SELECT of ``fields`` (all columns when None)."""
         target = self._target()
         columns = [target.column(f) for f in fields] if fields else [sa.text("*")]
+        assert self._table is not None
         statement = sa.select(*columns).select_from(self._table).where(*self._conditions).order_by(*self._order)
         if self._limit is not None:
             statement = statement.limit(self._limit)
@@ -120,6 +124,7 @@ class QueryBuilder:
     def build_count(self) -> tuple[str, list[Any]]:
         """``(sql, params)`` counting the rows that match."""
         self._target()
+        assert self._table is not None
         return self._finish(sa.select(sa.func.count()).select_from(self._table).where(*self._conditions))
 
     def build_update(self, values: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -54,7 +54,8 @@ def model_target(model: ModelSpec, table: sa.Table) -> FilterTarget:
 
     def column(name: Any) -> sa.ColumnElement[Any]:
         check_known(label, [name], list(model.fields))
-        return table.c[name]
+        column: sa.ColumnElement[Any] = table.c[name]
+        return column
 
     return FilterTarget(label, column, lambda name, value: to_wire(model, name, value))
 

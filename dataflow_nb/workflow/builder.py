@@ -50,7 +50,8 @@ class Workflow:
             f"<td>{html.escape(', '.join(f'{c.source}.{c.output}→{c.input}' for c in self.inputs_of(n)))}</td></tr>"
             for n in self.order
         )
-        return f"<b>Workflow</b> ({len(self.order)} nodes)<table><tr><th>node</th><th>type</th><th>inputs</th></tr>{rows}</table>"
+        header = "<tr><th>node</th><th>type</th><th>inputs</th></tr>"
+        return f"<b>Workflow</b> ({len(self.order)} nodes)<table>{header}{rows}</table>"
 
 
 class WorkflowBuilder:
@@ -78,7 +79,7 @@ class WorkflowBuilder:
         self._nodes.append((node_type, node_id, dict(params or {})))
         return node_id
 
-    def add_connection(self, source: str, output: str, target: str, input: str) -> WorkflowBuilder:  # noqa: A002
+    def add_connection(self, source: str, output: str, target: str, input: str) -> WorkflowBuilder:
         """Feed ``source``'s ``output`` into ``target``'s parameter ``input``."""
         self._connections.append(Connection(source, output, target, input))
         return self
@@ -101,9 +102,8 @@ class WorkflowBuilder:
         for spec in nodes.values():
             if isinstance(spec.node, CallableNode):
                 continue
-            static = {k: v for k, v in spec.params.items()}
             try:
-                spec.node.check_params(static, complete=False)
+                spec.node.check_params(spec.params, complete=False)
             except DataflowError as exc:
                 raise type(exc)(f"node {spec.node_id!r}: {exc}") from None
         return Workflow(nodes, list(self._connections), _topological_order(nodes, self._connections))

@@ -29,10 +29,19 @@ def build(node: str, params: dict[str, Any]) -> Any:
 @pytest.mark.parametrize(
     ("node", "params", "message"),
     [
-        ("PersonCreateNode", {"name": "a", "age": 1, "agee": 2}, r"unknown field 'agee' \(did you mean 'age'\?\); valid fields are \['name', 'age', 'score', 'created_at', 'updated_at'\]"),
+        (
+            "PersonCreateNode",
+            {"name": "a", "age": 1, "agee": 2},
+            r"unknown field 'agee' \(did you mean 'age'\?\); "
+            r"valid fields are \['name', 'age', 'score', 'created_at', 'updated_at'\]",
+        ),
         ("PersonCreateNode", {"name": "a", "age": "ten"}, r"field 'age' expects int, got 'ten' of type str"),
         ("PersonCreateNode", {"name": "a", "age": True}, r"field 'age' expects int, got True of type bool"),
-        ("PersonCreateNode", {"name": "a", "age": 2**63}, r"field 'age': value 9223372036854775808 is outside the 64-bit integer range"),
+        (
+            "PersonCreateNode",
+            {"name": "a", "age": 2**63},
+            r"field 'age': value 9223372036854775808 is outside the 64-bit integer range",
+        ),
         ("PersonCreateNode", {"name": None, "age": 1}, r"field 'name' is not nullable"),
         ("PersonCreateNode", {"id": 5, "name": "a", "age": 1}, r"unknown field 'id'"),
         ("PersonListNode", {"filter": {"age; DROP TABLE people": 1}}, r"unknown field 'age; DROP TABLE people'"),
@@ -46,7 +55,9 @@ def build(node: str, params: dict[str, Any]) -> Any:
         ("PersonUpdateNode", {"id": 1, "age": "x"}, r"field 'age' expects int"),
     ],
 )
-def test_bad_parameters_fail_at_build_naming_the_problem(people: Any, node: str, params: dict[str, Any], message: str) -> None:
+def test_bad_parameters_fail_at_build_naming_the_problem(
+    people: Any, node: str, params: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ValidationError, match=message):
         build(node, params)
 

@@ -41,7 +41,9 @@ def test_create_returns_the_stored_record(run: Any, users: Any) -> None:
     before = dt.datetime.now(dt.UTC)
     frame = run("UserCreateNode", {"name": "Alice", "email": "a@x.io", "age": 30})
     assert frame.columns == ["id", "name", "email", "age", "active", "created_at", "profile", "updated_at"]
-    assert_frame_rows(frame, [{"id": 1, "name": "Alice", "email": "a@x.io", "age": 30, "active": True, "profile": None}])
+    assert_frame_rows(
+        frame, [{"id": 1, "name": "Alice", "email": "a@x.io", "age": 30, "active": True, "profile": None}]
+    )
     created = frame["created_at"][0]
     assert created.tzinfo is not None
     assert before - dt.timedelta(seconds=5) <= created <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
@@ -74,8 +76,16 @@ def test_update_of_missing_id_raises_not_found(run: Any, users: Any) -> None:
 
 def test_list_filters_orders_pages_and_selects_fields(run: Any, users: Any) -> None:
     create_users(run, ("ann", 17), ("bob", 25), ("cid", 40), ("dee", 33), ("eve", 25))
-    frame = run("UserListNode", {"filter": {"age": {"$gte": 18}}, "order_by": ["-age", "name"],
-                                 "limit": 3, "offset": 1, "fields": ["name", "age"]})
+    frame = run(
+        "UserListNode",
+        {
+            "filter": {"age": {"$gte": 18}},
+            "order_by": ["-age", "name"],
+            "limit": 3,
+            "offset": 1,
+            "fields": ["name", "age"],
+        },
+    )
     assert frame.columns == ["name", "age"]
     assert_frame_rows(frame, [{"name": "dee", "age": 33}, {"name": "bob", "age": 25}, {"name": "eve", "age": 25}])
 

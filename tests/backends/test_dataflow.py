@@ -73,7 +73,9 @@ def test_unreachable_server_names_host_and_database_never_the_password() -> None
     assert "***" in message
 
 
-@pytest.mark.parametrize(("user", "database", "reason"), [("no_such_role", "test", "no_such_role"), ("postgres", "no_such_db", "no_such_db")])
+@pytest.mark.parametrize(
+    ("user", "database", "reason"), [("no_such_role", "test", "no_such_role"), ("postgres", "no_such_db", "no_such_db")]
+)
 def test_bad_credentials_or_database_are_clear(postgres_url: str, user: str, database: str, reason: str) -> None:
     base = POSTGRES_URL.rsplit("/", 1)[0].split("@", 1)[1]
     with pytest.raises(DatabaseError, match=reason) as info:

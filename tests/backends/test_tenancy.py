@@ -38,8 +38,11 @@ def test_each_tenant_sees_only_its_own_rows(tenant_db: Any) -> None:
     assert run_as("acme", "CustomerListNode")["name"].to_list() == ["A"]
     assert run_as("globex", "CustomerCountNode") == 1
     acme_id = acme["id"][0]
-    for node, params in [("CustomerReadNode", {"id": acme_id}), ("CustomerUpdateNode", {"id": acme_id, "name": "stolen"}),
-                         ("CustomerDeleteNode", {"id": acme_id})]:
+    for node, params in [
+        ("CustomerReadNode", {"id": acme_id}),
+        ("CustomerUpdateNode", {"id": acme_id, "name": "stolen"}),
+        ("CustomerDeleteNode", {"id": acme_id}),
+    ]:
         with pytest.raises(WorkflowError, match=f"no Customer with id {acme_id}"):
             run_as("globex", node, params)
     assert run_as("acme", "CustomerReadNode", {"id": acme_id})["name"].to_list() == ["A"]

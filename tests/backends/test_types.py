@@ -32,7 +32,11 @@ ROUND_TRIP: dict[str, tuple[Any, Any, Any]] = {
     "d": (dt.date, dt.date(1999, 12, 31), dt.date(1999, 12, 31)),
     "t": (dt.time, dt.time(23, 59, 58, 999999), dt.time(23, 59, 58, 999999)),
     "dec": (Decimal, Decimal("12345678901234567890.123456789"), Decimal("12345678901234567890.123456789")),
-    "u": (uuid.UUID, uuid.UUID("12345678-1234-5678-1234-567812345678"), uuid.UUID("12345678-1234-5678-1234-567812345678")),
+    "u": (
+        uuid.UUID,
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    ),
     "by": (bytes, b"\x00\xff\x10", b"\x00\xff\x10"),
     "js": (dict, {"a": [1, 2.5, None, "x"], "b": {"c": True}}, {"a": [1, 2.5, None, "x"], "b": {"c": True}}),
     "ls": (list, [1, "two", {"three": 3}], [1, "two", {"three": 3}]),
@@ -58,7 +62,7 @@ def test_every_type_round_trips_unchanged(db: Any, run: Any) -> None:
 
 def test_none_round_trips_in_every_nullable_type(db: Any, run: Any) -> None:
     define(db, nullable=True)
-    run("TypedCreateNode", {name: None for name in ROUND_TRIP})
+    run("TypedCreateNode", dict.fromkeys(ROUND_TRIP))
     run("TypedCreateNode", {name: written for name, (_, written, _) in ROUND_TRIP.items()})
     frame = run("TypedListNode")
     rows = frame.to_dicts()
