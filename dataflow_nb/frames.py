@@ -39,6 +39,8 @@ def _to_objects(column: pa.ChunkedArray, field: Field) -> list[Any]:
 def normalize(table: pa.Table, fields: Mapping[str, Field]) -> tuple[pa.Table, dict[str, list[Any]]]:
     """Cast model columns to their Arrow types; pull UUID/JSON columns out as Python objects."""
     objects: dict[str, list[Any]] = {}
+    if all(f.type.arrow == table.schema.field(n).type for n in table.column_names if (f := fields.get(n))):
+        return table, objects  # the common case costs one pass over the schema
     columns = []
     for name, column in zip(table.column_names, table.columns, strict=True):
         field = fields.get(name)
@@ -48,10 +50,17 @@ def normalize(table: pa.Table, fields: Mapping[str, Field]) -> tuple[pa.Table, d
             objects[name] = _to_objects(column, field)
             columns.append(pa.nulls(len(column), pa.null()))
         elif column.type != field.type.arrow:
-            columns.append(pc.cast(_storage(column), field.type.arrow))
+            columns.append(_cast(column, field.type.arrow))
         else:
             columns.append(column)
     return pa.table(columns, names=table.column_names), objects
+
+
+def _cast(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
+    # DuckDB names UTC "Etc/UTC": the same instants, so relabel without computing anything.
+    if pa.types.is_timestamp(column.type) and pa.types.is_timestamp(target) and column.type.unit == target.unit:
+        return pa.chunked_array([chunk.view(target) for chunk in column.chunks], type=target)
+    return pc.cast(_storage(column), target)
 
 
 def to_frame(table: pa.Table, fields: Mapping[str, Field], kind: FrameKind = "polars") -> Any:

@@ -74,8 +74,8 @@ class CreateNode(ModelNode):
         return self.frame(ctx.execute(self.db, compiled, values))
 
 
-class ReadNode(ModelNode):
-    """Fetch one record by id; ``NotFoundError`` when there is none."""
+class ByIdNode(ModelNode):
+    """A node whose one parameter is the ``id`` of the record it acts on."""
 
     parameters = ("id",)
 
@@ -85,7 +85,12 @@ class ReadNode(ModelNode):
         if complete or "id" in params:
             record_id(cls.model, params, cls.node_type)
 
+
+class ReadNode(ByIdNode):
+    """Fetch one record by id; ``NotFoundError`` when there is none."""
+
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+        self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         table = self.model.table
         stmt = sa.select(table).where(table.c.id == record, *self.scope(ctx))
@@ -118,16 +123,11 @@ class UpdateNode(ModelNode):
         return self.first_or_missing(ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect)), record)
 
 
-class DeleteNode(ModelNode):
+class DeleteNode(ByIdNode):
     """Delete the record ``id``; returns it as it was."""
 
-    parameters = ("id",)
-
-    @classmethod
-    def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
-        ReadNode.check_params.__func__(cls, params, complete=complete)  # type: ignore[attr-defined]
-
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+        self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         table = self.model.table
         stmt = sa.delete(table).where(table.c.id == record, *self.scope(ctx)).returning(*table.c)
@@ -198,6 +198,7 @@ class CountNode(ModelNode):
         compile_filter(model_target(cls.model, cls.model.table), params.get("filter"))
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+        check_parameter_names(self.node_type, params, self.parameters)
         table = self.model.table
         stmt = sa.select(sa.func.count()).select_from(table).where(*self.scope(ctx))
         condition = compile_filter(model_target(self.model, table), params.get("filter"))
