@@ -380,7 +380,7 @@ def child_rss(method: str, backend: str, url: str, rows: int) -> dict[str, Any]:
     # The URL travels in the environment, so a password in it stays out of the process list.
     env = {**os.environ, CHILD_URL_VARIABLE: url}
     # Our own interpreter and script, arguments from this run: nothing untrusted is executed.
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         command, capture_output=True, text=True, timeout=600, check=False, env=env
     )
     if done.returncode != 0:

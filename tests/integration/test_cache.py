@@ -437,5 +437,5 @@ def test_keys_are_namespaced_in_redis(redis_client: Any) -> None:
 
 def test_importing_the_cache_does_not_import_redis() -> None:
     code = "import sys, dataflow_nb.cache; sys.exit('redis' in sys.modules)"
-    finished = subprocess.run([sys.executable, "-c", code], check=False, timeout=60)  # noqa: S603
+    finished = subprocess.run([sys.executable, "-c", code], check=False, timeout=60)
     assert finished.returncode == 0

@@ -73,7 +73,12 @@ def test_query_builder() -> None:
 
 
 def test_caching_layer() -> None:
-    prelude = "calls = []\ndef get_active_users():\n    calls.append(1)\n    return [{'name': 'Alice'}]\n"
+    prelude = (
+        "calls = []\n"
+        "def get_active_users():\n    calls.append(1)\n    return [{'name': 'Alice'}]\n"
+        "from dataflow_nb.cache import create_query_cache as _fresh\n"
+        "_fresh('redis://localhost:6379').invalidate('active_users')\n"  # a clean start, as in a new kernel
+    )
     try:
         ns = run_blocks(3, prelude=prelude)
     except DataflowError as exc:
