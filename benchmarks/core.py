@@ -43,9 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-DEFAULT_PG_URL = os.environ.get(
-    "DATAFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+DEFAULT_PG_URL = os.environ.get("DATAFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CHILD_URL_VARIABLE = "DATAFLOW_BENCH_CHILD_URL"
 CREATE_REPEATS = 5
 LIST_REPEATS = 3
@@ -318,14 +316,9 @@ def bench_list(backend: str, raw: Any, rows: int, profile: bool) -> dict[str, An
             raw_times.append(raw_s)
     assert node_frame is not None and raw_frame is not None
     if node_frame.height != rows or raw_frame.height != rows:
-        raise RuntimeError(
-            f"list returned {node_frame.height} (node) / {raw_frame.height} (raw) rows, "
-            f"expected {rows}"
-        )
+        raise RuntimeError(f"list returned {node_frame.height} (node) / {raw_frame.height} (raw) rows, expected {rows}")
     if node_frame.columns != raw_frame.columns or not node_frame["id"].equals(raw_frame["id"]):
-        raise RuntimeError(
-            f"node and raw frames differ: {node_frame.columns} vs {raw_frame.columns}"
-        )
+        raise RuntimeError(f"node and raw frames differ: {node_frame.columns} vs {raw_frame.columns}")
     differ = {
         c: (str(node_frame[c].dtype), str(raw_frame[c].dtype))
         for c in node_frame.columns
@@ -345,9 +338,7 @@ def bench_list(backend: str, raw: Any, rows: int, profile: bool) -> dict[str, An
         log(f"  note: dtypes differ between node and raw frames (node, raw): {differ}")
     if profile:
         del node_frame, raw_frame
-        profile_run(
-            f"one List of {human(rows)} rows ({backend})", lambda: runtime.execute(workflow), top=20
-        )
+        profile_run(f"one List of {human(rows)} rows ({backend})", lambda: runtime.execute(workflow), top=20)
     return out
 
 
@@ -380,13 +371,9 @@ def child_rss(method: str, backend: str, url: str, rows: int) -> dict[str, Any]:
     # The URL travels in the environment, so a password in it stays out of the process list.
     env = {**os.environ, CHILD_URL_VARIABLE: url}
     # Our own interpreter and script, arguments from this run: nothing untrusted is executed.
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, check=False, env=env
-    )
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
     if done.returncode != 0:
-        raise RuntimeError(
-            f"child {method} ({backend}) failed with exit {done.returncode}:\n{done.stderr.strip()}"
-        )
+        raise RuntimeError(f"child {method} ({backend}) failed with exit {done.returncode}:\n{done.stderr.strip()}")
     measured: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return measured
 
@@ -508,9 +495,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         db = DataFlow(url)
         define_models(db)
         raw = open_raw(backend, url)
-        result: dict[str, Any] = {
-            "create": bench_create(backend, raw, args.creates, args.repeats, args.profile)
-        }
+        result: dict[str, Any] = {"create": bench_create(backend, raw, args.creates, args.repeats, args.profile)}
         load_s = load_rows(backend, raw, args.rows, admin, schema)
         log(f"  loaded {args.rows:,} rows in {load_s:.1f} s")
         result["list"] = bench_list(backend, raw, args.rows, args.profile)
@@ -633,28 +618,18 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
         "(for rows/s: node throughput / raw throughput)"
     )
     for row in [header, *lines]:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 # --------------------------------------------------------------------------- main
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows for the List benchmark")
-    parser.add_argument(
-        "--creates", type=int, default=200, help="CreateNode nodes in the create workflow"
-    )
-    parser.add_argument(
-        "--backends", default="duckdb,postgres", help="comma-separated: duckdb,postgres"
-    )
-    parser.add_argument(
-        "--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (a schema is created in it)"
-    )
+    parser.add_argument("--creates", type=int, default=200, help="CreateNode nodes in the create workflow")
+    parser.add_argument("--backends", default="duckdb,postgres", help="comma-separated: duckdb,postgres")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (a schema is created in it)")
     parser.add_argument(
         "--repeats",
         type=int,

@@ -28,13 +28,18 @@ def demo(url: str | None) -> int:
 
         workflow = WorkflowBuilder()
         for name, age in [("Alice", 30), ("Bob", 17), ("Chen", 45), ("Dana", 22)]:
-            workflow.add_node("UserCreateNode", f"create_{name.lower()}",
-                              {"name": name, "email": f"{name.lower()}@example.com", "age": age,
-                               "created_at": datetime.now(UTC)})
+            workflow.add_node(
+                "UserCreateNode",
+                f"create_{name.lower()}",
+                {"name": name, "email": f"{name.lower()}@example.com", "age": age, "created_at": datetime.now(UTC)},
+            )
         workflow.add_node("UserUpdateNode", "deactivate_chen", {"active": False})
         workflow.add_connection("create_chen", "id", "deactivate_chen", "id")
-        workflow.add_node("UserListNode", "list_users",
-                          {"filter": {"active": True, "age": {"$gte": 18}}, "order_by": ["-age"], "limit": 10})
+        workflow.add_node(
+            "UserListNode",
+            "list_users",
+            {"filter": {"active": True, "age": {"$gte": 18}}, "order_by": ["-age"], "limit": 10},
+        )
         workflow.add_node("UserCountNode", "count_users", {})
         results, run_id = LocalRuntime().execute(workflow.build())
 
@@ -50,8 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dataflow-nb", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run_demo = commands.add_parser("demo", help="run a small workflow and print the resulting frame")
-    run_demo.add_argument("--url", default=None,
-                          help="database URL (default: DATABASE_URL or an in-memory DuckDB)")
+    run_demo.add_argument("--url", default=None, help="database URL (default: DATABASE_URL or an in-memory DuckDB)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.url)

@@ -16,7 +16,8 @@ from dataflow_nb.backends.base import Backend
 from dataflow_nb.exceptions import DataflowError, SchemaError
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
-from dataflow_nb.nodes.crud import ModelNode, make_nodes
+from dataflow_nb.nodes.generate import make_nodes
+from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.registry import register_database, unregister_database
 
 log = logging.getLogger("dataflow_nb")
@@ -96,8 +97,12 @@ class DataFlow:
         self.monitor: Monitor | None = None
         if monitoring:
             try:
-                self.monitor = Monitor(database=self.backend.safe_url, slow_query_threshold=slow_query_threshold,
-                                       metrics_export=metrics_export, ping=self.ping)
+                self.monitor = Monitor(
+                    database=self.backend.safe_url,
+                    slow_query_threshold=slow_query_threshold,
+                    metrics_export=metrics_export,
+                    ping=self.ping,
+                )
             except DataflowError:
                 self.backend.close()
                 raise

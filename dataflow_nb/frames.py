@@ -79,7 +79,5 @@ def to_frame(table: pa.Table, fields: Mapping[str, Field], kind: FrameKind = "po
     frame = pl.from_arrow(table, rechunk=False)
     assert isinstance(frame, pl.DataFrame)
     if objects:
-        frame = frame.with_columns(
-            pl.Series(name, values, dtype=pl.Object) for name, values in objects.items()
-        )
+        frame = frame.with_columns(pl.Series(name, values, dtype=pl.Object) for name, values in objects.items())
     return frame

@@ -12,8 +12,10 @@ def rows_of(frame: Any, columns: list[str] | None = None) -> list[dict[str, Any]
     else:
         import pandas as pd
 
-        rows = [{k: (None if v is pd.NA or v is pd.NaT else v) for k, v in r.items()}
-                for r in frame.astype(object).to_dict("records")]
+        rows = [
+            {k: (None if v is pd.NA or v is pd.NaT else v) for k, v in r.items()}
+            for r in frame.astype(object).to_dict("records")
+        ]
     if columns is not None:
         rows = [{c: r[c] for c in columns} for r in rows]
     return rows

@@ -94,14 +94,25 @@ class PostgresBackend:
 
             return adbc_driver_postgresql.dbapi.connect(libpq_url)
 
-        self._pool = QueuePool(create, pool_size=pool_size, max_overflow=pool_max_overflow,
-                               timeout=pool_timeout, reset_on_return="rollback")
+        self._pool = QueuePool(
+            create,
+            pool_size=pool_size,
+            max_overflow=pool_max_overflow,
+            timeout=pool_timeout,
+            reset_on_return="rollback",
+        )
         sa.event.listen(self._pool, "checkout", _ping)
         self.connect().close()  # fail now, with a clear message, if the server is not there
 
     def connect(self) -> PostgresConnection:
         try:
             pooled = self._pool.connect()
+        except sa.exc.TimeoutError:
+            raise DatabaseError(
+                f"cannot connect to PostgreSQL {self._where}: all {self._pool.size() + self._pool.overflow()} "
+                f"pooled connections are in use (pool_size={self._pool.size()}); raise pool_size or "
+                "pool_max_overflow, or finish the runs that hold connections"
+            ) from None
         except Exception as exc:
             reason = str(getattr(exc, "orig", None) or exc)
             if self._password:

@@ -136,15 +136,8 @@ def check_ttl(ttl: float | None, *, allow_none: bool) -> float | None:
     """
     if ttl is None and allow_none:
         return None
-    if (
-        isinstance(ttl, bool)
-        or not isinstance(ttl, int | float)
-        or not math.isfinite(ttl)
-        or ttl <= 0
-    ):
-        raise CacheError(
-            f"Invalid cache ttl {ttl!r}: pass a positive number of seconds, e.g. ttl=300."
-        )
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0:
+        raise CacheError(f"Invalid cache ttl {ttl!r}: pass a positive number of seconds, e.g. ttl=300.")
     return float(ttl)
 
 
@@ -156,8 +149,7 @@ def check_namespace(namespace: str) -> str:
     """
     if not isinstance(namespace, str) or not namespace or ":" in namespace:
         raise CacheError(
-            f"Invalid cache namespace {namespace!r}: use a non-empty name without ':', "
-            "e.g. namespace='analytics'."
+            f"Invalid cache namespace {namespace!r}: use a non-empty name without ':', e.g. namespace='analytics'."
         )
     return namespace
 
@@ -186,8 +178,7 @@ def serialize(value: Any) -> bytes:
             value.write_ipc(buffer, compression="zstd")
         except Exception as exc:  # polars pickles through IPC too: no fallback
             raise CacheError(
-                f"Cannot cache this polars DataFrame ({exc}): cast Object columns "
-                "to a concrete dtype first."
+                f"Cannot cache this polars DataFrame ({exc}): cast Object columns to a concrete dtype first."
             ) from exc
         return _MAGIC + _TAG_POLARS + buffer.getvalue()
     pd = sys.modules.get("pandas")
@@ -401,10 +392,7 @@ class BaseQueryCache(ABC):
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{name}={count}" for name, count in self.stats().items())
-        return (
-            f"{type(self).__name__}(kind={self.kind!r}, url={self._url!r}, "
-            f"namespace={self._namespace!r}, {counts})"
-        )
+        return f"{type(self).__name__}(kind={self.kind!r}, url={self._url!r}, namespace={self._namespace!r}, {counts})"
 
     def _repr_html_(self) -> str:
         rows = {"kind": self.kind, "url": self._url, "namespace": self._namespace}
@@ -438,8 +426,7 @@ class BaseQueryCache(ABC):
     def _check_open(self) -> None:
         if self._closed:
             raise CacheError(
-                f"{type(self).__name__} for {self._url} is closed: "
-                "create a new one with create_query_cache()."
+                f"{type(self).__name__} for {self._url} is closed: create a new one with create_query_cache()."
             )
 
     @abstractmethod

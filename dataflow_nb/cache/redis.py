@@ -120,8 +120,7 @@ class RedisQueryCache(BaseQueryCache):
         except (redis.RedisError, OSError) as exc:
             reason = self._secret_free(f"{type(exc).__name__}: {exc}")
             raise CacheError(
-                f"Redis at {self.url} failed to {action} in namespace {self.namespace!r} "
-                f"({reason}). {_FIX_HINT}"
+                f"Redis at {self.url} failed to {action} in namespace {self.namespace!r} ({reason}). {_FIX_HINT}"
             ) from exc
 
     def _load(self, full_key: str) -> bytes | None:

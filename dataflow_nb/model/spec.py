@@ -132,8 +132,7 @@ def spec_from_class(cls: type, localns: dict[str, Any] | None = None, *, multi_t
         ftype = field_type_for(inner)
         if ftype is None:
             raise ValidationError(
-                f"model {model}: field {name!r} has unsupported type {hint!r}; "
-                f"supported types are {SUPPORTED}"
+                f"model {model}: field {name!r} has unsupported type {hint!r}; supported types are {SUPPORTED}"
             )
         managed = name in MANAGED_TIMESTAMPS
         if managed and inner is not dt.datetime:
@@ -157,9 +156,7 @@ def build_table(spec: ModelSpec) -> sa.Table:
     """The SQLAlchemy Table for a spec; ``id`` draws from a sequence both databases understand."""
     metadata = sa.MetaData()
     sequence = sa.Sequence(f"{spec.table_name}_id_seq", metadata=metadata)
-    columns = [
-        sa.Column("id", sa.BigInteger, sequence, server_default=sequence.next_value(), primary_key=True)
-    ]
+    columns = [sa.Column("id", sa.BigInteger, sequence, server_default=sequence.next_value(), primary_key=True)]
     for f in list(spec.fields.values())[1:]:
         server_default = sa.func.now() if f.name in MANAGED_TIMESTAMPS else None
         columns.append(sa.Column(f.name, f.type.sa_type(), nullable=f.nullable, server_default=server_default))

@@ -134,9 +134,7 @@ _SIMPLE: dict[type, FieldType] = {
     float: FieldType("float", lambda: sa.Double(), pa.float64(), _to_float),
     str: FieldType("str", sa.Text, pa.string(), _check(str, "str")),
     bytes: FieldType("bytes", sa.LargeBinary, pa.binary(), _check(bytes, "bytes")),
-    dt.datetime: FieldType(
-        "datetime", lambda: sa.DateTime(timezone=True), pa.timestamp("us", "UTC"), _to_datetime
-    ),
+    dt.datetime: FieldType("datetime", lambda: sa.DateTime(timezone=True), pa.timestamp("us", "UTC"), _to_datetime),
     dt.date: FieldType("date", sa.Date, pa.date32(), _to_date),
     dt.time: FieldType("time", sa.Time, pa.time64("us"), _check(dt.time, "time")),
     Decimal: FieldType(
@@ -175,8 +173,7 @@ def field_type_for(hint: Any) -> FieldType | None:
     # Check enums before the simple table: a str-Enum is also a str.
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         choices = tuple(hint)
-        return FieldType(hint.__name__, sa.Text, pa.string(), _to_choice(choices, hint.__name__),
-                         choices=choices)
+        return FieldType(hint.__name__, sa.Text, pa.string(), _to_choice(choices, hint.__name__), choices=choices)
     if origin in (dict, list):
         return _SIMPLE[origin]
     return _SIMPLE.get(hint)

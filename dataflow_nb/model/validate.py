@@ -26,8 +26,7 @@ def check_known(owner: ModelSpec | str, names: Iterable[str], valid: Iterable[st
         hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     label = owner if isinstance(owner, str) else f"model {owner.name}"
     raise ValidationError(
-        f"{label}: unknown {what}{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
-        f"valid {what}s are {valid}"
+        f"{label}: unknown {what}{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; valid {what}s are {valid}"
     )
 
 
@@ -37,16 +36,14 @@ def to_wire(model: ModelSpec, name: str, value: Any) -> Any:
     if value is None:
         if not f.nullable:
             raise ValidationError(
-                f"model {model.name}: field {name!r} is not nullable; give a {f.type.label} "
-                "or declare it Optional[...]"
+                f"model {model.name}: field {name!r} is not nullable; give a {f.type.label} or declare it Optional[...]"
             )
         return None
     try:
         return f.type.to_wire(value)
     except TypeError:
         raise ValidationError(
-            f"model {model.name}: field {name!r} expects {f.label}, got {value!r} "
-            f"of type {type(value).__name__}"
+            f"model {model.name}: field {name!r} expects {f.label}, got {value!r} of type {type(value).__name__}"
         ) from None
     except ValueError as exc:
         raise ValidationError(f"model {model.name}: field {name!r}: value {value!r} {exc}") from None

@@ -111,17 +111,10 @@ class Monitor:
             or not (slow_query_threshold >= 0)
         ):
             raise DataflowError(
-                f"slow_query_threshold={slow_query_threshold!r}: "
-                "give a number of seconds >= 0, e.g. 1.0."
+                f"slow_query_threshold={slow_query_threshold!r}: give a number of seconds >= 0, e.g. 1.0."
             )
-        if (
-            isinstance(max_slow_queries, bool)
-            or not isinstance(max_slow_queries, int)
-            or max_slow_queries < 1
-        ):
-            raise DataflowError(
-                f"max_slow_queries={max_slow_queries!r}: give a whole number >= 1, e.g. 1000."
-            )
+        if isinstance(max_slow_queries, bool) or not isinstance(max_slow_queries, int) or max_slow_queries < 1:
+            raise DataflowError(f"max_slow_queries={max_slow_queries!r}: give a whole number >= 1, e.g. 1000.")
         self.database = database
         self.slow_query_threshold = float(slow_query_threshold)
         self.metrics_export = metrics_export
@@ -162,11 +155,7 @@ class Monitor:
         rows = max(int(rows), 0)
         failed = error is not None
         slow = seconds > self.slow_query_threshold
-        entry = (
-            SlowQuery(datetime.now(UTC), seconds, rows, node_id, run_id, sql, error)
-            if slow
-            else None
-        )
+        entry = SlowQuery(datetime.now(UTC), seconds, rows, node_id, run_id, sql, error) if slow else None
         with self._lock:
             totals = self._totals
             totals.queries += 1
@@ -194,9 +183,7 @@ class Monitor:
             DataflowError: if ``status`` is not ``"ok"`` or ``"failed"``.
         """
         if status not in RUN_STATUSES:
-            raise DataflowError(
-                f"record_run(status={status!r}) for run {run_id!r}: use 'ok' or 'failed'."
-            )
+            raise DataflowError(f"record_run(status={status!r}) for run {run_id!r}: use 'ok' or 'failed'.")
         seconds = _seconds(seconds)
         failed = status == "failed"
         with self._lock:
@@ -221,9 +208,7 @@ class Monitor:
             "failed_queries": totals.failed_queries,
             "rows": totals.rows,
             "query_seconds_total": totals.query_seconds_total,
-            "query_seconds_avg": totals.query_seconds_total / totals.queries
-            if totals.queries
-            else 0.0,
+            "query_seconds_avg": totals.query_seconds_total / totals.queries if totals.queries else 0.0,
             "query_seconds_max": totals.query_seconds_max,
             "p95_query_seconds": _p95(recent),
             "slow_queries": totals.slow_queries,
@@ -309,10 +294,7 @@ class Monitor:
 
     def _summary(self) -> dict[str, str]:
         metrics = self.get_metrics()
-        return {
-            name: f"{value:.4f}" if isinstance(value, float) else str(value)
-            for name, value in metrics.items()
-        }
+        return {name: f"{value:.4f}" if isinstance(value, float) else str(value) for name, value in metrics.items()}
 
     def __repr__(self) -> str:
         m = self.get_metrics()

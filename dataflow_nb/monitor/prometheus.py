@@ -49,9 +49,7 @@ class PrometheusExporter:
         )
         # Bind every label set up front: series exist (at 0) before the first event, so a
         # dashboard's rate() has a baseline and "no failures yet" reads as 0, not as missing.
-        self._queries = {
-            status: queries.labels(database=database, status=status) for status in _STATUSES
-        }
+        self._queries = {status: queries.labels(database=database, status=status) for status in _STATUSES}
         self._runs = {status: runs.labels(database=database, status=status) for status in _STATUSES}
         self._query_seconds = query_seconds.labels(database=database)
         self._rows = rows.labels(database=database)

@@ -69,8 +69,9 @@ class WorkflowBuilder:
         self._nodes: list[tuple[Any, str, dict[str, Any]]] = []
         self._connections: list[Connection] = []
 
-    def add_node(self, node_type: str | type[Node] | Callable[..., Any], node_id: str,
-                 params: dict[str, Any] | None = None) -> str:
+    def add_node(
+        self, node_type: str | type[Node] | Callable[..., Any], node_id: str, params: dict[str, Any] | None = None
+    ) -> str:
         """Add a node: a type name (``"UserCreateNode"``), a node class, or a Python callable."""
         if not isinstance(node_id, str) or not node_id:
             raise DataflowError(f"node id must be a non-empty string, got {node_id!r}")
@@ -130,7 +131,8 @@ def _topological_order(nodes: dict[str, NodeSpec], connections: list[Connection]
         ready = next((n for n in nodes if n not in done and not waiting[n] - done), None)
         if ready is None:
             stuck = [n for n in nodes if n not in order]
-            raise WorkflowError(f"the workflow has a cycle among nodes {stuck}; connections must not loop",
-                                node_id=stuck[0])
+            raise WorkflowError(
+                f"the workflow has a cycle among nodes {stuck}; connections must not loop", node_id=stuck[0]
+            )
         order.append(ready)
     return order

@@ -51,8 +51,14 @@ class RunContext:
             result = connection.execute(compiled, params)
         except Exception as exc:
             if db.monitor is not None:
-                db.monitor.record_query(compiled.sql, time.perf_counter() - started, 0, node_id=self.node_id,
-                                        run_id=self.run_id, error=f"{type(exc).__name__}: {exc}")
+                db.monitor.record_query(
+                    compiled.sql,
+                    time.perf_counter() - started,
+                    0,
+                    node_id=self.node_id,
+                    run_id=self.run_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             raise
         seconds = time.perf_counter() - started
         rows = 0 if result is None else result.num_rows

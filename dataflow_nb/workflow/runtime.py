@@ -51,8 +51,13 @@ class LocalRuntime:
         2
     """
 
-    def execute(self, workflow: Workflow, parameters: Mapping[str, Mapping[str, Any]] | None = None,
-                *, tenant_id: str | None = None) -> tuple[RunResults, str]:
+    def execute(
+        self,
+        workflow: Workflow,
+        parameters: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        tenant_id: str | None = None,
+    ) -> tuple[RunResults, str]:
         """Run every node in order; on any failure roll back every write and raise WorkflowError.
 
         Args:
@@ -68,8 +73,9 @@ class LocalRuntime:
         parameters = dict(parameters or {})
         unknown = [n for n in parameters if n not in workflow.nodes]
         if unknown:
-            raise WorkflowError(f"parameters name unknown node(s) {unknown}; nodes are {list(workflow.nodes)}",
-                                node_id=unknown[0])
+            raise WorkflowError(
+                f"parameters name unknown node(s) {unknown}; nodes are {list(workflow.nodes)}", node_id=unknown[0]
+            )
         run_id = uuid.uuid4().hex
         ctx = RunContext(run_id, Scope(tenant_id=tenant_id))
         outputs: dict[str, Any] = {}
@@ -95,7 +101,8 @@ class LocalRuntime:
             where = f"node {node_id!r} ({workflow.nodes[node_id].node_type})" if node_id else "the commit"
             raise WorkflowError(
                 f"{where} failed: {exc}. Every write of run {run_id} was rolled back.",
-                node_id=node_id, run_id=run_id,
+                node_id=node_id,
+                run_id=run_id,
             ) from exc
         seconds = time.perf_counter() - started
         ctx.record_run(seconds, status="ok", nodes=len(timings))

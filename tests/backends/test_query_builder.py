@@ -30,9 +30,13 @@ def test_select_snapshot(dialect: str) -> None:
 def test_count_update_delete_snapshots() -> None:
     builder = create_query_builder("postgresql").table("users").where("id", "$in", [1, 2])
     assert builder.build_count() == (
-        "SELECT count(*) AS count_1 FROM users WHERE users.id IN ($1::BIGINT, $2::BIGINT)", [1, 2])
+        "SELECT count(*) AS count_1 FROM users WHERE users.id IN ($1::BIGINT, $2::BIGINT)",
+        [1, 2],
+    )
     assert builder.build_update({"status": "gone"}) == (
-        "UPDATE users SET status=$1::VARCHAR WHERE users.id IN ($2::BIGINT, $3::BIGINT)", ["gone", 1, 2])
+        "UPDATE users SET status=$1::VARCHAR WHERE users.id IN ($2::BIGINT, $3::BIGINT)",
+        ["gone", 1, 2],
+    )
     assert builder.build_delete() == ("DELETE FROM users WHERE users.id IN ($1::BIGINT, $2::BIGINT)", [1, 2])
 
 
@@ -63,7 +67,9 @@ def test_built_sql_runs_on_the_database(db: Any, run: Any) -> None:
     try:
         sql, params = builder.build_select(["name", "age"])
         assert connection.execute_sql(sql, params).to_pylist() == [
-            {"name": "bob", "age": 30}, {"name": "cid", "age": 2**40}]
+            {"name": "bob", "age": 30},
+            {"name": "cid", "age": 2**40},
+        ]
         sql, params = builder.build_count()
         assert connection.execute_sql(sql, params).column(0).to_pylist() == [2]
     finally:

@@ -253,9 +253,7 @@ def test_polars_frame_round_trips_with_dtypes(cache: BaseQueryCache) -> None:
                 dtype=pl.Datetime("us", "Europe/Berlin"),
             ),
             "big": pl.Series([BIG_INT, None], dtype=pl.Int64),
-            "amount": pl.Series(
-                [Decimal("12345678901234567.89"), Decimal("-0.01")], dtype=pl.Decimal(20, 2)
-            ),
+            "amount": pl.Series([Decimal("12345678901234567.89"), Decimal("-0.01")], dtype=pl.Decimal(20, 2)),
             "label": ["a", None],
             "kind": pl.Series(["x", "y"], dtype=pl.Enum(["x", "y", "z"])),
         }
@@ -319,9 +317,7 @@ def test_mutating_a_returned_frame_does_not_change_the_cache(cache: BaseQueryCac
     ],
     ids=["lazyframe", "unpicklable"],
 )
-def test_uncacheable_result_raises_cache_error(
-    cache: BaseQueryCache, make_value: Callable[[], Any], hint: str
-) -> None:
+def test_uncacheable_result_raises_cache_error(cache: BaseQueryCache, make_value: Callable[[], Any], hint: str) -> None:
     with pytest.raises(CacheError, match=hint):
         cache.get_or_execute("bad", make_value)
     assert cache.get("bad") is None

@@ -48,12 +48,7 @@ def test_counts_are_exact_after_queries_and_runs() -> None:
 def test_metrics_before_any_query_are_zero() -> None:
     metrics = Monitor(database=DB).get_metrics()
     assert metrics["queries"] == 0
-    assert (
-        metrics["query_seconds_avg"]
-        == metrics["query_seconds_max"]
-        == metrics["p95_query_seconds"]
-        == 0.0
-    )
+    assert metrics["query_seconds_avg"] == metrics["query_seconds_max"] == metrics["p95_query_seconds"] == 0.0
 
 
 def test_p95_is_the_nearest_rank_of_the_recorded_times() -> None:
@@ -136,9 +131,7 @@ def test_slow_queries_as_pandas() -> None:
         assert str(result["at"].dtype.tz) == "UTC"
         assert pd.api.types.is_float_dtype(result["seconds"])
         assert pd.api.types.is_integer_dtype(result["rows"])
-        assert all(
-            pd.api.types.is_string_dtype(result[c]) for c in ("node_id", "run_id", "sql", "error")
-        )
+        assert all(pd.api.types.is_string_dtype(result[c]) for c in ("node_id", "run_id", "sql", "error"))
     assert len(empty) == 0
     assert frame.loc[0, "sql"] == "SELECT slow"
     assert frame.loc[0, "rows"] == 2
@@ -279,9 +272,7 @@ def test_reset_clears_counts_but_prometheus_keeps_counting() -> None:
 
 
 def test_record_from_four_threads_is_exact() -> None:
-    monitor = Monitor(
-        database=DB, slow_query_threshold=0.5, metrics_export="prometheus", max_slow_queries=10
-    )
+    monitor = Monitor(database=DB, slow_query_threshold=0.5, metrics_export="prometheus", max_slow_queries=10)
     start = threading.Barrier(4)
 
     def work() -> None:
@@ -298,9 +289,7 @@ def test_record_from_four_threads_is_exact() -> None:
     metrics = monitor.get_metrics()
     assert (metrics["queries"], metrics["rows"], metrics["slow_queries"]) == (4000, 4000, 40)
     assert monitor.slow_queries().height == 10
-    assert (
-        f'dataflow_queries_total{{database="{DB}",status="ok"}} 4000.0' in monitor.prometheus_text()
-    )
+    assert f'dataflow_queries_total{{database="{DB}",status="ok"}} 4000.0' in monitor.prometheus_text()
 
 
 def test_repr_and_html_summarise_the_metrics() -> None:

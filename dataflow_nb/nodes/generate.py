@@ -1,0 +1,36 @@
+"""Generate the node classes of a model, named ``{Model}{Operation}Node``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dataflow_nb.model.spec import ModelSpec
+from dataflow_nb.nodes.model_node import ModelNode
+from dataflow_nb.nodes.read import CountNode, ListNode, ReadNode
+from dataflow_nb.nodes.write import CreateNode, DeleteNode, UpdateNode, UpsertNode
+
+if TYPE_CHECKING:
+    from dataflow_nb.dataflow import DataFlow
+
+
+OPERATIONS: dict[str, type[ModelNode]] = {
+    "Create": CreateNode,
+    "Read": ReadNode,
+    "Update": UpdateNode,
+    "Delete": DeleteNode,
+    "List": ListNode,
+    "Count": CountNode,
+    "Upsert": UpsertNode,
+}
+
+
+def make_nodes(db: DataFlow, model: ModelSpec) -> dict[str, type[ModelNode]]:
+    """The node classes for one model, named ``{Model}{Operation}Node``."""
+    nodes: dict[str, type[ModelNode]] = {}
+    for operation, base in OPERATIONS.items():
+        name = f"{model.name}{operation}Node"
+        doc = f"{base.__doc__} (model {model.name}, table {model.table_name})"
+        nodes[name] = type(
+            name, (base,), {"model": model, "db": db, "node_type": name, "_statements": {}, "__doc__": doc}
+        )
+    return nodes

@@ -1,0 +1,69 @@
+"""The base of every generated node: a node bound to one model of one DataFlow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from dataflow_nb.backends.base import CompiledSQL, compile_statement
+from dataflow_nb.exceptions import NotFoundError
+from dataflow_nb.frames import to_frame
+from dataflow_nb.model.spec import ModelSpec
+from dataflow_nb.model.validate import record_id
+from dataflow_nb.nodes.base import Node, check_parameter_names
+from dataflow_nb.query.scope import scope_clauses, tenant_of
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.workflow.context import RunContext
+
+
+class ModelNode(Node):
+    """A node bound to one model of one DataFlow."""
+
+    model: ClassVar[ModelSpec]
+    db: ClassVar[DataFlow]
+    _statements: ClassVar[dict[Hashable, CompiledSQL]]
+
+    @classmethod
+    def statement(cls, key: Hashable, build: Callable[[], sa.sql.ClauseElement]) -> CompiledSQL:
+        """Compile a statement shape once per node class (compiling costs more than running)."""
+        compiled = cls._statements.get(key)
+        if compiled is None:
+            compiled = cls._statements[key] = compile_statement(build(), cls.db.backend.dialect)
+        return compiled
+
+    def frame(self, table: pa.Table | None) -> Any:
+        assert table is not None
+        return to_frame(table, self.model.fields, self.db.frame)
+
+    def first_or_missing(self, table: pa.Table | None, record: int) -> Any:
+        if table is None or table.num_rows == 0:
+            raise NotFoundError(f"{self.node_type}: no {self.model.name} with id {record}")
+        return self.frame(table)
+
+    def scope(self, ctx: RunContext) -> list[sa.ColumnElement[Any]]:
+        return scope_clauses(self.model, self.model.table, ctx.scope)
+
+
+class ByIdNode(ModelNode):
+    """A node whose one parameter is the ``id`` of the record it acts on."""
+
+    parameters = ("id",)
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
+        check_parameter_names(cls.node_type, params, cls.parameters)
+        if complete or "id" in params:
+            record_id(cls.model, params, cls.node_type)
+
+
+def with_tenant(model: ModelSpec, ctx: RunContext, values: dict[str, Any]) -> dict[str, Any]:
+    """Stamp the run's tenant on a record of a multi-tenant model."""
+    tenant = tenant_of(model, ctx.scope)
+    return values if tenant is None else {"tenant_id": tenant, **values}
