@@ -7,27 +7,28 @@ import itertools
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable, ExecutableDDLElement, Sequence
+import pyarrow as pa
 
 from dataflow_nb.backends import open_backend
-from dataflow_nb.backends.base import Backend
+from dataflow_nb.backends.base import Backend, Connection
 from dataflow_nb.exceptions import DataflowError, SchemaError
+from dataflow_nb.frames import to_frame
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
 from dataflow_nb.nodes.generate import make_nodes
 from dataflow_nb.nodes.model_node import ModelNode
+from dataflow_nb.nodes.write import make_restore_node
 from dataflow_nb.registry import register_database, unregister_database
 
 log = logging.getLogger("dataflow_nb")
 T = TypeVar("T", bound=type)
 _counter = itertools.count(1)
 _PLANNED = ("cache_enabled", "security_enabled")  # refused until built: an ignored option misleads
-_COLUMNS_SQL = (
-    "SELECT column_name FROM information_schema.columns "
-    "WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
-)
+_PLAN_COLUMNS = ("model", "table", "operation", "target", "safe", "reason", "ddl")
 
 
 class DataFlow:
@@ -52,8 +53,9 @@ class DataFlow:
         >>> @db.model
         ... class Note:
         ...     text: str
-        >>> sorted(db.nodes)[:3]
-        ['NoteCountNode', 'NoteCreateNode', 'NoteDeleteNode']
+        >>> len(db.nodes), sorted(db.nodes)[:2]
+        (11, ['NoteBulkCreateNode', 'NoteBulkDeleteNode'])
+        >>> db.close()
     """
 
     def __init__(
@@ -108,52 +110,164 @@ class DataFlow:
                 raise
         self.models: dict[str, ModelSpec] = {}
         self.nodes: dict[str, type[ModelNode]] = {}
+        self._pending: dict[str, ModelSpec] = {}  # changed models waiting for migrate()
         register_database(self)
 
     def model(self, cls: T) -> T:
-        """Class decorator: create (or reuse) the model's table and generate its nodes.
+        """Class decorator: create or migrate the model's table and generate its nodes.
 
-        Re-running the decorated class unchanged is a no-op that keeps every row.
+        Re-running the decorated class unchanged is a no-op that keeps every row. A changed class
+        is compared with the live table: safe changes (a new nullable column or one with a
+        default, a new index) are applied and logged; changes that could lose data or fail on
+        existing rows raise ``SchemaError`` with the plan, and wait for ``migrate()``.
         """
         # The caller's locals resolve string annotations of classes defined inside functions.
         spec = spec_from_class(cls, localns=dict(sys._getframe(1).f_locals), multi_tenant=self.multi_tenant)
         previous = self.models.get(spec.name)
         if previous is None or previous.signature() != spec.signature():
             self._ensure_table(spec)
-        self.models[spec.name] = spec
-        self.nodes.update(make_nodes(self, spec))
+        self._register(spec)
         cls.__dataflow_model__ = spec  # type: ignore[attr-defined]
         return cls
 
+    def _register(self, spec: ModelSpec) -> None:
+        self.models[spec.name] = spec
+        self._pending.pop(spec.name, None)
+        self.nodes.update(make_nodes(self, spec))
+        if spec.soft_delete:
+            self.nodes.update(make_restore_node(self, spec))
+        else:
+            self.nodes.pop(f"{spec.name}RestoreNode", None)
+
     def _ensure_table(self, spec: ModelSpec) -> None:
+        """Apply the safe plan for ``spec`` in one transaction, or keep it pending and raise."""
+        from dataflow_nb.model.history import apply_plan
+        from dataflow_nb.model.migrate import plan_migration  # Alembic loads on the first model, not on import
+
+        with self._migration_connection() as connection:
+            plan = plan_migration(connection, self.backend.dialect, spec)
+            if plan.pending:
+                self._pending[spec.name] = spec
+                raise SchemaError(
+                    f"model {spec.name}: changing table {spec.table_name!r} needs a decision, so nothing was "
+                    f"applied and the nodes still use the previous {spec.name}:\n{plan.describe()}\n"
+                    f"To apply it: db.migrate({spec.name!r}, allow_destructive=True). To keep a column's "
+                    f"values under a new name: db.migrate({spec.name!r}, renames={{'old': 'new'}}). "
+                    "Or change the class back. db.migration_plan() shows the plan as a frame."
+                )
+            if plan.changes:
+                apply_plan(connection, self.backend.dialect, plan)
+            connection.commit()
+
+    @contextmanager
+    def _migration_connection(self) -> Iterator[Connection]:
         connection = self.backend.connect()
         try:
-            existing = connection.execute_sql(_COLUMNS_SQL, [spec.table_name])
-            columns = existing.column(0).to_pylist() if existing is not None else []
-            if not columns:
-                dialect = self.backend.dialect
-                sequence = spec.table.c.id.default
-                assert isinstance(sequence, Sequence)
-                statements: list[ExecutableDDLElement] = [
-                    CreateSequence(sequence, if_not_exists=True),
-                    CreateTable(spec.table, if_not_exists=True),
-                ]
-                statements += [CreateIndex(index, if_not_exists=True) for index in spec.table.indexes]
-                for statement in statements:
-                    connection.execute_sql(str(statement.compile(dialect=dialect)))
-                log.info("created table %s for model %s", spec.table_name, spec.name)
-            elif columns != list(spec.fields):
-                added = [c for c in spec.fields if c not in columns]
-                removed = [c for c in columns if c not in spec.fields]
-                raise SchemaError(
-                    f"model {spec.name}: table {spec.table_name!r} exists with different columns "
-                    f"(in the model only: {added}; in the table only: {removed}). This version of "
-                    "dataflow_nb does not migrate tables yet: rename the model, set "
-                    f"__dataflow__['table'], or drop table {spec.table_name!r} if its rows can go."
-                )
-            connection.commit()
+            yield connection
         finally:
-            connection.close()
+            connection.close()  # rolls back anything not committed
+
+    def migration_plan(self, model: str | type | None = None) -> Any:
+        """Pending changes as a frame: one row per change, with whether it is safe and its DDL.
+
+        Covers models whose change was refused (see ``migrate``) and registered models whose
+        table differs from them; ``model`` narrows it to one. Nothing is applied.
+        """
+        from dataflow_nb.model.migrate import plan_migration
+
+        rows: list[dict[str, Any]] = []
+        with self._migration_connection() as connection:
+            for spec in self._specs_to_check(model):
+                rows += plan_migration(connection, self.backend.dialect, spec).rows()
+        return self._plan_frame(rows)
+
+    def migrate(
+        self,
+        model: str | type | None = None,
+        *,
+        allow_destructive: bool = False,
+        renames: dict[str, str] | None = None,
+    ) -> Any:
+        """Apply pending model changes, each model's in one transaction; returns what was applied.
+
+        Args:
+            model: a model name or class (default: every model with a pending change). A class
+                is read again, so ``db.migrate(Note, allow_destructive=True)`` works too.
+            allow_destructive: apply changes that can lose data or fail on existing rows (drop,
+                type change, NOT NULL on a column with NULLs). Without it they raise SchemaError.
+            renames: ``{"old": "new"}`` columns to rename, keeping their values, instead of
+                dropping ``old`` and adding ``new``.
+
+        Returns:
+            A frame of the applied changes (as in ``migration_plan``).
+        """
+        from dataflow_nb.model.history import apply_plan
+        from dataflow_nb.model.migrate import plan_migration
+
+        applied: list[dict[str, Any]] = []
+        specs = self._specs_to_check(model)
+        if renames and len(specs) != 1:
+            raise SchemaError("renames= needs one model: db.migrate('Model', renames={'old': 'new'})")
+        for spec in specs:
+            with self._migration_connection() as connection:
+                plan = plan_migration(connection, self.backend.dialect, spec, renames=renames)
+                if plan.pending and not allow_destructive:
+                    raise SchemaError(
+                        f"model {spec.name}: these changes need allow_destructive=True:\n{plan.describe()}"
+                    )
+                if plan.changes:
+                    apply_plan(connection, self.backend.dialect, plan)
+                connection.commit()
+            applied += plan.rows()
+            self._register(spec)
+        return self._plan_frame(applied)
+
+    def _plan_frame(self, rows: list[dict[str, Any]]) -> Any:
+        schema = pa.schema([(n, pa.bool_() if n == "safe" else pa.string()) for n in _PLAN_COLUMNS])
+        return to_frame(pa.Table.from_pylist(rows, schema=schema), {}, self.frame)
+
+    def migration_history(self) -> Any:
+        """Every applied change, oldest first, from the ``dataflow_nb_migrations`` table."""
+        from dataflow_nb.model.history import read_history
+
+        with self._migration_connection() as connection:
+            table = read_history(connection, self.backend.dialect)
+            connection.commit()
+        return to_frame(table, {}, self.frame)
+
+    def _specs_to_check(self, model: str | type | None) -> list[ModelSpec]:
+        if isinstance(model, type):
+            return [spec_from_class(model, multi_tenant=self.multi_tenant)]
+        if model is None:
+            return list({**self.models, **self._pending}.values())
+        spec = self._pending.get(model) or self.models.get(model)
+        if spec is None:
+            raise SchemaError(f"no model named {model!r}; models are {sorted({*self.models, *self._pending})}")
+        return [spec]
+
+    def model_from(self, source: Any, *, name: str, **options: Any) -> type:
+        """Infer a model from a CSV/Parquet file (or glob) or a frame, create its table and nodes.
+
+        Columns holding nulls become ``Optional``; ``options`` become ``__dataflow__``.
+
+        Examples:
+            >>> import polars as pl
+            >>> db = DataFlow()
+            >>> Flight = db.model_from(pl.DataFrame({"carrier": ["AA", None], "delay": [3, 5]}), name="Flight")
+            >>> db.models["Flight"].fields["carrier"].label
+            'Optional[str]'
+            >>> db.close()
+        """
+        from dataflow_nb.model.infer import infer_annotations
+
+        origin = source if isinstance(source, str) else type(source).__name__
+        namespace = {
+            "__annotations__": infer_annotations(source),
+            "__dataflow__": options,
+            "__module__": __name__,
+            "__doc__": f"Inferred from {origin}.",
+        }
+        return self.model(type(name, (), namespace))
 
     def get_monitor(self) -> Monitor:
         """The monitor: metrics, health, slow queries (``DataFlow(monitoring=True)``)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import gc
+import importlib
 import weakref
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,15 @@ if TYPE_CHECKING:
 
 _databases: weakref.WeakSet[DataFlow] = weakref.WeakSet()
 BUILTIN_NODES: dict[str, type[Node]] = {}
+# Modules that add non-model nodes to BUILTIN_NODES when imported (late, to avoid import cycles).
+BUILTIN_MODULES = ["dataflow_nb.nodes.readers", "dataflow_nb.nodes.sql"]
+
+
+def builtin_nodes() -> dict[str, type[Node]]:
+    """Reader, SQL and other nodes that belong to no model."""
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    return BUILTIN_NODES
 
 
 def register_database(db: DataFlow) -> None:
@@ -29,6 +39,13 @@ def unregister_database(db: DataFlow) -> None:
     _databases.discard(db)
 
 
+def live_databases() -> list[DataFlow]:
+    """Every open DataFlow (after collecting ones a re-run notebook cell left unreferenced)."""
+    if len(_databases) > 1:
+        gc.collect()
+    return list(_databases)
+
+
 def _candidates(name: str) -> list[type[Node]]:
     if "." in name:
         db_name, node_name = name.split(".", 1)
@@ -37,7 +54,7 @@ def _candidates(name: str) -> list[type[Node]]:
 
 
 def known_node_names() -> list[str]:
-    names = set(BUILTIN_NODES)
+    names = set(builtin_nodes())
     for db in list(_databases):
         names.update(db.nodes)
     return sorted(names)
@@ -45,7 +62,7 @@ def known_node_names() -> list[str]:
 
 def resolve_node_type(name: str, node_id: str) -> type[Node]:
     """The node class for ``name`` (``"UserCreateNode"`` or ``"db_name.UserCreateNode"``)."""
-    if name in BUILTIN_NODES:
+    if name in builtin_nodes():
         return BUILTIN_NODES[name]
     found = _candidates(name)
     if len(found) > 1:

@@ -23,6 +23,7 @@ class Capabilities:
     max_identifier_length: int
     supports_returning: bool
     json_type: str
+    supports_sequence_setval: bool
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class Connection(Protocol):
 
     def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> pa.Table | None:
         """Run SQL text with positional ``$n`` parameters."""
+
+    def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
+        """Run a statement that returns no rows; return how many rows it changed."""
+
+    def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> None:
+        """Append a stream of record batches (column names as in the table) inside the transaction."""
 
     def commit(self) -> None: ...
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ CAPABILITIES = Capabilities(
     supports_returning=True,
     # https://duckdb.org/docs/stable/data/json/json_type
     json_type="JSON",
+    # No setval: https://duckdb.org/docs/stable/sql/statements/create_sequence (only nextval/currval)
+    supports_sequence_setval=False,
 )
 
 
@@ -81,6 +85,30 @@ class DuckDBConnection:
 
     def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> pa.Table | None:
         return self._run(sql, params, True)
+
+    def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
+        try:
+            # DuckDB answers a DML statement with one row: the number of rows it changed.
+            row = self._cursor.execute(compiled.sql, compiled.bind(params)).fetchone()
+        except Exception as exc:
+            raise translate_error(exc, "duckdb") from exc
+        return int(row[0]) if row else 0
+
+    def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> None:
+        # DuckDB scans the Arrow stream itself; INSERT ... SELECT casts text to UUID and JSON.
+        view = f"dataflow_ingest_{uuid.uuid4().hex}"
+        columns = ", ".join(self._quote(name) for name in data.schema.names)
+        self._cursor.register(view, data)
+        try:
+            self._cursor.execute(f"INSERT INTO {self._quote(table)} ({columns}) SELECT {columns} FROM {view}")
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # an aborted transaction refuses this too; the cause matters
+                self._cursor.unregister(view)
+            raise translate_error(exc, "duckdb") from exc
+        self._cursor.unregister(view)
+
+    def _quote(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
 
     def commit(self) -> None:
         self._open = False

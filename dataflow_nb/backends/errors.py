@@ -3,19 +3,136 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
 
 from dataflow_nb.exceptions import ConflictError, DatabaseError, DataflowError
 
+if TYPE_CHECKING:
+    from dataflow_nb.model.spec import ModelSpec
+
 _UNIQUE_MARKERS = ("duplicate key", "unique constraint", "violates unique", "primary key or unique constraint")
+# Two transactions wrote the same row: DuckDB says so at once, PostgreSQL under SERIALIZABLE.
+_WRITE_CONFLICT_MARKERS = ("conflict on update", "conflict on tuple", "could not serialize access")
+# PostgreSQL's DETAIL: Key (tenant_id, email)=(acme, a@x.io) already exists.
+_PG_KEY = re.compile(r"Key \((?P<columns>[^)]*)\)=\((?P<values>.*)\) already exists", re.S)
+# DuckDB, against an existing row: Duplicate key "email: a@x.io" violates unique constraint.
+_DUCKDB_KEY = re.compile(r'Duplicate key "(?P<pairs>.*)" violates unique constraint', re.S)
+# DuckDB, two rows of one statement: PRIMARY KEY or UNIQUE constraint violation: duplicate key "a@x.io"
+_DUCKDB_BATCH_KEY = re.compile(r'UNIQUE constraint violation: duplicate key "(?P<values>.*)"', re.S)
+
+
+class UniqueViolation(ConflictError):
+    """A unique key was violated; what the database told about it (either may leave some out).
+
+    Attributes:
+        constraint: the constraint's name (PostgreSQL names it; DuckDB does not).
+        columns: the key's columns, when the database names them.
+        values: the offending value(s), as the database printed them.
+    """
+
+    def __init__(self, message: str, *, constraint: str | None, columns: list[str] | None, values: str | None):
+        super().__init__(message)
+        self.constraint = constraint
+        self.columns = columns
+        self.values = values
+
+
+def _pg_detail(exc: Exception, key: bytes) -> str | None:
+    for name, value in getattr(exc, "details", None) or []:
+        if name == key:
+            return bytes(value).decode(errors="replace")
+    return None
+
+
+def _unique_violation(exc: Exception, message: str, backend: str) -> UniqueViolation:
+    constraint = columns = values = None
+    if backend == "postgresql":
+        constraint = _pg_detail(exc, b"PG_DIAG_CONSTRAINT_NAME")
+        match = _PG_KEY.search(_pg_detail(exc, b"PG_DIAG_MESSAGE_DETAIL") or message)
+        if match:
+            columns = [c.strip().strip('"') for c in match.group("columns").split(",")]
+            values = match.group("values")
+    elif match := _DUCKDB_KEY.search(message):
+        values = match.group("pairs")  # "col: value, col: value"; split with the model's columns
+    elif match := _DUCKDB_BATCH_KEY.search(message):
+        values = match.group("values")
+    return UniqueViolation(
+        f"{backend}: a unique constraint was violated: {message}", constraint=constraint, columns=columns, values=values
+    )
 
 
 def translate_error(exc: Exception, backend: str) -> DataflowError:
-    """Map a driver error to ConflictError (unique keys) or DatabaseError (everything else)."""
+    """Map a driver error to ConflictError (unique keys, write conflicts) or DatabaseError."""
     if isinstance(exc, DataflowError):
         return exc
     message = str(exc).strip()
     # ADBC appends the query text; the values are bound, so it holds no data, but it is noise.
     message = re.split(r"\n\s*Query was:", message)[0].strip()
-    if any(marker in message.lower() for marker in _UNIQUE_MARKERS):
-        return ConflictError(f"{backend}: a unique constraint was violated: {message}")
+    lowered = message.lower()
+    if any(marker in lowered for marker in _UNIQUE_MARKERS):
+        return _unique_violation(exc, message, backend)
+    if any(marker in lowered for marker in _WRITE_CONFLICT_MARKERS):
+        return ConflictError(
+            f"{backend}: another run changed the same row at the same time ({message}); "
+            "this run was rolled back: run it again"
+        )
     return DatabaseError(f"{backend}: {message}")
+
+
+def _unique_keys(model: ModelSpec) -> list[tuple[str, list[str]]]:
+    return [
+        (str(c.name), [col.name for col in c.columns])
+        for c in model.table.constraints
+        if isinstance(c, sa.UniqueConstraint)
+    ]
+
+
+def _match_key(model: ModelSpec, error: UniqueViolation) -> tuple[str | None, list[str] | None, str | None]:
+    """Fill in what the database left out (DuckDB names no constraint) from the model's keys."""
+    keys = _unique_keys(model)
+    if error.constraint or error.columns:
+        columns = error.columns or dict(keys).get(error.constraint or "")
+        name = error.constraint or next((n for n, c in keys if c == columns), None)
+        if columns and error.values is not None:
+            if len(columns) == 1:
+                return name, columns, f"{columns[0]}={error.values!r}"
+            return name, columns, f"({', '.join(columns)})=({error.values})"
+        return name, columns, error.values
+    for name, columns in keys:
+        # DuckDB prints "col: value, col: value" in key order: the one key whose names fit is it.
+        pattern = ", ".join(f"{re.escape(c)}: (.*)" for c in columns)
+        match = re.fullmatch(pattern, error.values or "", re.S)
+        if match:
+            shown = ", ".join(f"{c}={v!r}" for c, v in zip(columns, match.groups(), strict=True))
+            return name, columns, shown
+    if len(keys) == 1:
+        return keys[0][0], keys[0][1], error.values
+    return None, None, error.values
+
+
+def describe_conflict(model: ModelSpec, node: str, error: UniqueViolation) -> ConflictError:
+    """A ConflictError naming the model's constraint, its columns and the offending value."""
+    name, columns, values = _match_key(model, error)
+    shown = [c for c in columns or [] if c != "tenant_id"]
+    key = f"unique constraint {name!r} on {shown}" if name else f"one of the unique keys {_unique_keys(model)}"
+    return UniqueViolation(
+        f"{node}: {model.name} violates {key} with value {values}: a {model.name} with that value already "
+        f"exists (or two rows of the input share it). Give another value, or use {model.name}UpsertNode "
+        f"to update the existing record. Database said: {error}",
+        constraint=name,
+        columns=columns,
+        values=values,
+    )
+
+
+@contextmanager
+def naming_conflicts(model: ModelSpec, node: str) -> Iterator[None]:
+    """Turn a bare unique violation raised inside the block into one that names the model's key."""
+    try:
+        yield
+    except UniqueViolation as exc:
+        raise describe_conflict(model, node, exc) from exc

@@ -25,6 +25,8 @@ CAPABILITIES = Capabilities(
     supports_returning=True,
     # jsonb is the stored, indexable JSON type: https://www.postgresql.org/docs/current/datatype-json.html
     json_type="JSONB",
+    # https://www.postgresql.org/docs/current/functions-sequence.html
+    supports_sequence_setval=True,
 )
 
 
@@ -42,9 +44,14 @@ class PostgresConnection:
         self._safe_url = safe_url
         self._cursor: Any = None
 
-    def _run(self, sql: str, params: pa.RecordBatch | None, returns_rows: bool) -> pa.Table | None:
+    @property
+    def cursor(self) -> Any:
         if self._cursor is None:
             self._cursor = self._pooled.dbapi_connection.cursor()
+        return self._cursor
+
+    def _run(self, sql: str, params: pa.RecordBatch | None, returns_rows: bool) -> pa.Table | None:
+        self.cursor  # noqa: B018 - opens the cursor on first use
         try:
             self._cursor.execute(sql, params)
             if returns_rows or self._cursor.description:
@@ -61,6 +68,23 @@ class PostgresConnection:
     def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> pa.Table | None:
         batch = _param_batch(params, [None] * len(params)) if params else None
         return self._run(sql, batch, False)
+
+    def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
+        values = compiled.bind(params)
+        try:
+            # executemany runs ADBC's execute_update, the call that reports rows affected.
+            self.cursor.executemany(compiled.sql, _param_batch(values, compiled.types) if values else None)
+        except Exception as exc:
+            raise translate_error(exc, "postgresql") from exc
+        return int(self.cursor.rowcount)
+
+    def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> None:
+        # COPY in binary through ADBC: it coerces nothing, so callers send the table's exact types
+        # (JSON as the arrow.json extension, UUID through a text staging table).
+        try:
+            self.cursor.adbc_ingest(table, data, mode="append", temporary=temporary)
+        except Exception as exc:
+            raise translate_error(exc, "postgresql") from exc
 
     def commit(self) -> None:
         self._pooled.dbapi_connection.commit()

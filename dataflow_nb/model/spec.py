@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import typing
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,8 +17,9 @@ from dataflow_nb.model.types import SUPPORTED, FieldType, field_type_for, unwrap
 
 MISSING: Any = object()
 MANAGED_TIMESTAMPS = ("created_at", "updated_at")
-KNOWN_OPTIONS = {"table", "indexes", "unique", "multi_tenant", "tenant_isolation"}
-PLANNED_OPTIONS = {"soft_delete", "versioned"}  # refused until built: an ignored option misleads
+# Columns only dataflow_nb writes: Delete sets deleted_at, Update bumps version.
+LIFECYCLE_COLUMNS = ("deleted_at", "version")
+KNOWN_OPTIONS = {"table", "indexes", "unique", "multi_tenant", "tenant_isolation", "soft_delete", "versioned"}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -55,16 +58,26 @@ class ModelSpec:
 
     @property
     def writable(self) -> list[str]:
-        """Fields a caller may set (everything but the generated id and the run's tenant)."""
-        return [n for n in self.fields if n not in ("id", "tenant_id")]
+        """Fields a caller may set: not the generated id, the run's tenant, deleted_at or version."""
+        return [n for n in self.fields if n not in ("id", "tenant_id", *LIFECYCLE_COLUMNS)]
 
     @property
     def multi_tenant(self) -> bool:
         return "tenant_id" in self.fields
 
-    def signature(self) -> tuple[tuple[str, str, bool], ...]:
-        """What must match for a re-run model cell to be a no-op."""
-        return tuple((f.name, f.type.label, f.nullable) for f in self.fields.values())
+    @property
+    def soft_delete(self) -> bool:
+        return "deleted_at" in self.fields
+
+    @property
+    def versioned(self) -> bool:
+        return "version" in self.fields
+
+    def signature(self) -> tuple[Any, ...]:
+        """What must match for a re-run model cell to be a no-op (columns, defaults and options)."""
+        columns = tuple((f.name, f.type.label, f.nullable, repr(f.default)) for f in self.fields.values())
+        options = tuple(sorted((k, repr(v)) for k, v in self.options.items()))
+        return (self.table_name, columns, options)
 
 
 def snake_case(name: str) -> str:
@@ -98,18 +111,15 @@ def spec_from_class(cls: type, localns: dict[str, Any] | None = None, *, multi_t
     """
     model = check_identifier(cls.__name__, "model name")
     options = dict(getattr(cls, "__dataflow__", {}) or {})
-    planned = sorted(k for k in set(options) & PLANNED_OPTIONS if options[k])
-    if planned:
-        raise ValidationError(
-            f"model {model}: __dataflow__ option(s) {planned} are not available in this version of "
-            "dataflow_nb; remove them"
-        )
-    unknown = set(options) - KNOWN_OPTIONS - PLANNED_OPTIONS
+    unknown = set(options) - KNOWN_OPTIONS
     if unknown:
         raise ValidationError(
             f"model {model}: unknown __dataflow__ option(s) {sorted(unknown)}; "
             f"valid options are {sorted(KNOWN_OPTIONS)}"
         )
+    for flag in ("soft_delete", "versioned"):
+        if not isinstance(options.get(flag, False), bool):
+            raise ValidationError(f"model {model}: __dataflow__[{flag!r}] takes True or False, got {options[flag]!r}")
     for kind in ("unique", "indexes"):
         options[kind] = [[c] if isinstance(c, str) else list(c) for c in options.get(kind, [])]
     try:
@@ -126,7 +136,7 @@ def spec_from_class(cls: type, localns: dict[str, Any] | None = None, *, multi_t
         if name.startswith("_") or typing.get_origin(hint) is typing.ClassVar:
             continue
         check_identifier(name, f"model {model}: field")
-        if name in ("id", "tenant_id"):
+        if name in ("id", "tenant_id", *LIFECYCLE_COLUMNS):
             raise ValidationError(f"model {model}: {name!r} is managed by dataflow_nb; remove the field")
         inner, nullable = unwrap_optional(hint)
         ftype = field_type_for(inner)
@@ -148,8 +158,34 @@ def spec_from_class(cls: type, localns: dict[str, Any] | None = None, *, multi_t
         fields[name] = Field(name, ftype, nullable or default is None, default, managed)
     for name in MANAGED_TIMESTAMPS:
         fields.setdefault(name, Field(name, field_type_for(dt.datetime), nullable=False, managed=True))  # type: ignore[arg-type]
+    if options.get("soft_delete"):
+        fields["deleted_at"] = Field("deleted_at", field_type_for(dt.datetime), nullable=True, managed=True)  # type: ignore[arg-type]
+    if options.get("versioned"):
+        fields["version"] = Field("version", field_type_for(int), nullable=False, default=1, managed=True)  # type: ignore[arg-type]
     table = check_identifier(options.get("table") or default_table_name(model), f"model {model}: table")
     return ModelSpec(model, table, fields, options)
+
+
+def server_default(f: Field) -> sa.ColumnElement[Any] | sa.TextClause | str | None:
+    """The column's database default: managed timestamps get now(), scalar field defaults their value.
+
+    A database default lets a migration add a NOT NULL column to a table with rows, and bulk
+    loads that omit the column get the same value a Create would.
+    """
+    if f.name in MANAGED_TIMESTAMPS:
+        return sa.func.now()
+    value = f.default
+    if value is MISSING or value is None or f.type.as_object:
+        return None
+    wired = f.type.to_wire(value)
+    # Check bool before int: a bool is an int, and must render as true/false.
+    if isinstance(wired, bool):
+        return sa.true() if wired else sa.false()
+    if isinstance(wired, int | Decimal) or (isinstance(wired, float) and math.isfinite(wired)):
+        return sa.text(str(wired))
+    if isinstance(wired, str):
+        return wired  # SQLAlchemy quotes a str default as a literal
+    return None  # dates, times and bytes: the Python default still fills them on Create
 
 
 def build_table(spec: ModelSpec) -> sa.Table:
@@ -157,9 +193,10 @@ def build_table(spec: ModelSpec) -> sa.Table:
     metadata = sa.MetaData()
     sequence = sa.Sequence(f"{spec.table_name}_id_seq", metadata=metadata)
     columns = [sa.Column("id", sa.BigInteger, sequence, server_default=sequence.next_value(), primary_key=True)]
-    for f in list(spec.fields.values())[1:]:
-        server_default = sa.func.now() if f.name in MANAGED_TIMESTAMPS else None
-        columns.append(sa.Column(f.name, f.type.sa_type(), nullable=f.nullable, server_default=server_default))
+    columns += [
+        sa.Column(f.name, f.type.sa_type(), nullable=f.nullable, server_default=server_default(f))
+        for f in list(spec.fields.values())[1:]
+    ]
     table = sa.Table(spec.table_name, metadata, *columns)
     for kind in ("unique", "indexes"):
         for cols in spec.options[kind]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dataflow_nb.model.spec import ModelSpec
+from dataflow_nb.nodes.bulk import BULK_OPERATIONS
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.nodes.read import CountNode, ListNode, ReadNode
 from dataflow_nb.nodes.write import CreateNode, DeleteNode, UpdateNode, UpsertNode
@@ -21,6 +22,7 @@ OPERATIONS: dict[str, type[ModelNode]] = {
     "List": ListNode,
     "Count": CountNode,
     "Upsert": UpsertNode,
+    **BULK_OPERATIONS,
 }
 
 

@@ -9,10 +9,10 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
-from dataflow_nb.exceptions import NotFoundError
+from dataflow_nb.exceptions import NotFoundError, ValidationError
 from dataflow_nb.frames import to_frame
 from dataflow_nb.model.spec import ModelSpec
-from dataflow_nb.model.validate import record_id
+from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import Node, check_parameter_names
 from dataflow_nb.query.scope import scope_clauses, tenant_of
 
@@ -67,3 +67,29 @@ def with_tenant(model: ModelSpec, ctx: RunContext, values: dict[str, Any]) -> di
     """Stamp the run's tenant on a record of a multi-tenant model."""
     tenant = tenant_of(model, ctx.scope)
     return values if tenant is None else {"tenant_id": tenant, **values}
+
+
+def conflict_keys(
+    model: ModelSpec, node: str, params: Mapping[str, Any], *, allow_id: bool = False
+) -> tuple[list[str], list[str] | None]:
+    """An upsert's ``conflict_on`` (default: the first unique key) and ``update`` columns, checked."""
+    uniques = [list(u) for u in model.options.get("unique", [])]
+    keys = params.get("conflict_on") or (uniques[0] if uniques else None)
+    if not keys:
+        raise ValidationError(
+            f"{node}: give conflict_on=[...], the unique key to match on; declare one with "
+            f"__dataflow__ = {{'unique': [['email']]}} on {model.name}"
+        )
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    if not (allow_id and keys == ["id"]):
+        check_known(model, keys, model.writable)
+        if sorted(keys) not in [sorted(u) for u in uniques]:
+            raise ValidationError(
+                f"{node}: conflict_on={keys} is not a unique key of {model.name}; "
+                f"unique keys are {uniques} (declare them in __dataflow__['unique'])"
+            )
+    update = params.get("update")
+    if update is not None:
+        update = [update] if isinstance(update, str) else list(update)
+        check_known(model, update, model.writable)
+    return keys, update

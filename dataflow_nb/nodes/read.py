@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from dataflow_nb.backends.base import compile_statement
+from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.frames import to_frame
+from dataflow_nb.model.spec import Field
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import check_parameter_names
 from dataflow_nb.nodes.model_node import ByIdNode, ModelNode
-from dataflow_nb.query.filters import compile_filter, model_target, order_clauses
+from dataflow_nb.query.aggregate import build_grouping
+from dataflow_nb.query.filters import FilterPlan, freeze, model_target, order_clauses, ordered, plan_filter, render
+from dataflow_nb.query.scope import include_deleted, scope_clauses
 
 if TYPE_CHECKING:
     from dataflow_nb.workflow.context import RunContext
 
 
+def visible(node: ModelNode, ctx: RunContext, params: Mapping[str, Any]) -> list[sa.ColumnElement[Any]]:
+    """The run's scope; soft-deleted rows only with ``include_deleted=True`` (see ``query.scope``)."""
+    flag = include_deleted(node.node_type, node.model, params)
+    return scope_clauses(node.model, node.model.table, ctx.scope, include_deleted=flag)
+
+
 class ReadNode(ByIdNode):
-    """Fetch one record by id; ``NotFoundError`` when there is none."""
+    """Fetch one record by id; ``NotFoundError`` when there is none (or it is soft-deleted)."""
+
+    parameters = ("id", "include_deleted")  # type: ignore[assignment]  # ByIdNode infers tuple[str]
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         table = self.model.table
-        stmt = sa.select(table).where(table.c.id == record, *self.scope(ctx))
+        stmt = sa.select(table).where(table.c.id == record, *visible(self, ctx, params))
         return self.first_or_missing(ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect)), record)
 
 
@@ -37,10 +50,59 @@ def _non_negative(node: str, name: str, value: Any) -> int | None:
     return value
 
 
-class ListNode(ModelNode):
-    """Records matching ``filter``, ordered (by id unless ``order_by``), paged, as a frame."""
+CACHE_SIZE = 512  # compiled statements kept per List/Count node class
 
-    parameters = ("filter", "order_by", "limit", "offset", "fields")
+
+def cached(
+    node: ModelNode, key: Hashable | None, build: Callable[[], tuple[CompiledSQL, Any]]
+) -> tuple[CompiledSQL, Any]:
+    """A compiled statement by shape: compiling costs milliseconds, a filter's values do not.
+
+    ``key`` must hold everything the SQL depends on except the filter's values (the run's
+    scope and every other parameter); None (an unhashable parameter) skips the cache.
+    """
+    store: dict[Hashable, Any] = node._statements
+    if key is None:
+        return build()
+    found = store.get(key)
+    if found is None:
+        if len(store) >= CACHE_SIZE:
+            del store[next(iter(store))]
+        found = store[key] = build()
+    return found
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def cache_key(kind: str, params: Mapping[str, Any], ctx: RunContext, shape: Hashable) -> Hashable | None:
+    try:
+        key = (kind, freeze({k: v for k, v in params.items() if k != "filter"}), shape, ctx.scope)
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+class ListNode(ModelNode):
+    """Records matching ``filter``, ordered (by id unless ``order_by``), paged, as a frame.
+
+    With ``group_by`` and/or ``aggregate`` (and ``having``) it returns one row per group
+    instead, ordered by the groups unless ``order_by`` names group fields or aggregates.
+    """
+
+    parameters = (
+        "filter",
+        "order_by",
+        "limit",
+        "offset",
+        "fields",
+        "group_by",
+        "aggregate",
+        "having",
+        "include_deleted",
+    )
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
@@ -49,50 +111,107 @@ class ListNode(ModelNode):
     @classmethod
     def build(cls, params: Mapping[str, Any], scope: list[sa.ColumnElement[Any]]) -> sa.Select[Any]:
         check_parameter_names(cls.node_type, params, cls.parameters)
+        return cls.plan(params, scope, plan_filter(model_target(cls.model, cls.model.table), params.get("filter")))[0]
+
+    @classmethod
+    def plan(
+        cls, params: Mapping[str, Any], scope: list[sa.ColumnElement[Any]], where: FilterPlan
+    ) -> tuple[sa.Select[Any], Mapping[str, Field]]:
+        """The SELECT for ``params`` and the fields that type its frame's columns."""
         model, table = cls.model, cls.model.table
-        fields = params.get("fields")
-        if fields is not None:
-            if not isinstance(fields, list | tuple) or not all(isinstance(f, str) for f in fields) or not fields:
-                raise ValidationError(f"{cls.node_type}: fields takes a list of field names, got {fields!r}")
-            check_known(model, fields, list(model.fields))
-        columns = [table.c[f] for f in fields] if fields else list(table.c)
-        stmt = sa.select(*columns).where(*scope)
         target = model_target(model, table)
-        condition = compile_filter(target, params.get("filter"))
+        fields: Mapping[str, Field] = model.fields
+        if any(params.get(k) is not None for k in ("group_by", "aggregate", "having")):
+            if params.get("fields") is not None:
+                raise ValidationError(
+                    f"{cls.node_type}: fields picks columns of records; a grouped List returns the "
+                    "group_by fields and the aggregate names, so drop fields"
+                )
+            if params.get("group_by") is None and params.get("aggregate") is None:
+                raise ValidationError(f"{cls.node_type}: having filters groups; give group_by and/or aggregate")
+            grouping = build_grouping(
+                model, table, params.get("group_by"), params.get("aggregate"), params.get("having")
+            )
+            stmt = sa.select(*grouping.columns).select_from(table).where(*scope).group_by(*grouping.group_by)
+            if grouping.having is not None:
+                stmt = stmt.having(grouping.having)
+            order = order_clauses(grouping.order, params.get("order_by")) + [ordered(c) for c in grouping.group_by]
+            fields = grouping.fields
+        else:
+            selected = params.get("fields")
+            if selected is not None:
+                if (
+                    not selected
+                    or not isinstance(selected, list | tuple)
+                    or not all(isinstance(f, str) for f in selected)
+                ):
+                    raise ValidationError(f"{cls.node_type}: fields takes a list of field names, got {selected!r}")
+                check_known(model, selected, list(model.fields))
+            stmt = sa.select(*([table.c[f] for f in selected] if selected else table.c)).where(*scope)
+            # A stable default order, so both backends return rows in the same order.
+            order = [*order_clauses(target, params.get("order_by")), table.c.id]
+        condition = render(target, where)
         if condition is not None:
             stmt = stmt.where(condition)
-        # A stable default order, so both backends return rows in the same order.
-        stmt = stmt.order_by(*order_clauses(target, params.get("order_by")), table.c.id)
+        stmt = stmt.order_by(*order)
         limit = _non_negative(cls.node_type, "limit", params.get("limit"))
         offset = _non_negative(cls.node_type, "offset", params.get("offset"))
         if limit is not None:
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
-        return stmt
+        return stmt, fields
+
+    def compiled(self, ctx: RunContext, params: Mapping[str, Any]) -> tuple[CompiledSQL, Mapping[str, Field]]:
+        check_parameter_names(self.node_type, params, self.parameters)
+        where = plan_filter(model_target(self.model, self.model.table), params.get("filter"))
+
+        def build() -> tuple[CompiledSQL, Mapping[str, Field]]:
+            stmt, fields = self.plan(params, visible(self, ctx, params), where)
+            return compile_statement(stmt, self.db.backend.dialect), fields
+
+        compiled, fields = cached(self, cache_key("list", params, ctx, where.shape), build)
+        return dataclasses.replace(compiled, values=tuple(compiled.bind(where.binds()))), fields
+
+    def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
+        """The statement ``run`` would execute, with its values (what ``query.explain`` shows)."""
+        return self.compiled(ctx, params)[0]
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
-        stmt = self.build(params, self.scope(ctx))
-        return self.frame(ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect)))
+        compiled, fields = self.compiled(ctx, params)
+        result = ctx.execute(self.db, compiled)
+        assert result is not None
+        return to_frame(result, fields, self.db.frame)
 
 
 class CountNode(ModelNode):
     """How many records match ``filter``, as an int."""
 
-    parameters = ("filter",)
+    parameters = ("filter", "include_deleted")
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
         check_parameter_names(cls.node_type, params, cls.parameters)
-        compile_filter(model_target(cls.model, cls.model.table), params.get("filter"))
+        plan_filter(model_target(cls.model, cls.model.table), params.get("filter"))
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
+        """The statement ``run`` would execute, with its values (what ``query.explain`` shows)."""
         check_parameter_names(self.node_type, params, self.parameters)
         table = self.model.table
-        stmt = sa.select(sa.func.count()).select_from(table).where(*self.scope(ctx))
-        condition = compile_filter(model_target(self.model, table), params.get("filter"))
-        if condition is not None:
-            stmt = stmt.where(condition)
-        result = ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect))
+        target = model_target(self.model, table)
+        where = plan_filter(target, params.get("filter"))
+
+        def build() -> tuple[CompiledSQL, None]:
+            stmt = sa.select(sa.func.count()).select_from(table).where(*visible(self, ctx, params))
+            condition = render(target, where)
+            if condition is not None:
+                stmt = stmt.where(condition)
+            return compile_statement(stmt, self.db.backend.dialect), None
+
+        compiled, _ = cached(self, cache_key("count", params, ctx, where.shape), build)
+        return dataclasses.replace(compiled, values=tuple(compiled.bind(where.binds())))
+
+    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+        result = ctx.execute(self.db, self.sql_for(ctx, params))
         assert result is not None
         return int(result.column(0)[0].as_py())

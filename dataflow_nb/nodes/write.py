@@ -1,7 +1,8 @@
-"""The generated nodes that write one record: Create, Update, Delete and Upsert.
+"""The generated nodes that write one record: Create, Update, Delete, Upsert (and Restore).
 
 Statements are built with SQLAlchemy Core, compiled once per shape and cached on the node
 class; values are always bound. Each returns the stored record (RETURNING) as a one-row frame.
+Managed columns (updated_at, version, deleted_at) and scope come from ``query.scope``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from dataflow_nb.backends.base import compile_statement
-from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.model.validate import check_known, record_id, record_values
-from dataflow_nb.nodes.model_node import ByIdNode, ModelNode, with_tenant
+from dataflow_nb.backends.errors import naming_conflicts
+from dataflow_nb.exceptions import ConflictError, NotFoundError, ValidationError
+from dataflow_nb.model.spec import ModelSpec
+from dataflow_nb.model.validate import record_id, record_values
+from dataflow_nb.nodes.model_node import ByIdNode, ModelNode, conflict_keys, with_tenant
+from dataflow_nb.query.scope import delete_statement, managed_update_values, restore_statement, upsert_assignments
 
 if TYPE_CHECKING:
+    from dataflow_nb.dataflow import DataFlow
     from dataflow_nb.workflow.context import RunContext
 
 
@@ -37,17 +42,38 @@ class CreateNode(ModelNode):
             return sa.insert(table).values(binds).returning(*table.c)
 
         compiled = self.statement(("create", tuple(values)), build)
-        return self.frame(ctx.execute(self.db, compiled, values))
+        with naming_conflicts(self.model, self.node_type):
+            return self.frame(ctx.execute(self.db, compiled, values))
 
 
 class UpdateNode(ModelNode):
-    """Change the given fields of the record ``id``; ``updated_at`` moves with every update."""
+    """Change the given fields of the record ``id``; ``updated_at`` moves with every update.
+
+    On a versioned model ``version`` goes up by one; give ``version`` (the one you read) to
+    update only if nobody changed the record since: otherwise ``ConflictError``, nothing changed.
+    """
+
+    @classmethod
+    def split(cls, params: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """The changes, and the expected version (None when not given)."""
+        expected = params.get("version")
+        if "version" in params:
+            if not cls.model.versioned:
+                raise ValidationError(
+                    f"{cls.node_type}: {cls.model.name} is not versioned, so 'version' means nothing here; "
+                    "add '__dataflow__ = {\"versioned\": True}' for optimistic locking"
+                )
+            if isinstance(expected, bool) or not isinstance(expected, int):
+                raise ValidationError(f"{cls.node_type}: 'version' must be the int you read, got {expected!r}")
+        if "created_at" in params:
+            raise ValidationError(f"{cls.node_type}: created_at is set once, when the {cls.model.name} is created")
+        return {k: v for k, v in params.items() if k not in ("id", "version")}, expected
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
         if complete or "id" in params:
             record_id(cls.model, params, cls.node_type)
-        changes = {k: v for k, v in params.items() if k != "id"}
+        changes, _ = cls.split(params)
         values = record_values(cls.model, changes, partial=True)
         if complete and not values:
             raise ValidationError(
@@ -57,24 +83,72 @@ class UpdateNode(ModelNode):
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
-        values = record_values(self.model, {k: v for k, v in params.items() if k != "id"}, partial=True)
+        changes, expected = self.split(params)
+        values = record_values(self.model, changes, partial=True)
         table = self.model.table
-        changes: dict[str, Any] = {k: sa.bindparam(f"v_{k}", v, type_=table.c[k].type) for k, v in values.items()}
-        if "updated_at" not in changes:
-            changes["updated_at"] = sa.func.now()
-        stmt = sa.update(table).where(table.c.id == record, *self.scope(ctx)).values(changes).returning(*table.c)
-        return self.first_or_missing(ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect)), record)
+        assignments: dict[str, Any] = managed_update_values(self.model, table)
+        assignments.update({k: sa.bindparam(f"v_{k}", v, type_=table.c[k].type) for k, v in values.items()})
+        where = [table.c.id == record, *self.scope(ctx)]
+        if expected is not None:
+            where.append(table.c.version == expected)
+        stmt = sa.update(table).where(*where).values(assignments).returning(*table.c)
+        with naming_conflicts(self.model, self.node_type):
+            result = ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect))
+        if expected is not None and (result is None or result.num_rows == 0):
+            self._check_version(ctx, record, expected)
+        return self.first_or_missing(result, record)
+
+    def _check_version(self, ctx: RunContext, record: int, expected: int) -> None:
+        table = self.model.table
+        current = sa.select(table.c.version).where(table.c.id == record, *self.scope(ctx))
+        found = ctx.execute(self.db, compile_statement(current, self.db.backend.dialect))
+        if found is not None and found.num_rows:
+            raise ConflictError(
+                f"{self.node_type}: {self.model.name} {record} is at version {found.column(0)[0].as_py()}, not "
+                f"{expected}: it changed since you read it, so nothing was updated. Read it again and retry."
+            )
 
 
 class DeleteNode(ByIdNode):
-    """Delete the record ``id``; returns it as it was."""
+    """Delete the record ``id``; returns it as it was (soft delete: as it is now, with deleted_at).
+
+    On a soft-delete model the row stays, with ``deleted_at`` set; ``hard=True`` removes it.
+    """
+
+    parameters = ("id", "hard")  # type: ignore[assignment]  # ByIdNode infers tuple[str]
+
+    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+        self.check_params(params, complete=True)
+        record = record_id(self.model, params, self.node_type)
+        hard = params.get("hard", False)
+        if not isinstance(hard, bool):
+            raise ValidationError(f"{self.node_type}: hard takes True or False, got {hard!r}")
+        table = self.model.table
+        stmt = delete_statement(self.model, table, ctx.scope, table.c.id == record, hard=hard).returning(*table.c)
+        return self.first_or_missing(ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect)), record)
+
+
+class RestoreNode(ByIdNode):
+    """Bring back the soft-deleted record ``id``; returns it. (Soft-delete models only.)"""
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         table = self.model.table
-        stmt = sa.delete(table).where(table.c.id == record, *self.scope(ctx)).returning(*table.c)
-        return self.first_or_missing(ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect)), record)
+        stmt = restore_statement(self.model, table, ctx.scope, table.c.id == record).returning(*table.c)
+        with naming_conflicts(self.model, self.node_type):
+            result = ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect))
+        if result is None or result.num_rows == 0:
+            raise NotFoundError(f"{self.node_type}: no deleted {self.model.name} with id {record} to restore")
+        return self.frame(result)
+
+
+def make_restore_node(db: DataFlow, model: ModelSpec) -> dict[str, type[ModelNode]]:
+    """``{Model}RestoreNode`` for a soft-delete model (the other nodes come from ``generate``)."""
+    name = f"{model.name}RestoreNode"
+    doc = f"{RestoreNode.__doc__} (model {model.name}, table {model.table_name})"
+    attrs = {"model": model, "db": db, "node_type": name, "_statements": {}, "__doc__": doc}
+    return {name: type(name, (RestoreNode,), attrs)}
 
 
 class UpsertNode(ModelNode):
@@ -91,24 +165,7 @@ class UpsertNode(ModelNode):
                 f"or change a known record with {model.name}UpdateNode"
             )
         record = {k: v for k, v in params.items() if k not in cls.options}
-        uniques = [list(u) for u in model.options.get("unique", [])]
-        conflict_on = params.get("conflict_on") or (uniques[0] if uniques else None)
-        if not conflict_on:
-            raise ValidationError(
-                f"{cls.node_type}: give conflict_on=[...], the unique key to match on; declare one with "
-                f"__dataflow__ = {{'unique': [['email']]}} on {model.name}"
-            )
-        conflict_on = [conflict_on] if isinstance(conflict_on, str) else list(conflict_on)
-        check_known(model, conflict_on, model.writable)
-        if sorted(conflict_on) not in [sorted(u) for u in uniques]:
-            raise ValidationError(
-                f"{cls.node_type}: conflict_on={conflict_on} is not a unique key of {model.name}; "
-                f"unique keys are {uniques} (declare them in __dataflow__['unique'])"
-            )
-        update = params.get("update")
-        if update is not None:
-            update = [update] if isinstance(update, str) else list(update)
-            check_known(model, update, model.writable)
+        conflict_on, update = conflict_keys(model, cls.node_type, params)
         return record, conflict_on, update
 
     @classmethod
@@ -123,14 +180,16 @@ class UpsertNode(ModelNode):
         if missing:
             raise ValidationError(f"{self.node_type}: the conflict key field(s) {missing} need a value")
         table = self.model.table
-        changed = [k for k in (update if update is not None else values) if k in values and k not in conflict_on]
+        # created_at is set once: an upsert that updates keeps the original.
+        skip = {*conflict_on, "created_at", "tenant_id"}
+        changed = [k for k in (update if update is not None else values) if k in values and k not in skip]
 
         def build() -> sa.sql.ClauseElement:
             insert = pg_insert(table).values({k: sa.bindparam(k, type_=table.c[k].type) for k in values})
-            set_: dict[str, Any] = {k: insert.excluded[k] for k in changed}
-            set_.setdefault("updated_at", sa.func.now())
+            set_ = upsert_assignments(self.model, table, insert.excluded, changed)
             keys = ["tenant_id", *conflict_on] if self.model.multi_tenant else conflict_on
             return insert.on_conflict_do_update(index_elements=keys, set_=set_).returning(*table.c)
 
         compiled = self.statement(("upsert", tuple(values), tuple(conflict_on), tuple(changed)), build)
-        return self.frame(ctx.execute(self.db, compiled, values))
+        with naming_conflicts(self.model, self.node_type):
+            return self.frame(ctx.execute(self.db, compiled, values))

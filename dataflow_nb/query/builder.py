@@ -5,6 +5,7 @@ Identifiers are checked and quoted by the dialect; values always travel as bound
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Dialect
 from dataflow_nb.backends.base import compile_statement
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import check_identifier
-from dataflow_nb.query.filters import FilterTarget, compile_filter, field_clause, order_clauses
+from dataflow_nb.query.filters import KIND_TYPES, FilterTarget, compile_filter, order_clauses
 
 DialectName = Literal["postgresql", "duckdb"]
 
@@ -31,10 +32,31 @@ def _dialect(name: str) -> Dialect:
 
 
 def _bind(value: Any) -> Any:
-    """A bound value typed from its Python type; ints as BIGINT (INTEGER overflows above 2**31)."""
+    """A bound value typed from its Python type; ints as BIGINT (INTEGER overflows above 2**31).
+
+    A UUID travels as its text with a UUID cast: drivers bind text, not ``uuid.UUID`` objects.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         return sa.literal(value, sa.BigInteger())
+    if isinstance(value, uuid.UUID):
+        return sa.literal(str(value), sa.Uuid(as_uuid=False))
     return value if value is None else sa.literal(value)
+
+
+def _wire(name: str, value: Any) -> Any:
+    """A condition's value as the driver binds it (its SQL type comes from the Python type)."""
+    if type(value).__name__ not in KIND_TYPES:
+        raise ValidationError(
+            f"field {name!r}: cannot bind {value!r} of type {type(value).__name__}; use one of "
+            f"{sorted(k for k in KIND_TYPES if k != 'pattern')}"
+        )
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"{name} takes a non-negative int, got {value!r}")
+    return value
 
 
 class QueryBuilder:
@@ -78,7 +100,7 @@ class QueryBuilder:
                 table.append_column(sa.column(check_identifier(name, f"table {table.name}: field")))
             return table.c[name]
 
-        return FilterTarget(f"table {table.name}", column, lambda _name, value: _bind(value))
+        return FilterTarget(f"table {table.name}", column, _wire)
 
     def where(self, field: str | dict[str, Any], operator: str = "$eq", value: Any = None) -> QueryBuilder:
         """Add a condition: ``where("age", "$gt", 18)`` or a filter dict ``where({"age": {"$gt": 18}})``."""
@@ -86,7 +108,7 @@ class QueryBuilder:
         if isinstance(field, dict):
             clause = compile_filter(target, field)
         else:
-            clause = field_clause(target, field, {operator: value})
+            clause = compile_filter(target, {field: {operator: value}})
         if clause is not None:
             self._conditions.append(clause)
         return self
@@ -97,11 +119,13 @@ class QueryBuilder:
         return self
 
     def limit(self, count: int) -> QueryBuilder:
-        self._limit = count
+        """At most ``count`` rows from ``build_select``."""
+        self._limit = _count("limit", count)
         return self
 
     def offset(self, count: int) -> QueryBuilder:
-        self._offset = count
+        """Skip the first ``count`` rows of ``build_select``."""
+        self._offset = _count("offset", count)
         return self
 
     def _finish(self, statement: Any) -> tuple[str, list[Any]]:

@@ -69,6 +69,25 @@ class RunContext:
             db.monitor.record_query(compiled.sql, seconds, rows, node_id=self.node_id, run_id=self.run_id)
         return result
 
+    def ingest(self, db: DataFlow, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> None:
+        """Bulk appends pass the same instrumentation point as statements."""
+        connection = self.connection(db)
+        started = time.perf_counter()
+        error = None
+        try:
+            connection.ingest(table, data, temporary=temporary)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            self.stats.statements += 1
+            self.stats.seconds += seconds
+            if db.monitor is not None:
+                db.monitor.record_query(
+                    f"COPY {table} (bulk ingest)", seconds, 0, node_id=self.node_id, run_id=self.run_id, error=error
+                )
+
     def record_run(self, seconds: float, *, status: str, nodes: int) -> None:
         """Tell the monitor of every database the run touched how the run went."""
         for db, _ in self.connections.values():

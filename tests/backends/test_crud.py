@@ -32,9 +32,9 @@ def create_users(run: Any, *people: tuple[str, int]) -> list[int]:
 
 
 def test_nodes_are_generated_for_each_model(db: Any, users: Any) -> None:
-    assert sorted(n for n in db.nodes if n.startswith("User")) == [
-        f"User{op}Node" for op in sorted(["Create", "Read", "Update", "Delete", "List", "Count", "Upsert"])
-    ]
+    operations = ["Create", "Read", "Update", "Delete", "List", "Count", "Upsert"]
+    operations += ["BulkCreate", "BulkUpdate", "BulkDelete", "BulkUpsert"]
+    assert sorted(n for n in db.nodes if n.startswith("User")) == sorted(f"User{op}Node" for op in operations)
 
 
 def test_create_returns_the_stored_record(run: Any, users: Any) -> None:

@@ -1,0 +1,232 @@
+"""Bulk writes inside the run's transaction: stream conformed batches, then set-based SQL.
+
+Create streams straight into the table (PostgreSQL: ADBC ``adbc_ingest``, a binary COPY;
+DuckDB: an Arrow scan). Upsert, update and delete stream into a temporary staging table and
+finish with one statement each (``INSERT ... ON CONFLICT``, ``UPDATE ... FROM``,
+``DELETE ... USING``), so the database does the work and the counts are exact.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.schema import CreateTable, DropTable
+
+from dataflow_nb.backends.base import compile_statement
+from dataflow_nb.backends.errors import naming_conflicts
+from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
+from dataflow_nb.bulk.progress import Progress, wanted
+from dataflow_nb.bulk.report import BulkReport
+from dataflow_nb.bulk.sources import BatchSource
+from dataflow_nb.exceptions import NotFoundError
+from dataflow_nb.model.spec import ModelSpec
+from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments
+
+if TYPE_CHECKING:
+    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.workflow.context import RunContext
+
+
+class BulkLoad:
+    """One bulk node's run: conformed batches in, a report out."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        db: DataFlow,
+        model: ModelSpec,
+        node: str,
+        *,
+        on_error: str,
+        progress: bool | None,
+        report: BulkReport,
+    ):
+        self.ctx, self.db, self.model, self.node = ctx, db, model, node
+        self.on_error = on_error
+        self.progress = progress
+        self.report = report
+        self.tenant = tenant_of(model, ctx.scope)
+        self.connection = ctx.connection(db)
+        self.postgres = db.backend.capabilities.name == "postgresql"
+        self.error: BaseException | None = None  # what the stream raised, before a driver wrapped it
+
+    # -- streaming -------------------------------------------------------------------------------
+
+    def stream(
+        self,
+        source: BatchSource,
+        raw_batches: Iterator[pa.RecordBatch],
+        conformer: Conformer,
+        *,
+        with_row: bool = False,
+    ) -> pa.RecordBatchReader:
+        """Conformed batches as a reader the database pulls from; bad rows handled per ``on_error``."""
+        names = list(conformer.output) + (["tenant_id"] if self.tenant is not None else [])
+        fields = [pa.field(n, self._wire_type(n)) for n in names]
+        schema = pa.schema([pa.field(ROW, pa.int64()), *fields] if with_row else fields)
+        bar = Progress(
+            wanted(self.progress),
+            description=f"{self.node}",
+            total_rows=source.total_rows,
+            total_bytes=source.total_bytes,
+        )
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            first_row, started = 1, time.perf_counter()
+            try:
+                for number, raw in enumerate(raw_batches, start=1):
+                    batch, rejected = conformer.conform(raw, first_row)
+                    self.report.rows_read += raw.num_rows
+                    if rejected:
+                        self._handle(rejected)
+                    columns = list(batch.columns)[0 if with_row else 1 :]
+                    if self.tenant is not None:
+                        columns.append(pa.repeat(pa.scalar(self.tenant, pa.string()), batch.num_rows))
+                    columns = [self._to_wire(c, f.type) for c, f in zip(columns, schema, strict=True)]
+                    first_row += raw.num_rows
+                    now = time.perf_counter()
+                    self.report.batch_log.append((number, batch.num_rows, now - started))
+                    started = now
+                    bar.update(raw.num_rows, source.bytes_read())
+                    yield pa.RecordBatch.from_arrays(columns, schema=schema)
+            except BaseException as exc:
+                self.error = exc  # drivers wrap what a stream raises: keep the original to re-raise
+                raise
+            finally:
+                bar.close()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def _handle(self, rejected: list[Rejection]) -> None:
+        if self.on_error == "rollback":
+            raise rejection_error(self.node, self.model, rejected)
+        self.report.rows_rejected += len({r.row for r in rejected})
+        if self.on_error == "quarantine":
+            self.report.rejections.extend(rejected)
+
+    def ingest(self, table: str, reader: pa.RecordBatchReader, *, temporary: bool = False) -> None:
+        """Stream into a table; an error raised by the stream itself comes back unwrapped."""
+        self.error = None
+        try:
+            with naming_conflicts(self.model, self.node):
+                self.ctx.ingest(self.db, table, reader, temporary=temporary)
+        except Exception as exc:
+            if self.error is not None and self.error is not exc:
+                raise self.error from None
+            raise
+
+    def _wire_type(self, name: str) -> pa.DataType:
+        field = self.model.fields[name]
+        if self.postgres and field.type.label in ("dict", "list"):
+            return pa.json_()  # ADBC writes jsonb only from the arrow.json extension type
+        return field.type.arrow
+
+    @staticmethod
+    def _to_wire(column: pa.Array, target: pa.DataType) -> pa.Array:
+        if isinstance(target, pa.ExtensionType) and column.type != target:
+            return pa.ExtensionArray.from_storage(target, pc.cast(column, target.storage_type))
+        return column
+
+    # -- statements ------------------------------------------------------------------------------
+
+    def run(self, statement: sa.sql.ClauseElement) -> pa.Table | None:
+        return self.ctx.execute(self.db, compile_statement(statement, self.db.backend.dialect))
+
+    def count(self, statement: sa.sql.ClauseElement) -> int:
+        result = self.run(statement)
+        assert result is not None
+        return int(result.column(0)[0].as_py())
+
+    def changed(self, statement: sa.sql.ClauseElement) -> int:
+        """Run a write; return the rows it changed (a unique violation names the model's key)."""
+        with naming_conflicts(self.model, self.node):
+            return self.connection.execute_count(compile_statement(statement, self.db.backend.dialect))
+
+    def scope(self, table: sa.Table) -> list[sa.ColumnElement[Any]]:
+        return scope_clauses(self.model, table, self.ctx.scope)
+
+    def staging(self, names: Sequence[str]) -> sa.Table:
+        """A temporary table for the input: UUID and JSON as text, cast when moved to the model's table."""
+        columns = [sa.Column(ROW, sa.BigInteger)]
+        for name in names:
+            field = self.model.fields[name]
+            text = field.type.as_object and not (self.postgres and field.type.label in ("dict", "list"))
+            kind: sa.types.TypeEngine[Any] = sa.Text() if text else self.model.table.c[name].type
+            columns.append(sa.Column(name, kind))
+        table = sa.Table(f"dataflow_stage_{uuid.uuid4().hex[:16]}", sa.MetaData(), *columns, prefixes=["TEMPORARY"])
+        self.connection.execute_sql(str(CreateTable(table).compile(dialect=self.db.backend.dialect)))
+        return table
+
+    def drop(self, table: sa.Table) -> None:
+        self.connection.execute_sql(str(DropTable(table).compile(dialect=self.db.backend.dialect)))
+
+    def casted(self, stage: sa.Table | sa.Subquery, name: str) -> sa.ColumnElement[Any]:
+        """A staged column in the model's type (text to UUID/JSON where staged as text)."""
+        target = self.model.table.c[name].type
+        column = stage.c[name]
+        return (
+            sa.cast(column, target) if isinstance(column.type, sa.Text) and not isinstance(target, sa.Text) else column
+        )
+
+    def latest(self, stage: sa.Table, keys: Sequence[str]) -> sa.Subquery:
+        """One row per key, the last in the source winning (DISTINCT ON, on both databases)."""
+        return (
+            sa.select(stage)
+            .ext(distinct_on(*(stage.c[k] for k in keys)))
+            .order_by(*(stage.c[k] for k in keys), stage.c[ROW].desc())
+            .subquery("latest")
+        )
+
+    def missing(self, latest: sa.Subquery, key: str, limit: int = 1000) -> list[Rejection]:
+        """Input rows whose ``id`` matches no record the run may see."""
+        table = self.model.table
+        exists = sa.exists().where(table.c.id == latest.c[key], *self.scope(table))
+        result = self.run(sa.select(latest.c[ROW], latest.c[key]).where(~exists).order_by(latest.c[ROW]).limit(limit))
+        assert result is not None
+        return [
+            Rejection(row, key, str(value), f"{key}: no {self.model.name} with id {value}")
+            for row, value in zip(result.column(0).to_pylist(), result.column(1).to_pylist(), strict=True)
+        ]
+
+    def advance_id_sequence(self) -> None:
+        """After rows arrive with explicit ids, move the id sequence past them so creates never collide."""
+        table = self.model.table
+        sequence = table.c.id.default
+        assert isinstance(sequence, sa.Sequence)
+        highest = self.count(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0)))
+        if self.db.backend.capabilities.supports_sequence_setval:
+            self.run(sa.select(sa.func.setval(sequence.name, sa.func.greatest(highest, sequence.next_value()))))
+            return
+        gap = highest - self.count(sa.select(sequence.next_value()))
+        if gap > 0:  # DuckDB cannot set a sequence: draw the gap's values in one vectorised query
+            self.run(sa.select(sa.func.max(sequence.next_value())).select_from(sa.func.range(gap)))
+
+    def handle_missing(self, rejected: list[Rejection], total: int) -> None:
+        if not rejected:
+            return
+        if self.on_error == "rollback":
+            shown = ", ".join(r.value or "" for r in rejected[:5])
+            raise NotFoundError(
+                f"{self.node}: {total} input row(s) name an id with no {self.model.name} "
+                f"(first: {shown}); nothing was written. Pass on_error='skip' to ignore them"
+            )
+        self.report.rows_rejected += total
+        if self.on_error == "quarantine":
+            self.report.rejections.extend(rejected)
+
+
+def upsert_statement(
+    load: BulkLoad, latest: sa.Subquery, names: Sequence[str], keys: Sequence[str], update: Sequence[str]
+) -> sa.sql.ClauseElement:
+    table = load.model.table
+    insert = pg_insert(table).from_select(list(names), sa.select(*(load.casted(latest, n) for n in names)))
+    changes = upsert_assignments(load.model, table, insert.excluded, list(update))
+    return insert.on_conflict_do_update(index_elements=list(keys), set_=changes)

@@ -1,0 +1,90 @@
+"""What a bulk node returns: exact counts, per-batch timings and the rejected rows."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataflow_nb.bulk.conform import Rejection
+
+
+@dataclass
+class BulkReport:
+    """The outcome of one bulk node. Counts are exact, not estimates.
+
+    Attributes:
+        rows_written: rows inserted, updated or deleted.
+        rows_rejected: rows dropped because a value did not fit (``on_error`` "skip" or "quarantine").
+        inserted, updated, deleted: the written rows by kind.
+        collapsed: upsert rows that repeated a conflict key within the input (the last one won).
+        seconds: wall time of the node.
+    """
+
+    node: str
+    model: str
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    collapsed: int = 0
+    rows_read: int = 0
+    seconds: float = 0.0
+    batch_log: list[tuple[int, int, float]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    rows_rejected: int = 0
+
+    @property
+    def rows_written(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    @property
+    def batches(self) -> Any:
+        """A polars frame: batch, rows, seconds."""
+        import polars as pl
+
+        return pl.DataFrame(
+            self.batch_log, schema={"batch": pl.Int64, "rows": pl.Int64, "seconds": pl.Float64}, orient="row"
+        )
+
+    @property
+    def rejected(self) -> Any:
+        """A polars frame of the rejected rows: row (in the source, from 1), column, value, reason."""
+        import polars as pl
+
+        return pl.DataFrame(
+            [(r.row, r.column, r.value, r.reason) for r in self.rejections],
+            schema={"row": pl.Int64, "column": pl.String, "value": pl.String, "reason": pl.String},
+            orient="row",
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts, for logs and assertions."""
+        names = ("rows_written", "rows_rejected", "inserted", "updated", "deleted", "collapsed", "rows_read", "seconds")
+        return {name: getattr(self, name) for name in names} | {"batches": len(self.batch_log)}
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v:,}" for k, v in self.as_dict().items())
+        return f"BulkReport({self.node}: {counts})"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{v:,.3f}</td></tr>"
+            if isinstance(v, float)
+            else f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>"
+            for k, v in self.as_dict().items()
+        )
+        bad = ""
+        if self.rejections:
+            shown = "".join(
+                f"<tr><td>{r.row}</td><td>{html.escape(r.column)}</td><td>{html.escape(str(r.value))}</td>"
+                f"<td>{html.escape(r.reason)}</td></tr>"
+                for r in self.rejections[:10]
+            )
+            bad = (
+                f"<p>First rejected rows (of {self.rows_rejected:,}):</p><table><tr><th>row</th><th>column</th>"
+                f"<th>value</th><th>reason</th></tr>{shown}</table>"
+            )
+        return f"<b>{html.escape(self.node)}</b> on {html.escape(self.model)}<table>{rows}</table>{bad}"

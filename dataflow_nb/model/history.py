@@ -1,0 +1,91 @@
+"""Apply a migration plan in one transaction and record it in the history table.
+
+The history table, ``dataflow_nb_migrations``, holds one row per applied change: when, which
+model and table, what was done, whether it needed ``allow_destructive=True``, and the DDL.
+It survives kernel restarts, so a notebook can always show what happened to its tables.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateSequence, CreateTable
+
+from dataflow_nb.backends.base import Connection, compile_statement
+from dataflow_nb.exceptions import DatabaseError, SchemaError
+from dataflow_nb.model.migrate import MigrationPlan
+
+log = logging.getLogger("dataflow_nb")
+HISTORY_TABLE = "dataflow_nb_migrations"
+
+_metadata = sa.MetaData()
+_sequence = sa.Sequence(f"{HISTORY_TABLE}_id_seq", metadata=_metadata)
+history = sa.Table(
+    HISTORY_TABLE,
+    _metadata,
+    sa.Column("id", sa.BigInteger, _sequence, server_default=_sequence.next_value(), primary_key=True),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("table_name", sa.Text, nullable=False),
+    sa.Column("operation", sa.Text, nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("destructive", sa.Boolean, nullable=False),
+    sa.Column("ddl", sa.Text, nullable=False),
+)
+
+
+def ensure_history(connection: Connection, dialect: Dialect) -> None:
+    """Create the history table when it is missing (inside the caller's transaction)."""
+    for statement in (CreateSequence(_sequence, if_not_exists=True), CreateTable(history, if_not_exists=True)):
+        connection.execute_sql(str(statement.compile(dialect=dialect)))
+
+
+def apply_plan(connection: Connection, dialect: Dialect, plan: MigrationPlan) -> None:
+    """Run every statement of ``plan`` and record each change; the caller commits or rolls back.
+
+    Raises:
+        SchemaError: a statement failed; the caller's rollback leaves the table as it was.
+    """
+    ensure_history(connection, dialect)
+    for statement in plan.statements:
+        try:
+            connection.execute_sql(statement)
+        except DatabaseError as exc:
+            hint = ""
+            if plan.dialect == "duckdb" and "depend" in str(exc):
+                hint = (
+                    " DuckDB cannot drop or alter a column that an index or a unique key depends on, nor a column "
+                    "that comes before a unique key's column; keep the field, or copy the rows into a new table."
+                )
+            raise SchemaError(
+                f"model {plan.model}: the migration of table {plan.table!r} failed at `{statement}` and was "
+                f"rolled back, so nothing changed: {exc}.{hint}\n{plan.describe()}"
+            ) from exc
+    insert = sa.insert(history).values(
+        model=sa.bindparam("model", type_=sa.Text),
+        table_name=sa.bindparam("table_name", type_=sa.Text),
+        operation=sa.bindparam("operation", type_=sa.Text),
+        target=sa.bindparam("target", type_=sa.Text),
+        destructive=sa.bindparam("destructive", type_=sa.Boolean),
+        ddl=sa.bindparam("ddl", type_=sa.Text),
+    )
+    compiled = compile_statement(insert, dialect)
+    for row in plan.rows():
+        values = {k: row[k] for k in ("model", "operation", "target", "ddl")}
+        connection.execute(compiled, {**values, "table_name": plan.table, "destructive": not row["safe"]})
+    for change in plan.changes:
+        log.info("model %s: %s %s (%s)", plan.model, change.operation, change.target, change.reason)
+
+
+def read_history(connection: Connection, dialect: Dialect) -> pa.Table:
+    """Every recorded change, oldest first (an empty table before the first migration)."""
+    ensure_history(connection, dialect)
+    columns = [c for c in history.c if c.name != "id"]
+    result = connection.execute(compile_statement(sa.select(*columns).order_by(history.c.id), dialect))
+    assert result is not None
+    # DuckDB labels UTC "Etc/UTC": the same instants, named as PostgreSQL's driver names them.
+    index = result.schema.get_field_index("applied_at")
+    return result.set_column(index, "applied_at", result.column(index).cast(pa.timestamp("us", "UTC")))

@@ -1,0 +1,268 @@
+"""Compare a model with its live table and turn the difference into a plan of DDL.
+
+Alembic's autogenerate does the comparison (on the reflection of ``model.reflect``) and its
+operations render the DDL for the backend's dialect; this module only decides which changes
+are safe (nothing can be lost and nothing can fail on existing rows) and which need a decision.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import produce_migrations
+from alembic.migration import MigrationContext
+from alembic.operations import Operations, ops
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable, ExecutableDDLElement
+
+from dataflow_nb.backends.base import Connection
+from dataflow_nb.model.reflect import sqlalchemy_connection
+from dataflow_nb.model.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Change:
+    """One step of a plan: what it does, whether it is safe, and the SQL that does it."""
+
+    operation: str
+    target: str
+    safe: bool
+    reason: str
+    ddl: tuple[str, ...]
+
+
+@dataclass
+class MigrationPlan:
+    """The changes that bring one model's table in line with its class."""
+
+    model: str
+    table: str
+    dialect: str
+    changes: list[Change] = field(default_factory=list)
+    before: list[str] = field(default_factory=list)  # DuckDB: indexes dropped around ALTERs
+    after: list[str] = field(default_factory=list)
+
+    @property
+    def pending(self) -> list[Change]:
+        """Changes that need ``allow_destructive=True``."""
+        return [c for c in self.changes if not c.safe]
+
+    @property
+    def statements(self) -> list[str]:
+        return [*self.before, *(s for c in self.changes for s in c.ddl), *self.after]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "model": self.model,
+                "table": self.table,
+                "operation": c.operation,
+                "target": c.target,
+                "safe": c.safe,
+                "reason": c.reason,
+                "ddl": "\n".join(f"{s};" for s in c.ddl),
+            }
+            for c in self.changes
+        ]
+
+    def describe(self) -> str:
+        """The plan as a reader sees it: each change, then the SQL exactly as it would run."""
+        lines = [f"  - {c.operation} {c.target}: {c.reason}" for c in self.changes]
+        lines.append(f"The plan, as it would run on {self.dialect} (in one transaction):")
+        lines += [f"    {s};" for s in self.statements]
+        return "\n".join(lines)
+
+
+def _render(dialect: Dialect, operations: list[ops.MigrateOperation]) -> list[str]:
+    """The DDL Alembic emits for ``operations`` on ``dialect``, one string per statement."""
+    context = MigrationContext.configure(dialect=dialect, opts={"as_sql": True, "output_buffer": io.StringIO()})
+    statements: list[str] = []
+
+    def capture(text: str) -> None:
+        statements.append(text.strip().removesuffix(context.impl.command_terminator).strip())
+
+    context.impl.static_output = capture  # type: ignore[method-assign]
+    runner = Operations(context)
+    for operation in operations:
+        runner.invoke(operation)
+    return statements
+
+
+def _create_plan(spec: ModelSpec, dialect: Dialect) -> MigrationPlan:
+    sequence = spec.table.c.id.default
+    assert isinstance(sequence, sa.Sequence)
+    statements: list[ExecutableDDLElement] = [
+        CreateSequence(sequence, if_not_exists=True),
+        CreateTable(spec.table, if_not_exists=True),
+        *(CreateIndex(index, if_not_exists=True) for index in sorted(spec.table.indexes, key=lambda i: str(i.name))),
+    ]
+    ddl = tuple(str(s.compile(dialect=dialect)).strip() for s in statements)
+    change = Change("create table", spec.table_name, True, "the table does not exist yet", ddl)
+    return MigrationPlan(spec.name, spec.table_name, dialect.name, [change])
+
+
+def _scalar(connection: Connection, sql: str) -> int:
+    result = connection.execute_sql(sql)
+    assert result is not None
+    return int(result.column(0)[0].as_py())
+
+
+class _Classifier:
+    """Decide, for each Alembic operation on one table, whether it is safe, and why."""
+
+    def __init__(self, connection: Connection, dialect: Dialect, table: str):
+        self.connection = connection
+        self.quote = dialect.identifier_preparer.quote
+        self.table = table
+        self.rows = _scalar(connection, f"SELECT count(*) FROM {self.quote(table)}")
+        self.empty = self.rows == 0
+
+    def _count(self, where: str) -> int:
+        return _scalar(self.connection, f"SELECT count(*) FROM {self.quote(self.table)} WHERE {where}")
+
+    def classify(self, op: ops.MigrateOperation, dialect: Dialect) -> tuple[str, str, bool, str]:
+        """(operation, target, safe, reason) for one Alembic operation."""
+        if isinstance(op, ops.AddColumnOp):
+            column = op.column
+            if column.nullable:
+                return "add column", column.name, True, "a new nullable column; existing rows get NULL"
+            if column.server_default is not None:
+                return "add column", column.name, True, "a new column with a default; existing rows get the default"
+            reason = (
+                f"a new NOT NULL column without a default cannot be filled on the {self.rows} existing row(s): "
+                "declare it Optional[...] or give it a default"
+            )
+            return "add column", column.name, self.empty, reason
+        if isinstance(op, ops.DropColumnOp):
+            reason = f"its values in {self.rows} row(s) would be lost"
+            return "drop column", op.column_name, self.empty, reason
+        if isinstance(op, ops.AlterColumnOp):
+            return self._alter(op, dialect)
+        if isinstance(op, ops.CreateIndexOp):
+            return "add index", str(op.index_name), True, f"a new index on {list(map(str, op.columns))}"
+        if isinstance(op, ops.DropIndexOp):
+            return "drop index", str(op.index_name), True, "the model no longer declares it; no data is lost"
+        if isinstance(op, ops.CreateUniqueConstraintOp):
+            columns = ", ".join(self.quote(str(c)) for c in op.columns)
+            duplicates = _scalar(
+                self.connection,
+                f"SELECT count(*) FROM (SELECT {columns} FROM {self.quote(self.table)} "
+                f"GROUP BY {columns} HAVING count(*) > 1) AS d",
+            )
+            if duplicates:
+                reason = f"{duplicates} value(s) of {list(op.columns)} repeat in existing rows; remove the duplicates"
+                return "add unique", str(op.constraint_name), False, reason
+            return "add unique", str(op.constraint_name), True, "a new unique key; no existing rows repeat it"
+        if isinstance(op, ops.DropConstraintOp):
+            if dialect.name == "duckdb":
+                reason = (
+                    "DuckDB cannot drop a constraint (ALTER TABLE ... DROP CONSTRAINT is not implemented): "
+                    "keep the key in __dataflow__['unique'], or copy the rows into a new table"
+                )
+                return "drop unique", str(op.constraint_name), False, reason
+            return "drop unique", str(op.constraint_name), True, "the model no longer declares it; no data is lost"
+        return type(op).__name__, self.table, False, "a change dataflow_nb does not classify; review the DDL"
+
+    def _alter(self, op: ops.AlterColumnOp, dialect: Dialect) -> tuple[str, str, bool, str]:
+        name = op.column_name
+        if op.modify_type is not None:
+            new = op.modify_type.compile(dialect=dialect)
+            existing: sa.types.TypeEngine[Any] | None = op.existing_type
+            old = existing.compile(dialect=dialect) if existing is not None else "?"
+            # Convert explicitly: PostgreSQL refuses e.g. TEXT -> BIGINT without a USING cast.
+            op.kw["postgresql_using"] = f"{self.quote(name)}::{new}"
+            reason = f"{old} -> {new}: values that do not convert fail, others may change"
+            return "change type", name, self.empty, reason
+        if op.modify_nullable is False:
+            nulls = self._count(f"{self.quote(name)} IS NULL")
+            if nulls:
+                return "set not null", name, False, f"{nulls} existing row(s) hold NULL; fill them first"
+            return "set not null", name, True, "no existing row holds NULL"
+        if op.modify_nullable is True:
+            return "drop not null", name, True, "the column now accepts NULL; no data is lost"
+        return "alter column", name, True, "a column property changed"
+
+
+def _flatten(upgrade: ops.UpgradeOps) -> list[ops.MigrateOperation]:
+    flat: list[ops.MigrateOperation] = []
+    for op in upgrade.ops:
+        flat.extend(op.ops if isinstance(op, ops.ModifyTableOps) else [op])
+    return flat
+
+
+def _apply_renames(
+    operations: list[ops.MigrateOperation], table: str, renames: dict[str, str]
+) -> list[ops.MigrateOperation]:
+    """Turn a drop of ``old`` plus an add of ``new`` into one RENAME COLUMN that keeps the values."""
+    dropped = {op.column_name for op in operations if isinstance(op, ops.DropColumnOp)}
+    added = {op.column.name for op in operations if isinstance(op, ops.AddColumnOp)}
+    result: list[ops.MigrateOperation] = []
+    for old, new in renames.items():
+        if old not in dropped or new not in added:
+            from dataflow_nb.exceptions import SchemaError
+
+            raise SchemaError(
+                f"table {table!r}: cannot rename {old!r} to {new!r}: the table must have {old!r} and the model "
+                f"{new!r} (the table has no {old!r} or the model already had {new!r})"
+            )
+        result.append(ops.AlterColumnOp(table, old, modify_name=new))
+    skip = set(renames) | set(renames.values())
+    for op in operations:
+        if isinstance(op, ops.DropColumnOp) and op.column_name in skip:
+            continue
+        if isinstance(op, ops.AddColumnOp) and op.column.name in skip:
+            continue
+        result.append(op)
+    return result
+
+
+def plan_migration(
+    connection: Connection, dialect: Dialect, spec: ModelSpec, *, renames: dict[str, str] | None = None
+) -> MigrationPlan:
+    """What it takes to bring the live table of ``spec`` in line with it (empty when it is)."""
+    table = spec.table_name
+    with sqlalchemy_connection(connection, dialect) as sa_connection:
+        inspector = sa.inspect(sa_connection)
+        if table not in inspector.get_table_names():
+            return _create_plan(spec, dialect)
+        context = MigrationContext.configure(
+            connection=sa_connection,
+            opts={"compare_type": True, "include_name": lambda name, kind, _: kind != "table" or name == table},
+        )
+        upgrade = produce_migrations(context, spec.table.metadata).upgrade_ops
+        assert upgrade is not None
+        operations = _flatten(upgrade)
+        existing_indexes = inspector.get_indexes(table)
+    if renames:
+        operations = _apply_renames(operations, table, renames)
+    # Drop indexes first: a column they cover may be renamed, dropped or retyped next.
+    operations.sort(key=lambda op: not isinstance(op, ops.DropIndexOp))
+    plan = MigrationPlan(spec.name, table, dialect.name)
+    classifier = _Classifier(connection, dialect, table)
+    for op in operations:
+        if isinstance(op, ops.AlterColumnOp) and op.modify_name:
+            change = ("rename column", f"{op.column_name} -> {op.modify_name}", True, "keeps the values")
+        else:
+            change = classifier.classify(op, dialect)
+        plan.changes.append(Change(*change, tuple(_render(dialect, [op]))))
+    _around_duckdb_indexes(plan, dialect, operations, existing_indexes)
+    return plan
+
+
+def _around_duckdb_indexes(
+    plan: MigrationPlan, dialect: Dialect, operations: list[ops.MigrateOperation], indexes: list[Any]
+) -> None:
+    """DuckDB refuses most ALTER TABLE on a table with an index: drop them first, recreate after."""
+    altering = any(isinstance(op, ops.AlterColumnOp | ops.DropColumnOp | ops.AddColumnOp) for op in operations)
+    if dialect.name != "duckdb" or not altering:
+        return
+    dropped = {op.index_name for op in operations if isinstance(op, ops.DropIndexOp)}
+    keep = [i for i in indexes if i["name"] not in dropped]
+    plan.before = _render(dialect, [ops.DropIndexOp(i["name"], table_name=plan.table) for i in keep])
+    plan.after = _render(
+        dialect,
+        [ops.CreateIndexOp(i["name"], plan.table, i["column_names"], unique=i["unique"]) for i in keep],
+    )

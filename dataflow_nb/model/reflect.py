@@ -1,0 +1,310 @@
+"""Reflect a live table into SQLAlchemy on the run's own connection, for Alembic to compare.
+
+There is no SQLAlchemy Engine in dataflow_nb: PostgreSQL is reached through ADBC and DuckDB
+through its Python API. Rather than open a second connection with another driver, this module
+puts a tiny PEP 249 adapter over a backend ``Connection`` and gives SQLAlchemy a dialect whose
+reflection methods read ``information_schema`` (plus one catalog query per database for
+indexes). SQLAlchemy's ``Inspector`` and Alembic's autogenerate then run unchanged, inside the
+migration's transaction. Why not SQLAlchemy's own PostgreSQL reflection over ADBC: its catalog
+queries bind untyped integers (``generate_subscripts(int2vector, $1)``), which ADBC sends as
+int8 and PostgreSQL rejects; and DuckDB's ``pg_catalog`` emulation does not cover them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.ddl.base import RenameTable
+from alembic.ddl.postgresql import PostgresqlColumnType, PostgresqlImpl, visit_column_type, visit_rename_table
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.default import DefaultDialect
+from sqlalchemy.ext.compiler import compiles
+
+from dataflow_nb.backends.base import Connection
+
+
+class DuckDBImpl(PostgresqlImpl):
+    """Alembic's operations for DuckDB: its DDL follows PostgreSQL's (registered by name)."""
+
+    __dialect__ = "duckdb"
+
+
+# Alembic compiles its PostgreSQL-only constructs for the dialect named "postgresql"; DuckDB
+# takes the same SQL (ALTER COLUMN ... TYPE ... USING, RENAME TO).
+compiles(PostgresqlColumnType, "duckdb")(visit_column_type)
+compiles(RenameTable, "duckdb")(visit_rename_table)
+
+
+class _Error(Exception):
+    """The adapter's DB-API error class (backend errors pass through as DataflowErrors)."""
+
+
+class _Cursor:
+    """A DB-API cursor that runs SQL text on a backend connection and holds the Arrow rows."""
+
+    arraysize = 1
+
+    def __init__(self, connection: Connection):
+        self._connection = connection
+        self._rows: list[tuple[Any, ...]] = []
+        self.description: list[tuple[Any, ...]] | None = None
+        self.rowcount = -1
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        table = self._connection.execute_sql(sql, list(params or ()))
+        if table is None:
+            self._rows, self.description = [], None
+            return
+        names = table.column_names
+        self.description = [(n, None, None, None, None, None, None) for n in names]
+        columns = [table.column(n).to_pylist() for n in names]
+        self._rows = list(zip(*columns, strict=True)) if columns else []
+        self.rowcount = len(self._rows)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchmany(self, size: int = 1) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    def close(self) -> None:
+        self._rows = []
+
+
+class _DBAPIConnection:
+    """The adapter's connection: commit and rollback belong to the migration, not SQLAlchemy."""
+
+    def __init__(self, connection: Connection):
+        self._connection = connection
+
+    def cursor(self) -> _Cursor:
+        return _Cursor(self._connection)
+
+    def commit(self) -> None:
+        """The migration commits the backend connection itself, once, at the end."""
+
+    def rollback(self) -> None:
+        """SQLAlchemy rolls back when its Connection closes; the migration decides instead."""
+
+    def close(self) -> None:
+        """The backend connection outlives the adapter."""
+
+
+class _DBAPIModule:
+    """What SQLAlchemy asks of a DB-API module."""
+
+    paramstyle = "numeric_dollar"
+    Error = DatabaseError = OperationalError = ProgrammingError = IntegrityError = InterfaceError = _Error
+
+
+_COLUMNS = (
+    "SELECT column_name, data_type, is_nullable, column_default, numeric_precision, numeric_scale "
+    "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 "
+    "ORDER BY ordinal_position"
+)
+_KEYS = (
+    "SELECT tc.constraint_name, tc.constraint_type, kcu.column_name "
+    "FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kcu "
+    "ON kcu.constraint_name = tc.constraint_name AND kcu.table_name = tc.table_name "
+    "AND kcu.table_schema = tc.table_schema "
+    "WHERE tc.table_schema = current_schema() AND tc.table_name = $1 "
+    "AND tc.constraint_type IN ('PRIMARY KEY', 'UNIQUE') ORDER BY tc.constraint_name, kcu.ordinal_position"
+)
+_TABLES = (
+    "SELECT table_name FROM information_schema.tables "
+    "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+)
+# Indexes that are not constraints (constraints come from _KEYS), one row per column in key order.
+_PG_INDEXES = (
+    "SELECT CAST(i.relname AS TEXT), ix.indisunique, CAST(a.attname AS TEXT) "
+    "FROM pg_catalog.pg_index ix JOIN pg_catalog.pg_class i ON i.oid = ix.indexrelid "
+    "JOIN pg_catalog.pg_class t ON t.oid = ix.indrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace "
+    "CROSS JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY AS k(attnum, ord) "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum "
+    "WHERE n.nspname = current_schema() AND t.relname = $1 AND NOT EXISTS "
+    "(SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = ix.indexrelid) "
+    "ORDER BY i.relname, k.ord"
+)
+# DuckDB lists CREATE INDEX indexes only (constraint indexes are internal), with the key
+# expressions as text such as ['"text"', team]. Model fields are plain identifiers (checked by
+# check_identifier), so splitting on commas and stripping quotes recovers them.
+_DUCKDB_INDEXES = (
+    "SELECT index_name, is_unique, CAST(expressions AS VARCHAR) FROM duckdb_indexes() "
+    "WHERE schema_name = current_schema() AND table_name = $1 ORDER BY index_name"
+)
+
+
+def _sa_type(data_type: str, precision: Any, scale: Any, dialect: str) -> sa.types.TypeEngine[Any]:
+    """information_schema's type name (either database's spelling) as a SQLAlchemy type."""
+    name = data_type.lower()
+    if name.startswith(("numeric", "decimal")):
+        match = re.search(r"\((\d+),\s*(\d+)\)", name)
+        if match:
+            precision, scale = int(match.group(1)), int(match.group(2))
+        return sa.Numeric(precision, scale)
+    simple: dict[str, sa.types.TypeEngine[Any]] = {
+        "bigint": sa.BigInteger(),
+        "integer": sa.Integer(),
+        "smallint": sa.SmallInteger(),
+        "text": sa.Text(),
+        "varchar": sa.Text(),  # DuckDB: TEXT is an alias of VARCHAR
+        "character varying": sa.String(),
+        "double precision": sa.Double(),
+        "double": sa.Double(),
+        "real": sa.Float(),
+        "float": sa.Float(),
+        "boolean": sa.Boolean(),
+        "timestamp with time zone": sa.DateTime(timezone=True),
+        "timestamp without time zone": sa.DateTime(),
+        "timestamp": sa.DateTime(),
+        "date": sa.Date(),
+        "time without time zone": sa.Time(),
+        "time": sa.Time(),
+        "uuid": sa.Uuid(),
+        "bytea": sa.LargeBinary(),
+        "blob": sa.LargeBinary(),
+        "jsonb": JSONB(),
+        # DuckDB's JSON is what dataflow_nb's JSONB compiles to there; PostgreSQL's json is not jsonb.
+        "json": JSONB() if dialect == "duckdb" else sa.JSON(),
+    }
+    return simple.get(name, sa.types.NullType())
+
+
+class _Reflection:
+    """Reflection methods for SQLAlchemy's Inspector, read from information_schema."""
+
+    name: str
+    # The per-table defaults loop over get_columns() and friends; the PostgreSQL ones would
+    # run pg_catalog queries this adapter cannot serve.
+    get_multi_columns = DefaultDialect.get_multi_columns
+    get_multi_pk_constraint = DefaultDialect.get_multi_pk_constraint
+    get_multi_foreign_keys = DefaultDialect.get_multi_foreign_keys
+    get_multi_indexes = DefaultDialect.get_multi_indexes
+    get_multi_unique_constraints = DefaultDialect.get_multi_unique_constraints
+    get_multi_check_constraints = DefaultDialect.get_multi_check_constraints
+    get_multi_table_comment = DefaultDialect.get_multi_table_comment
+    get_multi_table_options = DefaultDialect.get_multi_table_options
+
+    def _rows(self, connection: sa.Connection, sql: str, *params: Any) -> list[Any]:
+        return list(connection.exec_driver_sql(sql, tuple(params)).fetchall())
+
+    def get_schema_names(self, connection: sa.Connection, **kw: Any) -> list[str]:
+        return [str(self._rows(connection, "SELECT current_schema()")[0][0])]
+
+    def get_table_names(self, connection: sa.Connection, schema: str | None = None, **kw: Any) -> list[str]:
+        return [r[0] for r in self._rows(connection, _TABLES)]
+
+    def has_table(self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any) -> bool:
+        return table_name in self.get_table_names(connection)
+
+    def get_view_names(self, connection: sa.Connection, schema: str | None = None, **kw: Any) -> list[str]:
+        return []
+
+    def get_columns(
+        self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "type": _sa_type(data_type, precision, scale, self.name),
+                "nullable": nullable == "YES",
+                "default": default,
+                "autoincrement": False,
+            }
+            for name, data_type, nullable, default, precision, scale in self._rows(connection, _COLUMNS, table_name)
+        ]
+
+    def _keys(self, connection: sa.Connection, table_name: str, kind: str) -> dict[str, list[str]]:
+        keys: dict[str, list[str]] = {}
+        for name, constraint_type, column in self._rows(connection, _KEYS, table_name):
+            if constraint_type == kind:
+                keys.setdefault(name, []).append(column)
+        return keys
+
+    def get_pk_constraint(
+        self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        keys = self._keys(connection, table_name, "PRIMARY KEY")
+        name, columns = next(iter(keys.items()), (None, []))
+        return {"name": name, "constrained_columns": columns}
+
+    def get_unique_constraints(
+        self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any
+    ) -> list[dict[str, Any]]:
+        return [{"name": n, "column_names": c} for n, c in self._keys(connection, table_name, "UNIQUE").items()]
+
+    def get_indexes(
+        self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any
+    ) -> list[dict[str, Any]]:
+        indexes: dict[str, dict[str, Any]] = {}
+        if self.name == "duckdb":
+            for name, unique, expressions in self._rows(connection, _DUCKDB_INDEXES, table_name):
+                columns = [item.strip().strip("'").strip('"') for item in expressions.strip("[]").split(",")]
+                indexes[name] = {"name": name, "unique": bool(unique), "column_names": columns}
+        else:
+            for name, unique, column in self._rows(connection, _PG_INDEXES, table_name):
+                entry = indexes.setdefault(name, {"name": name, "unique": bool(unique), "column_names": []})
+                entry["column_names"].append(column)
+        return list(indexes.values())
+
+    def get_foreign_keys(
+        self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any
+    ) -> list[dict[str, Any]]:
+        return []  # dataflow_nb models declare no foreign keys
+
+    def get_check_constraints(
+        self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any
+    ) -> list[dict[str, Any]]:
+        return []  # dataflow_nb models declare no check constraints
+
+    def get_table_comment(
+        self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        return {"text": None}
+
+    def get_table_options(
+        self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        return {}
+
+
+def _reflecting_dialect(dialect: Dialect) -> DefaultDialect:
+    """A dialect of the backend's kind (``postgresql`` or ``duckdb``) with the reflection above."""
+    if dialect.name == "duckdb":
+        base: type[PGDialect] = type(dialect)  # type: ignore[assignment]
+        cls = type("DuckDBReflection", (_Reflection, base), {"supports_statement_cache": True})
+        reflecting: DefaultDialect = cls(dbapi=_DBAPIModule)
+    else:
+        cls = type("PostgresReflection", (_Reflection, PGDialect), {"supports_statement_cache": True})
+        reflecting = cls(dbapi=_DBAPIModule, paramstyle="numeric_dollar")
+    return reflecting
+
+
+@contextmanager
+def sqlalchemy_connection(connection: Connection, dialect: Dialect) -> Iterator[sa.Connection]:
+    """A SQLAlchemy Connection over a backend connection, for Inspector and Alembic.
+
+    Statements run on ``connection`` inside its transaction; closing the SQLAlchemy side
+    neither commits nor rolls back.
+    """
+    reflecting = _reflecting_dialect(dialect)
+    adapter = _DBAPIConnection(connection)
+    pool = sa.pool.StaticPool(lambda: adapter, reset_on_return=None)  # type: ignore[arg-type]
+    engine = sa.engine.Engine(pool, reflecting, sa.engine.make_url(f"{dialect.name}://"))
+    with engine.connect() as sa_connection:
+        reflecting.default_schema_name = sa_connection.exec_driver_sql("SELECT current_schema()").scalar()
+        reflecting.server_version_info = (16,)
+        yield sa_connection
+    engine.dispose()

@@ -1,0 +1,286 @@
+"""The generated bulk nodes: BulkCreate, BulkUpdate, BulkDelete and BulkUpsert.
+
+Each streams its input in bounded memory inside the run's transaction and returns a
+``BulkReport``. A failure anywhere (a bad row with ``on_error="rollback"``, a later node, a
+killed process) leaves the table as it was: nothing is committed batch by batch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from dataflow_nb.bulk.conform import Conformer
+from dataflow_nb.bulk.load import BulkLoad, upsert_statement
+from dataflow_nb.bulk.report import BulkReport
+from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, open_input
+from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.model.validate import record_values
+from dataflow_nb.nodes.base import check_parameter_names
+from dataflow_nb.nodes.model_node import ModelNode, conflict_keys
+from dataflow_nb.query.filters import compile_filter, model_target
+from dataflow_nb.query.scope import delete_statement, managed_update_values
+
+if TYPE_CHECKING:
+    from dataflow_nb.workflow.context import RunContext
+
+COMMON: tuple[str, ...] = ("data", "source", "batch_size", "on_error", "progress")
+ON_ERROR = ("rollback", "skip", "quarantine")
+
+
+def _peek(source: BatchSource) -> tuple[list[str] | None, Iterator[pa.RecordBatch]]:
+    """The input's column names and all its batches (the first one read ahead)."""
+    batches = iter(source)
+    first = next(batches, None)
+    if first is None:
+        return None, iter(())
+    return first.schema.names, itertools.chain([first], batches)
+
+
+class BulkNode(ModelNode):
+    """Shared parameters and checks of the four bulk nodes."""
+
+    parameters = COMMON
+    data_optional = False
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
+        check_parameter_names(cls.node_type, params, cls.parameters)
+        on_error = params.get("on_error", "rollback")
+        if on_error not in ON_ERROR:
+            raise ValidationError(f"{cls.node_type}: on_error={on_error!r}; choose one of {list(ON_ERROR)}")
+        size = params.get("batch_size", DEFAULT_BATCH_SIZE)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValidationError(f"{cls.node_type}: batch_size must be a positive int, got {size!r}")
+        given = [k for k in ("data", "source") if params.get(k) is not None]
+        if len(given) > 1:
+            raise ValidationError(f"{cls.node_type}: give data= or source=, not both")
+        if complete and not given and not cls.data_optional:
+            raise ValidationError(
+                f"{cls.node_type}: no input: give data= (a frame, Arrow table or list of dicts), source= (a CSV or "
+                "Parquet path or glob), or connect a reader node's output to 'data'"
+            )
+
+    def start(self, ctx: RunContext, params: Mapping[str, Any]) -> tuple[BulkLoad, BulkReport]:
+        self.check_params(params, complete=True)
+        report = BulkReport(self.node_type, self.model.name)
+        load = BulkLoad(
+            ctx,
+            self.db,
+            self.model,
+            self.node_type,
+            on_error=params.get("on_error", "rollback"),
+            progress=params.get("progress"),
+            report=report,
+        )
+        return load, report
+
+    def input(self, params: Mapping[str, Any]) -> tuple[BatchSource, list[str] | None, Iterator[pa.RecordBatch]]:
+        batch_size = params.get("batch_size", DEFAULT_BATCH_SIZE)
+        source = open_input(params.get("data"), params.get("source"), batch_size=batch_size, fields=self.model.fields)
+        names, batches = _peek(source)
+        return source, names, batches
+
+
+class BulkCreateNode(BulkNode):
+    """Insert every input row: COPY through ADBC on PostgreSQL, an Arrow scan on DuckDB."""
+
+    def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
+        started = time.perf_counter()
+        load, report = self.start(ctx, params)
+        source, names, batches = self.input(params)
+        if names is not None:
+            conformer = Conformer(self.model, names, self.model.writable, fill_defaults=True, node=self.node_type)
+            columns = list(conformer.output) + (["tenant_id"] if load.tenant is not None else [])
+            uuids = any(self.model.fields[c].type.label == "UUID" for c in columns)
+            if load.postgres and uuids:  # binary COPY cannot take UUID text: stage it, cast in SQL
+                stage = load.staging(columns)
+                load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
+                table = self.model.table
+                moved = sa.insert(table).from_select(columns, sa.select(*(load.casted(stage, c) for c in columns)))
+                report.inserted = load.changed(moved)
+                load.drop(stage)
+            else:
+                load.ingest(self.model.table_name, load.stream(source, batches, conformer))
+                report.inserted = sum(rows for _, rows, _ in report.batch_log)
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+class BulkUpsertNode(BulkNode):
+    """Insert rows, or update the named columns where ``conflict_on`` (a unique key) matches.
+
+    Rows repeating a key within the input collapse to the last one; their count is reported.
+    """
+
+    parameters = (*COMMON, "conflict_on", "update")
+
+    @classmethod
+    def keys(cls, params: Mapping[str, Any]) -> tuple[list[str], list[str] | None]:
+        return conflict_keys(cls.model, cls.node_type, params, allow_id=True)
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
+        super().check_params(params, complete=complete)
+        cls.keys(params)
+
+    def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
+        started = time.perf_counter()
+        load, report = self.start(ctx, params)
+        keys, update = self.keys(params)
+        source, names, batches = self.input(params)
+        if names is not None:
+            allowed = ["id", *self.model.writable] if "id" in keys else self.model.writable
+            conformer = Conformer(self.model, names, allowed, fill_defaults=True, node=self.node_type, keys=keys)
+            columns = list(conformer.output) + (["tenant_id"] if load.tenant is not None else [])
+            match = (["tenant_id"] if load.tenant is not None else []) + keys
+            stage = load.staging(columns)
+            load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
+            latest = load.latest(stage, match)
+            table = self.model.table
+            staged = load.count(sa.select(sa.func.count()).select_from(stage))
+            distinct = load.count(sa.select(sa.func.count()).select_from(latest))
+            found = sa.exists().where(*(table.c[k] == load.casted(latest, k) for k in match), *load.scope(table))
+            existing = load.count(sa.select(sa.func.count()).select_from(latest).where(found))
+            changed = [c for c in (update if update is not None else conformer.columns) if c not in match]
+            load.changed(upsert_statement(load, latest, columns, match, changed))
+            load.drop(stage)
+            if "id" in keys:
+                load.advance_id_sequence()
+            report.inserted, report.updated, report.collapsed = distinct - existing, existing, staged - distinct
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+class _ByFilterOrIds(BulkNode):
+    """Update and delete act on ``filter`` (``{"all": True}`` for every row) or on input rows' ``id``."""
+
+    data_optional = True
+
+    @classmethod
+    def condition(cls, params: Mapping[str, Any]) -> sa.ColumnElement[bool] | None:
+        spec = params.get("filter")
+        if spec is None:
+            return None
+        if spec == {"all": True}:
+            return sa.true()
+        if not spec:
+            raise ValidationError(
+                f"{cls.node_type}: an empty filter would touch every row; "
+                "pass filter={'all': True} if that is what you mean"
+            )
+        return compile_filter(model_target(cls.model, cls.model.table), spec)
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
+        super().check_params(params, complete=complete)
+        has_input = any(params.get(k) is not None for k in ("data", "source"))
+        if has_input and params.get("filter") is not None:
+            raise ValidationError(f"{cls.node_type}: give filter= or input rows keyed on id, not both")
+        if complete and not has_input and params.get("filter") is None:
+            raise ValidationError(
+                f"{cls.node_type}: give filter= (or {{'all': True}}) or input rows with an 'id' column"
+            )
+        cls.condition(params)
+
+    def by_ids(
+        self, ctx: RunContext, params: Mapping[str, Any], load: BulkLoad, report: BulkReport, allowed: list[str]
+    ) -> tuple[sa.Subquery, Any] | None:
+        """Stage the input rows (last row per id wins) and settle ids that match nothing."""
+        source, names, batches = self.input(params)
+        if names is None:
+            return None
+        conformer = Conformer(self.model, names, allowed, fill_defaults=False, node=self.node_type, keys=["id"])
+        stage = load.staging(conformer.output)
+        load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
+        latest = load.latest(stage, ["id"])
+        staged = load.count(sa.select(sa.func.count()).select_from(stage))
+        distinct = load.count(sa.select(sa.func.count()).select_from(latest))
+        report.collapsed = staged - distinct
+        missing = load.missing(latest, "id")
+        if missing:
+            table = self.model.table
+            absent = ~sa.exists().where(table.c.id == latest.c.id, *load.scope(table))
+            load.handle_missing(missing, load.count(sa.select(sa.func.count()).select_from(latest).where(absent)))
+        return latest, (stage, conformer)
+
+
+class BulkUpdateNode(_ByFilterOrIds):
+    """Set ``fields`` on rows matching ``filter``, or update each input row's columns by its ``id``."""
+
+    parameters = (*COMMON, "filter", "fields")
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
+        super().check_params(params, complete=complete)
+        if params.get("filter") is not None:
+            fields = params.get("fields")
+            if not isinstance(fields, dict) or not fields:
+                raise ValidationError(f"{cls.node_type}: with filter=, give fields={{...}}: the values to set")
+            record_values(cls.model, fields, partial=True)
+        elif params.get("fields") is not None:
+            raise ValidationError(f"{cls.node_type}: fields= goes with filter=; input rows carry their own values")
+
+    def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
+        started = time.perf_counter()
+        load, report = self.start(ctx, params)
+        table = self.model.table
+        condition = self.condition(params)
+        if condition is not None:
+            values: dict[str, Any] = managed_update_values(self.model, table)
+            values.update(record_values(self.model, params["fields"], partial=True))
+            report.updated = load.changed(sa.update(table).where(condition, *load.scope(table)).values(values))
+        else:
+            staged = self.by_ids(ctx, params, load, report, ["id", *self.model.writable])
+            if staged is not None:
+                latest, (stage, conformer) = staged
+                columns = [c for c in conformer.output if c != "id"]
+                if not columns:
+                    raise ValidationError(f"{self.node_type}: the input has only 'id': add the columns to change")
+                changes: dict[str, Any] = managed_update_values(self.model, table)
+                changes.update({c: load.casted(latest, c) for c in columns})
+                statement = sa.update(table).where(table.c.id == latest.c.id, *load.scope(table)).values(changes)
+                report.updated = load.changed(statement)
+                load.drop(stage)
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+class BulkDeleteNode(_ByFilterOrIds):
+    """Delete rows matching ``filter`` (``{"all": True}`` for every row), or the input rows' ``id``s.
+
+    On a soft-delete model rows get ``deleted_at`` instead; ``hard=True`` removes them for good.
+    """
+
+    parameters = (*COMMON, "filter", "hard")
+
+    def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
+        started = time.perf_counter()
+        load, report = self.start(ctx, params)
+        table = self.model.table
+        condition = self.condition(params)
+        hard = bool(params.get("hard", False))
+        if condition is not None:
+            report.deleted = load.changed(delete_statement(self.model, table, ctx.scope, condition, hard=hard))
+        else:
+            staged = self.by_ids(ctx, params, load, report, ["id"])
+            if staged is not None:
+                latest, (stage, _) = staged
+                by_id = table.c.id == latest.c.id
+                report.deleted = load.changed(delete_statement(self.model, table, ctx.scope, by_id, hard=hard))
+                load.drop(stage)
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+BULK_OPERATIONS: dict[str, type[ModelNode]] = {
+    "BulkCreate": BulkCreateNode,
+    "BulkUpdate": BulkUpdateNode,
+    "BulkDelete": BulkDeleteNode,
+    "BulkUpsert": BulkUpsertNode,
+}

@@ -1,0 +1,281 @@
+"""SQLQueryNode: one SQL statement of your own, with named parameters, in the run's transaction.
+
+``{"sql": "SELECT * FROM flights WHERE dep_delay > :min", "params": {"min": 3}}`` returns a
+frame. Values are always bound (``sqlalchemy.text`` compiled per dialect to ``$n``), never
+formatted into the SQL; a second statement is refused before anything runs, so a stray
+``; DROP TABLE ...`` never reaches the database.
+
+Which database: ``"db"`` names a DataFlow (its ``name``) or is the DataFlow itself; without
+it, the one DataFlow that exists. With several and no ``"db"``, the node refuses to guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from dataflow_nb.backends.base import CompiledSQL, compile_statement
+from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.frames import to_frame
+from dataflow_nb.model.types import field_type_for
+from dataflow_nb.nodes.base import Node, check_parameter_names
+from dataflow_nb.registry import BUILTIN_NODES, live_databases
+
+if TYPE_CHECKING:
+    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.workflow.context import RunContext
+
+NODE = "SQLQueryNode"
+# Literals and comments, where ';', ':name' and '$1' are text, not SQL. Dollar tags cannot
+# start with a digit, so "$1" is never mistaken for one.
+_QUOTED = re.compile(
+    r"""
+      --[^\n]*
+    | /\*.*?\*/
+    | (?<![\w$])[eE]'(?:[^'\\]|\\.|'')*'
+    | '(?:[^']|'')*'
+    | "(?:[^"]|"")*"
+    | \$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?\$(?P=tag)\$
+    | (?P<open>'|"|/\*|\$(?:[A-Za-z_]\w*)?\$)
+    """,
+    re.S | re.X,
+)
+_NAMED = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")  # how sqlalchemy.text finds :name
+_POSITIONAL = re.compile(r"\$\d+")
+_TRANSACTION = {"begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """User SQL made ready for ``sqlalchemy.text``: colons in literals escaped, binds named."""
+
+    text: str
+    names: tuple[str, ...]
+    returning: bool
+
+
+def prepare(sql: Any) -> Prepared:
+    """Check that ``sql`` is one statement with named parameters only."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise ValidationError(f"{NODE}: sql takes the text of one SQL statement, got {sql!r}")
+    code, text, last = [], [], 0
+    for match in _QUOTED.finditer(sql):
+        if match.group("open"):
+            raise ValidationError(
+                f"{NODE}: the SQL has an unterminated {match.group('open')!r} at character {match.start()}"
+            )
+        code.append(sql[last : match.start()])
+        text.append(sql[last : match.start()])
+        code.append(" ")
+        text.append(match.group(0).replace(":", "\\:"))  # sqlalchemy.text reads \: as a plain colon
+        last = match.end()
+    code.append(sql[last:])
+    text.append(sql[last:])
+    masked = "".join(code)
+    statements = [s for s in masked.split(";") if s.strip()]
+    if len(statements) != 1:
+        raise ValidationError(
+            f"{NODE}: runs one statement, found {len(statements)}; "
+            "use one SQLQueryNode per statement (they share the run's transaction)"
+        )
+    first = statements[0].split(None, 1)[0].lower()
+    if first in _TRANSACTION:
+        raise ValidationError(f"{NODE}: {first.upper()} is refused: the run owns the transaction")
+    positional = _POSITIONAL.search(masked)
+    if positional:
+        raise ValidationError(
+            f"{NODE}: positional parameter {positional.group(0)} is not supported; "
+            "name it, like 'WHERE x > :min' with params={'min': 3}"
+        )
+    names = tuple(dict.fromkeys(_NAMED.findall(masked)))
+    return Prepared("".join(text), names, re.search(r"\breturning\b", masked, re.I) is not None)
+
+
+def _bind_type(name: str, value: Any) -> tuple[Any, sa.types.TypeEngine[Any]]:
+    """A parameter value as drivers bind it, with the SQL type both databases agree on."""
+    for checked in (int, Decimal, dt.datetime):  # checked like model values: range, scale, UTC
+        if isinstance(value, checked) and not isinstance(value, bool):
+            ftype = field_type_for(checked)
+            assert ftype is not None
+            try:
+                return ftype.to_wire(value), ftype.sa_type()
+            except ValueError as exc:
+                raise ValidationError(f"{NODE}: parameter {name!r}: {value!r} {exc}") from None
+    if isinstance(value, uuid.UUID):
+        return str(value), sa.Uuid(as_uuid=False)
+    simple: list[tuple[type, sa.types.TypeEngine[Any]]] = [
+        (bool, sa.Boolean()),
+        (float, sa.Double()),
+        (str, sa.String()),
+        (bytes, sa.LargeBinary()),
+        (dt.date, sa.Date()),
+        (dt.time, sa.Time()),
+    ]
+    for kind, sa_type in simple:
+        if isinstance(value, kind):
+            return value, sa_type
+    raise ValidationError(
+        f"{NODE}: parameter {name!r} has type {type(value).__name__}; give None, bool, int, float, str, "
+        "bytes, Decimal, date, datetime, time, UUID or a list of those (pass JSON as a json.dumps string)"
+    )
+
+
+def _bindparam(name: str, value: Any) -> sa.BindParameter[Any]:
+    if isinstance(value, list | tuple):  # ``x IN :ids``: one parameter per item
+        if not value:
+            raise ValidationError(f"{NODE}: parameter {name!r} is an empty list; IN () is not valid SQL")
+        typed = [_bind_type(name, v) for v in value if v is not None]
+        sa_type = typed[0][1] if typed else sa.types.NullType()
+        items = [None if v is None else _bind_type(name, v)[0] for v in value]
+        return sa.bindparam(name, items, type_=sa_type, expanding=True)
+    if value is None:
+        return sa.bindparam(name, None, type_=sa.types.NullType())
+    wired, sa_type = _bind_type(name, value)
+    return sa.bindparam(name, wired, type_=sa_type)
+
+
+def resolve_database(choice: Any) -> DataFlow:
+    """The DataFlow a SQLQueryNode runs on: ``db`` by object or name, else the only one open."""
+    from dataflow_nb.dataflow import DataFlow
+
+    if isinstance(choice, DataFlow):
+        return choice
+    live = live_databases()
+    if choice is not None and not isinstance(choice, str):
+        raise ValidationError(f"{NODE}: db takes a DataFlow or its name, got {choice!r}")
+    matches = [d for d in live if choice is None or d.name == choice]
+    if len(matches) == 1:
+        return matches[0]
+    listed = ", ".join(f"{d.name!r} ({d.backend.safe_url})" for d in live) or "none"
+    if choice is not None:
+        raise ValidationError(f"{NODE}: no open DataFlow is named {choice!r}; open ones: {listed}")
+    if not live:
+        raise ValidationError(f"{NODE}: no DataFlow is open; create one with DataFlow(...) first")
+    raise ValidationError(
+        f"{NODE}: {len(live)} DataFlow objects are open ({listed}); say which with "
+        "params {'db': '<name>'} or {'db': db}"
+    )
+
+
+def _numeric(field: pa.Field, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """PostgreSQL numeric arrives as text: a decimal of its declared (or widest needed) scale."""
+    typmod = int((field.metadata or {}).get(b"POSTGRESQL:typmod", b"-1"))
+    if typmod >= 4:
+        precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
+        return pc.cast(column, pa.decimal128(precision, scale)) if precision <= 38 else column
+    texts = [t for t in column.to_pylist() if t is not None]
+    if any(not re.fullmatch(r"-?\d+(\.\d+)?", t) for t in texts):
+        return column  # NaN or Infinity: keep the text rather than lose them
+    scale = max((len(t.partition(".")[2]) for t in texts), default=0)
+    digits = max((len(t.lstrip("-").partition(".")[0]) for t in texts), default=1)
+    # DuckDB types such results DECIMAL(38, s) (its sum of BIGINT is DECIMAL(38, 0)): do the same.
+    return pc.cast(column, pa.decimal128(38, scale)) if digits + scale <= 38 else column
+
+
+def normalize_result(table: pa.Table) -> pa.Table:
+    """Driver differences evened out: numeric as decimal, UUID and JSON as text, UTC named UTC."""
+    columns = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        kind = column.type
+        if hasattr(kind, "storage_type"):  # an extension type: PostgreSQL's numeric, uuid, json
+            column = pa.chunked_array([chunk.storage for chunk in column.chunks], type=kind.storage_type)
+            if pa.types.is_fixed_size_binary(column.type):
+                column = pa.chunked_array(
+                    [pa.array([None if b is None else str(uuid.UUID(bytes=b)) for b in column.to_pylist()])],
+                    type=pa.string(),
+                )
+            elif (field.metadata or {}).get(b"POSTGRESQL:type") == b"numeric":
+                column = _numeric(field, column)
+        elif pa.types.is_timestamp(kind) and kind.tz in ("Etc/UTC", "UTC", "+00:00"):
+            utc = pa.timestamp(kind.unit, "UTC")
+            column = pa.chunked_array([chunk.view(utc) for chunk in column.chunks], type=utc)
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+class SQLQueryNode(Node):
+    """One SQL statement with named parameters, run in the run's transaction; returns a frame."""
+
+    node_type = NODE
+    parameters = ("sql", "params", "db")
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
+        check_parameter_names(cls.node_type, params, cls.parameters)
+        resolve_database(params.get("db"))  # an ambiguous database fails at build time, not mid-run
+        if "sql" not in params and not complete:
+            return  # it may arrive through a connection
+        prepared = prepare(params.get("sql"))
+        values = params.get("params")
+        if values is None and not complete:
+            return
+        values = {} if values is None else values
+        if not isinstance(values, Mapping) or not all(isinstance(k, str) for k in values):
+            raise ValidationError(f"{NODE}: params takes a dict of named values like {{'min': 3}}, got {values!r}")
+        problems = []
+        missing = [n for n in prepared.names if n not in values]
+        if missing:
+            problems.append(f"missing {missing}")
+        unused = [n for n in values if n not in prepared.names]
+        if unused:
+            problems.append(f"not in the SQL {unused}")
+        if problems:
+            raise ValidationError(
+                f"{NODE}: the SQL names parameters {list(prepared.names)} (as :name); " + "; ".join(problems)
+            )
+        for name in prepared.names:
+            _bindparam(name, values[name])
+
+    def database(self, params: Mapping[str, Any]) -> DataFlow:
+        return resolve_database(params.get("db"))
+
+    def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
+        """The statement ``run`` would execute, compiled (what ``query.explain`` shows)."""
+        self.check_params(params, complete=True)
+        prepared = prepare(params["sql"])
+        values = params.get("params") or {}
+        clause = sa.text(prepared.text).bindparams(*(_bindparam(n, values[n]) for n in prepared.names))
+        db = self.database(params)
+        compiled = compile_statement(clause, db.backend.dialect)
+        returns_rows = True  # PostgreSQL's driver tells by itself whether rows came back
+        if db.backend.capabilities.name == "duckdb":
+            returns_rows = _check_with_duckdb(compiled, prepared)
+        return dataclasses.replace(compiled, returns_rows=returns_rows)
+
+    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+        db = self.database(params)
+        result = ctx.execute(db, self.sql_for(ctx, params))
+        return to_frame(pa.table({}) if result is None else normalize_result(result), {}, db.frame)
+
+
+def _check_with_duckdb(compiled: CompiledSQL, prepared: Prepared) -> bool:
+    """DuckDB's own parser has the last word on DuckDB: one statement, our parameters only.
+
+    Returns whether the statement gives rows: DuckDB answers an INSERT without RETURNING with
+    a ``Count`` row that PostgreSQL does not send, so only queries and RETURNING are read.
+    """
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(compiled.sql)
+    except duckdb.Error as exc:
+        raise ValidationError(f"{NODE}: DuckDB cannot parse the SQL: {exc}") from None
+    if len(statements) != 1:
+        raise ValidationError(f"{NODE}: runs one statement; DuckDB found {len(statements)}")
+    if len(statements[0].named_parameters) != len(compiled.names):
+        raise ValidationError(f"{NODE}: the SQL uses a positional parameter (? or $n); name it, like :min")
+    kind = statements[0].type
+    queries = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.PRAGMA)
+    return kind in queries or kind == duckdb.StatementType.CALL or prepared.returning
+
+
+BUILTIN_NODES[NODE] = SQLQueryNode

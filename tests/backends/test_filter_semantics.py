@@ -1,0 +1,152 @@
+"""Each operator on both databases: natural Python values, NULL semantics, order and caching."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from dataflow_nb import DataFlow, LocalRuntime, TenantError, WorkflowBuilder, WorkflowError
+from dataflow_nb.query import explain
+
+KEY = uuid.UUID("12345678-1234-5678-1234-567812345678")
+ROWS: list[dict[str, Any]] = [
+    {
+        "name": "ann",
+        "age": 17,
+        "price": Decimal("9.99"),
+        "born": dt.date(2007, 5, 1),
+        "seen": dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC),
+        "key": KEY,
+        "note": "a_b",
+    },
+    {
+        "name": "Bob",
+        "age": None,
+        "price": Decimal("100.000000001"),
+        "born": None,
+        "seen": None,
+        "key": None,
+        "note": None,
+    },
+    {
+        "name": "cid",
+        "age": 40,
+        "price": None,
+        "born": dt.date(1984, 2, 29),
+        "seen": dt.datetime(2024, 1, 1, 14, tzinfo=dt.timezone(dt.timedelta(hours=2))),  # 12:00 UTC
+        "key": uuid.UUID(int=7),
+        "note": "a%b\nc",
+    },
+]
+
+
+@pytest.fixture
+def people(db: DataFlow, run: Any) -> Any:
+    @db.model
+    class Person:
+        name: str
+        age: int | None = None
+        price: Decimal | None = None
+        born: dt.date | None = None
+        seen: dt.datetime | None = None
+        key: uuid.UUID | None = None
+        note: str | None = None
+
+    for row in ROWS:
+        run("PersonCreateNode", row)
+    return Person
+
+
+def names(run: Any, spec: dict[str, Any], **params: Any) -> list[str]:
+    frame = run("PersonListNode", {"filter": spec, "fields": ["name"], **params})
+    count = run("PersonCountNode", {"filter": spec})
+    result: list[str] = frame["name"].to_list()
+    assert count == len(result)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        # NULL semantics: the documented table, the same on both databases.
+        ({"age": None}, ["Bob"]),
+        ({"age": {"$ne": 17}}, ["Bob", "cid"]),
+        ({"age": {"$ne": None}}, ["ann", "cid"]),
+        ({"age": {"$gt": 0}}, ["ann", "cid"]),
+        ({"age": {"$in": [17, None]}}, ["ann", "Bob"]),
+        ({"age": {"$nin": [17]}}, ["Bob", "cid"]),
+        ({"age": {"$nin": [17, None]}}, ["cid"]),
+        ({"age": {"$in": []}}, []),
+        ({"age": {"$nin": []}}, ["ann", "Bob", "cid"]),
+        ({"$not": {"age": {"$gt": 20}}}, ["ann", "Bob"]),
+        ({"age": {"$not": {"$gt": 20}}}, ["ann", "Bob"]),
+        ({"age": {"$exists": False}}, ["Bob"]),
+        ({"$not": {}}, []),
+        ({"$or": [{}, {"age": 1}]}, ["ann", "Bob", "cid"]),
+        # Natural Python values: Decimal, date, datetime (any zone: the same instant), UUID.
+        ({"price": {"$gt": Decimal("100")}}, ["Bob"]),
+        ({"price": Decimal("9.99")}, ["ann"]),
+        ({"born": {"$lt": dt.date(2000, 1, 1)}}, ["cid"]),
+        ({"born": {"$between": [dt.date(1984, 2, 29), dt.date(2007, 5, 1)]}}, ["ann", "cid"]),
+        ({"seen": dt.datetime(2024, 1, 1, 12)}, ["ann", "cid"]),  # naive means UTC
+        ({"seen": {"$gte": dt.datetime(2024, 1, 1, 13, tzinfo=dt.timezone(dt.timedelta(hours=1)))}}, ["ann", "cid"]),
+        ({"key": KEY}, ["ann"]),
+        ({"key": {"$in": [str(KEY), uuid.UUID(int=7)]}}, ["ann", "cid"]),
+        # Text: LIKE escapes with \, ILIKE folds case, $regex searches, strings compare by code point.
+        ({"note": {"$like": "a\\_b"}}, ["ann"]),
+        ({"note": {"$like": "a\\%b%"}}, ["cid"]),
+        ({"note": {"$like": "a_b%"}}, ["ann", "cid"]),
+        ({"name": {"$ilike": "b%"}}, ["Bob"]),
+        ({"name": {"$like": "b%"}}, []),
+        ({"note": {"$regex": "b.c"}}, ["cid"]),  # . matches a newline on both
+        ({"name": {"$regex": "^[a-c]"}}, ["ann", "cid"]),
+        ({"name": {"$gt": "a"}}, ["ann", "cid"]),  # "Bob" < "a": upper case sorts first
+        ({"name": {"$between": ["B", "b"]}}, ["ann", "Bob"]),
+    ],
+    ids=repr,
+)
+def test_operators(people: Any, run: Any, spec: dict[str, Any], expected: list[str]) -> None:
+    assert names(run, spec) == expected
+
+
+def test_order_by_puts_null_last_ascending_and_first_descending(people: Any, run: Any) -> None:
+    assert run("PersonListNode", {"order_by": ["age"]})["name"].to_list() == ["ann", "cid", "Bob"]
+    assert run("PersonListNode", {"order_by": ["-age"]})["name"].to_list() == ["Bob", "cid", "ann"]
+    assert run("PersonListNode", {"order_by": "name"})["name"].to_list() == ["Bob", "ann", "cid"]
+
+
+def test_the_cache_never_mixes_up_values(people: Any, run: Any) -> None:
+    # Same shape, new values each time: served from the cached statement, answered afresh.
+    for age, expected in [(0, ["ann", "cid"]), (20, ["cid"]), (50, [])]:
+        assert names(run, {"age": {"$gt": age}}) == expected
+    assert names(run, {"name": {"$in": ["ann"]}}) == ["ann"]
+    assert names(run, {"name": {"$in": ["ann", "cid"]}}) == ["ann", "cid"]
+    text = str(explain(people.__dataflow_model__.name + "ListNode", {"filter": {"age": {"$gt": 21}}}))
+    assert "-- $1 = 21" in text
+
+
+def test_scope_is_part_of_the_cached_statement(backend_url: str | None) -> None:
+    with DataFlow(backend_url, multi_tenant=True) as db:
+
+        @db.model
+        class Doc:
+            title: str
+
+        def titles(tenant: str | None) -> list[str]:
+            workflow = WorkflowBuilder()
+            workflow.add_node(db.nodes["DocListNode"], "docs", {"filter": {"title": {"$ne": "x"}}})
+            return LocalRuntime().execute(workflow.build(), tenant_id=tenant)[0]["docs"]["title"].to_list()  # type: ignore[no-any-return]
+
+        for tenant in ("acme", "globex"):
+            workflow = WorkflowBuilder()
+            workflow.add_node(db.nodes["DocCreateNode"], "new", {"title": f"{tenant} plan"})
+            LocalRuntime().execute(workflow.build(), tenant_id=tenant)
+        assert titles("acme") == ["acme plan"]
+        assert titles("globex") == ["globex plan"]
+        with pytest.raises(WorkflowError) as failure:
+            titles(None)
+        assert isinstance(failure.value.__cause__, TenantError)

@@ -1,0 +1,110 @@
+"""Re-running a model cell in a real Jupyter kernel: unchanged, changed (additive), changed destructively.
+
+The notebook ``notebooks/model_changes.ipynb`` runs top to bottom in a kernel started with this
+interpreter (so CI uses the project's virtualenv, whatever kernels the machine has), then the
+model cell is edited and executed again, as a person would, and probes check rows and nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "model_changes.ipynb"
+MODEL_CELL = 3
+PROBE = (
+    "import json\n"
+    "print(json.dumps({'count': run('NoteCountNode'), 'fields': list(db.models['Note'].fields),\n"
+    "    'nodes': sorted(n for n in db.nodes if n.startswith('Note')),\n"
+    "    'history': [[r['operation'], r['target']] for r in db.migration_history().to_dicts()]}))"
+)
+
+
+@pytest.fixture
+def kernel(backend_url: str | None, tmp_path: Path) -> Iterator[Any]:
+    """A notebook client whose kernel runs this interpreter, pointed at the test's database."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    spec_dir = tmp_path / "kernels" / "dataflow-test"
+    spec_dir.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "dataflow", "language": "python"}))
+    manager = KernelManager(
+        kernel_name="dataflow-test", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)])
+    )
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(notebook, km=manager, timeout=120, kernel_name="dataflow-test")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "DATABASE_URL"}
+    if backend_url is not None:
+        env["DATABASE_URL"] = backend_url
+    with client.setup_kernel(env=env, cwd=str(tmp_path), cleanup_kc=True):
+        yield client
+
+
+def execute(client: Any, source: str) -> str:
+    """Run ``source`` as a new cell; return what it printed."""
+    cell = nbformat.v4.new_code_cell(source)
+    client.nb.cells.append(cell)
+    client.execute_cell(cell, len(client.nb.cells) - 1)
+    return "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+
+
+def probe(client: Any) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(execute(client, PROBE).strip().splitlines()[-1])
+    return result
+
+
+def rerun_model_cell(client: Any, source: str | None = None) -> None:
+    cell = client.nb.cells[MODEL_CELL]
+    if source is not None:
+        cell.source = source
+    client.execute_cell(cell, MODEL_CELL)
+
+
+def test_rerunning_the_model_cell_unchanged_changed_and_destructively(kernel: Any) -> None:
+    for index, cell in enumerate(kernel.nb.cells):  # the notebook, top to bottom, as saved
+        kernel.execute_cell(cell, index)
+    start = probe(kernel)
+    assert start["count"] == 2
+    assert start["history"] == [["create table", "notes"]]
+
+    rerun_model_cell(kernel)  # unchanged: a no-op
+    rerun_model_cell(kernel)
+    assert probe(kernel) == start
+
+    additive = kernel.nb.cells[MODEL_CELL].source.replace(
+        "    text: str\n", "    text: str\n    stars: Optional[int] = None\n"
+    )
+    rerun_model_cell(kernel, additive)  # changed, additive: migrated and logged
+    after_add = probe(kernel)
+    assert after_add["count"] == 2
+    assert "stars" in after_add["fields"]
+    assert after_add["nodes"] == start["nodes"]  # regenerated, never duplicated
+    assert after_add["history"][-1] == ["add column", "stars"]
+    execute(kernel, 'run("NoteCreateNode", {"text": "third", "stars": 5})')
+
+    original = kernel.nb.cells[MODEL_CELL].source.replace("    stars: Optional[int] = None\n", "")
+    with pytest.raises(nbclient.exceptions.CellExecutionError) as info:
+        rerun_model_cell(kernel, original)  # changed destructively: refused with the plan
+    assert "SchemaError" in str(info.value)
+    assert "ALTER TABLE notes DROP COLUMN stars" in str(info.value)
+    refused = probe(kernel)
+    assert refused["count"] == 3 and "stars" in refused["fields"]
+    assert refused["history"] == after_add["history"]
+
+    printed = execute(kernel, 'print(db.migrate("Note", allow_destructive=True)["operation"].to_list())')
+    assert printed.strip() == "['drop column']"
+    final = probe(kernel)
+    assert final["count"] == 3
+    assert "stars" not in final["fields"]
+    assert final["history"][-1] == ["drop column", "stars"]
+    assert final["nodes"] == start["nodes"]
