@@ -28,7 +28,7 @@ def _mask(size: int, indexes: Sequence[int] | set[int]) -> pa.Array:
     """A boolean array, True at ``indexes``."""
     flags = np.zeros(size, dtype=bool)
     flags[list(indexes)] = True
-    return pa.array(flags)
+    return pa.array(flags.tolist(), pa.bool_())
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,9 @@ class Conformer:
         size = batch.num_rows
         for name, value in self.defaults.items():
             arrays.append(pa.repeat(pa.scalar(value, self.model.fields[name].type.arrow), size))
-        rows = pa.array(np.arange(first_row, first_row + size, dtype=np.int64))
+        numbers = np.arange(first_row, first_row + size, dtype=np.int64)
+        # from_buffers, not pa.array: the latter imports pandas (0.2 s) the first time it meets numpy.
+        rows = pa.Array.from_buffers(pa.int64(), size, [None, pa.py_buffer(numbers)])
         table = pa.RecordBatch.from_arrays([rows, *arrays], names=[ROW, *self.output])
         if rejected:
             table = table.filter(pc.invert(_mask(size, set(rejected))))
@@ -148,12 +150,13 @@ class Conformer:
         if field.type.label == "UUID" or field.type.label in ("dict", "list"):
             array = self._json_or_uuid(field, array, first_row, rejected)
         elif array.type != target:
-            bad = _failing_rows(array, lambda a: _cast_or_raise(a, target))
-            for i in bad:
-                self._reject(rejected, first_row, i, field, array[i].as_py(), f"does not fit {field.label}")
-            if bad:
-                array = pc.if_else(_mask(len(array), bad), pa.scalar(None, array.type), array)
-            array = _cast_or_raise(array, target)
+            try:
+                array = _cast_or_raise(array, target)  # clean data: one cast, no search
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
+                bad = _failing_rows(array, lambda a: _cast_or_raise(a, target))
+                for i in bad:
+                    self._reject(rejected, first_row, i, field, array[i].as_py(), f"does not fit {field.label}")
+                array = _cast_or_raise(pc.if_else(_mask(len(array), bad), pa.scalar(None, array.type), array), target)
         if field.type.choices is not None:
             allowed = pa.array([getattr(c, "value", c) for c in field.type.choices])
             outside = pc.and_(pc.invert(pc.is_in(array, value_set=allowed)), pc.is_valid(array))

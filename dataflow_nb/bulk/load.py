@@ -141,9 +141,13 @@ class BulkLoad:
         return self.ctx.execute(self.db, compile_statement(statement, self.db.backend.dialect))
 
     def count(self, statement: sa.sql.ClauseElement) -> int:
+        return self.counts(statement)[0]
+
+    def counts(self, statement: sa.sql.ClauseElement) -> list[int]:
+        """The integers of a one-row query (several counts in one pass over the data)."""
         result = self.run(statement)
         assert result is not None
-        return int(result.column(0)[0].as_py())
+        return [int(column[0].as_py()) for column in result.columns]
 
     def changed(self, statement: sa.sql.ClauseElement) -> int:
         """Run a write; return the rows it changed (a unique violation names the model's key)."""

@@ -105,7 +105,8 @@ def csv_source(
                 quoted_strings_can_be_null=False,
                 null_values=[""],
             )
-            block = max(1 << 20, min(64 << 20, batch_size * 200))
+            # Small blocks: the streaming reader parses ahead of a slower database, block by block.
+            block = max(1 << 20, min(4 << 20, batch_size * 64))
             try:
                 reader = pacsv.open_csv(
                     stream,
@@ -135,7 +136,8 @@ def parquet_source(
 
     paths = _paths(pattern)
     try:
-        files = [pq.ParquetFile(p) for p in paths]
+        # pre_buffer=False: pyarrow's default buffers the whole compressed file before the first batch.
+        files = [pq.ParquetFile(p, pre_buffer=False) for p in paths]
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"cannot read Parquet {pattern!s}: {exc}") from None
 

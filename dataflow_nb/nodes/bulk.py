@@ -143,10 +143,14 @@ class BulkUpsertNode(BulkNode):
             load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
             latest = load.latest(stage, match)
             table = self.model.table
-            staged = load.count(sa.select(sa.func.count()).select_from(stage))
-            distinct = load.count(sa.select(sa.func.count()).select_from(latest))
             found = sa.exists().where(*(table.c[k] == load.casted(latest, k) for k in match), *load.scope(table))
-            existing = load.count(sa.select(sa.func.count()).select_from(latest).where(found))
+            staged, distinct, existing = load.counts(
+                sa.select(
+                    sa.select(sa.func.count()).select_from(stage).scalar_subquery(),
+                    sa.func.count(),
+                    sa.func.count().filter(found),
+                ).select_from(latest)
+            )
             changed = [c for c in (update if update is not None else conformer.columns) if c not in match]
             load.changed(upsert_statement(load, latest, columns, match, changed))
             load.drop(stage)
@@ -199,8 +203,11 @@ class _ByFilterOrIds(BulkNode):
         stage = load.staging(conformer.output)
         load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
         latest = load.latest(stage, ["id"])
-        staged = load.count(sa.select(sa.func.count()).select_from(stage))
-        distinct = load.count(sa.select(sa.func.count()).select_from(latest))
+        staged, distinct = load.counts(
+            sa.select(sa.select(sa.func.count()).select_from(stage).scalar_subquery(), sa.func.count()).select_from(
+                latest
+            )
+        )
         report.collapsed = staged - distinct
         missing = load.missing(latest, "id")
         if missing:
