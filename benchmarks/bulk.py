@@ -50,6 +50,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _proc import peak_rss_mb  # noqa: E402 - after the path is set
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_PG_URL = os.environ.get("DATAFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -299,17 +301,6 @@ def vm_status() -> dict[str, float]:
     return out
 
 
-def peak_of(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
 def die_with_parent() -> None:
     """Linux: SIGKILL this process when its parent dies, so a killed run leaves no loader behind."""
     try:
@@ -505,13 +496,19 @@ def pandas_multi(url: str, args: argparse.Namespace) -> dict[str, Any]:
     return clocked(before, work, args.profile)
 
 
-def duckdb_read_parquet(url: str, args: argparse.Namespace) -> dict[str, Any]:
+def duckdb_connect(url: str) -> Any:
+    """A DuckDB connection to the benchmark's file database, in UTC like dataflow_nb's."""
     import duckdb
 
+    con = duckdb.connect(url.split("://", 1)[1][1:])
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def duckdb_read_parquet(url: str, args: argparse.Namespace) -> dict[str, Any]:
+
     def before() -> Any:
-        con = duckdb.connect(url.split("://", 1)[1][1:])
-        con.execute("SET TimeZone = 'UTC'")
-        return con
+        return duckdb_connect(url)
 
     def work(con: Any) -> dict[str, Any]:
         columns = ", ".join(COLUMNS)
@@ -526,14 +523,11 @@ def duckdb_read_parquet(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def duckdb_arrow_stream(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """The node's route without dataflow_nb: iter_batches -> RecordBatchReader -> register -> INSERT .. SELECT."""
-    import duckdb
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     def before() -> Any:
-        con = duckdb.connect(url.split("://", 1)[1][1:])
-        con.execute("SET TimeZone = 'UTC'")
-        return con
+        return duckdb_connect(url)
 
     def work(con: Any) -> dict[str, Any]:
         columns = ", ".join(COLUMNS)
@@ -617,7 +611,7 @@ def psql_copy(url: str, rows: int) -> dict[str, Any]:
     peak, usage, code = 0.0, None, None
     try:
         while usage is None:  # wait4: psql's own CPU time (its ru_maxrss would include ours)
-            peak = max(peak, peak_of(process.pid) or 0.0)
+            peak = max(peak, peak_rss_mb(process.pid) or 0.0)
             pid, wait_status, rusage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 usage, code = rusage, os.waitstatus_to_exitcode(wait_status)
