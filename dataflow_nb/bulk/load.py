@@ -69,7 +69,7 @@ class BulkLoad:
         with_row: bool = False,
     ) -> pa.RecordBatchReader:
         """Conformed batches as a reader the database pulls from; bad rows handled per ``on_error``."""
-        names = list(conformer.output) + (["tenant_id"] if self.tenant is not None else [])
+        names = self.stamped(conformer.output)
         fields = [pa.field(n, self._wire_type(n)) for n in names]
         schema = pa.schema([pa.field(ROW, pa.int64()), *fields] if with_row else fields)
         bar = Progress(
@@ -134,6 +134,10 @@ class BulkLoad:
         if isinstance(target, pa.ExtensionType) and column.type != target:
             return pa.ExtensionArray.from_storage(target, pc.cast(column, target.storage_type))
         return column
+
+    def stamped(self, names: Sequence[str]) -> list[str]:
+        """The columns a stream carries: the input's, then ``tenant_id`` when the run stamps one."""
+        return [*names, "tenant_id"] if self.tenant is not None else list(names)
 
     # -- statements ------------------------------------------------------------------------------
 
@@ -234,3 +238,28 @@ def upsert_statement(
     insert = pg_insert(table).from_select(list(names), sa.select(*(load.casted(latest, n) for n in names)))
     changes = upsert_assignments(load.model, table, insert.excluded, list(update))
     return insert.on_conflict_do_update(index_elements=list(keys), set_=changes)
+
+
+def upsert_by_id(load: BulkLoad, latest: sa.Subquery, names: Sequence[str], update: Sequence[str]) -> tuple[int, int]:
+    """Upsert on ``id`` of a multi-tenant model, never touching another tenant's record.
+
+    The ids are global, so the key is not ``(tenant_id, id)``: the run's own records are updated,
+    free ids inserted (``ON CONFLICT DO NOTHING``), and ids held by another tenant are left
+    untouched and reported as not found, exactly like ids that exist nowhere. Both steps ask only
+    for rows the run may see, so they hold under PostgreSQL's row-level security too.
+
+    Returns:
+        ``(inserted, updated)``.
+    """
+    table = load.model.table
+    scope = scope_clauses(load.model, table, load.ctx.scope, include_deleted=True)  # an upsert revives
+    mine = sa.exists().where(table.c.id == latest.c.id, *scope)
+    incoming = {c: load.casted(latest, c) for c in update}
+    changes = upsert_assignments(load.model, table, incoming, list(update))
+    updated = load.changed(sa.update(table).where(table.c.id == latest.c.id, *scope).values(changes))
+    fresh = sa.select(*(load.casted(latest, n) for n in names)).where(~mine)
+    insert = pg_insert(table).from_select(list(names), fresh).on_conflict_do_nothing(index_elements=["id"])
+    inserted = load.changed(insert)
+    foreign = load.count(sa.select(sa.func.count()).select_from(latest).where(~mine))
+    load.handle_missing(load.missing(latest, "id"), foreign)
+    return inserted, updated

@@ -16,7 +16,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.bulk.conform import Conformer
-from dataflow_nb.bulk.load import BulkLoad, upsert_statement
+from dataflow_nb.bulk.load import BulkLoad, upsert_by_id, upsert_statement
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, open_input
 from dataflow_nb.exceptions import ValidationError
@@ -96,7 +96,7 @@ class BulkCreateNode(BulkNode):
         source, names, batches = self.input(params)
         if names is not None:
             conformer = Conformer(self.model, names, self.model.writable, fill_defaults=True, node=self.node_type)
-            columns = list(conformer.output) + (["tenant_id"] if load.tenant is not None else [])
+            columns = load.stamped(conformer.output)
             uuids = any(self.model.fields[c].type.label == "UUID" for c in columns)
             if load.postgres and uuids:  # binary COPY cannot take UUID text: stage it, cast in SQL
                 stage = load.staging(columns)
@@ -137,11 +137,25 @@ class BulkUpsertNode(BulkNode):
         if names is not None:
             allowed = ["id", *self.model.writable] if "id" in keys else self.model.writable
             conformer = Conformer(self.model, names, allowed, fill_defaults=True, node=self.node_type, keys=keys)
-            columns = list(conformer.output) + (["tenant_id"] if load.tenant is not None else [])
-            match = (["tenant_id"] if load.tenant is not None else []) + keys
+            columns = load.stamped(conformer.output)
+            by_tenant_id = load.tenant is not None and "id" in keys  # ids are global: never (tenant_id, id)
+            match = keys if by_tenant_id or load.tenant is None else ["tenant_id", *keys]
             stage = load.staging(columns)
             load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
             latest = load.latest(stage, match)
+            changed = [c for c in (update if update is not None else conformer.columns) if c not in match]
+            if by_tenant_id:
+                staged, distinct = load.counts(
+                    sa.select(
+                        sa.select(sa.func.count()).select_from(stage).scalar_subquery(), sa.func.count()
+                    ).select_from(latest)
+                )
+                report.inserted, report.updated = upsert_by_id(load, latest, columns, changed)
+                report.collapsed = staged - distinct
+                load.drop(stage)
+                load.advance_id_sequence()
+                report.seconds = time.perf_counter() - started
+                return report
             table = self.model.table
             found = sa.exists().where(*(table.c[k] == load.casted(latest, k) for k in match), *load.scope(table))
             staged, distinct, existing = load.counts(
@@ -151,7 +165,6 @@ class BulkUpsertNode(BulkNode):
                     sa.func.count().filter(found),
                 ).select_from(latest)
             )
-            changed = [c for c in (update if update is not None else conformer.columns) if c not in match]
             load.changed(upsert_statement(load, latest, columns, match, changed))
             load.drop(stage)
             if "id" in keys:
@@ -200,7 +213,7 @@ class _ByFilterOrIds(BulkNode):
         if names is None:
             return None
         conformer = Conformer(self.model, names, allowed, fill_defaults=False, node=self.node_type, keys=["id"])
-        stage = load.staging(conformer.output)
+        stage = load.staging(load.stamped(conformer.output))
         load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
         latest = load.latest(stage, ["id"])
         staged, distinct = load.counts(

@@ -68,3 +68,53 @@ def test_tenant_id_cannot_be_set_by_parameters(tenant_db: Any) -> None:
     workflow.add_node("CustomerCreateNode", "n", {"name": "x", "email": "x@x.io", "tenant_id": "globex"})
     with pytest.raises(ValidationError, match="unknown field 'tenant_id'"):
         workflow.build()
+
+
+def _seed_two_tenants() -> tuple[int, int]:
+    a = run_as("acme", "CustomerCreateNode", {"name": "A", "email": "a@x.io"})["id"][0]
+    b = run_as("globex", "CustomerCreateNode", {"name": "B", "email": "b@x.io"})["id"][0]
+    return int(a), int(b)
+
+
+def _globex_rows() -> list[tuple[int, str, str]]:
+    frame = run_as("globex", "CustomerListNode", {"include_deleted": False})
+    return sorted(zip(frame["id"].to_list(), frame["name"].to_list(), frame["email"].to_list(), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("node", "row"),
+    [
+        ("CustomerBulkUpdateNode", {"name": "stolen"}),
+        ("CustomerBulkDeleteNode", {}),
+        ("CustomerBulkUpsertNode", {"name": "stolen", "email": "b@x.io"}),
+    ],
+)
+def test_bulk_by_ids_acts_on_the_runs_tenant_only(tenant_db: Any, node: str, row: dict[str, Any]) -> None:
+    mine, theirs = _seed_two_tenants()
+    before = _globex_rows()
+    extra = {"conflict_on": ["id"]} if "Upsert" in node else {}
+    data = [{"id": mine, **row}, {"id": theirs, **row}]
+    with pytest.raises(WorkflowError, match=f"name an id with no Customer \\(first: {theirs}\\)"):
+        run_as("acme", node, {"data": data, **extra})
+    report = run_as("acme", node, {"data": data, "on_error": "quarantine", **extra})
+    assert report.rows_written == 1 and report.rows_rejected == 1
+    assert report.rejected["value"].to_list() == [str(theirs)]
+    assert "no Customer with id" in report.rejected["reason"][0]
+    assert _globex_rows() == before
+
+
+def test_bulk_upsert_on_id_inserts_free_ids_for_the_run_tenant(tenant_db: Any) -> None:
+    mine, theirs = _seed_two_tenants()
+    free = theirs + 100
+    data = [
+        {"id": mine, "name": "A2", "email": "a@x.io"},
+        {"id": free, "name": "N", "email": "n@x.io"},
+        {"id": theirs, "name": "stolen", "email": "b@x.io"},
+    ]
+    report = run_as("acme", "CustomerBulkUpsertNode", {"data": data, "conflict_on": ["id"], "on_error": "skip"})
+    assert (report.inserted, report.updated, report.rows_rejected) == (1, 1, 1)
+    acme = run_as("acme", "CustomerListNode", {"order_by": ["id"]})
+    assert acme.select("id", "name", "tenant_id").rows() == [(mine, "A2", "acme"), (free, "N", "acme")]
+    assert _globex_rows() == [(theirs, "B", "b@x.io")]
+    created = run_as("acme", "CustomerCreateNode", {"name": "later", "email": "l@x.io"})
+    assert created["id"][0] > free  # the sequence moved past the explicit id
