@@ -27,7 +27,7 @@ from dataflow_nb.registry import register_database, unregister_database
 log = logging.getLogger("dataflow_nb")
 T = TypeVar("T", bound=type)
 _counter = itertools.count(1)
-_PLANNED = ("cache_enabled", "security_enabled")  # refused until built: an ignored option misleads
+_PLANNED = ("cache_enabled",)  # refused until built: an ignored option misleads
 _PLAN_COLUMNS = ("model", "table", "operation", "target", "safe", "reason", "ddl")
 
 
@@ -47,6 +47,10 @@ class DataFlow:
         monitoring: record every statement and run; see ``get_monitor()``.
         metrics_export: ``"prometheus"`` to keep Prometheus metrics (needs ``monitoring=True``).
         slow_query_threshold: seconds above which a statement goes into the slow-query log.
+        security_enabled: audit every write in the run's own transaction (``audit_log()``), mask
+            sensitive fields wherever they are shown, and keep SQLQueryNode read-only unless the
+            node says ``allow_writes=True``. See docs/security.md.
+        read_only: refuse every write before any SQL runs (for exploring a database safely).
 
     Examples:
         >>> db = DataFlow()
@@ -72,6 +76,8 @@ class DataFlow:
         monitoring: bool = False,
         metrics_export: str | None = None,
         slow_query_threshold: float = 1.0,
+        security_enabled: bool = False,
+        read_only: bool = False,
         **planned: Any,
     ):
         unknown = set(planned) - set(_PLANNED)
@@ -92,6 +98,8 @@ class DataFlow:
             raise DataflowError(f"metrics_export={metrics_export!r} needs monitoring=True")
         self.frame = frame
         self.multi_tenant = multi_tenant
+        self.security_enabled = security_enabled
+        self.read_only = read_only
         self.name = name or f"db{next(_counter)}"
         self.backend: Backend = open_backend(
             self.url, pool_size=pool_size, pool_max_overflow=pool_max_overflow, pool_timeout=pool_timeout
@@ -157,7 +165,13 @@ class DataFlow:
                 )
             if plan.changes:
                 apply_plan(connection, self.backend.dialect, plan)
+            self._isolate(connection, spec)
             connection.commit()
+
+    def _isolate(self, connection: Connection, spec: ModelSpec) -> None:
+        """A multi-tenant table is scoped by the database itself where it can (PostgreSQL RLS)."""
+        if spec.multi_tenant:
+            self.backend.isolate_tenant_table(connection, spec.table_name)
 
     @contextmanager
     def _migration_connection(self) -> Iterator[Connection]:
@@ -217,6 +231,7 @@ class DataFlow:
                     )
                 if plan.changes:
                     apply_plan(connection, self.backend.dialect, plan)
+                self._isolate(connection, spec)
                 connection.commit()
             applied += plan.rows()
             self._register(spec)

@@ -23,6 +23,10 @@ class TenantError(DataflowError):
     """A tenant was missing or not allowed."""
 
 
+class ReadOnlyError(DataflowError):
+    """A write was refused before it ran: a read-only DataFlow, or SQL not allowed to write."""
+
+
 class SchemaError(DataflowError):
     """A model change that needs a decision before it is applied."""
 

@@ -24,6 +24,8 @@ class Capabilities:
     supports_returning: bool
     json_type: str
     supports_sequence_setval: bool
+    # The database itself keeps each run to its tenant's rows, whatever SQL the run sends.
+    supports_row_level_security: bool
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,18 @@ class Backend(Protocol):
 
     def connect(self) -> Connection:
         """A connection with a transaction begun."""
+
+    def isolate_tenant_table(self, connection: Connection, table: str) -> None:
+        """Make the database keep every run to its tenant's rows of ``table`` (where it can)."""
+
+    def begin_tenant(self, connection: Connection, tenant: str) -> None:
+        """Bind the connection's transaction to ``tenant`` for the tables ``isolate_tenant_table`` set up."""
+
+    def unisolated_tables(self, connection: Connection, compiled: CompiledSQL, tables: set[str]) -> set[str]:
+        """Which of ``tables`` the statement would read or write without the database scoping it."""
+
+    def execute_read_only(self, connection: Connection, compiled: CompiledSQL) -> pa.Table | None:
+        """Run a statement that must not write; one that would is refused and changes nothing."""
 
     def close(self) -> None: ...
 

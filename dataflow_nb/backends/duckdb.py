@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.errors import translate_error
+from dataflow_nb.exceptions import ReadOnlyError
 
 CAPABILITIES = Capabilities(
     name="duckdb",
@@ -30,6 +32,14 @@ CAPABILITIES = Capabilities(
     json_type="JSON",
     # No setval: https://duckdb.org/docs/stable/sql/statements/create_sequence (only nextval/currval)
     supports_sequence_setval=False,
+    # No row-level security in DuckDB: SQLQueryNode refuses raw SQL on tenant tables instead.
+    supports_row_level_security=False,
+)
+
+
+# The target of INSERT INTO [schema.]table, possibly quoted; a WITH before it is not matched.
+_INSERT_TARGET = re.compile(
+    r'\s*insert\s+(?:or\s+\w+\s+)?into\s+((?:"(?:[^"]|"")+"|\w+)(?:\.(?:"(?:[^"]|"")+"|\w+))*)', re.I
 )
 
 
@@ -107,6 +117,29 @@ class DuckDBConnection:
             raise translate_error(exc, "duckdb") from exc
         self._cursor.unregister(view)
 
+    def scanned_tables(self, compiled: CompiledSQL) -> set[str]:
+        """The tables DuckDB's unoptimised plan scans (a view or ``query('...')`` resolved)."""
+        import json
+
+        self._cursor.execute("SET explain_output = 'optimized_only'")
+        self._cursor.execute("PRAGMA disable_optimizer")  # the optimiser drops scans of empty tables
+        try:
+            rows = self._cursor.execute(f"EXPLAIN (FORMAT json) {compiled.sql}", compiled.bind()).fetchall()
+        except Exception as exc:
+            raise translate_error(exc, "duckdb") from exc
+        finally:
+            self._cursor.execute("PRAGMA enable_optimizer")
+            self._cursor.execute("RESET explain_output")
+        found: set[str] = set()
+        nodes = [node for _, plan in rows for node in json.loads(plan)]
+        while nodes:
+            node = nodes.pop()
+            table = (node.get("extra_info") or {}).get("Table") if isinstance(node.get("extra_info"), dict) else None
+            if table:
+                found.add(str(table).split(".")[-1])
+            nodes.extend(node.get("children", []))
+        return found
+
     def _quote(self, name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
@@ -145,6 +178,46 @@ class DuckDBBackend:
     def connect(self) -> DuckDBConnection:
         with self._lock:
             return DuckDBConnection(self._database.cursor())
+
+    def isolate_tenant_table(self, connection: Any, table: str) -> None:
+        pass  # nothing to set up: see unisolated_tables
+
+    def begin_tenant(self, connection: Any, tenant: str) -> None:
+        pass  # the generated nodes scope their statements; raw SQL is checked by unisolated_tables
+
+    def unisolated_tables(self, connection: Any, compiled: CompiledSQL, tables: set[str]) -> set[str]:
+        """Tables the statement reads or writes, from DuckDB's plan (views and ``query()`` resolved).
+
+        DuckDB has no row-level security, so all of them are unscoped. A statement other than a
+        query, UPDATE, DELETE or an INSERT whose target can be read (DDL, COPY, ...) counts as
+        touching every table.
+        """
+        import duckdb
+
+        kinds = {s.type for s in duckdb.extract_statements(compiled.sql)}
+        planned = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+        planned |= {duckdb.StatementType.UPDATE, duckdb.StatementType.DELETE, duckdb.StatementType.INSERT}
+        if not kinds <= planned:
+            return set(tables)
+        touched: set[str] = set(connection.scanned_tables(compiled))
+        if duckdb.StatementType.INSERT in kinds:  # the plan does not name an INSERT's target
+            target = _INSERT_TARGET.match(compiled.sql)
+            if target is None:
+                return set(tables)
+            touched.add(target.group(1).strip('"').replace('""', '"').split(".")[-1].strip('"'))
+        return touched & tables
+
+    def execute_read_only(self, connection: Any, compiled: CompiledSQL) -> pa.Table | None:
+        """DuckDB has no read-only transaction on a writable database: only queries are let through."""
+        import duckdb
+
+        kinds = {s.type for s in duckdb.extract_statements(compiled.sql)}
+        if not kinds <= {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}:
+            shown = ", ".join(sorted(k.name for k in kinds))
+            raise ReadOnlyError(f"duckdb: the statement is a {shown}, not a query")
+        if "nextval" in compiled.sql.lower():
+            raise ReadOnlyError("duckdb: nextval() advances a sequence, which is a write")
+        return connection.execute(compiled)
 
     def close(self) -> None:
         self._database.close()

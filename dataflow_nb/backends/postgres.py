@@ -13,7 +13,10 @@ from sqlalchemy.pool import QueuePool
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.errors import translate_error
-from dataflow_nb.exceptions import DatabaseError
+from dataflow_nb.backends.row_security import BEGIN_TENANT, isolate_table
+from dataflow_nb.exceptions import DatabaseError, ReadOnlyError
+
+READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
 
 CAPABILITIES = Capabilities(
     name="postgresql",
@@ -27,6 +30,8 @@ CAPABILITIES = Capabilities(
     json_type="JSONB",
     # https://www.postgresql.org/docs/current/functions-sequence.html
     supports_sequence_setval=True,
+    # https://www.postgresql.org/docs/current/ddl-rowsecurity.html (see backends/row_security.py)
+    supports_row_level_security=True,
 )
 
 
@@ -146,6 +151,33 @@ class PostgresBackend:
                 "Check that the server runs and that the URL's user, password and database are right."
             ) from None
         return PostgresConnection(pooled, self.safe_url)
+
+    def isolate_tenant_table(self, connection: Any, table: str) -> None:
+        isolate_table(connection, table)
+
+    def begin_tenant(self, connection: Any, tenant: str) -> None:
+        connection.execute_sql(BEGIN_TENANT, [tenant])
+
+    def unisolated_tables(self, connection: Any, compiled: CompiledSQL, tables: set[str]) -> set[str]:
+        return set()  # row-level security scopes every statement on them
+
+    def execute_read_only(self, connection: Any, compiled: CompiledSQL) -> pa.Table | None:
+        """PostgreSQL itself refuses the writes: the statement runs in a read-only savepoint.
+
+        ``ROLLBACK TO SAVEPOINT`` restores the transaction's read-write mode afterwards, so
+        later nodes of the run still write.
+        """
+        connection.execute_sql("SAVEPOINT dataflow_nb_read_only")
+        try:
+            connection.execute_sql("SET LOCAL transaction_read_only = on")
+            return connection.execute(compiled)
+        except DatabaseError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) == READ_ONLY_SQLSTATE:
+                raise ReadOnlyError(f"postgresql refused a write in read-only SQL: {exc}") from exc
+            raise
+        finally:
+            connection.execute_sql("ROLLBACK TO SAVEPOINT dataflow_nb_read_only")
+            connection.execute_sql("RELEASE SAVEPOINT dataflow_nb_read_only")
 
     def close(self) -> None:
         self._pool.dispose()

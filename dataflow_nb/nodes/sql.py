@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import re
 import uuid
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
-from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.exceptions import ReadOnlyError, TenantError, ValidationError
 from dataflow_nb.frames import to_frame
 from dataflow_nb.model.types import field_type_for
 from dataflow_nb.nodes.base import Node, check_parameter_names
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from dataflow_nb.workflow.context import RunContext
 
 NODE = "SQLQueryNode"
+log = logging.getLogger("dataflow_nb")
 # Literals and comments, where ';', ':name' and '$1' are text, not SQL. Dollar tags cannot
 # start with a digit, so "$1" is never mistaken for one.
 _QUOTED = re.compile(
@@ -206,11 +208,14 @@ class SQLQueryNode(Node):
     """One SQL statement with named parameters, run in the run's transaction; returns a frame."""
 
     node_type = NODE
-    parameters = ("sql", "params", "db")
+    parameters = ("sql", "params", "db", "unscoped", "allow_writes")
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
         check_parameter_names(cls.node_type, params, cls.parameters)
+        for flag in ("unscoped", "allow_writes"):
+            if not isinstance(params.get(flag, False), bool):
+                raise ValidationError(f"{NODE}: {flag} takes True or False, got {params[flag]!r}")
         resolve_database(params.get("db"))  # an ambiguous database fails at build time, not mid-run
         if "sql" not in params and not complete:
             return  # it may arrive through a connection
@@ -253,8 +258,55 @@ class SQLQueryNode(Node):
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
         db = self.database(params)
-        result = ctx.execute(db, self.sql_for(ctx, params))
+        compiled = self.sql_for(ctx, params)
+        if ctx.scope.tenant_id:
+            check_tenant_scope(ctx, db, compiled, unscoped=params.get("unscoped", False))
+        allow_writes = params.get("allow_writes", False)
+        if allow_writes and db.read_only:
+            raise ReadOnlyError(
+                f"{NODE} {ctx.node_id!r}: allow_writes=True, but DataFlow {db.name!r} is read-only "
+                "(DataFlow(read_only=True)); nothing was run"
+            )
+        read_only = db.read_only or (db.security_enabled and not allow_writes)
+        try:
+            result = ctx.execute(db, compiled, read_only=read_only)
+        except ReadOnlyError as exc:
+            why = "the DataFlow is read-only" if db.read_only else "security_enabled=True makes SQL read-only"
+            raise ReadOnlyError(
+                f"{NODE} {ctx.node_id!r}: {why}, and this statement writes ({exc}); nothing was changed. "
+                + ("" if db.read_only else "Pass allow_writes=True to the node if it should write.")
+            ) from exc
         return to_frame(pa.table({}) if result is None else normalize_result(result), {}, db.frame)
+
+
+def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, unscoped: bool) -> None:
+    """Raw SQL in a tenant's run must not reach other tenants' rows.
+
+    Where the database enforces tenancy itself (PostgreSQL row-level security) nothing is left
+    to check. Elsewhere a statement touching a multi-tenant table is refused, unless the node
+    says ``unscoped=True``, which is logged as a warning each time.
+    """
+    tenant_tables = {m.table_name for m in db.models.values() if m.multi_tenant}
+    if not tenant_tables:
+        return
+    exposed = db.backend.unisolated_tables(ctx.connection(db), compiled, tenant_tables)
+    if unscoped:
+        log.warning(
+            "%s %r runs unscoped in run %s of tenant %r%s",
+            NODE,
+            ctx.node_id,
+            ctx.run_id,
+            ctx.scope.tenant_id,
+            f": it reads or writes every tenant's rows of {sorted(exposed)}" if exposed else "",
+        )
+        return
+    if exposed:
+        raise TenantError(
+            f"{NODE} {ctx.node_id!r}: the SQL touches multi-tenant table(s) {sorted(exposed)} in tenant "
+            f"{ctx.scope.tenant_id!r}'s run, and {db.backend.capabilities.name} cannot scope raw SQL to one "
+            "tenant. Use the generated nodes (they are scoped), or pass unscoped=True to the node to read "
+            "every tenant's rows on purpose (it is logged)."
+        )
 
 
 def _check_with_duckdb(compiled: CompiledSQL, prepared: Prepared) -> bool:

@@ -41,14 +41,25 @@ class RunContext:
         if entry is None:
             entry = (db, db.backend.connect())
             self.connections[id(db)] = entry
+            if self.scope.tenant_id and any(m.multi_tenant for m in db.models.values()):
+                # Before any statement of the run: the database scopes even raw SQL to this tenant.
+                db.backend.begin_tenant(entry[1], self.scope.tenant_id)
         return entry[1]
 
-    def execute(self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
-        """The one instrumentation point for statements built by nodes."""
+    def execute(
+        self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None, *, read_only: bool = False
+    ) -> pa.Table | None:
+        """The one instrumentation point for statements built by nodes.
+
+        ``read_only`` runs the statement so that the database (or DuckDB's parser) refuses any write.
+        """
         connection = self.connection(db)
         started = time.perf_counter()
         try:
-            result = connection.execute(compiled, params)
+            if read_only:
+                result = db.backend.execute_read_only(connection, compiled)
+            else:
+                result = connection.execute(compiled, params)
         except Exception as exc:
             if db.monitor is not None:
                 db.monitor.record_query(
