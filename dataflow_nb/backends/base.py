@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -57,8 +57,11 @@ class Connection(Protocol):
     def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement that returns no rows; return how many rows it changed."""
 
-    def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> None:
-        """Append a stream of record batches (column names as in the table) inside the transaction."""
+    def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
+        """Append a stream of record batches (column names as in the table) inside the transaction.
+
+        Returns the number of rows written.
+        """
 
     def commit(self) -> None: ...
 
@@ -122,8 +125,10 @@ def _arrow_bind_type(sa_type: sa.types.TypeEngine[Any]) -> pa.DataType | None:
 
 
 def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> CompiledSQL:
-    """Compile with the dialect; no value is ever formatted into the SQL text."""
-    compiled = cast(SQLCompiler, statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True}))
+    """Compile with the dialect; no value is ever formatted into the SQL text. DDL binds nothing."""
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    if not isinstance(compiled, SQLCompiler):
+        return CompiledSQL(str(compiled), (), (), (), returns_rows=False)
     names = tuple(compiled.positiontup or ())
     captured = compiled.construct_params(_check=False)
     types = []

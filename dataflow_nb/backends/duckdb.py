@@ -104,18 +104,21 @@ class DuckDBConnection:
             raise translate_error(exc, "duckdb") from exc
         return int(row[0]) if row else 0
 
-    def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> None:
+    def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         # DuckDB scans the Arrow stream itself; INSERT ... SELECT casts text to UUID and JSON.
         view = f"dataflow_ingest_{uuid.uuid4().hex}"
         columns = ", ".join(self._quote(name) for name in data.schema.names)
         self._cursor.register(view, data)
         try:
-            self._cursor.execute(f"INSERT INTO {self._quote(table)} ({columns}) SELECT {columns} FROM {view}")
+            row = self._cursor.execute(
+                f"INSERT INTO {self._quote(table)} ({columns}) SELECT {columns} FROM {view}"
+            ).fetchone()
         except Exception as exc:
             with contextlib.suppress(Exception):  # an aborted transaction refuses this too; the cause matters
                 self._cursor.unregister(view)
             raise translate_error(exc, "duckdb") from exc
         self._cursor.unregister(view)
+        return int(row[0]) if row else 0
 
     def scanned_tables(self, compiled: CompiledSQL) -> set[str]:
         """The tables DuckDB's unoptimised plan scans (a view or ``query('...')`` resolved)."""

@@ -23,6 +23,16 @@ _PG_KEY = re.compile(r"Key \((?P<columns>[^)]*)\)=\((?P<values>.*)\) already exi
 _DUCKDB_KEY = re.compile(r'Duplicate key "(?P<pairs>.*)" violates unique constraint', re.S)
 # DuckDB, two rows of one statement: PRIMARY KEY or UNIQUE constraint violation: duplicate key "a@x.io"
 _DUCKDB_BATCH_KEY = re.compile(r'UNIQUE constraint violation: duplicate key "(?P<values>.*)"', re.S)
+_DUCKDB_KEY_COLUMN = re.compile(r"(?:^|, )(\w+): ")
+# Where the databases quote row values in a message; the log keeps what is around them.
+_ROW_VALUES = [
+    (re.compile(r"(Failed to execute query) '.*?'(?=: ERROR:)", re.S), r"\1"),  # the log's sql column has it
+    (re.compile(r"(Key \([^)]*\))=\(.*\)(?= already exists| is not present| is still referenced)", re.S), r"\1"),
+    (re.compile(r"(Failing row contains )\(.*\)", re.S), r"\1(...)"),
+    (re.compile(r'(duplicate key )"(?P<values>.*)"', re.S), r'\1"..."'),
+    (re.compile(r'(invalid input syntax for type [\w ]+: )".*?"'), r'\1"..."'),
+    (re.compile(r"(Could not convert string )'.*?'"), r"\1'...'"),
+]
 
 
 class UniqueViolation(ConflictError):
@@ -81,6 +91,22 @@ def translate_error(exc: Exception, backend: str) -> DataflowError:
             "this run was rolled back: run it again"
         )
     return DatabaseError(f"{backend}: {message}")
+
+
+def loggable_error(exc: BaseException) -> str:
+    """An error as the slow-query log keeps it: the constraint and columns, not the row's values.
+
+    Anyone who can read the metrics can read the log; the values belong to the tables' readers.
+    """
+    if isinstance(exc, UniqueViolation) and (exc.constraint or exc.columns):
+        return f"UniqueViolation: unique constraint {exc.constraint!r} on {exc.columns} was violated"
+    message = _DUCKDB_KEY.sub(  # "col: value, col: value": keep the column names
+        lambda m: f"Duplicate key on {_DUCKDB_KEY_COLUMN.findall(m.group('pairs'))} violates unique constraint",
+        str(exc),
+    )
+    for pattern, replacement in _ROW_VALUES:
+        message = pattern.sub(replacement, message)
+    return f"{type(exc).__name__}: {message}"
 
 
 def _unique_keys(model: ModelSpec) -> list[tuple[str, list[str]]]:

@@ -83,11 +83,11 @@ class PostgresConnection:
             raise translate_error(exc, "postgresql") from exc
         return int(self.cursor.rowcount)
 
-    def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> None:
+    def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         # COPY in binary through ADBC: it coerces nothing, so callers send the table's exact types
         # (JSON as the arrow.json extension, UUID through a text staging table).
         try:
-            self.cursor.adbc_ingest(table, data, mode="append", temporary=temporary)
+            return int(self.cursor.adbc_ingest(table, data, mode="append", temporary=temporary))
         except Exception as exc:
             raise translate_error(exc, "postgresql") from exc
 

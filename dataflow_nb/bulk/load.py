@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.schema import CreateTable, DropTable
 
-from dataflow_nb.backends.base import compile_statement
+from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.backends.errors import naming_conflicts
 from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
@@ -54,7 +54,6 @@ class BulkLoad:
         self.progress = progress
         self.report = report
         self.tenant = tenant_of(model, ctx.scope)
-        self.connection = ctx.connection(db)
         self.postgres = db.backend.capabilities.name == "postgresql"
         self.error: BaseException | None = None  # what the stream raised, before a driver wrapped it
 
@@ -112,12 +111,12 @@ class BulkLoad:
         if self.on_error == "quarantine":
             self.report.rejections.extend(rejected)
 
-    def ingest(self, table: str, reader: pa.RecordBatchReader, *, temporary: bool = False) -> None:
+    def ingest(self, table: str, reader: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         """Stream into a table; an error raised by the stream itself comes back unwrapped."""
         self.error = None
         try:
             with naming_conflicts(self.model, self.node):
-                self.ctx.ingest(self.db, table, reader, temporary=temporary)
+                return self.ctx.ingest(self.db, table, reader, temporary=temporary)
         except Exception as exc:
             if self.error is not None and self.error is not exc:
                 raise self.error from None
@@ -139,10 +138,13 @@ class BulkLoad:
         """The columns a stream carries: the input's, then ``tenant_id`` when the run stamps one."""
         return [*names, "tenant_id"] if self.tenant is not None else list(names)
 
-    # -- statements ------------------------------------------------------------------------------
+    # -- statements: every one through the run context, which counts and times it ----------------
+
+    def compiled(self, statement: sa.sql.ClauseElement) -> CompiledSQL:
+        return compile_statement(statement, self.db.backend.dialect)
 
     def run(self, statement: sa.sql.ClauseElement) -> pa.Table | None:
-        return self.ctx.execute(self.db, compile_statement(statement, self.db.backend.dialect))
+        return self.ctx.execute(self.db, self.compiled(statement))
 
     def count(self, statement: sa.sql.ClauseElement) -> int:
         return self.counts(statement)[0]
@@ -156,7 +158,7 @@ class BulkLoad:
     def changed(self, statement: sa.sql.ClauseElement) -> int:
         """Run a write; return the rows it changed (a unique violation names the model's key)."""
         with naming_conflicts(self.model, self.node):
-            return self.connection.execute_count(compile_statement(statement, self.db.backend.dialect))
+            return self.ctx.execute_count(self.db, self.compiled(statement))
 
     def scope(self, table: sa.Table) -> list[sa.ColumnElement[Any]]:
         return scope_clauses(self.model, table, self.ctx.scope)
@@ -170,11 +172,11 @@ class BulkLoad:
             kind: sa.types.TypeEngine[Any] = sa.Text() if text else self.model.table.c[name].type
             columns.append(sa.Column(name, kind))
         table = sa.Table(f"dataflow_stage_{uuid.uuid4().hex[:16]}", sa.MetaData(), *columns, prefixes=["TEMPORARY"])
-        self.connection.execute_sql(str(CreateTable(table).compile(dialect=self.db.backend.dialect)))
+        self.run(CreateTable(table))
         return table
 
     def drop(self, table: sa.Table) -> None:
-        self.connection.execute_sql(str(DropTable(table).compile(dialect=self.db.backend.dialect)))
+        self.run(DropTable(table))
 
     def casted(self, stage: sa.Table | sa.Subquery, name: str) -> sa.ColumnElement[Any]:
         """A staged column in the model's type (text to UUID/JSON where staged as text)."""

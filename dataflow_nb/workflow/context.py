@@ -1,20 +1,24 @@
 """A run's context: one connection and one transaction per database, and the single point
-every query passes through (timing now; metrics, slow-query log and caching hook in here)."""
+every statement passes through (queries, writes, bulk ingests and staging DDL alike): timing,
+row counts, metrics and the slow-query log hook in here, and so can caching and tenancy."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
 from dataflow_nb.backends.base import CompiledSQL, Connection
+from dataflow_nb.backends.errors import loggable_error
 from dataflow_nb.query.scope import Scope
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,55 +53,46 @@ class RunContext:
     def execute(
         self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None, *, read_only: bool = False
     ) -> pa.Table | None:
-        """The one instrumentation point for statements built by nodes.
+        """Run a statement; the rows it returns are counted.
 
         ``read_only`` runs the statement so that the database (or DuckDB's parser) refuses any write.
         """
+
+        def run(connection: Connection) -> pa.Table | None:
+            if read_only:
+                return db.backend.execute_read_only(connection, compiled)
+            return connection.execute(compiled, params)
+
+        return self._measured(db, compiled.sql, run, lambda r: 0 if r is None else r.num_rows)
+
+    def execute_count(self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
+        """Run a write that returns no rows; the rows it changed are counted and returned."""
+        return self._measured(db, compiled.sql, lambda c: c.execute_count(compiled, params), lambda n: n)
+
+    def ingest(self, db: DataFlow, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
+        """Append a stream of batches to a table; the rows written are counted and returned."""
+        return self._measured(
+            db, f"COPY {table} (bulk ingest)", lambda c: c.ingest(table, data, temporary=temporary), lambda n: n
+        )
+
+    def _measured(self, db: DataFlow, sql: str, call: Callable[[Connection], T], rows_of: Callable[[T], int]) -> T:
+        """The one instrumentation point: every statement of a run is timed, counted and reported here."""
         connection = self.connection(db)
         started = time.perf_counter()
         try:
-            if read_only:
-                result = db.backend.execute_read_only(connection, compiled)
-            else:
-                result = connection.execute(compiled, params)
+            result = call(connection)
         except Exception as exc:
-            if db.monitor is not None:
-                db.monitor.record_query(
-                    compiled.sql,
-                    time.perf_counter() - started,
-                    0,
-                    node_id=self.node_id,
-                    run_id=self.run_id,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+            self._record(db, sql, time.perf_counter() - started, 0, error=loggable_error(exc))
             raise
-        seconds = time.perf_counter() - started
-        rows = 0 if result is None else result.num_rows
-        self.stats.statements += 1
-        self.stats.seconds += seconds
-        self.stats.rows += rows
-        if db.monitor is not None:
-            db.monitor.record_query(compiled.sql, seconds, rows, node_id=self.node_id, run_id=self.run_id)
+        self._record(db, sql, time.perf_counter() - started, rows_of(result))
         return result
 
-    def ingest(self, db: DataFlow, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> None:
-        """Bulk appends pass the same instrumentation point as statements."""
-        connection = self.connection(db)
-        started = time.perf_counter()
-        error = None
-        try:
-            connection.ingest(table, data, temporary=temporary)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            seconds = time.perf_counter() - started
-            self.stats.statements += 1
-            self.stats.seconds += seconds
-            if db.monitor is not None:
-                db.monitor.record_query(
-                    f"COPY {table} (bulk ingest)", seconds, 0, node_id=self.node_id, run_id=self.run_id, error=error
-                )
+    def _record(self, db: DataFlow, sql: str, seconds: float, rows: int, *, error: str | None = None) -> None:
+        self.stats.statements += 1
+        self.stats.seconds += seconds
+        self.stats.rows += max(rows, 0)
+        if db.monitor is not None:
+            db.monitor.record_query(sql, seconds, rows, node_id=self.node_id, run_id=self.run_id, error=error)
 
     def record_run(self, seconds: float, *, status: str, nodes: int) -> None:
         """Tell the monitor of every database the run touched how the run went."""
