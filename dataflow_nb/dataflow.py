@@ -7,7 +7,8 @@ import itertools
 import logging
 import os
 import sys
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
@@ -111,7 +112,7 @@ class DataFlow:
                     database=self.backend.safe_url,
                     slow_query_threshold=slow_query_threshold,
                     metrics_export=metrics_export,
-                    ping=self.ping,
+                    ping=_weak_ping(self),
                 )
             except DataflowError:
                 self.backend.close()
@@ -120,6 +121,8 @@ class DataFlow:
         self.nodes: dict[str, type[ModelNode]] = {}
         self._pending: dict[str, ModelSpec] = {}  # changed models waiting for migrate()
         register_database(self)
+        # Close the connections when a re-run cell drops the last reference, as close() would.
+        self._finalizer = weakref.finalize(self, self.backend.close)
 
     def model(self, cls: T) -> T:
         """Class decorator: create or migrate the model's table and generate its nodes.
@@ -301,7 +304,7 @@ class DataFlow:
     def close(self) -> None:
         """Close every connection; the DataFlow is unusable afterwards."""
         unregister_database(self)
-        self.backend.close()
+        self._finalizer()  # closes the backend once
 
     def __enter__(self) -> DataFlow:
         return self
@@ -322,3 +325,16 @@ class DataFlow:
             f"<b>DataFlow</b> {html.escape(self.name)} &middot; <code>{html.escape(self.backend.safe_url)}</code>"
             f"<table><tr><th>model</th><th>table</th><th>columns</th></tr>{rows}</table>"
         )
+
+
+def _weak_ping(db: DataFlow) -> Callable[[], None]:
+    """``db.ping`` without a reference from the monitor back to its DataFlow (no cycle)."""
+    ref = weakref.ref(db)
+
+    def ping() -> None:
+        live = ref()
+        if live is None:
+            raise DataflowError("the DataFlow of this monitor no longer exists")
+        live.ping()
+
+    return ping

@@ -7,6 +7,10 @@ class DataflowError(Exception):
     """Root of every error dataflow_nb raises on purpose."""
 
 
+class DataflowWarning(UserWarning):
+    """Something worked, but perhaps not as meant (a node name two live DataFlows define, say)."""
+
+
 class ValidationError(DataflowError):
     """Bad parameters: unknown fields, wrong types, values that do not fit a column."""
 

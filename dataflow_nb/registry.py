@@ -1,24 +1,30 @@
 """Which node type a name means: built-in nodes plus the nodes of every live DataFlow.
 
-Two DataFlow objects may define the same model; a name that is then ambiguous is an error
-that says how to qualify it, never a silent pick.
+A notebook re-runs cells: ``db = DataFlow()`` again makes a second DataFlow with the same
+models. The registry holds DataFlows weakly (and so do their node classes), so one that no
+code references any more is simply gone, without a garbage collection. When two are alive
+(the old one still shown in an ``Out[n]``, say), a bare node name means the newest, with one
+warning per name that says how to reach the other. ``DataFlow.close()`` withdraws its nodes.
 """
 
 from __future__ import annotations
 
 import difflib
-import gc
 import importlib
+import itertools
+import warnings
 import weakref
 from typing import TYPE_CHECKING
 
-from dataflow_nb.exceptions import WorkflowError
+from dataflow_nb.exceptions import DataflowWarning, WorkflowError
 from dataflow_nb.nodes.base import Node
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
 
-_databases: weakref.WeakSet[DataFlow] = weakref.WeakSet()
+_order = itertools.count(1)
+_databases: weakref.WeakKeyDictionary[DataFlow, int] = weakref.WeakKeyDictionary()  # DataFlow -> creation order
+_warned: set[tuple[str, int]] = set()  # (node name, the winner's order): warn once per name and winner
 BUILTIN_NODES: dict[str, type[Node]] = {}
 # Modules that add non-model nodes to BUILTIN_NODES when imported (late, to avoid import cycles).
 BUILTIN_MODULES = ["dataflow_nb.nodes.readers", "dataflow_nb.nodes.sql"]
@@ -32,52 +38,61 @@ def builtin_nodes() -> dict[str, type[Node]]:
 
 
 def register_database(db: DataFlow) -> None:
-    _databases.add(db)
+    _databases[db] = next(_order)
 
 
 def unregister_database(db: DataFlow) -> None:
-    _databases.discard(db)
+    _databases.pop(db, None)
 
 
 def live_databases() -> list[DataFlow]:
-    """Every open DataFlow (after collecting ones a re-run notebook cell left unreferenced)."""
-    if len(_databases) > 1:
-        gc.collect()
-    return list(_databases)
+    """Every open DataFlow that something still references, oldest first."""
+    return [db for db, _ in sorted(_databases.items(), key=lambda item: item[1])]
 
 
-def _candidates(name: str) -> list[type[Node]]:
+def _owners(name: str) -> list[DataFlow]:
+    """The live DataFlows defining ``name`` (bare or ``db_name.Node``), oldest first."""
     if "." in name:
         db_name, node_name = name.split(".", 1)
-        return [db.nodes[node_name] for db in list(_databases) if db.name == db_name and node_name in db.nodes]
-    return [db.nodes[name] for db in list(_databases) if name in db.nodes]
+        return [db for db in live_databases() if db.name == db_name and node_name in db.nodes]
+    return [db for db in live_databases() if name in db.nodes]
 
 
 def known_node_names() -> list[str]:
     names = set(builtin_nodes())
-    for db in list(_databases):
+    for db in live_databases():
         names.update(db.nodes)
     return sorted(names)
 
 
 def resolve_node_type(name: str, node_id: str) -> type[Node]:
-    """The node class for ``name`` (``"UserCreateNode"`` or ``"db_name.UserCreateNode"``)."""
+    """The node class for ``name`` (``"UserCreateNode"`` or ``"db_name.UserCreateNode"``).
+
+    When several live DataFlows define it, the newest wins and a ``DataflowWarning`` (once per
+    name) names the others and how to address them.
+    """
     if name in builtin_nodes():
         return BUILTIN_NODES[name]
-    found = _candidates(name)
-    if len(found) > 1:
-        gc.collect()  # a re-run notebook cell may leave an unreferenced DataFlow behind
-        found = _candidates(name)
-    if len(found) == 1:
-        return found[0]
-    if not found:
+    owners = _owners(name)
+    node_name = name.split(".", 1)[1] if "." in name else name
+    if not owners:
         close = difflib.get_close_matches(name, known_node_names(), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "; define the model with @db.model first"
         raise WorkflowError(f"node {node_id!r}: unknown node type {name!r}{hint}", node_id=node_id)
-    owners = ", ".join(f"{n.db.name!r} ({n.db.backend.safe_url})" for n in found if n.db is not None)
-    raise WorkflowError(
-        f"node {node_id!r}: node type {name!r} is defined by {len(found)} DataFlow objects: {owners}. "
-        f"Qualify it as '<name>.{name}' (for example {found[0].db.name + '.' + name!r}) "  # type: ignore[union-attr]
-        f"or pass the class itself: db.nodes[{name!r}]",
-        node_id=node_id,
-    )
+    newest = owners[-1]
+    key = (name, _databases.get(newest, 0))
+    if len(owners) > 1 and key not in _warned:
+        _warned.add(key)
+        others = "; ".join(
+            f"{db.name!r} ({db.backend.safe_url}): write {db.name + '.' + node_name!r} or pass "
+            f"<that DataFlow>.nodes[{node_name!r}]"
+            for db in owners[:-1]
+        )
+        warnings.warn(
+            f"node type {name!r} is defined by {len(owners)} live DataFlow objects; using the newest, "
+            f"{newest.name!r} ({newest.backend.safe_url}). To use an older one instead: {others}. "
+            "db.close() withdraws a DataFlow's nodes.",
+            DataflowWarning,
+            stacklevel=4,  # the caller of WorkflowBuilder.build()
+        )
+    return newest.nodes[node_name]

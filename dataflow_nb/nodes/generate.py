@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.nodes.bulk import BULK_OPERATIONS
-from dataflow_nb.nodes.model_node import ModelNode
+from dataflow_nb.nodes.model_node import ModelNode, node_class
 from dataflow_nb.nodes.read import CountNode, ListNode, ReadNode
 from dataflow_nb.nodes.write import CreateNode, DeleteNode, UpdateNode, UpsertNode
 
@@ -31,8 +31,5 @@ def make_nodes(db: DataFlow, model: ModelSpec) -> dict[str, type[ModelNode]]:
     nodes: dict[str, type[ModelNode]] = {}
     for operation, base in OPERATIONS.items():
         name = f"{model.name}{operation}Node"
-        doc = f"{base.__doc__} (model {model.name}, table {model.table_name})"
-        nodes[name] = type(
-            name, (base,), {"model": model, "db": db, "node_type": name, "_statements": {}, "__doc__": doc}
-        )
+        nodes[name] = node_class(name, base, db, model)
     return nodes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -9,7 +10,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
-from dataflow_nb.exceptions import NotFoundError, ValidationError
+from dataflow_nb.exceptions import NotFoundError, ValidationError, WorkflowError
 from dataflow_nb.frames import to_frame
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import check_known, record_id
@@ -21,6 +22,36 @@ if TYPE_CHECKING:
 
     from dataflow_nb.dataflow import DataFlow
     from dataflow_nb.workflow.context import RunContext
+
+
+class DatabaseRef:
+    """A node class's DataFlow, held weakly.
+
+    Generated classes live in ``db.nodes`` and in any workflow built from them; a strong
+    reference back would make a cycle, so a DataFlow that a re-run notebook cell replaced
+    would stay alive (and keep its node names taken) until a garbage collection.
+    """
+
+    def __init__(self, db: DataFlow):
+        self._ref = weakref.ref(db)
+        self._name = db.name
+
+    def __get__(self, instance: object, owner: type | None = None) -> DataFlow:
+        db = self._ref()
+        if db is None:
+            node = getattr(owner, "node_type", "this node")
+            raise WorkflowError(
+                f"{node}: its DataFlow {self._name!r} no longer exists (nothing referenced it, so it was "
+                f"freed); use the nodes of a live DataFlow: db.nodes[{node!r}] or the name {node!r}"
+            )
+        return db
+
+
+def node_class(name: str, base: type[ModelNode], db: DataFlow, model: ModelSpec) -> type[ModelNode]:
+    """A generated node class ``name``: ``base`` bound to one model of one DataFlow (held weakly)."""
+    doc = f"{base.__doc__} (model {model.name}, table {model.table_name})"
+    attrs = {"model": model, "db": DatabaseRef(db), "node_type": name, "_statements": {}, "__doc__": doc}
+    return type(name, (base,), attrs)
 
 
 class ModelNode(Node):

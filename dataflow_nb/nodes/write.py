@@ -18,7 +18,7 @@ from dataflow_nb.backends.errors import naming_conflicts
 from dataflow_nb.exceptions import ConflictError, NotFoundError, ValidationError
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import record_id, record_values
-from dataflow_nb.nodes.model_node import ByIdNode, ModelNode, conflict_keys, with_tenant
+from dataflow_nb.nodes.model_node import ByIdNode, ModelNode, conflict_keys, node_class, with_tenant
 from dataflow_nb.query.scope import delete_statement, managed_update_values, restore_statement, upsert_assignments
 
 if TYPE_CHECKING:
@@ -146,9 +146,7 @@ class RestoreNode(ByIdNode):
 def make_restore_node(db: DataFlow, model: ModelSpec) -> dict[str, type[ModelNode]]:
     """``{Model}RestoreNode`` for a soft-delete model (the other nodes come from ``generate``)."""
     name = f"{model.name}RestoreNode"
-    doc = f"{RestoreNode.__doc__} (model {model.name}, table {model.table_name})"
-    attrs = {"model": model, "db": db, "node_type": name, "_statements": {}, "__doc__": doc}
-    return {name: type(name, (RestoreNode,), attrs)}
+    return {name: node_class(name, RestoreNode, db, model)}
 
 
 class UpsertNode(ModelNode):

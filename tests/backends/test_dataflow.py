@@ -126,3 +126,30 @@ def test_declared_created_at_is_managed(db: Any, run: Any) -> None:
     assert frame["created_at"][0] is not None
     given = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     assert run("VisitCreateNode", {"where": "x", "created_at": given})["created_at"][0] == given
+
+
+def test_a_dataflow_nothing_references_is_gone_without_a_garbage_collection(backend_url: str | None) -> None:
+    import gc
+    import weakref
+
+    from dataflow_nb import LocalRuntime, WorkflowBuilder
+    from dataflow_nb.registry import live_databases
+
+    others = live_databases()  # whatever other tests keep open
+    gc.disable()  # the point: reference counting alone frees a replaced DataFlow
+    try:
+        for _ in range(2):  # the DataFlow cell, run and re-run
+            flow = DataFlow(backend_url, monitoring=True)
+            define_note(flow)
+            workflow = WorkflowBuilder()
+            workflow.add_node("NoteCreateNode", "c", {"text": "x"})
+            LocalRuntime().execute(workflow.build())
+            replaced = weakref.ref(flow)
+            nodes = flow.nodes["NoteCreateNode"]
+            del flow, workflow
+            assert replaced() is None
+            assert live_databases() == others
+        with pytest.raises(DataflowError, match=r"NoteCreateNode: its DataFlow 'db\d+' no longer exists"):
+            _ = nodes.db
+    finally:
+        gc.enable()

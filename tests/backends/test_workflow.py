@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import warnings
 from typing import Any
 
 import polars as pl
 import pytest
 
-from dataflow_nb import DataFlow, LocalRuntime, RunResults, WorkflowBuilder, WorkflowError
+from dataflow_nb import DataFlow, DataflowWarning, LocalRuntime, RunResults, WorkflowBuilder, WorkflowError
 
 
 @pytest.fixture
@@ -183,7 +185,7 @@ def test_build_checks_parameters_before_anything_runs(db: Any, notes: Any) -> No
     assert count_rows(db) == 0
 
 
-def test_same_model_in_two_dataflows_needs_qualifying(db: Any, notes: Any) -> None:
+def test_same_model_in_two_live_dataflows_means_the_newest(db: Any, notes: Any) -> None:
     with DataFlow(name="other") as other:
 
         @other.model
@@ -191,15 +193,27 @@ def test_same_model_in_two_dataflows_needs_qualifying(db: Any, notes: Any) -> No
             text: str
 
         workflow = WorkflowBuilder()
-        workflow.add_node("NoteCreateNode", "x", {"text": "a"})
-        with pytest.raises(WorkflowError, match=r"qualify it as .*other\.NoteCreateNode|db\.nodes"):
-            workflow.build()
+        workflow.add_node("NoteCreateNode", "x", {"text": "in other"})
+        expected = (
+            rf"using the newest, 'other' \({re.escape(other.backend.safe_url)}\)\. To use an older one instead: "
+            rf"'{db.name}' .*write '{db.name}\.NoteCreateNode' or pass <that DataFlow>\.nodes\['NoteCreateNode'\]"
+        )
+        with pytest.warns(DataflowWarning, match=expected):
+            built = workflow.build()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # one warning per name, not one per build
+            built = workflow.build()
         qualified = WorkflowBuilder()
-        qualified.add_node("other.NoteCreateNode", "x", {"text": "in other"})
-        qualified.add_node(db.nodes["NoteCreateNode"], "y", {"text": "in db"})
-        results, _ = LocalRuntime().execute(qualified.build())
-        assert results["x"]["text"].to_list() == ["in other"]
-    assert count_rows(db) == 1
+        qualified.add_node(f"{db.name}.NoteCreateNode", "y", {"text": "in db"})
+        qualified.add_node(db.nodes["NoteCreateNode"], "z", {"text": "in db too"})
+        LocalRuntime().execute(qualified.build())
+        assert LocalRuntime().execute(built)[0]["x"]["text"].to_list() == ["in other"]
+    assert count_rows(db) == 2
+    # Closing ``other`` withdrew its nodes: the bare name means db again, with no warning.
+    again = WorkflowBuilder()
+    again.add_node("NoteCreateNode", "x", {"text": "back in db"})
+    LocalRuntime().execute(again.build())
+    assert count_rows(db) == 3
 
 
 def test_one_connection_per_database_per_run(db: Any, notes: Any) -> None:

@@ -8,7 +8,6 @@ model cell is edited and executed again, as a person would, and probes check row
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 import nbclient
 import nbformat
 import pytest
+
+from tests.integration.kernel import execute, open_kernel, run_cell
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "model_changes.ipynb"
 MODEL_CELL = 3
@@ -30,31 +31,8 @@ PROBE = (
 @pytest.fixture
 def kernel(backend_url: str | None, tmp_path: Path) -> Iterator[Any]:
     """A notebook client whose kernel runs this interpreter, pointed at the test's database."""
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import KernelManager
-
-    spec_dir = tmp_path / "kernels" / "dataflow-test"
-    spec_dir.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "dataflow", "language": "python"}))
-    manager = KernelManager(
-        kernel_name="dataflow-test", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)])
-    )
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(notebook, km=manager, timeout=120, kernel_name="dataflow-test")
-    env = {k: v for k, v in __import__("os").environ.items() if k != "DATABASE_URL"}
-    if backend_url is not None:
-        env["DATABASE_URL"] = backend_url
-    with client.setup_kernel(env=env, cwd=str(tmp_path), cleanup_kc=True):
+    with open_kernel(nbformat.read(NOTEBOOK, as_version=4), tmp_path, database_url=backend_url) as client:
         yield client
-
-
-def execute(client: Any, source: str) -> str:
-    """Run ``source`` as a new cell; return what it printed."""
-    cell = nbformat.v4.new_code_cell(source)
-    client.nb.cells.append(cell)
-    client.execute_cell(cell, len(client.nb.cells) - 1)
-    return "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
 
 
 def probe(client: Any) -> dict[str, Any]:
@@ -63,10 +41,7 @@ def probe(client: Any) -> dict[str, Any]:
 
 
 def rerun_model_cell(client: Any, source: str | None = None) -> None:
-    cell = client.nb.cells[MODEL_CELL]
-    if source is not None:
-        cell.source = source
-    client.execute_cell(cell, MODEL_CELL)
+    run_cell(client, MODEL_CELL, source)
 
 
 def test_rerunning_the_model_cell_unchanged_changed_and_destructively(kernel: Any) -> None:
