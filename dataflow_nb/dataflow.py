@@ -17,7 +17,7 @@ import pyarrow as pa
 from dataflow_nb.backends import open_backend
 from dataflow_nb.backends.base import Backend, Connection
 from dataflow_nb.exceptions import DataflowError, SchemaError
-from dataflow_nb.frames import to_frame
+from dataflow_nb.frames import JsonMode, check_json_mode, to_frame
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
 from dataflow_nb.nodes.generate import make_nodes
@@ -40,6 +40,8 @@ class DataFlow:
             ``postgresql://user@host:5432/db``.
         database_url: the seed's spelling of ``url``.
         frame: ``"polars"`` (default) or ``"pandas"``: what every node returns.
+        json: how polars frames give ``dict``/``list`` fields: ``"text"`` (default; a String of
+            JSON text) or ``"decode"`` (Struct/List columns); a node's ``json`` parameter overrides it.
         pool_size: PostgreSQL connections kept open.
         pool_max_overflow: extra PostgreSQL connections allowed under load.
         pool_timeout: seconds to wait for a free connection before failing.
@@ -69,6 +71,7 @@ class DataFlow:
         *,
         database_url: str | None = None,
         frame: Literal["polars", "pandas"] = "polars",
+        json: JsonMode = "text",
         pool_size: int = 5,
         pool_max_overflow: int = 10,
         pool_timeout: float = 30.0,
@@ -98,6 +101,7 @@ class DataFlow:
         if metrics_export and not monitoring:
             raise DataflowError(f"metrics_export={metrics_export!r} needs monitoring=True")
         self.frame = frame
+        self.json: JsonMode = check_json_mode("DataFlow", json)
         self.multi_tenant = multi_tenant
         self.security_enabled = security_enabled
         self.read_only = read_only

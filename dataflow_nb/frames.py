@@ -3,21 +3,32 @@
 Both drivers return Arrow; this is the one place that evens out what differs (PostgreSQL's
 numeric arrives as text, UUID and JSON as extension types, DuckDB's time zone is named
 ``Etc/UTC``), so the same query gives the same frame on both backends.
+
+A polars frame never holds ``Object`` columns (they cannot be written to Parquet, joined,
+sorted, grouped or pickled): UUID is a String in canonical form and JSON a String of JSON text,
+or with ``json="decode"`` a Struct/List from polars' own decoder. pandas keeps Python objects
+(``uuid.UUID``, ``dict``/``list``), its convention for such values.
 """
 
 from __future__ import annotations
 
+import binascii
 import json
 import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import Field
+from dataflow_nb.model.types import canonical_json
 
 FrameKind = Literal["polars", "pandas"]
+JsonMode = Literal["text", "decode"]
+JSON_MODES = ("text", "decode")
 
 
 def _storage(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -26,29 +37,64 @@ def _storage(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column
 
 
+def _uuid_chunk(chunk: pa.Array) -> pa.Array:
+    """16-byte UUIDs as canonical text (``8-4-4-4-12`` lowercase hex), with Arrow compute."""
+    size = len(chunk)
+    raw = chunk.buffers()[1]
+    data = b"" if raw is None else raw.to_pybytes()[chunk.offset * 16 : (chunk.offset + size) * 16]
+    hexed = pa.py_buffer(binascii.hexlify(data))
+    offsets = pa.py_buffer(np.arange(0, 32 * size + 1, 32, dtype=np.int32).tobytes())
+    text = pa.Array.from_buffers(pa.string(), size, [None, offsets, hexed])
+    parts = [
+        pc.utf8_slice_codeunits(text, start, stop) for start, stop in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
+    ]
+    joined = pc.binary_join_element_wise(*parts, "-")
+    return pc.if_else(chunk.is_valid(), joined, pa.scalar(None, pa.string()))
+
+
+def uuid_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A UUID column (PostgreSQL's 16-byte ``arrow.uuid`` or DuckDB's text) as canonical text."""
+    raw = _storage(column)
+    if pa.types.is_fixed_size_binary(raw.type):
+        return pa.chunked_array([_uuid_chunk(chunk) for chunk in raw.chunks], type=pa.string())
+    return pc.utf8_lower(pc.cast(raw, pa.string()))
+
+
+def _json_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """JSON in one canonical text (PostgreSQL's jsonb reorders keys; DuckDB keeps what was written)."""
+    texts = [None if s is None else canonical_json(json.loads(s)) for s in _storage(column).to_pylist()]
+    return pa.chunked_array([pa.array(texts, pa.string())], type=pa.string())
+
+
 def _to_objects(column: pa.ChunkedArray, field: Field) -> list[Any]:
-    """UUID and JSON columns become the Python objects that were written."""
+    """pandas: UUID and JSON columns become the Python objects that were written."""
     if field.type.label == "UUID":
-        raw = _storage(column)
-        if pa.types.is_fixed_size_binary(raw.type):
-            return [None if b is None else uuid.UUID(bytes=b) for b in raw.to_pylist()]
-        return [None if s is None else uuid.UUID(s) for s in raw.to_pylist()]
+        return [None if s is None else uuid.UUID(s) for s in uuid_text(column).to_pylist()]
     return [None if s is None else json.loads(s) for s in _storage(column).to_pylist()]
 
 
-def normalize(table: pa.Table, fields: Mapping[str, Field]) -> tuple[pa.Table, dict[str, list[Any]]]:
-    """Cast model columns to their Arrow types; pull UUID/JSON columns out as Python objects."""
+def normalize(
+    table: pa.Table, fields: Mapping[str, Field], kind: FrameKind = "polars"
+) -> tuple[pa.Table, dict[str, list[Any]]]:
+    """Cast model columns to their Arrow types; for pandas, pull UUID/JSON columns out as Python objects."""
     objects: dict[str, list[Any]] = {}
-    if all(f.type.arrow == table.schema.field(n).type for n in table.column_names if (f := fields.get(n))):
+    as_object = [n for n in table.column_names if (f := fields.get(n)) is not None and f.type.as_object]
+    if not as_object and all(
+        f.type.arrow == table.schema.field(n).type for n in table.column_names if (f := fields.get(n))
+    ):
         return table, objects  # the common case costs one pass over the schema
     columns = []
     for name, column in zip(table.column_names, table.columns, strict=True):
         field = fields.get(name)
         if field is None:
             columns.append(column)
-        elif field.type.as_object:
+        elif field.type.as_object and kind == "pandas":
             objects[name] = _to_objects(column, field)
             columns.append(pa.nulls(len(column), pa.null()))
+        elif field.type.label == "UUID":
+            columns.append(uuid_text(column))
+        elif field.type.as_object:
+            columns.append(_json_text(column))
         elif column.type != field.type.arrow:
             columns.append(_cast(column, field.type.arrow))
         else:
@@ -63,9 +109,29 @@ def _cast(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
     return pc.cast(_storage(column), target)
 
 
-def to_frame(table: pa.Table, fields: Mapping[str, Field], kind: FrameKind = "polars") -> Any:
-    """A polars (default) or pandas frame from an Arrow result."""
-    table, objects = normalize(table, fields)
+def check_json_mode(node: str, mode: Any) -> JsonMode:
+    """``json=`` of a node or a DataFlow, checked."""
+    if mode not in JSON_MODES:
+        raise ValidationError(
+            f"{node}: json={mode!r}; choose 'text' (JSON as a String column) or 'decode' (Struct/List columns)"
+        )
+    result: JsonMode = mode
+    return result
+
+
+def to_frame(
+    table: pa.Table, fields: Mapping[str, Field], kind: FrameKind = "polars", *, json: JsonMode = "text"
+) -> Any:
+    """A polars (default) or pandas frame from an Arrow result.
+
+    Args:
+        table: the result.
+        fields: the model fields that type its columns (others pass through as they are).
+        kind: ``"polars"`` or ``"pandas"``.
+        json: polars only: ``"text"`` keeps JSON columns as String, ``"decode"`` decodes them
+            to Struct/List with polars' decoder (all values of a column must share one shape).
+    """
+    table, objects = normalize(table, fields, kind)
     if kind == "pandas":
         import pandas as pd
 
@@ -78,6 +144,23 @@ def to_frame(table: pa.Table, fields: Mapping[str, Field], kind: FrameKind = "po
 
     frame = pl.from_arrow(table, rechunk=False)
     assert isinstance(frame, pl.DataFrame)
-    if objects:
-        frame = frame.with_columns(pl.Series(name, values, dtype=pl.Object) for name, values in objects.items())
+    if json == "decode":
+        for name in table.column_names:
+            field = fields.get(name)
+            if field is not None and field.type.label in ("dict", "list"):
+                frame = frame.with_columns(_decoded(frame[name], field))
     return frame
+
+
+def _decoded(column: Any, field: Field) -> Any:
+    import polars as pl
+
+    try:
+        return column.str.json_decode(infer_schema_length=None)
+    except pl.exceptions.PolarsError as exc:
+        reason = str(exc).splitlines()[0]
+        raise ValidationError(
+            f"field {field.name!r}: json='decode' needs every value of the column to share one shape, and "
+            f"polars' decoder found values that do not ({reason}); read it with json='text' (the default) "
+            "and decode the rows you need, or keep one shape per field"
+        ) from None

@@ -9,6 +9,7 @@ in halves to find its bad rows, so clean data never pays for the search.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.frames import uuid_text
 from dataflow_nb.model.spec import MISSING, Field, ModelSpec
+from dataflow_nb.model.types import canonical_json
 
 ROW = "__row"  # source row numbers travel with each batch
 _UUID = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
@@ -65,6 +68,13 @@ def _failing_rows(array: pa.Array, cast: Callable[[pa.Array], pa.Array], offset:
             array.slice(middle), cast, offset + middle
         )
     return []
+
+
+def _uuid_str(value: Any) -> str:
+    """A UUID given as ``uuid.UUID``, 16 bytes or anything whose str() is its text."""
+    if isinstance(value, bytes) and len(value) == 16:
+        return str(uuid.UUID(bytes=value))
+    return str(value)
 
 
 def _shown(value: Any) -> str | None:
@@ -175,8 +185,10 @@ class Conformer:
     def _json_or_uuid(self, field: Field, array: pa.Array, first_row: int, rejected: dict[int, Rejection]) -> pa.Array:
         """UUID text is checked by pattern; JSON is parsed once per value (the one Python loop here)."""
         if field.type.label == "UUID":
-            if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-                array = pa.array([None if v is None else str(v) for v in array.to_pylist()], pa.string())
+            if pa.types.is_fixed_size_binary(array.type) and array.type.byte_width == 16:
+                array = uuid_text(pa.chunked_array([array])).combine_chunks()  # 16 bytes, as PostgreSQL sends them
+            elif not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+                array = pa.array([None if v is None else _uuid_str(v) for v in array.to_pylist()], pa.string())
             array = pc.cast(array, pa.string())
             bad = pc.and_(pc.is_valid(array), pc.invert(pc.match_substring_regex(array, _UUID)))
             for i in pc.indices_nonzero(bad).to_pylist():
@@ -196,7 +208,11 @@ class Conformer:
                 self._reject(rejected, first_row, i, field, value, f"is JSON but not a {kind.__name__}")
                 texts.append(None)
                 continue
-            texts.append(None if value is None else json.dumps(value))
+            try:
+                texts.append(None if value is None else canonical_json(value))
+            except ValueError as exc:  # NaN or Infinity inside: JSON (and PostgreSQL) has no such numbers
+                self._reject(rejected, first_row, i, field, value, f"is not valid JSON ({exc})")
+                texts.append(None)
         return pa.array(texts, pa.string())
 
     def _reject(

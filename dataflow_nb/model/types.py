@@ -2,8 +2,8 @@
 
 Each supported hint becomes a ``FieldType``: the SQLAlchemy column type, the Arrow type that
 frames and bound parameters use, and the check that turns a Python value into what the
-driver binds. Values that a frame cannot hold natively (UUID, JSON) are marked ``as_object``
-so they come back as the Python objects that went in.
+driver binds. UUID and JSON are marked ``as_object``: pandas frames give them back as the
+Python objects that went in, polars frames as text (see ``frames``).
 """
 
 from __future__ import annotations
@@ -104,12 +104,35 @@ def _to_uuid(value: Any) -> str:
     raise TypeError("UUID")
 
 
+def _jsonb_order(value: Any) -> Any:
+    if isinstance(value, dict):
+        ordered = sorted(value.items(), key=lambda item: (len(str(item[0]).encode()), str(item[0]).encode()))
+        return {key: _jsonb_order(item) for key, item in ordered}
+    if isinstance(value, list | tuple):
+        return [_jsonb_order(item) for item in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """JSON text as PostgreSQL's jsonb prints it (shorter keys first, then by bytes; ``", "``, ``": "``).
+
+    DuckDB stores JSON text as given, so writing this form makes both databases hold, and
+    return, the same text. NaN and Infinity are refused: JSON has no such numbers.
+    """
+    return json.dumps(_jsonb_order(value), ensure_ascii=False, allow_nan=False)
+
+
 def _to_json(kind: type) -> Callable[[Any], str]:
     def to_wire(value: Any) -> str:
+        if isinstance(value, str):  # JSON text, as a frame read with json="text" holds it
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError(f"is a str but not JSON text of a {kind.__name__}") from None
         if not isinstance(value, kind):
             raise TypeError(kind.__name__)
         try:
-            return json.dumps(value)
+            return canonical_json(value)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"is not JSON-serialisable ({exc})") from None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
@@ -11,15 +11,13 @@ import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.exceptions import NotFoundError, ValidationError, WorkflowError
-from dataflow_nb.frames import to_frame
+from dataflow_nb.frames import JsonMode, check_json_mode, to_frame
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import Node, check_parameter_names
 from dataflow_nb.query.scope import scope_clauses, tenant_of
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from dataflow_nb.dataflow import DataFlow
     from dataflow_nb.workflow.context import RunContext
 
@@ -69,14 +67,20 @@ class ModelNode(Node):
             compiled = cls._statements[key] = compile_statement(build(), cls.db.backend.dialect)
         return compiled
 
-    def frame(self, table: pa.Table | None) -> Any:
+    def frame(self, table: pa.Table | None, params: Mapping[str, Any] | None = None) -> Any:
+        """The result as the DataFlow's frame kind; ``params["json"]`` overrides the DataFlow's ``json``."""
         assert table is not None
-        return to_frame(table, self.model.fields, self.db.frame)
+        return to_frame(table, self.model.fields, self.db.frame, json=self.json_mode(params))
 
-    def first_or_missing(self, table: pa.Table | None, record: int) -> Any:
+    def json_mode(self, params: Mapping[str, Any] | None) -> JsonMode:
+        if params is None or params.get("json") is None:
+            return self.db.json
+        return check_json_mode(self.node_type, params["json"])
+
+    def first_or_missing(self, table: pa.Table | None, record: int, params: Mapping[str, Any] | None = None) -> Any:
         if table is None or table.num_rows == 0:
             raise NotFoundError(f"{self.node_type}: no {self.model.name} with id {record}")
-        return self.frame(table)
+        return self.frame(table, params)
 
     def scope(self, ctx: RunContext) -> list[sa.ColumnElement[Any]]:
         return scope_clauses(self.model, self.model.table, ctx.scope)

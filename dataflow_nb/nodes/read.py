@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.frames import to_frame
+from dataflow_nb.frames import check_json_mode, to_frame
 from dataflow_nb.model.spec import Field
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import check_parameter_names
@@ -32,14 +32,21 @@ def visible(node: ModelNode, ctx: RunContext, params: Mapping[str, Any]) -> list
 class ReadNode(ByIdNode):
     """Fetch one record by id; ``NotFoundError`` when there is none (or it is soft-deleted)."""
 
-    parameters = ("id", "include_deleted")  # type: ignore[assignment]  # ByIdNode infers tuple[str]
+    parameters = ("id", "include_deleted", "json")  # type: ignore[assignment]  # ByIdNode infers tuple[str]
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
+        super().check_params(params, complete=complete)
+        if params.get("json") is not None:
+            check_json_mode(cls.node_type, params["json"])
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         table = self.model.table
         stmt = sa.select(table).where(table.c.id == record, *visible(self, ctx, params))
-        return self.first_or_missing(ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect)), record)
+        result = ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect))
+        return self.first_or_missing(result, record, params)
 
 
 def _non_negative(node: str, name: str, value: Any) -> int | None:
@@ -102,6 +109,7 @@ class ListNode(ModelNode):
         "aggregate",
         "having",
         "include_deleted",
+        "json",
     )
 
     @classmethod
@@ -111,6 +119,8 @@ class ListNode(ModelNode):
     @classmethod
     def build(cls, params: Mapping[str, Any], scope: list[sa.ColumnElement[Any]]) -> sa.Select[Any]:
         check_parameter_names(cls.node_type, params, cls.parameters)
+        if params.get("json") is not None:
+            check_json_mode(cls.node_type, params["json"])
         return cls.plan(params, scope, plan_filter(model_target(cls.model, cls.model.table), params.get("filter")))[0]
 
     @classmethod
@@ -181,7 +191,7 @@ class ListNode(ModelNode):
         compiled, fields = self.compiled(ctx, params)
         result = ctx.execute(self.db, compiled)
         assert result is not None
-        return to_frame(result, fields, self.db.frame)
+        return to_frame(result, fields, self.db.frame, json=self.json_mode(params))
 
 
 class CountNode(ModelNode):

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.exceptions import ReadOnlyError, TenantError, ValidationError
-from dataflow_nb.frames import to_frame
+from dataflow_nb.frames import to_frame, uuid_text
 from dataflow_nb.model.types import field_type_for
 from dataflow_nb.nodes.base import Node, check_parameter_names
 from dataflow_nb.registry import BUILTIN_NODES, live_databases
@@ -191,10 +191,7 @@ def normalize_result(table: pa.Table) -> pa.Table:
         if hasattr(kind, "storage_type"):  # an extension type: PostgreSQL's numeric, uuid, json
             column = pa.chunked_array([chunk.storage for chunk in column.chunks], type=kind.storage_type)
             if pa.types.is_fixed_size_binary(column.type):
-                column = pa.chunked_array(
-                    [pa.array([None if b is None else str(uuid.UUID(bytes=b)) for b in column.to_pylist()])],
-                    type=pa.string(),
-                )
+                column = uuid_text(column)
             elif (field.metadata or {}).get(b"POSTGRESQL:type") == b"numeric":
                 column = _numeric(field, column)
         elif pa.types.is_timestamp(kind) and kind.tz in ("Etc/UTC", "UTC", "+00:00"):

@@ -68,7 +68,7 @@ def check_stored_rows() -> None:
     assert a["price"] == Decimal("12345678901234567890.123456789")
     assert a["big"] == 2**53 + 1 and b["big"] is None
     assert a["at"] == dt.datetime(2024, 7, 1, 12, 30, 15, 123456, tzinfo=dt.UTC)
-    assert a["tag"] == TAG and a["meta"] == {"k": [1, None, "x"]}
+    assert a["tag"] == str(TAG) and a["meta"] == '{"k": [1, null, "x"]}'  # polars: UUID and JSON as text
     assert a["note"] == "none" and a["id"] is not None and a["created_at"].tzinfo is not None
 
 
