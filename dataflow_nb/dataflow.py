@@ -10,12 +10,14 @@ import sys
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pyarrow as pa
 
 from dataflow_nb.backends import open_backend
 from dataflow_nb.backends.base import Backend, Connection
+from dataflow_nb.cache.redis import mask_url
+from dataflow_nb.cache.results import ResultCache, open_result_cache
 from dataflow_nb.exceptions import DataflowError, SchemaError
 from dataflow_nb.frames import JsonMode, check_json_mode, to_frame
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
@@ -25,10 +27,13 @@ from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.nodes.write import make_restore_node
 from dataflow_nb.registry import register_database, unregister_database
 
+if TYPE_CHECKING:
+    from dataflow_nb.cache import QueryCache
+
 log = logging.getLogger("dataflow_nb")
 T = TypeVar("T", bound=type)
 _counter = itertools.count(1)
-_PLANNED = ("cache_enabled",)  # refused until built: an ignored option misleads
+_PLANNED: tuple[str, ...] = ()  # options refused until built: an ignored option misleads
 _PLAN_COLUMNS = ("model", "table", "operation", "target", "safe", "reason", "ddl")
 
 
@@ -54,6 +59,12 @@ class DataFlow:
             sensitive fields wherever they are shown, and keep SQLQueryNode read-only unless the
             node says ``allow_writes=True``. See docs/security.md.
         read_only: refuse every write before any SQL runs (for exploring a database safely).
+        cache_enabled: keep the results of Read, List, Count and read-only SQLQueryNode
+            statements, invalidated after every committed write (see docs/cache.md).
+        cache_url: ``"memory://"`` (default: an in-process LRU bounded by bytes) or
+            ``"redis://host:6379/0"`` to share entries and invalidations between processes.
+        cache_ttl: seconds an entry lives; it also bounds how long a write made outside
+            dataflow_nb can go unseen.
 
     Examples:
         >>> db = DataFlow()
@@ -82,6 +93,9 @@ class DataFlow:
         slow_query_threshold: float = 1.0,
         security_enabled: bool = False,
         read_only: bool = False,
+        cache_enabled: bool = False,
+        cache_url: str | None = None,
+        cache_ttl: float = 300,
         **planned: Any,
     ):
         unknown = set(planned) - set(_PLANNED)
@@ -100,15 +114,27 @@ class DataFlow:
         self.url = url or database_url or os.environ.get("DATABASE_URL") or None
         if metrics_export and not monitoring:
             raise DataflowError(f"metrics_export={metrics_export!r} needs monitoring=True")
+        if cache_url is not None and not cache_enabled:
+            raise DataflowError(f"cache_url={mask_url(str(cache_url))!r} needs cache_enabled=True")
         self.frame = frame
         self.json: JsonMode = check_json_mode("DataFlow", json)
         self.multi_tenant = multi_tenant
         self.security_enabled = security_enabled
         self.read_only = read_only
         self.name = name or f"db{next(_counter)}"
+        self.models: dict[str, ModelSpec] = {}
+        self.nodes: dict[str, type[ModelNode]] = {}
+        self._pending: dict[str, ModelSpec] = {}  # changed models waiting for migrate()
         self.backend: Backend = open_backend(
             self.url, pool_size=pool_size, pool_max_overflow=pool_max_overflow, pool_timeout=pool_timeout
         )
+        self.result_cache: ResultCache | None = None
+        if cache_enabled:
+            try:
+                self.result_cache = open_result_cache(self, cache_url or "memory://", cache_ttl)
+            except DataflowError:
+                self.backend.close()
+                raise
         self.monitor: Monitor | None = None
         if monitoring:
             try:
@@ -117,13 +143,13 @@ class DataFlow:
                     slow_query_threshold=slow_query_threshold,
                     metrics_export=metrics_export,
                     ping=_weak_ping(self),
+                    cache=None if self.result_cache is None else self.result_cache.cache,
                 )
             except DataflowError:
+                if self.result_cache is not None:
+                    self.result_cache.cache.close()
                 self.backend.close()
                 raise
-        self.models: dict[str, ModelSpec] = {}
-        self.nodes: dict[str, type[ModelNode]] = {}
-        self._pending: dict[str, ModelSpec] = {}  # changed models waiting for migrate()
         register_database(self)
         # Close the connections when a re-run cell drops the last reference, as close() would.
         self._finalizer = weakref.finalize(self, self.backend.close)
@@ -174,6 +200,13 @@ class DataFlow:
                 apply_plan(connection, self.backend.dialect, plan)
             self._isolate(connection, spec)
             connection.commit()
+        if plan.changes:
+            self._invalidate({spec.table_name})
+
+    def _invalidate(self, tables: set[str]) -> None:
+        """After a committed migration: cached reads of these tables are gone."""
+        if self.result_cache is not None:
+            self.result_cache.invalidate(tables)
 
     def _isolate(self, connection: Connection, spec: ModelSpec) -> None:
         """A multi-tenant table is scoped by the database itself where it can (PostgreSQL RLS)."""
@@ -240,6 +273,8 @@ class DataFlow:
                     apply_plan(connection, self.backend.dialect, plan)
                 self._isolate(connection, spec)
                 connection.commit()
+            if plan.changes:
+                self._invalidate({spec.table_name})
             applied += plan.rows()
             self._register(spec)
         return self._plan_frame(applied)
@@ -305,9 +340,16 @@ class DataFlow:
         finally:
             connection.close()
 
+    @property
+    def cache(self) -> QueryCache | None:
+        """The result cache (``cache_enabled=True``): ``stats()``, ``health()``; None when off."""
+        return None if self.result_cache is None else self.result_cache.cache
+
     def close(self) -> None:
         """Close every connection; the DataFlow is unusable afterwards."""
         unregister_database(self)
+        if self.result_cache is not None:
+            self.result_cache.cache.close()
         self._finalizer()  # closes the backend once
 
     def __enter__(self) -> DataFlow:

@@ -80,7 +80,7 @@ def normalize(
     objects: dict[str, list[Any]] = {}
     as_object = [n for n in table.column_names if (f := fields.get(n)) is not None and f.type.as_object]
     if not as_object and all(
-        f.type.arrow == table.schema.field(n).type for n in table.column_names if (f := fields.get(n))
+        _same(f.type.arrow, table.schema.field(n).type) for n in table.column_names if (f := fields.get(n))
     ):
         return table, objects  # the common case costs one pass over the schema
     columns = []
@@ -95,11 +95,16 @@ def normalize(
             columns.append(uuid_text(column))
         elif field.type.as_object:
             columns.append(_json_text(column))
-        elif column.type != field.type.arrow:
+        elif not _same(field.type.arrow, column.type):
             columns.append(_cast(column, field.type.arrow))
         else:
             columns.append(column)
     return pa.table(columns, names=table.column_names), objects
+
+
+def _same(wanted: pa.DataType, actual: pa.DataType) -> bool:
+    """String views (how the result cache keeps polars text: it becomes a frame without a copy) are strings."""
+    return bool(wanted == actual or (wanted == pa.string() and actual == pa.string_view()))
 
 
 def _cast(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:

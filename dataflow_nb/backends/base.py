@@ -9,7 +9,9 @@ from typing import Any, Protocol
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.util import find_tables
 
 from dataflow_nb.model.types import DECIMAL_PRECISION, DECIMAL_SCALE
 
@@ -37,6 +39,10 @@ class CompiledSQL:
     types: tuple[pa.DataType | None, ...]
     values: tuple[Any, ...]
     returns_rows: bool
+    # The tables a statement reads and writes, for the result cache: ``reads`` None means
+    # unknown (SQL text), ``writes`` None means it may write anything.
+    reads: frozenset[str] | None = None
+    writes: frozenset[str] | None = None
 
     def bind(self, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Positional values: call-time ``params`` override values captured at compile time."""
@@ -99,6 +105,9 @@ class Backend(Protocol):
     def execute_read_only(self, connection: Connection, compiled: CompiledSQL) -> pa.Table | None:
         """Run a statement that must not write; one that would is refused and changes nothing."""
 
+    def identity(self) -> str:
+        """What tells this database apart from every other (the result cache's namespace)."""
+
     def close(self) -> None: ...
 
 
@@ -140,4 +149,18 @@ def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> Comp
         types.append(_arrow_bind_type(bind.type) if bind is not None else None)
     values = [captured.get(name) for name in names] if captured else [None] * len(names)
     returns_rows = isinstance(statement, sa.Select) or bool(getattr(compiled, "effective_returning", None))
-    return CompiledSQL(str(compiled), names, tuple(types), tuple(values), returns_rows)
+    reads, writes = _tables_of(statement)
+    return CompiledSQL(str(compiled), names, tuple(types), tuple(values), returns_rows, reads, writes)
+
+
+def _tables_of(statement: sa.sql.ClauseElement) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """What a Core statement reads and writes; SQL text and DDL count as unknown."""
+    if isinstance(statement, sa.Select):
+        found = find_tables(statement, include_joins=True, include_aliases=True, include_crud=True)
+        return frozenset(t.name for t in found if isinstance(t, sa.TableClause)), frozenset()
+    if isinstance(statement, CreateTable | DropTable):  # a bulk node's staging table
+        return None, frozenset({statement.element.name})
+    if isinstance(statement, sa.Insert | sa.Update | sa.Delete):
+        target = statement.table
+        return None, frozenset({target.name}) if isinstance(target, sa.TableClause) else None
+    return None, None

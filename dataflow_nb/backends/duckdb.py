@@ -177,6 +177,13 @@ class DuckDBBackend:
         # Timestamps come back in UTC, the same instant PostgreSQL's ADBC driver returns.
         self._database.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
+        self._memory_id = uuid.uuid4().hex
+
+    def identity(self) -> str:
+        """The file's real path; an in-memory database is new each time, so a fresh id."""
+        if self.path == ":memory:":
+            return f"duckdb:memory:{self._memory_id}"
+        return f"duckdb:{Path(self.path).expanduser().resolve()}"
 
     def connect(self) -> DuckDBConnection:
         with self._lock:

@@ -179,6 +179,20 @@ class PostgresBackend:
             connection.execute_sql("ROLLBACK TO SAVEPOINT dataflow_nb_read_only")
             connection.execute_sql("RELEASE SAVEPOINT dataflow_nb_read_only")
 
+    def identity(self) -> str:
+        """The cluster's system identifier, the database and the schema in use, asked of the server:
+        two URLs naming the same database (host alias, IP, another port forward) agree.
+        """
+        connection = self.connect()
+        try:
+            row = connection.execute_sql(
+                "SELECT (SELECT system_identifier FROM pg_control_system())::text, current_database(), current_schema()"
+            )
+        finally:
+            connection.close()
+        assert row is not None
+        return "postgresql:" + "/".join(str(v) for v in row.to_pylist()[0].values())
+
     def close(self) -> None:
         self._pool.dispose()
 

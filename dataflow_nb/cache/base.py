@@ -1,138 +1,58 @@
-"""Shared pieces of the query cache: protocol, errors, keys and serialization."""
+"""The query cache: keys, TTLs, statistics, and what happens when the store fails.
+
+One class over two stores (``memory.MemoryStore``, ``redis.RedisStore``). A failing store never
+fails a read or a computed result: the call counts an error, the cache reports "degraded", one
+warning is logged, and a circuit breaker skips the store for ``retry_after`` seconds so a dead
+Redis costs one timeout, not one per query. Invalidations that could not reach the store are
+kept and sent first when it answers again.
+"""
 
 from __future__ import annotations
 
 import html
-import io
+import logging
 import math
-import pickle
-import re
-import sys
 import threading
-from abc import ABC, abstractmethod
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Final, Protocol, Self, TypeVar, runtime_checkable
-from urllib.parse import unquote, urlsplit
+from typing import Any, Final, Protocol, Self, TypeVar
 
-from dataflow_nb.exceptions import DataflowError
+from dataflow_nb.cache.codec import CacheError, Payload, UndecodablePayload, decode, encode
+from dataflow_nb.cache.redis import CacheUnavailable, mask_url
 
 T = TypeVar("T")
+log = logging.getLogger("dataflow_nb.cache")
 
 KEY_ROOT: Final = "dataflow_nb"
-"""First segment of every cache key: ``dataflow_nb:{namespace}:{key}``."""
-
-_MAGIC: Final = b"DFNBC1"
-_TAG_POLARS: Final = b"P"
-_TAG_PANDAS: Final = b"D"
-_TAG_PICKLE: Final = b"K"
-_HEADER_LEN: Final = len(_MAGIC) + 1
-_MISS: Final = object()
+"""First segment of every stored key: ``dataflow_nb:{namespace}:{key}``."""
+RETRY_AFTER: Final = 5.0
+Fetched = tuple[list[str | None], Payload | None, float | None]  # tokens, entry, its seconds left
+STAT_NAMES: Final = ("hits", "misses", "sets", "invalidations", "errors", "bytes_read", "bytes_written")
 
 
-class CacheError(DataflowError):
-    """Raised when the query cache is misconfigured, unreachable or misused."""
+class Store(Protocol):
+    """Where entries live: bytes by key, plus version tokens (see ``results``)."""
 
+    kind: str
 
-@runtime_checkable
-class QueryCache(Protocol):
-    """What every query cache offers, whatever stores the entries."""
-
-    @property
-    def namespace(self) -> str:
-        """Namespace that isolates this cache's keys."""
-        ...
-
-    def get(self, key: str) -> Any:
-        """Return the cached value for ``key`` or None on a miss."""
-        ...
-
-    def set(self, key: str, value: Any, ttl: float | None = None) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds."""
-        ...
-
-    def get_or_execute(self, key: str, query_func: Callable[[], T], ttl: float | None = None) -> T:
-        """Return the cached value, or run ``query_func`` and cache its result."""
-        ...
-
-    def invalidate(self, key: str) -> bool:
-        """Drop one entry; True if it existed."""
-        ...
-
-    def invalidate_prefix(self, prefix: str) -> int:
-        """Drop every entry whose key starts with ``prefix``; return the count."""
-        ...
-
-    def clear(self) -> int:
-        """Drop every entry of this namespace; return the count."""
-        ...
-
-    def stats(self) -> dict[str, int]:
-        """Return hits, misses, sets and invalidations counted by this instance."""
-        ...
-
-    def close(self) -> None:
-        """Release connections; the cache cannot be used afterwards."""
-        ...
-
-
-def mask_url(url: str) -> str:
-    """Hide the password of a URL so it can be shown or logged.
-
-    Args:
-        url: Any URL, e.g. ``redis://user:secret@host:6379/0``.
-
-    Returns:
-        The URL with the password (and any ``password=`` query value) replaced by ``***``.
-    """
-    masked = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
-    scheme, sep, rest = masked.partition("://")
-    if not sep:
-        return masked
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    netloc, tail = rest[:end], rest[end:]
-    userinfo, at, hostport = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{hostport}"
-    return f"{scheme}{sep}{netloc}{tail}"
-
-
-def scrub_secrets(text: str, url: str) -> str:
-    """Remove the URL's password from ``text`` (e.g. a driver's error message).
-
-    Args:
-        text: Text that may quote the password.
-        url: The URL whose password must not appear.
-
-    Returns:
-        ``text`` with every form of the password replaced by ``***``.
-    """
-    secrets: set[str] = set()
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        secrets.update({password, unquote(password)})
-    secrets.update(match for match in re.findall(r"(?i)[?&]password=([^&#]*)", url) if match)
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text.replace(url, mask_url(url))
+    def load(self, key: str) -> Payload | None: ...
+    def store(self, key: str, data: Payload, ttl: float | None) -> None: ...
+    def delete(self, key: str) -> bool: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def fetch(self, names: Sequence[str], key: str) -> Fetched: ...
+    def peek_tokens(self, names: Sequence[str]) -> list[str | None]: ...
+    def tokens(self, names: Sequence[str]) -> list[str]: ...
+    def drop_tokens(self, names: Sequence[str]) -> None: ...
+    def usage(self) -> dict[str, int]: ...
+    def close(self) -> None: ...
 
 
 def check_ttl(ttl: float | None, *, allow_none: bool) -> float | None:
-    """Validate a TTL in seconds.
-
-    Args:
-        ttl: Seconds to keep an entry.
-        allow_none: Whether None (never expire) is accepted.
-
-    Returns:
-        The TTL as a float, or None.
+    """A TTL in seconds: a positive finite number (or None where that means "no expiry").
 
     Raises:
-        CacheError: If the TTL is not a positive, finite number.
+        CacheError: for anything else.
     """
     if ttl is None and allow_none:
         return None
@@ -142,10 +62,10 @@ def check_ttl(ttl: float | None, *, allow_none: bool) -> float | None:
 
 
 def check_namespace(namespace: str) -> str:
-    """Validate a namespace.
+    """A namespace: non-empty, without ``:``.
 
     Raises:
-        CacheError: If the namespace is empty, not a string or contains ``:``.
+        CacheError: otherwise.
     """
     if not isinstance(namespace, str) or not namespace or ":" in namespace:
         raise CacheError(
@@ -154,297 +74,271 @@ def check_namespace(namespace: str) -> str:
     return namespace
 
 
-def serialize(value: Any) -> bytes:
-    """Encode a value as bytes: DataFrames as Arrow IPC, everything else as pickle.
+class QueryCache:
+    """Cached values by key in one namespace of a store; every hit is a new object.
 
-    Args:
-        value: A polars or pandas DataFrame, or any picklable object.
-
-    Returns:
-        A self-describing payload for :func:`deserialize`.
-
-    Raises:
-        CacheError: If the value cannot be serialized.
-    """
-    pl = sys.modules.get("polars")
-    if pl is not None and isinstance(value, pl.LazyFrame):
-        raise CacheError(
-            "Cannot cache a polars LazyFrame (it is a query plan, not a result): "
-            "return lf.collect() from query_func instead."
-        )
-    if pl is not None and type(value) is pl.DataFrame:
-        buffer = io.BytesIO()
-        try:
-            value.write_ipc(buffer, compression="zstd")
-        except Exception as exc:  # polars pickles through IPC too: no fallback
-            raise CacheError(
-                f"Cannot cache this polars DataFrame ({exc}): cast Object columns to a concrete dtype first."
-            ) from exc
-        return _MAGIC + _TAG_POLARS + buffer.getvalue()
-    pd = sys.modules.get("pandas")
-    if pd is not None and type(value) is pd.DataFrame:
-        payload = _pandas_to_ipc(value)
-        if payload is not None:
-            return _MAGIC + _TAG_PANDAS + payload
-    try:
-        return _MAGIC + _TAG_PICKLE + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:
-        raise CacheError(
-            f"Cannot cache a value of type {type(value).__name__}: {exc}. "
-            "Return a DataFrame or another picklable value from query_func."
-        ) from exc
-
-
-def deserialize(data: bytes) -> Any:
-    """Decode a payload written by :func:`serialize` into a fresh object.
-
-    Args:
-        data: Bytes produced by :func:`serialize`.
-
-    Returns:
-        The value, or the private miss sentinel if the payload has an unknown format.
-    """
-    if data[: len(_MAGIC)] != _MAGIC:
-        return _MISS
-    tag, body = data[len(_MAGIC) : _HEADER_LEN], data[_HEADER_LEN:]
-    if tag == _TAG_POLARS:
-        import polars as pl
-
-        return pl.read_ipc(io.BytesIO(body))
-    if tag == _TAG_PANDAS:
-        import pyarrow as pa
-
-        return pa.ipc.open_stream(body).read_all().to_pandas()
-    if tag == _TAG_PICKLE:
-        # Entries are only ever written by this module; protect the Redis server
-        # (auth, network) as you would protect the code that reads from it.
-        return pickle.loads(body)  # noqa: S301
-    return _MISS
-
-
-def _pandas_to_ipc(frame: Any) -> bytes | None:
-    """Arrow-encode a pandas frame, or return None if Arrow would change its dtypes."""
-    import pyarrow as pa
-    from pandas.api.types import is_object_dtype
-
-    if any(is_object_dtype(dtype) for dtype in frame.dtypes) or _has_object_index(frame):
-        return None  # Arrow infers a type for object columns: pickle keeps them exact.
-    try:
-        probe = pa.Table.from_pandas(frame.iloc[:0]).to_pandas()
-        if not (
-            probe.dtypes.equals(frame.dtypes)
-            and probe.columns.equals(frame.columns)
-            and probe.columns.dtype == frame.columns.dtype
-            and type(probe.columns) is type(frame.columns)
-        ):
-            return None
-        table = pa.Table.from_pandas(frame)
-    except (pa.ArrowException, ValueError, TypeError, NotImplementedError):
-        return None
-    codec = "zstd" if pa.Codec.is_available("zstd") else None
-    sink = io.BytesIO()
-    options = pa.ipc.IpcWriteOptions(compression=codec)
-    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
-
-
-def _has_object_index(frame: Any) -> bool:
-    from pandas.api.types import is_object_dtype
-
-    index = frame.index
-    return any(is_object_dtype(index.get_level_values(i)) for i in range(index.nlevels))
-
-
-class BaseQueryCache(ABC):
-    """Key building, serialization, TTLs and statistics shared by all backends.
-
-    Subclasses store opaque bytes under full keys; they implement ``_load``,
-    ``_store``, ``_delete``, ``_delete_prefix`` and ``_close``.
+    Examples:
+        >>> from dataflow_nb.cache import create_query_cache
+        >>> cache = create_query_cache("memory://", namespace="doctest")
+        >>> cache.get_or_execute("answer", lambda: 42, ttl=60)
+        42
+        >>> cache.get_or_execute("answer", lambda: 0), cache.stats()["hits"]
+        (42, 1)
+        >>> cache.clear()
+        1
     """
 
-    kind: str = "base"
-
-    def __init__(self, *, url: str, namespace: str, default_ttl: float | None) -> None:
-        """Set up the shared state.
+    def __init__(
+        self,
+        store: Store,
+        *,
+        url: str,
+        namespace: str = "default",
+        default_ttl: float | None = 300,
+        retry_after: float = RETRY_AFTER,
+    ) -> None:
+        """Wrap a store; prefer ``create_query_cache(url)``.
 
         Args:
-            url: URL the cache was created from (kept masked only).
-            namespace: Name that isolates this cache's keys from other caches.
-            default_ttl: Seconds an entry lives when no ttl is given; None never expires.
+            store: the memory or Redis store.
+            url: the URL it came from (only ever shown masked).
+            namespace: name that isolates these keys from other caches on the same store.
+            default_ttl: seconds an entry lives when no ttl is given; None never expires.
+            retry_after: seconds the store is left alone after it failed.
         """
-        self._url = mask_url(url)
-        self._namespace = check_namespace(namespace)
-        self._default_ttl = check_ttl(default_ttl, allow_none=True)
-        self._prefix = f"{KEY_ROOT}:{self._namespace}:"
-        self._stats = {"hits": 0, "misses": 0, "sets": 0, "invalidations": 0}
-        self._stats_lock = threading.Lock()
+        self.store = store
+        self.kind = store.kind
+        self.url = mask_url(url)
+        self.namespace = check_namespace(namespace)
+        self.default_ttl = check_ttl(default_ttl, allow_none=True)
+        self.retry_after = retry_after
+        self._prefix = f"{KEY_ROOT}:{self.namespace}:"
+        self._stats = dict.fromkeys(STAT_NAMES, 0)
+        self._lock = threading.Lock()
         self._closed = False
+        self._down_until = 0.0  # circuit breaker: the store is skipped until then
+        self._last_error: str | None = None
+        self._pending_drops: set[str] = set()
 
-    @property
-    def namespace(self) -> str:
-        """Namespace that isolates this cache's keys."""
-        return self._namespace
-
-    @property
-    def url(self) -> str:
-        """The cache URL with its password masked."""
-        return self._url
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` has been called."""
-        return self._closed
+    # -- the seed's API ----------------------------------------------------------------------
 
     def full_key(self, key: str) -> str:
-        """Return the stored key, ``dataflow_nb:{namespace}:{key}``.
-
-        Raises:
-            CacheError: If ``key`` is not a non-empty string.
-        """
+        """The stored key, ``dataflow_nb:{namespace}:{key}``."""
         if not isinstance(key, str) or not key:
             raise CacheError(f"Invalid cache key {key!r}: use a non-empty string.")
         return self._prefix + key
 
     def get(self, key: str) -> Any:
-        """Return a fresh copy of the cached value, or None on a miss."""
-        value = self._lookup(key)
-        return None if value is _MISS else value
+        """A new copy of the cached value, or None on a miss (also when the store is failing)."""
+        data = self.load(key)
+        if data is None:
+            return None
+        try:
+            return decode(data)
+        except UndecodablePayload:
+            self._count("hits", -1)
+            self._count("misses")
+            return None
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> None:
-        """Serialize and store ``value`` under ``key``.
+        """Store ``value`` (a frame, Arrow table or JSON value) for ``ttl`` seconds.
 
-        Args:
-            key: Cache key inside this namespace.
-            value: A DataFrame or any picklable value.
-            ttl: Seconds to keep the entry; defaults to the cache's ``default_ttl``.
+        Raises:
+            CacheError: if the value cannot be stored without pickle, or the cache is closed.
+                A failing store is not an error: the value is simply not cached.
         """
-        full_key = self.full_key(key)
-        seconds = self._default_ttl if ttl is None else check_ttl(ttl, allow_none=False)
-        data = serialize(value)
-        self._check_open()
-        self._store(full_key, data, seconds)
-        self._count("sets")
+        self.put(key, encode(value), ttl)
 
     def get_or_execute(self, key: str, query_func: Callable[[], T], ttl: float | None = None) -> T:
-        """Return the cached value, or run ``query_func`` once and cache its result.
-
-        Args:
-            key: Cache key inside this namespace.
-            query_func: Zero-argument callable that runs the query; called only on a miss.
-            ttl: Seconds to keep a new entry; defaults to the cache's ``default_ttl``.
-
-        Returns:
-            The cached value on a hit, else the result of ``query_func``.
+        """The cached value, or ``query_func()`` run once and cached; its result is returned
+        even when the store cannot take it.
         """
-        value = self._lookup(key)
-        if value is not _MISS:
-            return value  # type: ignore[no-any-return]
+        data = self.load(key)
+        if data is not None:
+            try:
+                return decode(data)  # type: ignore[no-any-return]
+            except UndecodablePayload:
+                self._count("hits", -1)
+                self._count("misses")
         result = query_func()
         self.set(key, result, ttl)
         return result
 
     def invalidate(self, key: str) -> bool:
-        """Drop the entry for ``key``; return True if it existed."""
+        """Drop one entry; True if it existed.
+
+        Raises:
+            CacheError: if the store cannot be reached (the entry may still be there).
+        """
         full_key = self.full_key(key)
-        self._check_open()
-        removed = self._delete(full_key)
-        self._count("invalidations", int(removed))
-        return removed
+        removed = self._call(self.store.delete, full_key, strict=True)
+        self._count("invalidations", int(bool(removed)))
+        return bool(removed)
 
     def invalidate_prefix(self, prefix: str) -> int:
-        """Drop every entry whose key starts with ``prefix``; return how many went."""
+        """Drop every entry whose key starts with ``prefix``; return how many went.
+
+        Raises:
+            CacheError: if the store cannot be reached.
+        """
         if not isinstance(prefix, str):
             raise CacheError(f"Invalid cache key prefix {prefix!r}: use a string.")
-        self._check_open()
-        removed = self._delete_prefix(self._prefix + prefix)
+        removed = int(self._call(self.store.delete_prefix, self._prefix + prefix, strict=True) or 0)
         self._count("invalidations", removed)
         return removed
 
     def clear(self) -> int:
-        """Drop every entry of this namespace (other namespaces stay); return the count."""
+        """Drop every entry of this namespace (others stay); return the count."""
         return self.invalidate_prefix("")
 
-    def stats(self) -> dict[str, int]:
-        """Return counts for this instance: hits, misses, sets and invalidations.
+    # -- bytes and version tokens, for ``results.ResultCache`` -------------------------------------
 
-        ``invalidations`` counts entries removed by invalidate, invalidate_prefix and clear.
+    def load(self, key: str) -> Payload | None:
+        """The stored bytes, or None on a miss or a failing store; counts the hit or miss."""
+        data = self._call(self.store.load, self.full_key(key))
+        self._count("misses" if data is None else "hits")
+        if data is not None:
+            self._count("bytes_read", len(data))
+        return data  # type: ignore[no-any-return]
+
+    def put(self, key: str, data: Payload, ttl: float | None = None) -> None:
+        """Store bytes; a failing store only counts an error."""
+        seconds = self.default_ttl if ttl is None else check_ttl(ttl, allow_none=False)
+        if self._call(self.store.store, self.full_key(key), data, seconds, done=True):
+            self._count("sets")
+            self._count("bytes_written", len(data))
+
+    def fetch(self, names: Sequence[str], key: str) -> Fetched | None:
+        """Version tokens (None where missing), the entry under ``key`` and its seconds left, in
+        one round trip; None while the store is failing. The caller counts hits and misses.
         """
-        with self._stats_lock:
-            return dict(self._stats)
+        keys = [self.full_key(n) for n in names]
+        return self._call(self.store.fetch, keys, self.full_key(key))  # type: ignore[no-any-return]
+
+    def peek_tokens(self, names: Sequence[str]) -> list[str | None] | None:
+        """Version tokens as they are (None where missing); None while the store is failing."""
+        return self._call(self.store.peek_tokens, [self.full_key(n) for n in names])  # type: ignore[no-any-return]
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Count a hit, miss or bytes read decided by the caller of ``fetch``."""
+        self._count(name, amount)
+
+    def tokens(self, names: Sequence[str]) -> list[str] | None:
+        """Version tokens for ``names``; None while the store is failing (then nothing is cached)."""
+        return self._call(self.store.tokens, [self.full_key(n) for n in names])  # type: ignore[no-any-return]
+
+    def drop_tokens(self, names: Sequence[str]) -> None:
+        """Invalidate: drop tokens now, or as soon as the store answers again."""
+        keys = [self.full_key(n) for n in names]
+        with self._lock:
+            self._pending_drops.update(keys)
+        self._call(lambda: None)  # sends the pending drops when the store answers
+        self._count("invalidations", len(keys))
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
+
+    # -- health ------------------------------------------------------------------------------------
+
+    @property
+    def degraded(self) -> bool:
+        """True while the store is failing or an invalidation still waits to reach it."""
+        with self._lock:
+            return self._last_error is not None or bool(self._pending_drops)
+
+    def stats(self) -> dict[str, Any]:
+        """Hits, misses, sets, invalidations (tokens or entries dropped), errors, bytes read and
+        written by this instance; for ``memory://`` also entries, bytes held and evictions.
+        """
+        with self._lock:
+            counts: dict[str, Any] = dict(self._stats)
+        counts.update(self.store.usage())
+        return counts
+
+    def health(self) -> dict[str, Any]:
+        """``{"status": "ok" | "degraded", "backend", "url", "error"}``; never raises."""
+        with self._lock:
+            error, pending = self._last_error, len(self._pending_drops)
+        status = "degraded" if error is not None or pending else "ok"
+        return {"status": status, "backend": self.kind, "url": self.url, "error": error, "pending": pending}
 
     def close(self) -> None:
-        """Release resources; further use raises CacheError. Safe to call twice."""
+        """Release the store's connections; further use raises CacheError. Safe twice."""
         if not self._closed:
             self._closed = True
-            self._close()
+            self.store.close()
+
+    # -- the guard around every store call ---------------------------------------------------------
+
+    def _call(self, operation: Callable[..., Any], *args: Any, strict: bool = False, done: bool = False) -> Any:
+        """Run ``operation`` unless the breaker is open; a failure returns None (or raises if strict).
+
+        ``done=True`` makes a successful call return True, so a caller can tell a write happened.
+        """
+        if self._closed:
+            raise CacheError(f"The {self.kind} cache at {self.url} is closed: create a new one.")
+        now = time.monotonic()
+        with self._lock:
+            skipped = now < self._down_until
+            if not skipped and self._last_error is not None:
+                self._down_until = now + self.retry_after  # one caller probes; the rest keep skipping
+            pending = sorted(self._pending_drops)
+        if skipped:
+            if strict:
+                raise CacheUnavailable(f"The {self.kind} cache at {self.url} is failing: {self._last_error}")
+            return None
+        try:
+            if pending:
+                self.store.drop_tokens(pending)
+                with self._lock:
+                    self._pending_drops.difference_update(pending)
+            result = operation(*args)
+        except CacheUnavailable as exc:
+            self._failed(exc)
+            if strict:
+                raise
+            return None
+        self._recovered()
+        return True if done else result
+
+    def _failed(self, exc: CacheUnavailable) -> None:
+        with self._lock:
+            first = self._last_error is None
+            self._last_error = str(exc)
+            self._down_until = time.monotonic() + self.retry_after
+            self._stats["errors"] += 1
+        if first:
+            log.warning("%s; reads go to the database until it answers (retrying every %ss)", exc, self.retry_after)
+
+    def _recovered(self) -> None:
+        with self._lock:
+            was_down, self._last_error = self._last_error is not None, None
+            self._down_until = 0.0
+        if was_down:
+            log.warning("The %s cache at %s answers again; caching resumed", self.kind, self.url)
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._stats[name] += amount
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{name}={count}" for name, count in self.stats().items())
-        return f"{type(self).__name__}(kind={self.kind!r}, url={self._url!r}, namespace={self._namespace!r}, {counts})"
+        return f"QueryCache(kind={self.kind!r}, url={self.url!r}, namespace={self.namespace!r}, {counts})"
 
     def _repr_html_(self) -> str:
-        rows = {"kind": self.kind, "url": self._url, "namespace": self._namespace}
-        rows.update({name: str(count) for name, count in self.stats().items()})
+        rows = {"kind": self.kind, "url": self.url, "namespace": self.namespace, **self.health()}
+        rows.update(self.stats())
         body = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(name)}</th>"
-            f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
+            f"<tr><th style='text-align:left'>{html.escape(str(name))}</th>"
+            f"<td style='text-align:left'>{html.escape(str(value))}</td></tr>"
             for name, value in rows.items()
         )
-        return f"<table><caption>{html.escape(type(self).__name__)}</caption>{body}</table>"
-
-    def _lookup(self, key: str) -> Any:
-        full_key = self.full_key(key)
-        self._check_open()
-        data = self._load(full_key)
-        try:
-            value = _MISS if data is None else deserialize(data)
-        except Exception as exc:
-            raise CacheError(
-                f"Cache entry {key!r} in namespace {self._namespace!r} at {self._url} "
-                f"cannot be read ({type(exc).__name__}: {exc}); drop it with "
-                f"cache.invalidate({key!r})."
-            ) from exc
-        self._count("misses" if value is _MISS else "hits")
-        return value
-
-    def _count(self, name: str, amount: int = 1) -> None:
-        with self._stats_lock:
-            self._stats[name] += amount
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise CacheError(
-                f"{type(self).__name__} for {self._url} is closed: create a new one with create_query_cache()."
-            )
-
-    @abstractmethod
-    def _load(self, full_key: str) -> bytes | None:
-        """Return the stored bytes, or None if absent or expired."""
-
-    @abstractmethod
-    def _store(self, full_key: str, data: bytes, ttl: float | None) -> None:
-        """Store bytes, expiring after ``ttl`` seconds (None: never)."""
-
-    @abstractmethod
-    def _delete(self, full_key: str) -> bool:
-        """Delete one key; True if it existed."""
-
-    @abstractmethod
-    def _delete_prefix(self, full_prefix: str) -> int:
-        """Delete all keys starting with ``full_prefix``; return the count."""
-
-    @abstractmethod
-    def _close(self) -> None:
-        """Release backend resources."""
+        return f"<table><caption>QueryCache</caption>{body}</table>"

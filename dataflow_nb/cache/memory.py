@@ -1,106 +1,113 @@
-"""In-process query cache (``memory://``), shared by every cache in the process."""
+"""The in-process store behind ``memory://``: a least-recently-used map bounded by bytes."""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Final
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
 
-from dataflow_nb.cache.base import BaseQueryCache
+if TYPE_CHECKING:
+    from dataflow_nb.cache.base import Fetched
+    from dataflow_nb.cache.codec import Payload
 
-_PURGE_EVERY: Final = 256
+DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
 
 
 class MemoryStore:
-    """Thread-safe bytes store with per-entry expiry on the monotonic clock."""
-
-    def __init__(self) -> None:
-        """Create an empty store."""
-        self._entries: dict[str, tuple[bytes, float | None]] = {}
-        self._lock = threading.Lock()
-        self._writes = 0
-
-    def load(self, key: str) -> bytes | None:
-        """Return the bytes under ``key``, or None if absent or expired."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if _expired(entry[1], time.monotonic()):
-                del self._entries[key]
-                return None
-            return entry[0]
-
-    def store(self, key: str, data: bytes, ttl: float | None) -> None:
-        """Store ``data`` under ``key`` for ``ttl`` seconds (None: forever)."""
-        now = time.monotonic()
-        with self._lock:
-            self._entries[key] = (data, None if ttl is None else now + ttl)
-            self._writes += 1
-            if self._writes % _PURGE_EVERY == 0:
-                self._purge(now)
-
-    def delete(self, key: str) -> bool:
-        """Delete ``key``; True if a live entry was removed."""
-        with self._lock:
-            entry = self._entries.pop(key, None)
-            return entry is not None and not _expired(entry[1], time.monotonic())
-
-    def delete_prefix(self, prefix: str) -> int:
-        """Delete every key starting with ``prefix``; return how many were live."""
-        now = time.monotonic()
-        with self._lock:
-            doomed = [key for key in self._entries if key.startswith(prefix)]
-            entries = [self._entries.pop(key) for key in doomed]
-        return sum(not _expired(expires, now) for _, expires in entries)
-
-    def _purge(self, now: float) -> None:
-        expired = [key for key, (_, exp) in self._entries.items() if _expired(exp, now)]
-        for key in expired:
-            del self._entries[key]
-
-
-def _expired(expires_at: float | None, now: float) -> bool:
-    return expires_at is not None and now >= expires_at
-
-
-SHARED_STORE: Final = MemoryStore()
-"""The store behind ``memory://``: caches in one process share it, split by namespace."""
-
-
-class MemoryQueryCache(BaseQueryCache):
-    """Query cache held in this Python process; values are stored serialized."""
+    """Thread-safe bytes store: per-entry expiry, and the least recently used entries go first
+    once the payloads together pass ``max_bytes``. Version tokens are tiny and never evicted.
+    """
 
     kind = "memory"
 
-    def __init__(
-        self,
-        *,
-        namespace: str = "default",
-        default_ttl: float | None = 300,
-        store: MemoryStore | None = None,
-    ) -> None:
-        """Create an in-process cache.
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        """Create an empty store holding at most ``max_bytes`` of payloads."""
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[Payload, float | None]] = OrderedDict()
+        self._tokens: dict[str, str] = {}
+        self._bytes = 0
+        self._evictions = 0
+        self._lock = threading.Lock()
 
-        Args:
-            namespace: Name that isolates this cache's keys.
-            default_ttl: Seconds an entry lives when no ttl is given; None never expires.
-            store: Store to use; defaults to the process-wide :data:`SHARED_STORE`.
-        """
-        super().__init__(url="memory://", namespace=namespace, default_ttl=default_ttl)
-        self._store_impl = SHARED_STORE if store is None else store
+    def load(self, key: str) -> Payload | None:
+        """The bytes under ``key``, or None if absent or expired; a hit becomes most recent."""
+        return self._live(key)[0]
 
-    def _load(self, full_key: str) -> bytes | None:
-        return self._store_impl.load(full_key)
+    def _live(self, key: str) -> tuple[Payload | None, float | None]:
+        """The entry and its seconds left (None: no expiry)."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None, None
+            if entry[1] is not None and now >= entry[1]:
+                self._pop(key)
+                return None, None
+            self._entries.move_to_end(key)
+            return entry[0], None if entry[1] is None else entry[1] - now
 
-    def _store(self, full_key: str, data: bytes, ttl: float | None) -> None:
-        self._store_impl.store(full_key, data, ttl)
+    def store(self, key: str, data: Payload, ttl: float | None) -> None:
+        """Keep ``data`` for ``ttl`` seconds (None: until evicted); a payload over the bound is not kept."""
+        with self._lock:
+            self._pop(key)
+            if len(data) > self.max_bytes:
+                return
+            self._entries[key] = (data, None if ttl is None else time.monotonic() + ttl)
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes:
+                self._pop(next(iter(self._entries)))
+                self._evictions += 1
 
-    def _delete(self, full_key: str) -> bool:
-        return self._store_impl.delete(full_key)
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; True if it was there."""
+        with self._lock:
+            return self._pop(key)
 
-    def _delete_prefix(self, full_prefix: str) -> int:
-        return self._store_impl.delete_prefix(full_prefix)
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix``; return how many went."""
+        with self._lock:
+            doomed = [key for key in self._entries if key.startswith(prefix)]
+            for key in doomed:
+                self._pop(key)
+            doomed_tokens = [key for key in self._tokens if key.startswith(prefix)]
+            for key in doomed_tokens:
+                del self._tokens[key]
+        return len(doomed)
 
-    def _close(self) -> None:
-        """Nothing to release: entries stay for other caches of the process."""
+    def fetch(self, names: Sequence[str], key: str) -> Fetched:
+        """Version tokens (None where missing), an entry and its seconds left."""
+        return (self.peek_tokens(names), *self._live(key))
+
+    def peek_tokens(self, names: Sequence[str]) -> list[str | None]:
+        """Version tokens as they are (None where missing)."""
+        with self._lock:
+            return [self._tokens.get(name) for name in names]
+
+    def tokens(self, names: Sequence[str]) -> list[str]:
+        """The current version token of each name, created when missing."""
+        with self._lock:
+            return [self._tokens.setdefault(name, uuid.uuid4().hex) for name in names]
+
+    def drop_tokens(self, names: Sequence[str]) -> None:
+        """Forget tokens: every entry keyed by them becomes unreachable."""
+        with self._lock:
+            for name in names:
+                self._tokens.pop(name, None)
+
+    def usage(self) -> dict[str, int]:
+        """Entries and bytes held now, and how many entries the bound evicted."""
+        with self._lock:
+            return {"entries": len(self._entries), "bytes_held": self._bytes, "evictions": self._evictions}
+
+    def close(self) -> None:
+        """Nothing to release; the entries go with the store."""
+
+    def _pop(self, key: str) -> bool:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return False
+        self._bytes -= len(entry[0])
+        return True

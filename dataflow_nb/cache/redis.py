@@ -1,146 +1,140 @@
-"""Redis-backed query cache (``redis://`` and ``rediss://``) via redis-py, imported lazily."""
+"""The Redis store (``redis://`` and ``rediss://``) through redis-py, imported only here.
+
+Every call fails fast: short socket timeouts and no retries, because a cache that waits is worse
+than no cache; the circuit breaker in ``base`` then stops calling a dead server at all.
+"""
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final
 
-from dataflow_nb.cache.base import (
-    BaseQueryCache,
-    CacheError,
-    check_namespace,
-    check_ttl,
-    mask_url,
-    scrub_secrets,
-)
+from dataflow_nb.cache.codec import CacheError
 
-DEFAULT_CONNECT_TIMEOUT: Final = 2.0
+if TYPE_CHECKING:
+    from dataflow_nb.cache.base import Fetched
+    from dataflow_nb.cache.codec import Payload
+
+DEFAULT_TIMEOUT: Final = 0.5
 _DELETE_BATCH: Final = 500
 _SCAN_COUNT: Final = 1000
-_FIX_HINT: Final = (
+FIX_HINT: Final = (
     "Check that the server is running and that host, port, password and db in the URL are "
     "right (redis://[:password@]host[:port][/db], rediss:// for TLS), "
-    "or use create_query_cache('memory://') for an in-process cache."
+    "or use 'memory://' for an in-process cache."
 )
 
 
-class RedisQueryCache(BaseQueryCache):
-    """Query cache stored in Redis, shared by every process that uses the same server."""
+class CacheUnavailable(CacheError):
+    """Redis did not answer in time or refused a command (down, paused, full)."""
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL so it can be shown or logged.
+
+    Args:
+        url: Any URL, e.g. ``redis://user:secret@host:6379/0``.
+
+    Returns:
+        The URL with the password (and any ``password=`` query value) replaced by ``***``.
+    """
+    masked = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+    scheme, sep, rest = masked.partition("://")
+    if not sep:
+        return masked
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    return f"{scheme}{sep}{netloc}{tail}"
+
+
+def scrub_secrets(text: str, url: str) -> str:
+    """Remove the URL's password, in every spelling, from ``text`` (e.g. a driver's message)."""
+    from urllib.parse import unquote, urlsplit
+
+    secrets: set[str] = set()
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password:
+        secrets.update({password, unquote(password)})
+    secrets.update(match for match in re.findall(r"(?i)[?&]password=([^&#]*)", url) if match)
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text.replace(url, mask_url(url))
+
+
+class RedisStore:
+    """Bytes and version tokens in Redis, shared by every process using the same server."""
 
     kind = "redis"
 
-    def __init__(
-        self,
-        client: Any,
-        *,
-        url: str,
-        namespace: str = "default",
-        default_ttl: float | None = 300,
-    ) -> None:
-        """Wrap a connected redis-py client; prefer :meth:`from_url`.
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Make a client for ``url`` without contacting the server yet.
 
         Args:
-            client: A ``redis.Redis`` client that returns bytes (no ``decode_responses``).
-            url: URL the client was made from; shown only with its password masked.
-            namespace: Name that isolates this cache's keys.
-            default_ttl: Seconds an entry lives when no ttl is given; None never expires.
-        """
-        super().__init__(url=url, namespace=namespace, default_ttl=default_ttl)
-        self._client = client
-
-        def secret_free(text: str) -> str:
-            return scrub_secrets(text, url)
-
-        self._secret_free: Callable[[str], str] = secret_free
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        namespace: str = "default",
-        default_ttl: float | None = 300,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    ) -> Self:
-        """Connect to Redis and check it answers, failing fast if it does not.
-
-        Args:
-            url: ``redis://`` or ``rediss://`` URL; query options such as
-                ``?socket_timeout=10`` override the defaults.
-            namespace: Name that isolates this cache's keys.
-            default_ttl: Seconds an entry lives when no ttl is given; None never expires.
-            connect_timeout: Seconds to wait for the connection and the first PING.
-
-        Returns:
-            A connected cache.
+            url: ``redis://`` or ``rediss://``; query options such as ``?socket_timeout=2`` win.
+            timeout: seconds to wait for a connection or an answer before giving up.
 
         Raises:
-            CacheError: If redis-py is missing, the URL is invalid or the server does not answer.
+            CacheError: if redis-py is missing or the URL is invalid.
         """
-        check_namespace(namespace)
-        check_ttl(default_ttl, allow_none=True)
-        masked = mask_url(url)
+        self.url = mask_url(url)
+        self._raw_url = url
         try:
             import redis
-            from redis.backoff import ExponentialBackoff, NoBackoff
+            from redis.backoff import NoBackoff
             from redis.retry import Retry
-        except ImportError as exc:
-            raise CacheError(
-                f"Cache URL {masked} needs the redis package: pip install 'dataflow_nb[redis]', "
-                "or use create_query_cache('memory://') for an in-process cache."
-            ) from exc
+        except ImportError as exc:  # a core dependency, but an environment can still lack it
+            raise CacheError(f"Cache URL {self.url} needs the redis package: pip install redis") from exc
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         try:
-            client = redis.Redis.from_url(
-                url,
-                socket_connect_timeout=connect_timeout,
-                socket_timeout=connect_timeout,
-                retry=Retry(NoBackoff(), 0),
+            self._client: Any = redis.Redis.from_url(
+                url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
             )
         except ValueError as exc:
-            reason = scrub_secrets(str(exc), url)
-            raise CacheError(f"Invalid Redis URL {masked}: {reason}. {_FIX_HINT}") from None
-        try:
-            client.ping()
-        except (redis.RedisError, OSError) as exc:
-            client.close()
-            reason = scrub_secrets(f"{type(exc).__name__}: {exc}", url)
-            raise CacheError(f"Cannot reach Redis at {masked} ({reason}). {_FIX_HINT}") from exc
-        client.set_retry(Retry(ExponentialBackoff(cap=0.5, base=0.05), 1))
-        return cls(client, url=url, namespace=namespace, default_ttl=default_ttl)
+            raise CacheError(f"Invalid Redis URL {self.url}: {scrub_secrets(str(exc), url)}. {FIX_HINT}") from None
 
     @contextmanager
-    def _redis_errors(self, action: str) -> Iterator[None]:
-        import redis
-
+    def _answering(self, action: str) -> Iterator[None]:
         try:
             yield
-        except (redis.RedisError, OSError) as exc:
-            reason = self._secret_free(f"{type(exc).__name__}: {exc}")
-            raise CacheError(
-                f"Redis at {self.url} failed to {action} in namespace {self.namespace!r} ({reason}). {_FIX_HINT}"
-            ) from exc
+        except self._errors as exc:
+            reason = scrub_secrets(f"{type(exc).__name__}: {exc}", self._raw_url)
+            raise CacheUnavailable(f"Redis at {self.url} failed to {action} ({reason}). {FIX_HINT}") from exc
 
-    def _load(self, full_key: str) -> bytes | None:
-        with self._redis_errors(f"read {full_key!r}"):
-            data = self._client.get(full_key)
+    def ping(self) -> None:
+        """Raise CacheUnavailable unless the server answers now."""
+        with self._answering("answer PING"):
+            self._client.ping()
+
+    def load(self, key: str) -> bytes | None:
+        """The bytes under ``key``, or None."""
+        with self._answering("read"):
+            data = self._client.get(key)
         return None if data is None else bytes(data)
 
-    def _store(self, full_key: str, data: bytes, ttl: float | None) -> None:
-        expiry_ms = None if ttl is None else max(1, math.ceil(ttl * 1000))
-        with self._redis_errors(f"write {full_key!r}"):
-            self._client.set(full_key, data, px=expiry_ms)
+    def store(self, key: str, data: Payload, ttl: float | None) -> None:
+        """Keep ``data`` for ``ttl`` seconds (None: until Redis evicts it)."""
+        with self._answering("write"):
+            self._client.set(key, data, px=None if ttl is None else max(1, round(ttl * 1000)))
 
-    def _delete(self, full_key: str) -> bool:
-        with self._redis_errors(f"delete {full_key!r}"):
-            return bool(self._client.delete(full_key))
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; True if it was there."""
+        with self._answering("delete"):
+            return bool(self._client.delete(key))
 
-    def _delete_prefix(self, full_prefix: str) -> int:
-        pattern = _escape_glob(full_prefix) + "*"
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with ``prefix`` (SCAN and batched DEL, never KEYS)."""
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
         removed = 0
-        with self._redis_errors(f"delete keys matching {pattern!r}"):
+        with self._answering("delete keys"):
             batch: list[bytes] = []
             for key in self._client.scan_iter(match=pattern, count=_SCAN_COUNT):
                 batch.append(key)
@@ -151,10 +145,51 @@ class RedisQueryCache(BaseQueryCache):
                 removed += int(self._client.delete(*batch))
         return removed
 
-    def _close(self) -> None:
+    def fetch(self, names: Sequence[str], key: str) -> Fetched:
+        """Version tokens (None where missing), an entry and its seconds left, in one round trip."""
+        with self._answering("read"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.mget(names)
+            pipe.get(key)
+            pipe.pttl(key)
+            found, data, left = pipe.execute()
+        seconds = None if data is None or left < 0 else left / 1000
+        return [None if t is None else bytes(t).decode() for t in found], data, seconds
+
+    def peek_tokens(self, names: Sequence[str]) -> list[str | None]:
+        """Version tokens as they are (None where missing)."""
+        with self._answering("read version tokens"):
+            found = self._client.mget(names)
+        return [None if t is None else bytes(t).decode() for t in found]
+
+    def tokens(self, names: Sequence[str]) -> list[str]:
+        """The current version token of each name; a missing one is created (first writer wins).
+
+        Tokens are random, never counters: a token lost to eviction or a restart comes back as a
+        new one, so entries keyed by the old one can never be served again.
+        """
+        with self._answering("read version tokens"):
+            found = self._client.mget(names)
+            missing = [name for name, token in zip(names, found, strict=True) if token is None]
+            if missing:
+                pipe = self._client.pipeline(transaction=False)
+                for name in missing:
+                    pipe.set(name, uuid.uuid4().hex, nx=True)
+                pipe.execute()
+                found = self._client.mget(names)
+        if any(token is None for token in found):
+            raise CacheUnavailable(f"Redis at {self.url} did not keep a version token (is it full?).")
+        return [bytes(token).decode() for token in found]
+
+    def drop_tokens(self, names: Sequence[str]) -> None:
+        """Delete tokens (DEL works even on a full Redis): their entries become unreachable."""
+        with self._answering("invalidate"):
+            self._client.delete(*names)
+
+    def usage(self) -> dict[str, int]:
+        """Nothing local to report: Redis holds the bytes."""
+        return {}
+
+    def close(self) -> None:
+        """Close the client's connections."""
         self._client.close()
-
-
-def _escape_glob(text: str) -> str:
-    """Escape Redis MATCH glob characters so ``text`` matches literally."""
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)

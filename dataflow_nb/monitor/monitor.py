@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from dataflow_nb.exceptions import DataflowError
 
 if TYPE_CHECKING:
+    from dataflow_nb.cache import QueryCache
     from dataflow_nb.monitor.prometheus import PrometheusExporter
 
 FrameKind = Literal["polars", "pandas"]
@@ -78,6 +79,7 @@ class Monitor:
         slow_query_threshold: statements taking longer than this many seconds are logged.
         metrics_export: ``None`` or ``"prometheus"`` (needs the ``prometheus-client`` package).
         ping: runs a trivial query (``SELECT 1``) and raises when the database is unreachable.
+        cache: the DataFlow's result cache, whose counts and health are reported here too.
         max_slow_queries: how many of the most recent slow queries are kept.
 
     Raises:
@@ -99,6 +101,7 @@ class Monitor:
         metrics_export: str | None = None,
         ping: Callable[[], None] | None = None,
         max_slow_queries: int = 1000,
+        cache: QueryCache | None = None,
     ) -> None:
         if metrics_export not in METRICS_EXPORTS:
             raise DataflowError(
@@ -124,9 +127,12 @@ class Monitor:
         self._totals = _Totals()
         self._recent: deque[float] = deque(maxlen=RESERVOIR_SIZE)
         self._slow: deque[SlowQuery] = deque(maxlen=max_slow_queries)
+        self.cache = cache
         self._exporter: PrometheusExporter | None = None
         if metrics_export == "prometheus":
             self._exporter = _load_exporter(database)
+            if cache is not None:
+                self._exporter.watch_cache(cache.stats, lambda: cache.degraded)
 
     @property
     def registry(self) -> Any:
@@ -216,6 +222,7 @@ class Monitor:
             "failed_runs": totals.failed_runs,
             "run_seconds_total": totals.run_seconds_total,
             "uptime_seconds": time.monotonic() - self._started,
+            **({} if self.cache is None else {"cache": self.cache.stats()}),
         }
 
     def get_health_status(self) -> dict[str, Any]:
@@ -232,8 +239,13 @@ class Monitor:
             except Exception as exc:  # a health check reports failures, it does not raise them
                 error = f"{type(exc).__name__}: {exc}"
             latency_ms = (time.perf_counter() - started) * 1000.0
+        status = "healthy" if error is None else "unhealthy"
+        cache = None if self.cache is None else {**self.cache.health(), **self.cache.stats()}
+        if cache is not None and cache["status"] != "ok" and status == "healthy":
+            status = "degraded"  # answers are right, from the database, but the cache is not helping
         return {
-            "status": "healthy" if error is None else "unhealthy",
+            "status": status,
+            **({} if cache is None else {"cache": cache}),
             "database": self.database,
             "latency_ms": latency_ms,
             "error": error,

@@ -7,7 +7,12 @@ metric names twice and fail with "Duplicated timeseries".
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 _STATUSES = ("ok", "failed")
 
@@ -54,6 +59,7 @@ class PrometheusExporter:
         self._query_seconds = query_seconds.labels(database=database)
         self._rows = rows.labels(database=database)
         self._run_seconds = run_seconds.labels(database=database)
+        self._database = database
 
     def query(self, seconds: float, rows: int, *, failed: bool) -> None:
         """Count one statement; prometheus_client's own locks make this thread-safe."""
@@ -67,6 +73,35 @@ class PrometheusExporter:
         self._runs["failed" if failed else "ok"].inc()
         self._run_seconds.observe(seconds)
 
+    def watch_cache(self, stats: Callable[[], dict[str, Any]], degraded: Callable[[], bool]) -> None:
+        """Export the result cache's counts, read from the cache at each scrape."""
+        self.registry.register(_CacheCollector(self._database, stats, degraded))
+
     def text(self) -> str:
         """The registry in the Prometheus text exposition format."""
         return generate_latest(self.registry).decode()
+
+
+class _CacheCollector(Collector):
+    """``dataflow_cache_*``: the cache keeps exact counts itself, so they are read, not copied."""
+
+    def __init__(self, database: str, stats: Callable[[], dict[str, Any]], degraded: Callable[[], bool]) -> None:
+        self._database = database
+        self._stats = stats
+        self._degraded = degraded
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        counts = self._stats()
+        for name in ("hits", "misses", "sets", "invalidations", "errors", "bytes_read", "bytes_written"):
+            family = CounterMetricFamily(
+                f"dataflow_cache_{name}", f"Result cache {name.replace('_', ' ')}.", labels=["database"]
+            )
+            family.add_metric([self._database], counts.get(name, 0))
+            yield family
+        degraded = GaugeMetricFamily(
+            "dataflow_cache_degraded",
+            "1 while the cache store is failing (reads go to the database).",
+            labels=["database"],
+        )
+        degraded.add_metric([self._database], float(self._degraded()))
+        yield degraded

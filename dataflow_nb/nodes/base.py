@@ -19,6 +19,7 @@ class Node:
     node_type: str = "Node"
     parameters: ClassVar[tuple[str, ...]] = ()
     db: ClassVar[DataFlow | None] = None
+    cacheable: ClassVar[bool] = False  # reads whose results DataFlow(cache_enabled=True) may keep
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:

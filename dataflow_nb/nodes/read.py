@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
+from dataflow_nb.cache.results import CACHE_PARAMETERS
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.frames import check_json_mode, to_frame
 from dataflow_nb.model.spec import Field
@@ -32,7 +33,8 @@ def visible(node: ModelNode, ctx: RunContext, params: Mapping[str, Any]) -> list
 class ReadNode(ByIdNode):
     """Fetch one record by id; ``NotFoundError`` when there is none (or it is soft-deleted)."""
 
-    parameters = ("id", "include_deleted", "json")  # type: ignore[assignment]  # ByIdNode infers tuple[str]
+    parameters = ("id", "include_deleted", "json", *CACHE_PARAMETERS)  # type: ignore[assignment]  # ByIdNode: tuple[str]
+    cacheable = True
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
@@ -110,7 +112,9 @@ class ListNode(ModelNode):
         "having",
         "include_deleted",
         "json",
+        *CACHE_PARAMETERS,
     )
+    cacheable = True
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
@@ -197,7 +201,8 @@ class ListNode(ModelNode):
 class CountNode(ModelNode):
     """How many records match ``filter``, as an int."""
 
-    parameters = ("filter", "include_deleted")
+    parameters = ("filter", "include_deleted", *CACHE_PARAMETERS)
+    cacheable = True
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
+from dataflow_nb.cache.results import CACHE_PARAMETERS
 from dataflow_nb.exceptions import ReadOnlyError, TenantError, ValidationError
 from dataflow_nb.frames import to_frame, uuid_text
 from dataflow_nb.model.types import field_type_for
@@ -54,6 +55,18 @@ _QUOTED = re.compile(
 _NAMED = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")  # how sqlalchemy.text finds :name
 _POSITIONAL = re.compile(r"\$\d+")
 _TRANSACTION = {"begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release"}
+# A read-only query starts like one and names nothing that writes or locks; one the result
+# cache may keep also calls no volatile function (another answer each time). Any other
+# statement counts as a write of anything: the run's commit invalidates the whole database.
+_QUERY_START = {"select", "with", "values", "table"}
+_WRITES = re.compile(
+    r"\b(insert|update|delete|merge|truncate|into|copy|call|do|lock|for|nextval|setval|setseed)\b", re.I
+)
+_VOLATILE = re.compile(
+    r"""\b(random|now|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|current_timestamp
+    |current_time|current_date|localtime|localtimestamp|currval|lastval|gen_random_uuid|uuid\w*|pg_\w+|txid_\w+)\b""",
+    re.I | re.X,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +76,8 @@ class Prepared:
     text: str
     names: tuple[str, ...]
     returning: bool
+    read_only: bool
+    cacheable: bool  # read-only and deterministic
 
 
 def prepare(sql: Any) -> Prepared:
@@ -99,7 +114,10 @@ def prepare(sql: Any) -> Prepared:
             "name it, like 'WHERE x > :min' with params={'min': 3}"
         )
     names = tuple(dict.fromkeys(_NAMED.findall(masked)))
-    return Prepared("".join(text), names, re.search(r"\breturning\b", masked, re.I) is not None)
+    read_only = first in _QUERY_START and _WRITES.search(masked) is None
+    cacheable = read_only and _VOLATILE.search(masked) is None
+    returning = re.search(r"\breturning\b", masked, re.I) is not None
+    return Prepared("".join(text), names, returning, read_only, cacheable)
 
 
 def _bind_type(name: str, value: Any) -> tuple[Any, sa.types.TypeEngine[Any]]:
@@ -205,7 +223,8 @@ class SQLQueryNode(Node):
     """One SQL statement with named parameters, run in the run's transaction; returns a frame."""
 
     node_type = NODE
-    parameters = ("sql", "params", "db", "unscoped", "allow_writes")
+    parameters = ("sql", "params", "db", "unscoped", "allow_writes", *CACHE_PARAMETERS)
+    cacheable = True
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
@@ -251,10 +270,14 @@ class SQLQueryNode(Node):
         returns_rows = True  # PostgreSQL's driver tells by itself whether rows came back
         if db.backend.capabilities.name == "duckdb":
             returns_rows = _check_with_duckdb(compiled, prepared)
-        return dataclasses.replace(compiled, returns_rows=returns_rows)
+        # What it reads is unknown (views, functions): a cached result depends on every write.
+        writes: frozenset[str] | None = frozenset() if prepared.read_only else None
+        return dataclasses.replace(compiled, returns_rows=returns_rows, reads=None, writes=writes)
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
         db = self.database(params)
+        if not prepare(params["sql"]).cacheable:
+            ctx.cache_policy = None  # a volatile query gives another answer each time
         compiled = self.sql_for(ctx, params)
         if ctx.scope.tenant_id:
             check_tenant_scope(ctx, db, compiled, unscoped=params.get("unscoped", False))

@@ -1,6 +1,6 @@
 """A run's context: one connection and one transaction per database, and the single point
 every statement passes through (queries, writes, bulk ingests and staging DDL alike): timing,
-row counts, metrics and the slow-query log hook in here, and so can caching and tenancy."""
+row counts, metrics, the slow-query log and the result cache hook in here, and so can tenancy."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ import pyarrow as pa
 
 from dataflow_nb.backends.base import CompiledSQL, Connection
 from dataflow_nb.backends.errors import loggable_error
+from dataflow_nb.cache.results import EVERYTHING, CachePolicy, cache_policy
+from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.query.scope import Scope
 
 if TYPE_CHECKING:
+    from dataflow_nb.cache.results import Lookup
     from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.nodes.base import Node
 
 T = TypeVar("T")
 
@@ -39,10 +43,15 @@ class RunContext:
     node_id: str | None = None
     connections: dict[int, tuple[DataFlow, Connection]] = field(default_factory=dict)
     stats: QueryStats = field(default_factory=QueryStats)
+    cache_policy: CachePolicy | None = None  # the running node's; None: its reads are never cached
+    written: dict[int, set[str]] = field(default_factory=dict)  # tables each database was written
+    snapshots: dict[int, int] = field(default_factory=dict)  # each cache's commit count at BEGIN
 
     def connection(self, db: DataFlow) -> Connection:
         entry = self.connections.get(id(db))
         if entry is None:
+            if db.result_cache is not None:
+                self.snapshots[id(db)] = db.result_cache.commits
             entry = (db, db.backend.connect())
             self.connections[id(db)] = entry
             if self.scope.tenant_id and any(m.multi_tenant for m in db.models.values()):
@@ -50,29 +59,74 @@ class RunContext:
                 db.backend.begin_tenant(entry[1], self.scope.tenant_id)
         return entry[1]
 
+    def start_node(self, node_id: str, node: Node, params: Mapping[str, Any]) -> None:
+        """Before a node runs: its id for the monitor, its cache choice, and the model it writes
+        (noted up front, so even a statement that bypasses this context is invalidated)."""
+        self.node_id = node_id
+        self.cache_policy = cache_policy(node, params)
+        if self.cache_policy is None and isinstance(node, ModelNode):
+            self.note_writes(node.db, {node.model.table_name})
+
+    def note_writes(self, db: DataFlow, tables: set[str] | frozenset[str]) -> None:
+        """Remember what the run wrote: invalidated after its commit, read uncached until then."""
+        self.written.setdefault(id(db), set()).update(tables)
+
     def execute(
         self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None, *, read_only: bool = False
     ) -> pa.Table | None:
-        """Run a statement; the rows it returns are counted.
+        """Run a statement; the rows it returns are counted. A read the result cache holds is
+        answered from it; a write is noted for invalidation after the commit.
 
         ``read_only`` runs the statement so that the database (or DuckDB's parser) refuses any write.
         """
+        lookup = self._cache_lookup(db, compiled, params)
+        if lookup is not None:
+            assert db.result_cache is not None
+            cached = db.result_cache.get(lookup)
+            if cached is not None:
+                return cached
+        self._note_statement(db, compiled)
 
         def run(connection: Connection) -> pa.Table | None:
             if read_only:
                 return db.backend.execute_read_only(connection, compiled)
             return connection.execute(compiled, params)
 
-        return self._measured(db, compiled.sql, run, lambda r: 0 if r is None else r.num_rows)
+        result = self._measured(db, compiled.sql, run, lambda r: 0 if r is None else r.num_rows)
+        if lookup is not None and result is not None:
+            assert db.result_cache is not None
+            db.result_cache.put(lookup, result)
+        return result
 
     def execute_count(self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
         """Run a write that returns no rows; the rows it changed are counted and returned."""
+        self._note_statement(db, compiled)
         return self._measured(db, compiled.sql, lambda c: c.execute_count(compiled, params), lambda n: n)
 
     def ingest(self, db: DataFlow, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         """Append a stream of batches to a table; the rows written are counted and returned."""
+        if not temporary:
+            self.note_writes(db, {table})
         return self._measured(
             db, f"COPY {table} (bulk ingest)", lambda c: c.ingest(table, data, temporary=temporary), lambda n: n
+        )
+
+    def _note_statement(self, db: DataFlow, compiled: CompiledSQL) -> None:
+        if compiled.writes is None or compiled.writes:
+            self.note_writes(db, compiled.writes or {EVERYTHING})
+
+    def _cache_lookup(self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None) -> Lookup | None:
+        if db.result_cache is None or self.cache_policy is None:
+            return None
+        # Without a transaction yet, the one opened on a miss is at least as new as the tokens.
+        snapshot = self.snapshots.get(id(db), db.result_cache.commits)
+        return db.result_cache.lookup(
+            compiled,
+            compiled.bind(params),
+            policy=self.cache_policy,
+            written=self.written.get(id(db), ()),
+            snapshot=snapshot,
+            tenant=self.scope.tenant_id,
         )
 
     def _measured(self, db: DataFlow, sql: str, call: Callable[[Connection], T], rows_of: Callable[[T], int]) -> T:
@@ -101,9 +155,13 @@ class RunContext:
                 db.monitor.record_run(self.run_id, seconds, status=status, nodes=nodes)
 
     def commit(self) -> None:
-        """Commit every database the run touched, in the order it touched them."""
-        for _, connection in self.connections.values():
+        """Commit every database the run touched, in the order it touched them; each one's
+        cached reads of what the run wrote are invalidated as soon as that database committed.
+        """
+        for key, (db, connection) in self.connections.items():
             connection.commit()
+            if db.result_cache is not None:
+                db.result_cache.invalidate(self.written.pop(key, ()))
 
     def rollback(self) -> None:
         """Roll back every database; keep going if one of them is already gone."""

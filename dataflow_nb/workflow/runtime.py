@@ -89,7 +89,7 @@ class LocalRuntime:
                 for connection in workflow.inputs_of(node_id):
                     params[connection.input] = pick_output(outputs[connection.source], connection)
                 node_started = time.perf_counter()
-                ctx.node_id = node_id
+                ctx.start_node(node_id, spec.node, params)
                 outputs[node_id] = spec.node.run(ctx, params)
                 timings.append(NodeTiming(node_id, spec.node_type, time.perf_counter() - node_started, "ok"))
             node_id = None

@@ -92,8 +92,8 @@ def test_repr_never_shows_the_password(postgres_url: str) -> None:
 
 
 def test_options_that_are_not_built_yet_are_refused_not_ignored() -> None:
-    with pytest.raises(DataflowError, match=r"\['cache_enabled'\] are not available"):
-        DataFlow(cache_enabled=True)
+    with pytest.raises(DataflowError, match=r"cache_url='redis://:\*\*\*@host/0' needs cache_enabled=True"):
+        DataFlow(cache_url="redis://:pw@host/0")
     with pytest.raises(ValidationError, match=r"\['soft_delete'\] takes True or False"):
         DataFlow().model(type("Soft", (), {"__annotations__": {"x": int}, "__dataflow__": {"soft_delete": "yes"}}))
     with pytest.raises(TypeError, match="unknown option"):

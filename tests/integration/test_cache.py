@@ -20,18 +20,12 @@ import polars as pl
 import polars.testing
 import pytest
 
-from dataflow_nb.cache import (
-    BaseQueryCache,
-    CacheError,
-    RedisQueryCache,
-    create_query_cache,
-)
-from dataflow_nb.cache.base import mask_url
+from dataflow_nb.cache import CacheError, QueryCache, create_query_cache, mask_url
 
 REDIS_URL = os.environ.get("DATAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BIG_INT = 2**53 + 1  # not representable as float64: catches a silent cast
 
-MakeCache = Callable[..., BaseQueryCache]
+MakeCache = Callable[..., QueryCache]
 
 
 @functools.cache
@@ -76,9 +70,9 @@ def cache_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def make_cache(cache_url: str) -> Iterator[MakeCache]:
-    made: list[BaseQueryCache] = []
+    made: list[QueryCache] = []
 
-    def make(namespace: str | None = None, **kwargs: Any) -> BaseQueryCache:
+    def make(namespace: str | None = None, **kwargs: Any) -> QueryCache:
         cache = create_query_cache(cache_url, namespace=namespace or _unique_namespace(), **kwargs)
         made.append(cache)
         return cache
@@ -91,7 +85,7 @@ def make_cache(cache_url: str) -> Iterator[MakeCache]:
 
 
 @pytest.fixture
-def cache(make_cache: MakeCache) -> BaseQueryCache:
+def cache(make_cache: MakeCache) -> QueryCache:
     return make_cache()
 
 
@@ -120,7 +114,7 @@ class CountingQuery:
 # --- behaviour on both backends -------------------------------------------------------
 
 
-def test_miss_then_hit_runs_query_once(cache: BaseQueryCache) -> None:
+def test_miss_then_hit_runs_query_once(cache: QueryCache) -> None:
     query = CountingQuery([{"id": 1, "name": "ada"}])
 
     first = cache.get_or_execute(key="active_users", query_func=query, ttl=300)
@@ -130,20 +124,20 @@ def test_miss_then_hit_runs_query_once(cache: BaseQueryCache) -> None:
     assert first == second == [{"id": 1, "name": "ada"}]
 
 
-def test_get_is_none_on_miss_and_value_after_set(cache: BaseQueryCache) -> None:
+def test_get_is_none_on_miss_and_value_after_set(cache: QueryCache) -> None:
     assert cache.get("missing") is None
     cache.set("answer", 42)
     assert cache.get("answer") == 42
 
 
-def test_none_result_is_cached(cache: BaseQueryCache) -> None:
+def test_none_result_is_cached(cache: QueryCache) -> None:
     query = CountingQuery(None)
     assert cache.get_or_execute("nothing", query) is None
     assert cache.get_or_execute("nothing", query) is None
     assert query.calls == 1
 
 
-def test_failing_query_is_not_cached(cache: BaseQueryCache) -> None:
+def test_failing_query_is_not_cached(cache: QueryCache) -> None:
     def broken() -> int:
         raise RuntimeError("database down")
 
@@ -152,7 +146,7 @@ def test_failing_query_is_not_cached(cache: BaseQueryCache) -> None:
     assert cache.get_or_execute("flaky", lambda: 7) == 7
 
 
-def test_ttl_expires_entries(cache: BaseQueryCache) -> None:
+def test_ttl_expires_entries(cache: QueryCache) -> None:
     query = CountingQuery("fresh")
     cache.get_or_execute("short_lived", query, ttl=1)
     cache.set("long_lived", "kept", ttl=60)
@@ -166,12 +160,12 @@ def test_ttl_expires_entries(cache: BaseQueryCache) -> None:
 
 
 @pytest.mark.parametrize("ttl", [0, -1, float("nan"), "300", True])
-def test_invalid_ttl_is_rejected(cache: BaseQueryCache, ttl: Any) -> None:
+def test_invalid_ttl_is_rejected(cache: QueryCache, ttl: Any) -> None:
     with pytest.raises(CacheError, match="ttl"):
         cache.set("key", 1, ttl=ttl)
 
 
-def test_invalidate_drops_one_key(cache: BaseQueryCache) -> None:
+def test_invalidate_drops_one_key(cache: QueryCache) -> None:
     cache.set("a", 1)
     cache.set("b", 2)
 
@@ -181,7 +175,7 @@ def test_invalidate_drops_one_key(cache: BaseQueryCache) -> None:
     assert cache.get("b") == 2
 
 
-def test_invalidate_prefix_drops_matching_keys_only(cache: BaseQueryCache) -> None:
+def test_invalidate_prefix_drops_matching_keys_only(cache: QueryCache) -> None:
     for key in ("users:1", "users:2", "users_archive", "orders:1", "u*x", "uzx"):
         cache.set(key, key)
 
@@ -196,7 +190,7 @@ def test_invalidate_prefix_drops_matching_keys_only(cache: BaseQueryCache) -> No
     assert cache.get("uzx") == "uzx"
 
 
-def test_invalidate_prefix_handles_many_keys(cache: BaseQueryCache) -> None:
+def test_invalidate_prefix_handles_many_keys(cache: QueryCache) -> None:
     for i in range(1200):  # more than one SCAN page and one DEL batch
         cache.set(f"bulk:{i}", i)
     assert cache.invalidate_prefix("bulk:") == 1200
@@ -229,7 +223,7 @@ def test_namespaces_do_not_share_entries(make_cache: MakeCache) -> None:
     assert other.get("k") is None
 
 
-def test_mutating_a_returned_value_does_not_change_the_cache(cache: BaseQueryCache) -> None:
+def test_mutating_a_returned_value_does_not_change_the_cache(cache: QueryCache) -> None:
     original: dict[str, Any] = {"rows": [1, 2, 3], "meta": {"source": "db"}}
     unused: dict[str, Any] = {"unused": True}
 
@@ -245,7 +239,7 @@ def test_mutating_a_returned_value_does_not_change_the_cache(cache: BaseQueryCac
     assert again is not on_hit
 
 
-def test_polars_frame_round_trips_with_dtypes(cache: BaseQueryCache) -> None:
+def test_polars_frame_round_trips_with_dtypes(cache: QueryCache) -> None:
     frame = pl.DataFrame(
         {
             "at": pl.Series(
@@ -268,7 +262,7 @@ def test_polars_frame_round_trips_with_dtypes(cache: BaseQueryCache) -> None:
     assert back["big"][0] == BIG_INT
 
 
-def test_pandas_frame_round_trips_with_dtypes(cache: BaseQueryCache) -> None:
+def test_pandas_frame_round_trips_with_dtypes(cache: QueryCache) -> None:
     frame = pd.DataFrame(
         {
             "at": pd.date_range("2024-03-31", periods=3, freq="h", tz="Europe/Berlin"),
@@ -291,7 +285,7 @@ def test_pandas_frame_round_trips_with_dtypes(cache: BaseQueryCache) -> None:
     assert back["big"].iloc[0] == BIG_INT
 
 
-def test_pandas_object_columns_keep_their_dtype(cache: BaseQueryCache) -> None:
+def test_pandas_object_columns_keep_their_dtype(cache: QueryCache) -> None:
     frame = pd.DataFrame({"amount": pd.Series([Decimal("1.10"), None], dtype=object), "n": [1, 2]})
 
     cache.set("objects", frame)
@@ -300,7 +294,15 @@ def test_pandas_object_columns_keep_their_dtype(cache: BaseQueryCache) -> None:
     pd.testing.assert_frame_equal(back, frame, check_exact=True)
 
 
-def test_mutating_a_returned_frame_does_not_change_the_cache(cache: BaseQueryCache) -> None:
+def test_pandas_frame_arrow_cannot_hold_is_refused_not_pickled(cache: QueryCache) -> None:
+    frame = pd.DataFrame({"mixed": pd.Series([1, "one"], dtype=object)})
+
+    with pytest.raises(CacheError, match="pandas DataFrame"):
+        cache.set("mixed", frame)
+    assert cache.get("mixed") is None
+
+
+def test_mutating_a_returned_frame_does_not_change_the_cache(cache: QueryCache) -> None:
     cache.set("frame", pd.DataFrame({"n": [1, 2, 3]}))
 
     returned = cache.get("frame")
@@ -314,16 +316,20 @@ def test_mutating_a_returned_frame_does_not_change_the_cache(cache: BaseQueryCac
     [
         (lambda: pl.LazyFrame({"n": [1]}), "collect"),
         (lambda: threading.Lock(), "lock"),
+        (lambda: (1, 2), "tuples become lists"),
+        (lambda: {1: "a"}, "keys become str"),
+        (lambda: dt.date(2024, 1, 1), "JSON values"),
+        (lambda: float("nan"), "JSON values"),
     ],
-    ids=["lazyframe", "unpicklable"],
+    ids=["lazyframe", "lock", "tuple", "int-keys", "date", "nan"],
 )
-def test_uncacheable_result_raises_cache_error(cache: BaseQueryCache, make_value: Callable[[], Any], hint: str) -> None:
+def test_uncacheable_result_raises_cache_error(cache: QueryCache, make_value: Callable[[], Any], hint: str) -> None:
     with pytest.raises(CacheError, match=hint):
         cache.get_or_execute("bad", make_value)
     assert cache.get("bad") is None
 
 
-def test_stats_count_exactly(cache: BaseQueryCache) -> None:
+def test_stats_count_exactly(cache: QueryCache) -> None:
     cache.get("a")  # miss
     cache.set("a", 1)  # set
     cache.get("a")  # hit
@@ -336,10 +342,19 @@ def test_stats_count_exactly(cache: BaseQueryCache) -> None:
     cache.invalidate_prefix("c")  # 2 invalidations
     cache.clear()  # removes "b": 1 invalidation
 
-    assert cache.stats() == {"hits": 2, "misses": 2, "sets": 4, "invalidations": 4}
+    stats = cache.stats()
+    assert {k: stats[k] for k in ("hits", "misses", "sets", "invalidations", "errors")} == {
+        "hits": 2,
+        "misses": 2,
+        "sets": 4,
+        "invalidations": 4,
+        "errors": 0,
+    }
+    one_digit = len(b"DFNB2J1")  # header and a one-digit JSON number
+    assert (stats["bytes_read"], stats["bytes_written"]) == (2 * one_digit, 4 * one_digit)
 
 
-def test_repr_shows_kind_namespace_and_stats(cache: BaseQueryCache) -> None:
+def test_repr_shows_kind_namespace_and_stats(cache: QueryCache) -> None:
     cache.get_or_execute("k", lambda: 1)
 
     text = repr(cache)
@@ -393,7 +408,7 @@ def test_password_never_appears_in_repr(redis_client: Any) -> None:
     parts = urlsplit(REDIS_URL)
     host = parts.netloc.rpartition("@")[2]
     secret_url = urlunsplit(parts._replace(netloc=f"user:s3cret-pw@{host}"))
-    cache = RedisQueryCache(redis_client, url=secret_url, namespace=_unique_namespace())
+    cache = create_query_cache(secret_url, namespace=_unique_namespace(), check=False)
 
     for shown in (repr(cache), cache._repr_html_(), cache.url):
         assert "s3cret-pw" not in shown
