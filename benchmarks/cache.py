@@ -35,6 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core import define_models  # noqa: E402 - after the path is set
 
 DEFAULT_PG_URL = os.environ.get("DATAFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEFAULT_REDIS_URL = os.environ.get("DATAFLOW_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -89,15 +91,7 @@ def measure(url: str | None, cache_url: str, rows: int, repeats: int) -> dict[st
 
     db = DataFlow(url, cache_enabled=True, cache_url=cache_url)
     try:
-
-        @db.model
-        class Reading:
-            sensor: str
-            value: float
-            count: int
-            ok: bool
-            taken_at: datetime
-
+        define_models(db)  # the Reading model core.py measures
         base = datetime(2024, 1, 1, tzinfo=UTC)
         data = pl.DataFrame(
             {
