@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataflow_nb.dataflow import DataFlow
 from dataflow_nb.exceptions import (
+    CacheError,
     ConflictError,
     DatabaseError,
     DataflowError,
@@ -15,12 +16,14 @@ from dataflow_nb.exceptions import (
     ReadOnlyError,
     SchemaError,
     TenantError,
+    UniqueViolation,
     ValidationError,
     WorkflowError,
 )
 from dataflow_nb.workflow import LocalRuntime, RunResults, Workflow, WorkflowBuilder
 
 __all__ = [
+    "CacheError",
     "ConflictError",
     "DataFlow",
     "DatabaseError",
@@ -32,6 +35,7 @@ __all__ = [
     "RunResults",
     "SchemaError",
     "TenantError",
+    "UniqueViolation",
     "ValidationError",
     "Workflow",
     "WorkflowBuilder",

@@ -19,7 +19,7 @@ from dataflow_nb.backends.base import Backend, Connection
 from dataflow_nb.cache.redis import mask_url
 from dataflow_nb.cache.results import ResultCache, open_result_cache
 from dataflow_nb.exceptions import DataflowError, SchemaError
-from dataflow_nb.frames import JsonMode, check_json_mode, to_frame
+from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
 from dataflow_nb.nodes.generate import make_nodes
@@ -111,7 +111,7 @@ class DataFlow:
             raise DataflowError(f"frame={frame!r}: choose 'polars' or 'pandas'")
         if url and database_url and url != database_url:
             raise DataflowError("give the database URL once: url or database_url, not both")
-        self.url = url or database_url or os.environ.get("DATABASE_URL") or None
+        self._url = url or database_url or os.environ.get("DATABASE_URL") or None  # may hold a password
         if metrics_export and not monitoring:
             raise DataflowError(f"metrics_export={metrics_export!r} needs monitoring=True")
         if cache_url is not None and not cache_enabled:
@@ -126,8 +126,10 @@ class DataFlow:
         self.nodes: dict[str, type[ModelNode]] = {}
         self._pending: dict[str, ModelSpec] = {}  # changed models waiting for migrate()
         self.backend: Backend = open_backend(
-            self.url, pool_size=pool_size, pool_max_overflow=pool_max_overflow, pool_timeout=pool_timeout
+            self._url, pool_size=pool_size, pool_max_overflow=pool_max_overflow, pool_timeout=pool_timeout
         )
+        self.url = None if self._url is None else self.backend.safe_url
+        """The database URL with any password masked (``None`` for the default in-memory DuckDB)."""
         self.result_cache: ResultCache | None = None
         if cache_enabled:
             try:
@@ -221,7 +223,7 @@ class DataFlow:
         finally:
             connection.close()  # rolls back anything not committed
 
-    def migration_plan(self, model: str | type | None = None) -> Any:
+    def migration_plan(self, model: str | type | None = None) -> Frame:
         """Pending changes as a frame: one row per change, with whether it is safe and its DDL.
 
         Covers models whose change was refused (see ``migrate``) and registered models whose
@@ -241,7 +243,7 @@ class DataFlow:
         *,
         allow_destructive: bool = False,
         renames: dict[str, str] | None = None,
-    ) -> Any:
+    ) -> Frame:
         """Apply pending model changes, each model's in one transaction; returns what was applied.
 
         Args:
@@ -279,11 +281,11 @@ class DataFlow:
             self._register(spec)
         return self._plan_frame(applied)
 
-    def _plan_frame(self, rows: list[dict[str, Any]]) -> Any:
+    def _plan_frame(self, rows: list[dict[str, Any]]) -> Frame:
         schema = pa.schema([(n, pa.bool_() if n == "safe" else pa.string()) for n in _PLAN_COLUMNS])
         return to_frame(pa.Table.from_pylist(rows, schema=schema), {}, self.frame)
 
-    def migration_history(self) -> Any:
+    def migration_history(self) -> Frame:
         """Every applied change, oldest first, from the ``dataflow_nb_migrations`` table."""
         from dataflow_nb.model.history import read_history
 

@@ -1,4 +1,7 @@
-"""The error hierarchy: one root, a few specific subclasses, each message says how to fix it."""
+"""The error hierarchy: one root, a few specific subclasses, each message says how to fix it.
+
+Every error dataflow_nb raises on purpose is defined here, so ``except`` clauses need one import.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,22 @@ class ConflictError(DataflowError):
     """A unique key or a stale version stood in the way of a write."""
 
 
+class UniqueViolation(ConflictError):
+    """A unique key was violated; what the database told about it (either may leave some out).
+
+    Attributes:
+        constraint: the constraint's name (PostgreSQL names it; DuckDB does not).
+        columns: the key's columns, when the database names them.
+        values: the offending value(s), as the database printed them.
+    """
+
+    def __init__(self, message: str, *, constraint: str | None, columns: list[str] | None, values: str | None):
+        super().__init__(message)
+        self.constraint = constraint
+        self.columns = columns
+        self.values = values
+
+
 class TenantError(DataflowError):
     """A tenant was missing or not allowed."""
 
@@ -37,6 +56,10 @@ class SchemaError(DataflowError):
 
 class DatabaseError(DataflowError):
     """The database could not be reached or refused a statement."""
+
+
+class CacheError(DataflowError):
+    """The query cache is misconfigured, unreachable or misused."""
 
 
 class WorkflowError(DataflowError):

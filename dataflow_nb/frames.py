@@ -16,7 +16,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 import numpy as np
 import pyarrow as pa
@@ -26,9 +26,15 @@ from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import Field
 from dataflow_nb.model.types import canonical_json
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
 FrameKind = Literal["polars", "pandas"]
 JsonMode = Literal["text", "decode"]
 JSON_MODES = ("text", "decode")
+Frame: TypeAlias = "pl.DataFrame | pd.DataFrame"
+"""What a node, a log or a plan returns: a polars frame, or pandas with ``frame="pandas"``."""
 
 
 def _storage(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -124,9 +130,19 @@ def check_json_mode(node: str, mode: Any) -> JsonMode:
     return result
 
 
+@overload
+def to_frame(
+    table: pa.Table, fields: Mapping[str, Field], kind: Literal["polars"] = "polars", *, json: JsonMode = "text"
+) -> pl.DataFrame: ...
+@overload
+def to_frame(
+    table: pa.Table, fields: Mapping[str, Field], kind: Literal["pandas"], *, json: JsonMode = "text"
+) -> pd.DataFrame: ...
+@overload
+def to_frame(table: pa.Table, fields: Mapping[str, Field], kind: FrameKind, *, json: JsonMode = "text") -> Frame: ...
 def to_frame(
     table: pa.Table, fields: Mapping[str, Field], kind: FrameKind = "polars", *, json: JsonMode = "text"
-) -> Any:
+) -> Frame:
     """A polars (default) or pandas frame from an Arrow result.
 
     Args:

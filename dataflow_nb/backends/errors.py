@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from dataflow_nb.exceptions import ConflictError, DatabaseError, DataflowError
+from dataflow_nb.exceptions import ConflictError, DatabaseError, DataflowError, UniqueViolation
 
 if TYPE_CHECKING:
     from dataflow_nb.model.spec import ModelSpec
@@ -33,22 +33,6 @@ _ROW_VALUES = [
     (re.compile(r'(invalid input syntax for type [\w ]+: )".*?"'), r'\1"..."'),
     (re.compile(r"(Could not convert string )'.*?'"), r"\1'...'"),
 ]
-
-
-class UniqueViolation(ConflictError):
-    """A unique key was violated; what the database told about it (either may leave some out).
-
-    Attributes:
-        constraint: the constraint's name (PostgreSQL names it; DuckDB does not).
-        columns: the key's columns, when the database names them.
-        values: the offending value(s), as the database printed them.
-    """
-
-    def __init__(self, message: str, *, constraint: str | None, columns: list[str] | None, values: str | None):
-        super().__init__(message)
-        self.constraint = constraint
-        self.columns = columns
-        self.values = values
 
 
 def _pg_detail(exc: Exception, key: bytes) -> str | None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataflow_nb.bulk.conform import Rejection
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @dataclass
@@ -38,7 +41,7 @@ class BulkReport:
         return self.inserted + self.updated + self.deleted
 
     @property
-    def batches(self) -> Any:
+    def batches(self) -> pl.DataFrame:
         """A polars frame: batch, rows, seconds."""
         import polars as pl
 
@@ -47,7 +50,7 @@ class BulkReport:
         )
 
     @property
-    def rejected(self) -> Any:
+    def rejected(self) -> pl.DataFrame:
         """A polars frame of the rejected rows: row (in the source, from 1), column, value, reason."""
         import polars as pl
 

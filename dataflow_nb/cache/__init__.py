@@ -14,9 +14,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from dataflow_nb.cache.base import QueryCache, check_namespace, check_ttl
-from dataflow_nb.cache.codec import CacheError
 from dataflow_nb.cache.memory import MemoryStore
 from dataflow_nb.cache.redis import CacheUnavailable, mask_url
+from dataflow_nb.exceptions import CacheError
 
 __all__ = ["CacheError", "CacheUnavailable", "QueryCache", "create_query_cache", "mask_url"]
 

@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar
 
-from dataflow_nb.cache.codec import CacheError, Payload, UndecodablePayload, decode, encode
+from dataflow_nb.cache.codec import Payload, UndecodablePayload, decode, encode
 from dataflow_nb.cache.redis import CacheUnavailable, mask_url
+from dataflow_nb.exceptions import CacheError
 
 T = TypeVar("T")
 log = logging.getLogger("dataflow_nb.cache")

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any, Final
 
-from dataflow_nb.exceptions import DataflowError
+from dataflow_nb.exceptions import CacheError
 
 MAGIC: Final = b"DFNB2"
 TAG_ARROW: Final = b"A"
@@ -25,10 +25,6 @@ Payload = bytes | memoryview  # what stores keep: a memoryview spares copying a 
 # Uncompressed: reading it back is zero-copy (0.1 ms for 100k rows, against ~50 ms to undo lz4),
 # and the hit is what the cache is for. Memory and Redis hold the Arrow size.
 COMPRESSION: Final = None
-
-
-class CacheError(DataflowError):
-    """Raised when the query cache is misconfigured, unreachable or misused."""
 
 
 class UndecodablePayload(CacheError):

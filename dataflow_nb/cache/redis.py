@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from dataflow_nb.cache.codec import CacheError
+from dataflow_nb.exceptions import CacheError
 
 if TYPE_CHECKING:
     from dataflow_nb.cache.base import Fetched

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 
 from dataflow_nb.cache.base import QueryCache, check_ttl
-from dataflow_nb.cache.codec import CacheError, Payload, UndecodablePayload, decode, encode
+from dataflow_nb.cache.codec import Payload, UndecodablePayload, decode, encode
 from dataflow_nb.cache.memory import MemoryStore
-from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.exceptions import CacheError, ValidationError
 
 if TYPE_CHECKING:
     from dataflow_nb.backends.base import CompiledSQL

@@ -15,15 +15,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from dataflow_nb.exceptions import DataflowError
 
 if TYPE_CHECKING:
     from dataflow_nb.cache import QueryCache
+    from dataflow_nb.frames import Frame, FrameKind
     from dataflow_nb.monitor.prometheus import PrometheusExporter
 
-FrameKind = Literal["polars", "pandas"]
 METRICS_EXPORTS = (None, "prometheus")
 RUN_STATUSES = ("ok", "failed")
 RESERVOIR_SIZE = 10_000
@@ -252,7 +252,7 @@ class Monitor:
             "checked_at": datetime.now(UTC),
         }
 
-    def slow_queries(self, frame: FrameKind = "polars") -> Any:
+    def slow_queries(self, frame: FrameKind = "polars") -> Frame:
         """The slow-query log, oldest first, as a polars (default) or pandas frame.
 
         Columns: at (UTC), seconds, rows, node_id, run_id, sql, error. An empty log gives an

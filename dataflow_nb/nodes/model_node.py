@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.exceptions import NotFoundError, ValidationError, WorkflowError
-from dataflow_nb.frames import JsonMode, check_json_mode, to_frame
+from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import Node, check_parameter_names
@@ -67,7 +67,7 @@ class ModelNode(Node):
             compiled = cls._statements[key] = compile_statement(build(), cls.db.backend.dialect)
         return compiled
 
-    def frame(self, table: pa.Table | None, params: Mapping[str, Any] | None = None) -> Any:
+    def frame(self, table: pa.Table | None, params: Mapping[str, Any] | None = None) -> Frame:
         """The result as the DataFlow's frame kind; ``params["json"]`` overrides the DataFlow's ``json``."""
         assert table is not None
         return to_frame(table, self.model.fields, self.db.frame, json=self.json_mode(params))
@@ -77,7 +77,7 @@ class ModelNode(Node):
             return self.db.json
         return check_json_mode(self.node_type, params["json"])
 
-    def first_or_missing(self, table: pa.Table | None, record: int, params: Mapping[str, Any] | None = None) -> Any:
+    def first_or_missing(self, table: pa.Table | None, record: int, params: Mapping[str, Any] | None = None) -> Frame:
         if table is None or table.num_rows == 0:
             raise NotFoundError(f"{self.node_type}: no {self.model.name} with id {record}")
         return self.frame(table, params)

@@ -13,8 +13,8 @@ from dataflow_nb.registry import resolve_node_type
 
 
 @dataclass(frozen=True)
-class Connection:
-    """Output ``output`` of node ``source`` feeds parameter ``input`` of node ``target``."""
+class Edge:
+    """A connection between nodes: output ``output`` of node ``source`` feeds parameter ``input`` of ``target``."""
 
     source: str
     output: str
@@ -38,10 +38,10 @@ class Workflow:
     """A checked workflow: nodes in the order they run, and their connections."""
 
     nodes: dict[str, NodeSpec]
-    connections: list[Connection]
+    connections: list[Edge]
     order: list[str] = field(default_factory=list)
 
-    def inputs_of(self, node_id: str) -> list[Connection]:
+    def inputs_of(self, node_id: str) -> list[Edge]:
         return [c for c in self.connections if c.target == node_id]
 
     def _repr_html_(self) -> str:
@@ -67,7 +67,7 @@ class WorkflowBuilder:
 
     def __init__(self) -> None:
         self._nodes: list[tuple[Any, str, dict[str, Any]]] = []
-        self._connections: list[Connection] = []
+        self._connections: list[Edge] = []
 
     def add_node(
         self, node_type: str | type[Node] | Callable[..., Any], node_id: str, params: dict[str, Any] | None = None
@@ -82,7 +82,7 @@ class WorkflowBuilder:
 
     def add_connection(self, source: str, output: str, target: str, input: str) -> WorkflowBuilder:
         """Feed ``source``'s ``output`` into ``target``'s parameter ``input``."""
-        self._connections.append(Connection(source, output, target, input))
+        self._connections.append(Edge(source, output, target, input))
         return self
 
     def build(self) -> Workflow:
@@ -122,7 +122,7 @@ def _instantiate(node_type: Any, node_id: str) -> Node:
     )
 
 
-def _topological_order(nodes: dict[str, NodeSpec], connections: list[Connection]) -> list[str]:
+def _topological_order(nodes: dict[str, NodeSpec], connections: list[Edge]) -> list[str]:
     """The first node (in the order added) whose inputs are ready runs next; a cycle is an error."""
     waiting = {n: {c.source for c in connections if c.target == n} for n in nodes}
     order: list[str] = []

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class RunResults(dict[str, Any]):
         self._timings = timings
 
     @property
-    def timings(self) -> Any:
+    def timings(self) -> pl.DataFrame:
         """One row per node: node_id, node_type, seconds, status."""
         import polars as pl
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from dataflow_nb.exceptions import DataflowError, WorkflowError
 from dataflow_nb.query.scope import Scope
-from dataflow_nb.workflow.builder import Connection, Workflow
+from dataflow_nb.workflow.builder import Edge, Workflow
 from dataflow_nb.workflow.context import RunContext
 from dataflow_nb.workflow.results import NodeTiming, RunResults
 
 
-def pick_output(value: Any, connection: Connection) -> Any:
+def pick_output(value: Any, connection: Edge) -> Any:
     """The value a connection carries: a key of a dict, a column of a frame, or the whole output.
 
     A one-row frame gives the column's single value, so ``create.id -> read.id`` just works.

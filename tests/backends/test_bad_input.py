@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dataflow_nb import LocalRuntime, ValidationError, WorkflowBuilder
+from dataflow_nb import LocalRuntime, ValidationError, WorkflowBuilder, WorkflowError
 
 
 @pytest.fixture
@@ -64,8 +64,11 @@ def test_bad_parameters_fail_at_build_naming_the_problem(
 
 def test_missing_required_fields_are_listed(people: Any) -> None:
     workflow = build("PersonCreateNode", {})
-    with pytest.raises(Exception, match=r"missing required field 'name' \(str\); missing required field 'age' \(int\)"):
+    with pytest.raises(
+        WorkflowError, match=r"missing required field 'name' \(str\); missing required field 'age' \(int\)"
+    ) as caught:
         LocalRuntime().execute(workflow)
+    assert isinstance(caught.value.__cause__, ValidationError)
 
 
 SQL_LOOKING = [

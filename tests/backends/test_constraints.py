@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from dataflow_nb import ConflictError, LocalRuntime, WorkflowBuilder, WorkflowError
-from dataflow_nb.backends.errors import UniqueViolation
+from dataflow_nb import ConflictError, LocalRuntime, UniqueViolation, WorkflowBuilder, WorkflowError
 
 
 def define_user(db: Any) -> None:

@@ -10,7 +10,15 @@ from typing import Any
 import polars as pl
 import pytest
 
-from dataflow_nb import DataFlow, DataflowWarning, LocalRuntime, RunResults, WorkflowBuilder, WorkflowError
+from dataflow_nb import (
+    DataFlow,
+    DataflowWarning,
+    LocalRuntime,
+    RunResults,
+    ValidationError,
+    WorkflowBuilder,
+    WorkflowError,
+)
 
 
 @pytest.fixture
@@ -180,7 +188,7 @@ def test_build_checks_parameters_before_anything_runs(db: Any, notes: Any) -> No
     workflow = WorkflowBuilder()
     workflow.add_node("NoteCreateNode", "a", {"text": "a"})
     workflow.add_node("NoteCreateNode", "b", {"txt": "typo"})
-    with pytest.raises(Exception, match="did you mean 'text'"):
+    with pytest.raises(ValidationError, match="did you mean 'text'"):
         workflow.build()
     assert count_rows(db) == 0
 

@@ -46,13 +46,18 @@ def test_notebook_without_ipywidgets_falls_back_to_text(
 def test_a_broken_bar_never_breaks_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
     bar = Progress(True, description="x", total_rows=1, total_bytes=None)
 
+    calls: list[str] = []
+
     class Broken:
         def update(self, *_: Any) -> None:
+            calls.append("update")
             raise RuntimeError("display gone")
 
         def close(self) -> None:
-            pass
+            calls.append("close")
 
     bar._bar = Broken()
     bar.update(1)  # swallowed: the bar switches itself off
+    bar.update(1)
     bar.close()
+    assert calls == ["update"]  # after the failure the broken display is never touched again
