@@ -20,6 +20,7 @@ from dataflow_nb.exceptions import (
     ValidationError,
     WorkflowError,
 )
+from dataflow_nb.explain import Explanation, explain
 from dataflow_nb.workflow import LocalRuntime, RunResults, Workflow, WorkflowBuilder
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "DatabaseError",
     "DataflowError",
     "DataflowWarning",
+    "Explanation",
     "LocalRuntime",
     "NotFoundError",
     "ReadOnlyError",
@@ -40,6 +42,7 @@ __all__ = [
     "Workflow",
     "WorkflowBuilder",
     "WorkflowError",
+    "explain",
 ]
 
 __version__ = "0.1.0"

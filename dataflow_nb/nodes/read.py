@@ -188,7 +188,7 @@ class ListNode(ModelNode):
         return dataclasses.replace(compiled, values=tuple(compiled.bind(where.binds()))), fields
 
     def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
-        """The statement ``run`` would execute, with its values (what ``query.explain`` shows)."""
+        """The statement ``run`` would execute, with its values (what ``dataflow_nb.explain`` shows)."""
         return self.compiled(ctx, params)[0]
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
@@ -210,7 +210,7 @@ class CountNode(ModelNode):
         plan_filter(model_target(cls.model, cls.model.table), params.get("filter"))
 
     def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
-        """The statement ``run`` would execute, with its values (what ``query.explain`` shows)."""
+        """The statement ``run`` would execute, with its values (what ``dataflow_nb.explain`` shows)."""
         check_parameter_names(self.node_type, params, self.parameters)
         table = self.model.table
         target = model_target(self.model, table)

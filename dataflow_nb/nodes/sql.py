@@ -260,7 +260,7 @@ class SQLQueryNode(Node):
         return resolve_database(params.get("db"))
 
     def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
-        """The statement ``run`` would execute, compiled (what ``query.explain`` shows)."""
+        """The statement ``run`` would execute, compiled (what ``dataflow_nb.explain`` shows)."""
         self.check_params(params, complete=True)
         prepared = prepare(params["sql"])
         values = params.get("params") or {}

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from dataflow_nb import DataFlow, ValidationError, WorkflowBuilder
-from dataflow_nb.query import Explanation, create_query_builder, explain
+from dataflow_nb import Explanation, explain
+from dataflow_nb.query import create_query_builder
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from dataflow_nb import DataFlow, LocalRuntime, TenantError, WorkflowBuilder, WorkflowError
-from dataflow_nb.query import explain
+from dataflow_nb import DataFlow, LocalRuntime, TenantError, WorkflowBuilder, WorkflowError, explain
 
 KEY = uuid.UUID("12345678-1234-5678-1234-567812345678")
 ROWS: list[dict[str, Any]] = [
