@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from dataflow_nb import DataFlow, ValidationError, WorkflowBuilder
-from dataflow_nb import Explanation, explain
+from dataflow_nb import DataFlow, Explanation, ValidationError, WorkflowBuilder, explain
 from dataflow_nb.query import create_query_builder
 
 
