@@ -51,6 +51,36 @@ class CompiledSQL:
         return [params.get(n, v) for n, v in zip(self.names, self.values, strict=True)]
 
 
+@dataclass(frozen=True)
+class SQLScan:
+    """The user's SQL as the database's own scanner reads it (``:name`` is not SQL, so no parser takes it)."""
+
+    code_colons: tuple[int, ...]  # offsets of ':' outside literals, quoted names and comments
+    positional: str | None  # the first positional parameter ($1, ?), which SQLQueryNode refuses
+    code: str  # the SQL with literals, quoted names and comments blanked out (same offsets)
+
+
+@dataclass(frozen=True)
+class SQLStatements:
+    """Compiled SQL as the database's own parser reads it."""
+
+    count: int
+    first_word: str  # of the first statement, e.g. "SELECT" or "BEGIN"
+    transaction: bool  # BEGIN, COMMIT, ROLLBACK, SAVEPOINT...: the run owns the transaction
+    returns_rows: bool | None  # None: the driver tells after running it
+    parameters: int  # how many bound parameters the statements use
+
+
+class SQLReader(Protocol):
+    """Reads SQL with the database's own scanner and parser (DuckDB's, or PostgreSQL's via pglast)."""
+
+    def scan(self, sql: str) -> SQLScan:
+        """Where the SQL's colons are code; raises ValidationError when it does not even tokenize."""
+
+    def statements(self, sql: str) -> SQLStatements:
+        """How many statements, and of what kind; raises ValidationError when it does not parse."""
+
+
 class Connection(Protocol):
     """One database connection, inside one transaction, for the length of a run."""
 
@@ -89,6 +119,9 @@ class Backend(Protocol):
     @property
     def safe_url(self) -> str:
         """The URL with any password masked: safe for reprs, logs and errors."""
+
+    @property
+    def sql_reader(self) -> SQLReader: ...
 
     def connect(self) -> Connection:
         """A connection with a transaction begun."""

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.compiler import compiles
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
+from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
 from dataflow_nb.backends.errors import translate_error
 from dataflow_nb.exceptions import ReadOnlyError
 
@@ -174,6 +175,7 @@ class DuckDBBackend:
         self.safe_url = f"duckdb:///{self.path}"
         self._database = duckdb.connect(self.path)
         self.dialect = DuckDBDialect()
+        self.sql_reader = DuckDBSQLReader()
         # Timestamps come back in UTC, the same instant PostgreSQL's ADBC driver returns.
         self._database.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()

@@ -13,6 +13,7 @@ from sqlalchemy.pool import QueuePool
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.errors import translate_error
+from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.row_security import BEGIN_TENANT, isolate_table
 from dataflow_nb.exceptions import DatabaseError, ReadOnlyError
 
@@ -115,6 +116,7 @@ class PostgresBackend:
         self._where = f"database {parsed.database!r} at {parsed.host or 'localhost'}:{parsed.port or 5432}"
         # The default PostgreSQL dialect renders ``$1::TYPE`` casts, which ADBC's typed binds need.
         self.dialect = postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+        self.sql_reader = PostgresSQLReader()
         libpq_url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         self._password = parsed.password
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateSequence, CreateTable
 
 from dataflow_nb.backends.base import Connection, compile_statement
+from dataflow_nb.backends.results import normalize_result
 from dataflow_nb.exceptions import DatabaseError, SchemaError
 from dataflow_nb.model.migrate import MigrationPlan
 
@@ -86,6 +87,4 @@ def read_history(connection: Connection, dialect: Dialect) -> pa.Table:
     columns = [c for c in history.c if c.name != "id"]
     result = connection.execute(compile_statement(sa.select(*columns).order_by(history.c.id), dialect))
     assert result is not None
-    # DuckDB labels UTC "Etc/UTC": the same instants, named as PostgreSQL's driver names them.
-    index = result.schema.get_field_index("applied_at")
-    return result.set_column(index, "applied_at", result.column(index).cast(pa.timestamp("us", "UTC")))
+    return normalize_result(result)

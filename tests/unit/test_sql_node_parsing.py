@@ -1,16 +1,47 @@
-"""SQLQueryNode's statement check: literals and comments hide ';', ':name' and '$1'."""
+"""SQLQueryNode's statement check, with each database's own scanner and parser.
+
+Literals, quoted names and comments hide ';', ':name' and '$1'; a second statement, a
+transaction statement or a positional parameter is refused before anything runs.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from dataflow_nb import ValidationError
-from dataflow_nb.nodes.sql import normalize_result, prepare
+from dataflow_nb.backends.base import SQLReader, compile_statement
+from dataflow_nb.backends.duckdb import DuckDBDialect
+from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
+from dataflow_nb.backends.postgres_sql import PostgresSQLReader
+from dataflow_nb.backends.results import normalize_result
+from dataflow_nb.query.user_sql import Prepared, check_statement, prepare
+
+READERS: dict[str, tuple[SQLReader, Any]] = {
+    "duckdb": (DuckDBSQLReader(), DuckDBDialect()),
+    "postgres": (PostgresSQLReader(), postgresql.dialect(paramstyle="numeric_dollar")),  # type: ignore[no-untyped-call]
+}
+
+
+@pytest.fixture(params=list(READERS))
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def checked(sql: Any, backend: str) -> Prepared:
+    """What SQLQueryNode checks before a run: parameters, then one statement (compiled, unbound)."""
+    reader, dialect = READERS[backend]
+    prepared = prepare(sql, reader)
+    unbound = sa.text(prepared.text).bindparams(*(sa.bindparam(n) for n in prepared.names))
+    check_statement(compile_statement(unbound, dialect), reader)
+    return prepared
 
 
 @pytest.mark.parametrize(
@@ -27,14 +58,16 @@ from dataflow_nb.nodes.sql import normalize_result, prepare
         ("SELECT 1 -- ; :not\n, :yes", ("yes",)),
         ("SELECT 1 /* ; :not $1 */, :yes;", ("yes",)),
         ("SELECT 1;  -- trailing comment only", ()),
+        ("SELECT 'é:' || :yes AS s", ("yes",)),
     ],
 )
-def test_one_statement_with_named_parameters(sql: str, names: tuple[str, ...]) -> None:
-    assert prepare(sql).names == names
+def test_one_statement_with_named_parameters(sql: str, names: tuple[str, ...], backend: str) -> None:
+    assert checked(sql, backend).names == names
 
 
-def test_colons_in_literals_are_escaped_for_sqlalchemy_text() -> None:
-    assert prepare("SELECT ':a' AS s, :b").text == "SELECT '\\:a' AS s, :b"
+def test_colons_in_literals_are_escaped_for_sqlalchemy_text(backend: str) -> None:
+    assert checked("SELECT ':a' AS s, :b", backend).text == "SELECT '\\:a' AS s, :b"
+    assert checked("SELECT x::int, 'é:' AS s, :b", backend).text == "SELECT x\\:\\:int, 'é\\:' AS s, :b"
 
 
 @pytest.mark.parametrize(
@@ -44,20 +77,21 @@ def test_colons_in_literals_are_escaped_for_sqlalchemy_text() -> None:
         ("SELECT ';'; DROP TABLE t", "found 2"),
         ("SELECT 1 -- c\n; DELETE FROM t", "found 2"),
         ("SELECT $1", r"positional parameter \$1"),
+        ("SELECT ?", r"positional parameter \?|syntax error"),  # DuckDB's placeholder; an error to PostgreSQL
         ("BEGIN", "BEGIN is refused"),
         ("  rollback", "ROLLBACK is refused"),
         ("SELECT 'x", "unterminated"),
         ('SELECT "x', "unterminated"),
         ("SELECT /* x", "unterminated"),
-        ("SELECT $a$ x", "unterminated"),
+        ("SELECT $a$ x", "unterminated|syntax error"),  # DuckDB reads $a$ x as a syntax error
         (";", "found 0"),
         ("   ", "sql takes the text"),
         (None, "sql takes the text"),
     ],
 )
-def test_refused(sql: str, message: str) -> None:
+def test_refused(sql: str, message: str, backend: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        prepare(sql)
+        checked(sql, backend)
 
 
 def test_results_are_evened_out_across_drivers() -> None:
