@@ -89,6 +89,15 @@ def test_repr_never_shows_the_password(postgres_url: str) -> None:
     with DataFlow(url) as db:
         assert "topsecret" not in repr(db)
         assert "topsecret" not in db._repr_html_()
+        assert db.url == url.replace(":topsecret@", ":***@")  # the public URL is masked
+        assert "topsecret" not in str(vars(db).get("url"))
+
+
+def test_url_is_none_for_the_default_database_and_the_path_for_a_file(tmp_path: Path) -> None:
+    with DataFlow() as memory:
+        assert memory.url is None
+    with DataFlow(f"duckdb:///{tmp_path / 'f.duckdb'}") as file:
+        assert file.url == f"duckdb:///{tmp_path / 'f.duckdb'}"
 
 
 def test_options_that_are_not_built_yet_are_refused_not_ignored() -> None:
