@@ -165,13 +165,19 @@ class DataFlow:
         existing rows raise ``SchemaError`` with the plan, and wait for ``migrate()``.
         """
         # The caller's locals resolve string annotations of classes defined inside functions.
-        spec = spec_from_class(cls, localns=dict(sys._getframe(1).f_locals), multi_tenant=self.multi_tenant)
+        spec = spec_from_class(cls, localns=dict(sys._getframe(1).f_locals), **self._spec_options())
         previous = self.models.get(spec.name)
         if previous is None or previous.signature() != spec.signature():
             self._ensure_table(spec)
         self._register(spec)
         cls.__dataflow_model__ = spec  # type: ignore[attr-defined]
         return cls
+
+    def _spec_options(self) -> dict[str, Any]:
+        return {
+            "multi_tenant": self.multi_tenant,
+            "max_identifier_length": self.backend.capabilities.max_identifier_length,
+        }
 
     def _register(self, spec: ModelSpec) -> None:
         self.models[spec.name] = spec
@@ -188,7 +194,7 @@ class DataFlow:
         from dataflow_nb.model.migrate import plan_migration  # Alembic loads on the first model, not on import
 
         with self._migration_connection() as connection:
-            plan = plan_migration(connection, self.backend.dialect, spec)
+            plan = plan_migration(connection, self.backend, spec)
             if plan.pending:
                 self._pending[spec.name] = spec
                 raise SchemaError(
@@ -234,7 +240,7 @@ class DataFlow:
         rows: list[dict[str, Any]] = []
         with self._migration_connection() as connection:
             for spec in self._specs_to_check(model):
-                rows += plan_migration(connection, self.backend.dialect, spec).rows()
+                rows += plan_migration(connection, self.backend, spec).rows()
         return self._plan_frame(rows)
 
     def migrate(
@@ -266,7 +272,7 @@ class DataFlow:
             raise SchemaError("renames= needs one model: db.migrate('Model', renames={'old': 'new'})")
         for spec in specs:
             with self._migration_connection() as connection:
-                plan = plan_migration(connection, self.backend.dialect, spec, renames=renames)
+                plan = plan_migration(connection, self.backend, spec, renames=renames)
                 if plan.pending and not allow_destructive:
                     raise SchemaError(
                         f"model {spec.name}: these changes need allow_destructive=True:\n{plan.describe()}"
@@ -296,7 +302,7 @@ class DataFlow:
 
     def _specs_to_check(self, model: str | type | None) -> list[ModelSpec]:
         if isinstance(model, type):
-            return [spec_from_class(model, multi_tenant=self.multi_tenant)]
+            return [spec_from_class(model, **self._spec_options())]
         if model is None:
             return list({**self.models, **self._pending}.values())
         spec = self._pending.get(model) or self.models.get(model)

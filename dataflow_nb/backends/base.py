@@ -21,11 +21,13 @@ class Capabilities:
     """What differs between databases, as data rather than ``if backend == ...`` in nodes."""
 
     name: str
-    transactional_ddl: bool
-    max_identifier_length: int
-    supports_returning: bool
-    json_type: str
-    supports_sequence_setval: bool
+    label: str  # how messages name the database, e.g. "DuckDB"
+    max_identifier_length: int  # model, table and field names longer than this are refused
+    supports_sequence_setval: bool  # else a sequence is moved past explicit ids by drawing values
+    ingest_json_extension: bool  # ingest writes JSON only from Arrow's arrow.json extension type
+    ingest_casts_uuid_text: bool  # ingest turns UUID text into the uuid column (else: stage, cast in SQL)
+    drops_constraints: bool  # ALTER TABLE ... DROP CONSTRAINT works (a migration may drop a unique key)
+    alters_indexed_tables: bool  # ALTER TABLE works on a table with indexes (else: drop them, recreate after)
     # The database itself keeps each run to its tenant's rows, whatever SQL the run sends.
     supports_row_level_security: bool
 

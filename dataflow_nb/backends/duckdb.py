@@ -23,16 +23,18 @@ from dataflow_nb.exceptions import ReadOnlyError
 
 CAPABILITIES = Capabilities(
     name="duckdb",
-    # DDL is transactional in DuckDB: https://duckdb.org/docs/stable/sql/statements/transactions
-    transactional_ddl=True,
+    label="DuckDB",
     # No documented identifier limit; keep PostgreSQL's so a notebook moves between them unchanged.
     max_identifier_length=63,
-    # https://duckdb.org/docs/stable/sql/statements/insert#returning-clause
-    supports_returning=True,
-    # https://duckdb.org/docs/stable/data/json/json_type
-    json_type="JSON",
     # No setval: https://duckdb.org/docs/stable/sql/statements/create_sequence (only nextval/currval)
     supports_sequence_setval=False,
+    # The ingest is an INSERT ... SELECT over the Arrow stream: DuckDB casts text to JSON and UUID.
+    ingest_json_extension=False,
+    ingest_casts_uuid_text=True,
+    # ALTER TABLE ... DROP CONSTRAINT is not implemented, and most ALTER TABLE fails on a table
+    # with an index: https://duckdb.org/docs/stable/sql/statements/alter_table
+    drops_constraints=False,
+    alters_indexed_tables=False,
     # No row-level security in DuckDB: SQLQueryNode refuses raw SQL on tenant tables instead.
     supports_row_level_security=False,
 )

@@ -74,6 +74,11 @@ def translate_error(exc: Exception, backend: str) -> DataflowError:
             f"{backend}: another run changed the same row at the same time ({message}); "
             "this run was rolled back: run it again"
         )
+    if backend == "duckdb" and "depend" in lowered:
+        message += (
+            ". DuckDB cannot drop or alter a column that an index or a unique key depends on, nor a column "
+            "that comes before a unique key's column; keep the field, or copy the rows into a new table"
+        )
     return DatabaseError(f"{backend}: {message}")
 
 

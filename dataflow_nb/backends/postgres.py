@@ -21,18 +21,19 @@ READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
 
 CAPABILITIES = Capabilities(
     name="postgresql",
-    # DDL runs inside transactions: https://wiki.postgresql.org/wiki/Transactional_DDL_in_PostgreSQL:_A_Competitive_Analysis
-    transactional_ddl=True,
+    label="PostgreSQL",
     # NAMEDATALEN - 1: https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS
     max_identifier_length=63,
-    # https://www.postgresql.org/docs/current/dml-returning.html
-    supports_returning=True,
-    # jsonb is the stored, indexable JSON type: https://www.postgresql.org/docs/current/datatype-json.html
-    json_type="JSONB",
     # https://www.postgresql.org/docs/current/functions-sequence.html
     supports_sequence_setval=True,
     # https://www.postgresql.org/docs/current/ddl-rowsecurity.html (see backends/row_security.py)
     supports_row_level_security=True,
+    # The ingest is ADBC's binary COPY, which coerces nothing: it writes jsonb only from the
+    # arrow.json extension type, and cannot take UUID text (staged as text, cast in SQL).
+    ingest_json_extension=True,
+    ingest_casts_uuid_text=False,
+    drops_constraints=True,
+    alters_indexed_tables=True,
 )
 
 

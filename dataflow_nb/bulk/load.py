@@ -54,7 +54,7 @@ class BulkLoad:
         self.progress = progress
         self.report = report
         self.tenant = tenant_of(model, ctx.scope)
-        self.postgres = db.backend.capabilities.name == "postgresql"
+        self.capabilities = db.backend.capabilities
         self.error: BaseException | None = None  # what the stream raised, before a driver wrapped it
 
     # -- streaming -------------------------------------------------------------------------------
@@ -124,9 +124,14 @@ class BulkLoad:
 
     def _wire_type(self, name: str) -> pa.DataType:
         field = self.model.fields[name]
-        if self.postgres and field.type.label in ("dict", "list"):
-            return pa.json_()  # ADBC writes jsonb only from the arrow.json extension type
+        if self.capabilities.ingest_json_extension and field.type.label in ("dict", "list"):
+            return pa.json_()
         return field.type.arrow
+
+    def needs_staging(self, names: Sequence[str]) -> bool:
+        """Whether a create must stage the rows as text and cast them in SQL (UUIDs the ingest cannot take)."""
+        uuids = any(self.model.fields[n].type.label == "UUID" for n in names)
+        return uuids and not self.capabilities.ingest_casts_uuid_text
 
     @staticmethod
     def _to_wire(column: pa.Array, target: pa.DataType) -> pa.Array:
@@ -168,7 +173,7 @@ class BulkLoad:
         columns = [sa.Column(ROW, sa.BigInteger)]
         for name in names:
             field = self.model.fields[name]
-            text = field.type.as_object and not (self.postgres and field.type.label in ("dict", "list"))
+            text = field.type.as_object and self._wire_type(name) == field.type.arrow  # not written natively
             kind: sa.types.TypeEngine[Any] = sa.Text() if text else self.model.table.c[name].type
             columns.append(sa.Column(name, kind))
         table = sa.Table(f"dataflow_stage_{uuid.uuid4().hex[:16]}", sa.MetaData(), *columns, prefixes=["TEMPORARY"])
@@ -212,7 +217,7 @@ class BulkLoad:
         sequence = table.c.id.default
         assert isinstance(sequence, sa.Sequence)
         highest = self.count(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0)))
-        if self.db.backend.capabilities.supports_sequence_setval:
+        if self.capabilities.supports_sequence_setval:
             self.run(sa.select(sa.func.setval(sequence.name, sa.func.greatest(highest, sequence.next_value()))))
             return
         gap = highest - self.count(sa.select(sequence.next_value()))

@@ -55,15 +55,9 @@ def apply_plan(connection: Connection, dialect: Dialect, plan: MigrationPlan) ->
         try:
             connection.execute_sql(statement)
         except DatabaseError as exc:
-            hint = ""
-            if plan.dialect == "duckdb" and "depend" in str(exc):
-                hint = (
-                    " DuckDB cannot drop or alter a column that an index or a unique key depends on, nor a column "
-                    "that comes before a unique key's column; keep the field, or copy the rows into a new table."
-                )
             raise SchemaError(
                 f"model {plan.model}: the migration of table {plan.table!r} failed at `{statement}` and was "
-                f"rolled back, so nothing changed: {exc}.{hint}\n{plan.describe()}"
+                f"rolled back, so nothing changed: {exc}.\n{plan.describe()}"
             ) from exc
     insert = sa.insert(history).values(
         model=sa.bindparam("model", type_=sa.Text),

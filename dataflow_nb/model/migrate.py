@@ -18,7 +18,7 @@ from alembic.operations import Operations, ops
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable, ExecutableDDLElement
 
-from dataflow_nb.backends.base import Connection
+from dataflow_nb.backends.base import Backend, Capabilities, Connection
 from dataflow_nb.model.reflect import sqlalchemy_connection
 from dataflow_nb.model.spec import ModelSpec
 
@@ -113,7 +113,8 @@ def _scalar(connection: Connection, sql: str) -> int:
 class _Classifier:
     """Decide, for each Alembic operation on one table, whether it is safe, and why."""
 
-    def __init__(self, connection: Connection, dialect: Dialect, table: str):
+    def __init__(self, connection: Connection, dialect: Dialect, capabilities: Capabilities, table: str):
+        self.capabilities = capabilities
         self.connection = connection
         self.quote = dialect.identifier_preparer.quote
         self.table = table
@@ -157,9 +158,9 @@ class _Classifier:
                 return "add unique", str(op.constraint_name), False, reason
             return "add unique", str(op.constraint_name), True, "a new unique key; no existing rows repeat it"
         if isinstance(op, ops.DropConstraintOp):
-            if dialect.name == "duckdb":
+            if not self.capabilities.drops_constraints:
                 reason = (
-                    "DuckDB cannot drop a constraint (ALTER TABLE ... DROP CONSTRAINT is not implemented): "
+                    f"{self.capabilities.label} cannot drop a constraint (ALTER TABLE ... DROP CONSTRAINT): "
                     "keep the key in __dataflow__['unique'], or copy the rows into a new table"
                 )
                 return "drop unique", str(op.constraint_name), False, reason
@@ -220,10 +221,11 @@ def _apply_renames(
 
 
 def plan_migration(
-    connection: Connection, dialect: Dialect, spec: ModelSpec, *, renames: dict[str, str] | None = None
+    connection: Connection, backend: Backend, spec: ModelSpec, *, renames: dict[str, str] | None = None
 ) -> MigrationPlan:
     """What it takes to bring the live table of ``spec`` in line with it (empty when it is)."""
     table = spec.table_name
+    dialect = backend.dialect
     with sqlalchemy_connection(connection, dialect) as sa_connection:
         inspector = sa.inspect(sa_connection)
         if table not in inspector.get_table_names():
@@ -241,23 +243,24 @@ def plan_migration(
     # Drop indexes first: a column they cover may be renamed, dropped or retyped next.
     operations.sort(key=lambda op: not isinstance(op, ops.DropIndexOp))
     plan = MigrationPlan(spec.name, table, dialect.name)
-    classifier = _Classifier(connection, dialect, table)
+    classifier = _Classifier(connection, dialect, backend.capabilities, table)
     for op in operations:
         if isinstance(op, ops.AlterColumnOp) and op.modify_name:
             change = ("rename column", f"{op.column_name} -> {op.modify_name}", True, "keeps the values")
         else:
             change = classifier.classify(op, dialect)
         plan.changes.append(Change(*change, tuple(_render(dialect, [op]))))
-    _around_duckdb_indexes(plan, dialect, operations, existing_indexes)
+    if not backend.capabilities.alters_indexed_tables:
+        _around_indexes(plan, dialect, operations, existing_indexes)
     return plan
 
 
-def _around_duckdb_indexes(
+def _around_indexes(
     plan: MigrationPlan, dialect: Dialect, operations: list[ops.MigrateOperation], indexes: list[Any]
 ) -> None:
-    """DuckDB refuses most ALTER TABLE on a table with an index: drop them first, recreate after."""
+    """For a database that refuses most ALTER TABLE on a table with an index: drop them first, recreate after."""
     altering = any(isinstance(op, ops.AlterColumnOp | ops.DropColumnOp | ops.AddColumnOp) for op in operations)
-    if dialect.name != "duckdb" or not altering:
+    if not altering:
         return
     dropped = {op.index_name for op in operations if isinstance(op, ops.DropIndexOp)}
     keep = [i for i in indexes if i["name"] not in dropped]

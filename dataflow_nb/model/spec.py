@@ -20,7 +20,9 @@ MANAGED_TIMESTAMPS = ("created_at", "updated_at")
 # Columns only dataflow_nb writes: Delete sets deleted_at, Update bumps version.
 LIFECYCLE_COLUMNS = ("deleted_at", "version")
 KNOWN_OPTIONS = {"table", "indexes", "unique", "multi_tenant", "tenant_isolation", "soft_delete", "versioned"}
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The shortest limit of the databases we run on, for names checked before a database is known.
+PORTABLE_IDENTIFIER_LENGTH = 63
 
 
 @dataclass(frozen=True)
@@ -94,22 +96,30 @@ def default_table_name(model_name: str) -> str:
     return base + "s"
 
 
-def check_identifier(name: str, what: str) -> str:
-    if not _IDENTIFIER.match(name):
+def check_identifier(name: str, what: str, max_length: int = PORTABLE_IDENTIFIER_LENGTH) -> str:
+    """A name the database takes as it is: letters, digits, underscores, within its length limit."""
+    if not _IDENTIFIER.match(name) or len(name) > max_length:
         raise ValidationError(
             f"{what} {name!r} is not a valid name: use letters, digits and underscores, "
-            "starting with a letter, at most 63 characters"
+            f"starting with a letter, at most {max_length} characters"
         )
     return name
 
 
-def spec_from_class(cls: type, localns: dict[str, Any] | None = None, *, multi_tenant: bool = False) -> ModelSpec:
+def spec_from_class(
+    cls: type,
+    localns: dict[str, Any] | None = None,
+    *,
+    multi_tenant: bool = False,
+    max_identifier_length: int = PORTABLE_IDENTIFIER_LENGTH,
+) -> ModelSpec:
     """Read a model class's type hints, defaults and ``__dataflow__`` options.
 
     ``localns`` resolves string annotations that name the defining function's locals;
-    ``multi_tenant`` is the DataFlow's default, which ``__dataflow__['multi_tenant']`` overrides.
+    ``multi_tenant`` is the DataFlow's default, which ``__dataflow__['multi_tenant']`` overrides;
+    ``max_identifier_length`` is the database's (its capabilities say it).
     """
-    model = check_identifier(cls.__name__, "model name")
+    model = check_identifier(cls.__name__, "model name", max_identifier_length)
     options = dict(getattr(cls, "__dataflow__", {}) or {})
     unknown = set(options) - KNOWN_OPTIONS
     if unknown:
@@ -135,7 +145,7 @@ def spec_from_class(cls: type, localns: dict[str, Any] | None = None, *, multi_t
     for name, hint in hints.items():
         if name.startswith("_") or typing.get_origin(hint) is typing.ClassVar:
             continue
-        check_identifier(name, f"model {model}: field")
+        check_identifier(name, f"model {model}: field", max_identifier_length)
         if name in ("id", "tenant_id", *LIFECYCLE_COLUMNS):
             raise ValidationError(f"model {model}: {name!r} is managed by dataflow_nb; remove the field")
         inner, nullable = unwrap_optional(hint)
@@ -162,7 +172,9 @@ def spec_from_class(cls: type, localns: dict[str, Any] | None = None, *, multi_t
         fields["deleted_at"] = Field("deleted_at", field_type_for(dt.datetime), nullable=True, managed=True)  # type: ignore[arg-type]
     if options.get("versioned"):
         fields["version"] = Field("version", field_type_for(int), nullable=False, default=1, managed=True)  # type: ignore[arg-type]
-    table = check_identifier(options.get("table") or default_table_name(model), f"model {model}: table")
+    table = check_identifier(
+        options.get("table") or default_table_name(model), f"model {model}: table", max_identifier_length
+    )
     return ModelSpec(model, table, fields, options)
 
 

@@ -97,8 +97,7 @@ class BulkCreateNode(BulkNode):
         if names is not None:
             conformer = Conformer(self.model, names, self.model.writable, fill_defaults=True, node=self.node_type)
             columns = load.stamped(conformer.output)
-            uuids = any(self.model.fields[c].type.label == "UUID" for c in columns)
-            if load.postgres and uuids:  # binary COPY cannot take UUID text: stage it, cast in SQL
+            if load.needs_staging(columns):
                 stage = load.staging(columns)
                 load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
                 table = self.model.table
