@@ -125,6 +125,9 @@ class Backend(Protocol):
     @property
     def sql_reader(self) -> SQLReader: ...
 
+    def reflection_dialect(self) -> Any:
+        """A SQLAlchemy dialect whose Inspector reads this database's catalog (``backends/reflect.py``)."""
+
     def connect(self) -> Connection:
         """A connection with a transaction begun."""
 

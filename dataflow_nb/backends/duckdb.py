@@ -189,6 +189,11 @@ class DuckDBBackend:
             return f"duckdb:memory:{self._memory_id}"
         return f"duckdb:{Path(self.path).expanduser().resolve()}"
 
+    def reflection_dialect(self) -> Any:
+        from dataflow_nb.backends.duckdb_catalog import reflection_dialect  # Alembic loads with the first model
+
+        return reflection_dialect()
+
     def connect(self) -> DuckDBConnection:
         with self._lock:
             return DuckDBConnection(self._database.cursor())

@@ -136,6 +136,11 @@ class PostgresBackend:
         sa.event.listen(self._pool, "checkout", _ping)
         self.connect().close()  # fail now, with a clear message, if the server is not there
 
+    def reflection_dialect(self) -> Any:
+        from dataflow_nb.backends.postgres_catalog import reflection_dialect  # Alembic loads with the first model
+
+        return reflection_dialect()
+
     def connect(self) -> PostgresConnection:
         try:
             pooled = self._pool.connect()

@@ -1,6 +1,6 @@
 """Compare a model with its live table and turn the difference into a plan of DDL.
 
-Alembic's autogenerate does the comparison (on the reflection of ``model.reflect``) and its
+Alembic's autogenerate does the comparison (on the reflection of ``backends.reflect``) and its
 operations render the DDL for the backend's dialect; this module only decides which changes
 are safe (nothing can be lost and nothing can fail on existing rows) and which need a decision.
 """
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable, ExecutableDDLElement
 
 from dataflow_nb.backends.base import Backend, Capabilities, Connection
-from dataflow_nb.model.reflect import sqlalchemy_connection
+from dataflow_nb.backends.reflect import sqlalchemy_connection
 from dataflow_nb.model.spec import ModelSpec
 
 
@@ -226,7 +226,7 @@ def plan_migration(
     """What it takes to bring the live table of ``spec`` in line with it (empty when it is)."""
     table = spec.table_name
     dialect = backend.dialect
-    with sqlalchemy_connection(connection, dialect) as sa_connection:
+    with sqlalchemy_connection(connection, backend) as sa_connection:
         inspector = sa.inspect(sa_connection)
         if table not in inspector.get_table_names():
             return _create_plan(spec, dialect)

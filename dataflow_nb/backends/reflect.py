@@ -1,5 +1,9 @@
 """Reflect a live table into SQLAlchemy on the run's own connection, for Alembic to compare.
 
+The shared part: the DB-API adapter and the ``information_schema`` queries both databases
+answer. What differs (index catalogs, JSON's name, the server version, Alembic's operations)
+is each backend's own: ``duckdb_catalog.py`` and ``postgres_catalog.py``.
+
 There is no SQLAlchemy Engine in dataflow_nb: PostgreSQL is reached through ADBC and DuckDB
 through its Python API. Rather than open a second connection with another driver, this module
 puts a tiny PEP 249 adapter over a backend ``Connection`` and gives SQLAlchemy a dialect whose
@@ -18,27 +22,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.ddl.base import RenameTable
-from alembic.ddl.postgresql import PostgresqlColumnType, PostgresqlImpl, visit_column_type, visit_rename_table
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql.base import PGDialect
-from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.default import DefaultDialect
-from sqlalchemy.ext.compiler import compiles
 
-from dataflow_nb.backends.base import Connection
-
-
-class DuckDBImpl(PostgresqlImpl):
-    """Alembic's operations for DuckDB: its DDL follows PostgreSQL's (registered by name)."""
-
-    __dialect__ = "duckdb"
-
-
-# Alembic compiles its PostgreSQL-only constructs for the dialect named "postgresql"; DuckDB
-# takes the same SQL (ALTER COLUMN ... TYPE ... USING, RENAME TO).
-compiles(PostgresqlColumnType, "duckdb")(visit_column_type)
-compiles(RenameTable, "duckdb")(visit_rename_table)
+from dataflow_nb.backends.base import Backend, Connection
 
 
 class _Error(Exception):
@@ -101,7 +88,7 @@ class _DBAPIConnection:
         """The backend connection outlives the adapter."""
 
 
-class _DBAPIModule:
+class DBAPIModule:
     """What SQLAlchemy asks of a DB-API module."""
 
     paramstyle = "numeric_dollar"
@@ -125,28 +112,9 @@ _TABLES = (
     "SELECT table_name FROM information_schema.tables "
     "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
 )
-# Indexes that are not constraints (constraints come from _KEYS), one row per column in key order.
-_PG_INDEXES = (
-    "SELECT CAST(i.relname AS TEXT), ix.indisunique, CAST(a.attname AS TEXT) "
-    "FROM pg_catalog.pg_index ix JOIN pg_catalog.pg_class i ON i.oid = ix.indexrelid "
-    "JOIN pg_catalog.pg_class t ON t.oid = ix.indrelid "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace "
-    "CROSS JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY AS k(attnum, ord) "
-    "JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum "
-    "WHERE n.nspname = current_schema() AND t.relname = $1 AND NOT EXISTS "
-    "(SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = ix.indexrelid) "
-    "ORDER BY i.relname, k.ord"
-)
-# DuckDB lists CREATE INDEX indexes only (constraint indexes are internal), with the key
-# expressions as text such as ['"text"', team]. Model fields are plain identifiers (checked by
-# check_identifier), so splitting on commas and stripping quotes recovers them.
-_DUCKDB_INDEXES = (
-    "SELECT index_name, is_unique, CAST(expressions AS VARCHAR) FROM duckdb_indexes() "
-    "WHERE schema_name = current_schema() AND table_name = $1 ORDER BY index_name"
-)
 
 
-def _sa_type(data_type: str, precision: Any, scale: Any, dialect: str) -> sa.types.TypeEngine[Any]:
+def _sa_type(data_type: str, precision: Any, scale: Any, json: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
     """information_schema's type name (either database's spelling) as a SQLAlchemy type."""
     name = data_type.lower()
     if name.startswith(("numeric", "decimal")):
@@ -176,16 +144,27 @@ def _sa_type(data_type: str, precision: Any, scale: Any, dialect: str) -> sa.typ
         "bytea": sa.LargeBinary(),
         "blob": sa.LargeBinary(),
         "jsonb": JSONB(),
-        # DuckDB's JSON is what dataflow_nb's JSONB compiles to there; PostgreSQL's json is not jsonb.
-        "json": JSONB() if dialect == "duckdb" else sa.JSON(),
+        "json": json,
     }
     return simple.get(name, sa.types.NullType())
 
 
-class _Reflection:
-    """Reflection methods for SQLAlchemy's Inspector, read from information_schema."""
+class Reflection:
+    """Reflection methods for SQLAlchemy's Inspector, read from information_schema.
 
-    name: str
+    A backend mixes this into its dialect and adds what its catalog alone answers.
+    """
+
+    json_type: sa.types.TypeEngine[Any] = sa.JSON()  # what information_schema's "json" means
+
+    def index_rows(self, connection: sa.Connection, table_name: str) -> list[dict[str, Any]]:
+        """Indexes that are not constraints: name, unique, column_names (in key order)."""
+        raise NotImplementedError
+
+    def server_version(self, connection: sa.Connection) -> tuple[int, ...]:
+        """The version SQLAlchemy's and Alembic's PostgreSQL code check features against."""
+        raise NotImplementedError
+
     # The per-table defaults loop over get_columns() and friends; the PostgreSQL ones would
     # run pg_catalog queries this adapter cannot serve.
     get_multi_columns = DefaultDialect.get_multi_columns
@@ -218,7 +197,7 @@ class _Reflection:
         return [
             {
                 "name": name,
-                "type": _sa_type(data_type, precision, scale, self.name),
+                "type": _sa_type(data_type, precision, scale, self.json_type),
                 "nullable": nullable == "YES",
                 "default": default,
                 "autoincrement": False,
@@ -248,16 +227,7 @@ class _Reflection:
     def get_indexes(
         self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any
     ) -> list[dict[str, Any]]:
-        indexes: dict[str, dict[str, Any]] = {}
-        if self.name == "duckdb":
-            for name, unique, expressions in self._rows(connection, _DUCKDB_INDEXES, table_name):
-                columns = [item.strip().strip("'").strip('"') for item in expressions.strip("[]").split(",")]
-                indexes[name] = {"name": name, "unique": bool(unique), "column_names": columns}
-        else:
-            for name, unique, column in self._rows(connection, _PG_INDEXES, table_name):
-                entry = indexes.setdefault(name, {"name": name, "unique": bool(unique), "column_names": []})
-                entry["column_names"].append(column)
-        return list(indexes.values())
+        return self.index_rows(connection, table_name)
 
     def get_foreign_keys(
         self, connection: sa.Connection, table_name: str, schema: str | None = None, **kw: Any
@@ -280,31 +250,19 @@ class _Reflection:
         return {}
 
 
-def _reflecting_dialect(dialect: Dialect) -> DefaultDialect:
-    """A dialect of the backend's kind (``postgresql`` or ``duckdb``) with the reflection above."""
-    if dialect.name == "duckdb":
-        base: type[PGDialect] = type(dialect)  # type: ignore[assignment]
-        cls = type("DuckDBReflection", (_Reflection, base), {"supports_statement_cache": True})
-        reflecting: DefaultDialect = cls(dbapi=_DBAPIModule)
-    else:
-        cls = type("PostgresReflection", (_Reflection, PGDialect), {"supports_statement_cache": True})
-        reflecting = cls(dbapi=_DBAPIModule, paramstyle="numeric_dollar")
-    return reflecting
-
-
 @contextmanager
-def sqlalchemy_connection(connection: Connection, dialect: Dialect) -> Iterator[sa.Connection]:
+def sqlalchemy_connection(connection: Connection, backend: Backend) -> Iterator[sa.Connection]:
     """A SQLAlchemy Connection over a backend connection, for Inspector and Alembic.
 
     Statements run on ``connection`` inside its transaction; closing the SQLAlchemy side
     neither commits nor rolls back.
     """
-    reflecting = _reflecting_dialect(dialect)
+    reflecting = backend.reflection_dialect()
     adapter = _DBAPIConnection(connection)
     pool = sa.pool.StaticPool(lambda: adapter, reset_on_return=None)  # type: ignore[arg-type]
-    engine = sa.engine.Engine(pool, reflecting, sa.engine.make_url(f"{dialect.name}://"))
+    engine = sa.engine.Engine(pool, reflecting, sa.engine.make_url(f"{reflecting.name}://"))
     with engine.connect() as sa_connection:
         reflecting.default_schema_name = sa_connection.exec_driver_sql("SELECT current_schema()").scalar()
-        reflecting.server_version_info = (16,)
+        reflecting.server_version_info = reflecting.server_version(sa_connection)
         yield sa_connection
     engine.dispose()
