@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from sqlalchemy.engine import Dialect
 
 from dataflow_nb.backends.base import Backend, Capabilities, CompiledSQL, Connection, compile_statement
-from dataflow_nb.exceptions import DataflowError
+from dataflow_nb.exceptions import DataflowError, ValidationError
 
-__all__ = ["Backend", "Capabilities", "CompiledSQL", "Connection", "compile_statement", "open_backend"]
+__all__ = [
+    "DEFAULT_DIALECT",
+    "Backend",
+    "Capabilities",
+    "CompiledSQL",
+    "Connection",
+    "DialectName",
+    "compile_statement",
+    "dialect_named",
+    "open_backend",
+]
+
+DialectName = Literal["postgresql", "duckdb"]
+DEFAULT_DIALECT: DialectName = "postgresql"
+
+
+def dialect_named(name: str) -> Dialect:
+    """The SQL dialect of a backend, without connecting (for SQL built ahead of a database)."""
+    if name in ("postgresql", "postgres"):
+        from dataflow_nb.backends.postgres import postgres_dialect
+
+        return postgres_dialect()
+    if name == "duckdb":
+        from dataflow_nb.backends.duckdb import DuckDBDialect
+
+        return DuckDBDialect()
+    raise ValidationError(f"unknown dialect {name!r}: choose 'postgresql' or 'duckdb'")
 
 
 def open_backend(url: str | None, **pool: Any) -> Backend:

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.compiler import compiles
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
 from dataflow_nb.backends.errors import translate_error
+from dataflow_nb.backends.sql import JSONB, RegexMatch
 from dataflow_nb.exceptions import ReadOnlyError
 
 CAPABILITIES = Capabilities(
@@ -73,6 +73,12 @@ def duckdb_reserved_words() -> frozenset[str]:
 @compiles(JSONB, "duckdb")
 def _compile_jsonb(type_: JSONB, compiler: Any, **kw: Any) -> str:
     return "JSON"
+
+
+@compiles(RegexMatch, "duckdb")
+def _compile_regex_match(element: RegexMatch, compiler: Any, **kw: Any) -> str:
+    column, pattern = list(element.clauses)
+    return f"regexp_matches({compiler.process(column, **kw)}, {compiler.process(pattern, **kw)}, 's')"
 
 
 class DuckDBConnection:

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import QueuePool
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
@@ -35,6 +35,11 @@ CAPABILITIES = Capabilities(
     drops_constraints=True,
     alters_indexed_tables=True,
 )
+
+
+def postgres_dialect() -> Dialect:
+    """The default PostgreSQL dialect renders ``$1::TYPE`` casts, which ADBC's typed binds need."""
+    return postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
 
 def _param_batch(values: Sequence[Any], types: Sequence[pa.DataType | None]) -> pa.RecordBatch:
@@ -115,8 +120,7 @@ class PostgresBackend:
         parsed = make_url(url)
         self.safe_url = parsed.render_as_string(hide_password=True)
         self._where = f"database {parsed.database!r} at {parsed.host or 'localhost'}:{parsed.port or 5432}"
-        # The default PostgreSQL dialect renders ``$1::TYPE`` casts, which ADBC's typed binds need.
-        self.dialect = postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+        self.dialect = postgres_dialect()
         self.sql_reader = PostgresSQLReader()
         libpq_url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         self._password = parsed.password

@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.schema import CreateTable, DropTable
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.backends.errors import naming_conflicts
+from dataflow_nb.backends.sql import distinct_on, insert
 from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
@@ -242,9 +241,9 @@ def upsert_statement(
     load: BulkLoad, latest: sa.Subquery, names: Sequence[str], keys: Sequence[str], update: Sequence[str]
 ) -> sa.sql.ClauseElement:
     table = load.model.table
-    insert = pg_insert(table).from_select(list(names), sa.select(*(load.casted(latest, n) for n in names)))
-    changes = upsert_assignments(load.model, table, insert.excluded, list(update))
-    return insert.on_conflict_do_update(index_elements=list(keys), set_=changes)
+    rows = insert(table).from_select(list(names), sa.select(*(load.casted(latest, n) for n in names)))
+    changes = upsert_assignments(load.model, table, rows.excluded, list(update))
+    return rows.on_conflict_do_update(index_elements=list(keys), set_=changes)
 
 
 def upsert_by_id(load: BulkLoad, latest: sa.Subquery, names: Sequence[str], update: Sequence[str]) -> tuple[int, int]:
@@ -265,8 +264,8 @@ def upsert_by_id(load: BulkLoad, latest: sa.Subquery, names: Sequence[str], upda
     changes = upsert_assignments(load.model, table, incoming, list(update))
     updated = load.changed(sa.update(table).where(table.c.id == latest.c.id, *scope).values(changes))
     fresh = sa.select(*(load.casted(latest, n) for n in names)).where(~mine)
-    insert = pg_insert(table).from_select(list(names), fresh).on_conflict_do_nothing(index_elements=["id"])
-    inserted = load.changed(insert)
+    free = insert(table).from_select(list(names), fresh).on_conflict_do_nothing(index_elements=["id"])
+    inserted = load.changed(free)
     foreign = load.count(sa.select(sa.func.count()).select_from(latest).where(~mine))
     load.handle_missing(load.missing(latest, "id"), foreign)
     return inserted, updated

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from dataflow_nb.backends.base import compile_statement
 from dataflow_nb.backends.errors import naming_conflicts
+from dataflow_nb.backends.sql import insert as upsert_insert
 from dataflow_nb.exceptions import ConflictError, NotFoundError, ValidationError
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import record_id, record_values
@@ -183,7 +183,7 @@ class UpsertNode(ModelNode):
         changed = [k for k in (update if update is not None else values) if k in values and k not in skip]
 
         def build() -> sa.sql.ClauseElement:
-            insert = pg_insert(table).values({k: sa.bindparam(k, type_=table.c[k].type) for k in values})
+            insert = upsert_insert(table).values({k: sa.bindparam(k, type_=table.c[k].type) for k in values})
             set_ = upsert_assignments(self.model, table, insert.excluded, changed)
             keys = ["tenant_id", *conflict_on] if self.model.multi_tenant else conflict_on
             return insert.on_conflict_do_update(index_elements=keys, set_=set_).returning(*table.c)

@@ -6,29 +6,15 @@ Identifiers are checked and quoted by the dialect; values always travel as bound
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
 
+from dataflow_nb.backends import DEFAULT_DIALECT, DialectName, dialect_named
 from dataflow_nb.backends.base import compile_statement
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import check_identifier
 from dataflow_nb.query.filters import KIND_TYPES, FilterTarget, compile_filter, order_clauses
-
-DialectName = Literal["postgresql", "duckdb"]
-
-
-def _dialect(name: str) -> Dialect:
-    if name in ("postgresql", "postgres"):
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
-    if name == "duckdb":
-        from dataflow_nb.backends.duckdb import DuckDBDialect
-
-        return DuckDBDialect()
-    raise ValidationError(f"unknown dialect {name!r}: choose 'postgresql' or 'duckdb'")
 
 
 def _bind(value: Any) -> Any:
@@ -73,9 +59,9 @@ class QueryBuilder:
         [18, 'active']
     """
 
-    def __init__(self, dialect: DialectName = "postgresql"):
+    def __init__(self, dialect: DialectName = DEFAULT_DIALECT):
         self.dialect_name = dialect
-        self._dialect = _dialect(dialect)
+        self._dialect = dialect_named(dialect)
         self._table: sa.TableClause | None = None
         self._conditions: list[sa.ColumnElement[bool]] = []
         self._order: list[Any] = []
@@ -173,6 +159,6 @@ class QueryBuilder:
         return f"QueryBuilder({self.dialect_name!r}, table={table!r}, conditions={len(self._conditions)})"
 
 
-def create_query_builder(dialect: DialectName = "postgresql") -> QueryBuilder:
+def create_query_builder(dialect: DialectName = DEFAULT_DIALECT) -> QueryBuilder:
     """A new QueryBuilder for ``"postgresql"`` or ``"duckdb"``; params are positional ``$n``."""
     return QueryBuilder(dialect)

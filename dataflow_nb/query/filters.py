@@ -32,9 +32,8 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
+from dataflow_nb.backends.sql import RegexMatch
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import check_known, to_wire
@@ -102,30 +101,6 @@ def binary_order(col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     """Text in code-point order on both databases; other types (and output labels) unchanged."""
     # A label names an output column; its aggregate already carries the collation.
     return sa.collate(col, BINARY_COLLATION) if is_text(col) and not isinstance(col, sa.Label) else col
-
-
-class RegexMatch(FunctionElement[bool]):
-    """``column ~ pattern`` on PostgreSQL, ``regexp_matches(column, pattern, 's')`` on DuckDB.
-
-    Both search anywhere in the value and let ``.`` match a newline; DuckDB's own ``~`` would
-    need the whole value to match.
-    """
-
-    type = sa.Boolean()
-    name = "regex_match"
-    inherit_cache = True
-
-
-@compiles(RegexMatch)
-def _regex_default(element: RegexMatch, compiler: Any, **kw: Any) -> str:
-    column, pattern = list(element.clauses)
-    return f"({compiler.process(column, **kw)} ~ {compiler.process(pattern, **kw)})"
-
-
-@compiles(RegexMatch, "duckdb")
-def _regex_duckdb(element: RegexMatch, compiler: Any, **kw: Any) -> str:
-    column, pattern = list(element.clauses)
-    return f"regexp_matches({compiler.process(column, **kw)}, {compiler.process(pattern, **kw)}, 's')"
 
 
 def negate(clause: Clause) -> Clause:

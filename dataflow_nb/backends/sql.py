@@ -1,0 +1,34 @@
+"""The SQL both backends speak: PostgreSQL's, as SQLAlchemy builds it, plus constructs of our own.
+
+DuckDB's dialect is PostgreSQL's with a few compile rules of its own (``backends/duckdb.py``),
+so modules outside ``backends/`` build statements from here and never name a database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, distinct_on, insert
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+__all__ = ["JSONB", "RegexMatch", "distinct_on", "insert"]
+
+
+class RegexMatch(FunctionElement[bool]):
+    """Whether a pattern is found anywhere in the value, ``.`` matching a newline too.
+
+    PostgreSQL's ``~`` does that; DuckDB's compile rule uses ``regexp_matches(..., 's')``, since
+    its own ``~`` needs the whole value to match.
+    """
+
+    type = sa.Boolean()
+    name = "regex_match"
+    inherit_cache = True
+
+
+@compiles(RegexMatch)
+def _regex_default(element: RegexMatch, compiler: Any, **kw: Any) -> str:
+    column, pattern = list(element.clauses)
+    return f"({compiler.process(column, **kw)} ~ {compiler.process(pattern, **kw)})"
