@@ -162,3 +162,16 @@ def test_a_dataflow_nothing_references_is_gone_without_a_garbage_collection(back
             _ = nodes.db
     finally:
         gc.enable()
+
+
+def test_names_are_checked_against_the_databases_identifier_limit(db: Any) -> None:
+    import dataclasses
+
+    limit = db.backend.capabilities.max_identifier_length
+    assert limit == 63  # both databases: PostgreSQL's NAMEDATALEN - 1, kept on DuckDB for portability
+    db.model(type("Note", (), {"__annotations__": {"t" * limit: str}}))  # the longest name fits
+    with pytest.raises(ValidationError, match=f"at most {limit} characters"):
+        db.model(type("Memo", (), {"__annotations__": {"t" * (limit + 1): str}}))
+    db.backend.capabilities = dataclasses.replace(db.backend.capabilities, max_identifier_length=10)
+    with pytest.raises(ValidationError, match=r"field 'eleven_char' is not a valid name.*at most 10 characters"):
+        db.model(type("Memo", (), {"__annotations__": {"eleven_char": str}}))
