@@ -313,7 +313,10 @@ class DataFlow:
     def model_from(self, source: Any, *, name: str, **options: Any) -> type:
         """Infer a model from a CSV/Parquet file (or glob) or a frame, create its table and nodes.
 
-        Columns holding nulls become ``Optional``; ``options`` become ``__dataflow__``.
+        Types are what polars would read; columns holding nulls become ``Optional``. Column names
+        that are not identifiers become snake_case (``rename=`` chooses others); the mapping is
+        printed and kept, so the bulk nodes load the same file as is. Reader options (``null_values``,
+        ``date_format``, ``delimiter``, ...) read the file; other ``options`` become ``__dataflow__``.
 
         Examples:
             >>> import polars as pl
@@ -323,14 +326,21 @@ class DataFlow:
             'Optional[str]'
             >>> db.close()
         """
-        from dataflow_nb.model.infer import infer_annotations
+        from dataflow_nb.bulk.parse import ReadOptions
+        from dataflow_nb.model.infer import infer_model
 
+        reading = {k: options.pop(k) for k in list(options) if k in ReadOptions.names()}
+        inferred = infer_model(source, ReadOptions.from_params(reading, f"model_from({name})"))
         origin = source if isinstance(source, str) else type(source).__name__
+        renamed = ", ".join(f"{s!r} -> {f}" for s, f in inferred.source_columns.items())
+        if inferred.source_columns:
+            options["source_columns"] = inferred.source_columns
+            print(f"{name}: columns renamed {renamed}")  # noqa: T201 - shown once, in the notebook cell
         namespace = {
-            "__annotations__": infer_annotations(source),
+            "__annotations__": inferred.annotations,
             "__dataflow__": options,
             "__module__": __name__,
-            "__doc__": f"Inferred from {origin}.",
+            "__doc__": f"Inferred from {origin}." + (f" Columns renamed: {renamed}." if renamed else ""),
         }
         return self.model(type(name, (), namespace))
 

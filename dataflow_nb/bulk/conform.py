@@ -18,6 +18,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataflow_nb.bulk.parse import (
+    ReadOptions,
+    choose_format,
+    given_format,
+    is_text,
+    parse_text,
+    parses_text,
+    pl_text,
+    temporal_kind,
+)
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.frames import uuid_text
 from dataflow_nb.model.spec import MISSING, Field, ModelSpec
@@ -94,6 +104,7 @@ class Conformer:
         fill_defaults: add missing columns with defaults and check required ones (create, upsert).
         keys: columns that must hold a value in every row (a conflict key, an id).
         node: the node's name, for messages.
+        options: how text becomes typed values; ``extra="ignore"`` drops columns the model lacks.
     """
 
     def __init__(
@@ -105,10 +116,15 @@ class Conformer:
         fill_defaults: bool,
         node: str,
         keys: Sequence[str] = (),
+        options: ReadOptions | None = None,
     ):
         self.model = model
         self.node = node
         self.keys = set(keys)
+        self.options = options or ReadOptions()
+        self.formats: dict[str, str] = {}  # the one format each text date/time column is read with
+        if self.options.extra == "ignore":
+            names = [n for n in names if n in allowed]
         absent = [k for k in keys if k not in names]
         if absent:
             raise ValidationError(f"{node}: the input needs column(s) {absent} to match records of {model.name}")
@@ -159,7 +175,11 @@ class Conformer:
         target = field.type.arrow
         if field.type.label == "UUID" or field.type.label in ("dict", "list"):
             array = self._json_or_uuid(field, array, first_row, rejected)
+        elif is_text(array.type) and parses_text(target):
+            array = self._parsed(field, array, first_row, rejected)
         elif array.type != target:
+            if is_text(array.type):
+                array = pc.utf8_trim_whitespace(array)
             try:
                 array = _cast_or_raise(array, target)  # clean data: one cast, no search
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
@@ -181,6 +201,25 @@ class Conformer:
             for i in pc.indices_nonzero(pc.is_null(array)).to_pylist():
                 self._reject(rejected, first_row, i, field, None, why)
         return array
+
+    def _parsed(self, field: Field, array: pa.Array, first_row: int, rejected: dict[int, Rejection]) -> pa.Array:
+        """Text parsed by polars (one format per date/time column); text that does not parse is a bad row."""
+        target = field.type.arrow
+        kind = temporal_kind(target)
+        if kind is not None and field.name not in self.formats:
+            given = given_format(target, self.options)
+            text = pl_text(array)
+            self.formats[field.name] = given or choose_format(text, kind, f"{self.node}: {field.name}")
+        fmt = self.formats.get(field.name)
+        parsed = parse_text(array, target, fmt, self.options)
+        bad = pc.and_(pc.is_valid(array), pc.is_null(parsed))
+        if parsed.null_count and pc.any(bad).as_py():
+            why = f"does not fit {field.label}" + (
+                f" (read with format {fmt!r}; pass {kind}_format= for another)" if kind else ""
+            )
+            for i in pc.indices_nonzero(bad).to_pylist():
+                self._reject(rejected, first_row, i, field, array[i].as_py(), why)
+        return parsed
 
     def _json_or_uuid(self, field: Field, array: pa.Array, first_row: int, rejected: dict[int, Rejection]) -> pa.Array:
         """UUID text is checked by pattern; JSON is parsed once per value (the one Python loop here)."""

@@ -1,7 +1,7 @@
 """Inputs of bulk nodes as lazy streams of Arrow record batches: files, frames, tables, lists.
 
-Nothing here reads a file whole: CSV (plain or gzip) streams block by block through pyarrow's
-reader, Parquet row group by row group. Frames and tables already in memory are sliced into
+Nothing here reads a file whole: CSV streams batch by batch through DuckDB's CSV reader (plain,
+gzip or zstd; UTF-8 or latin-1), Parquet row group by row group. Frames and tables already in memory are sliced into
 batches without copying.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import gzip
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from dataflow_nb.bulk.parse import ReadOptions
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import MISSING, Field
 
@@ -33,6 +33,7 @@ class BatchSource:
     total_rows: int | None = None
     total_bytes: int | None = None
     bytes_read: Callable[[], int] = field(default=lambda: 0)
+    options: ReadOptions = field(default_factory=ReadOptions)  # how text values are parsed downstream
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self.open_batches()
@@ -54,100 +55,184 @@ def _paths(pattern: str | os.PathLike[str]) -> list[Path]:
     return [Path(m) for m in matches]
 
 
-class _Counter:
-    """Bytes read so far across the files of one source (compressed bytes for gzip)."""
+def _csv_header(path: Path, options: ReadOptions) -> list[str]:
+    """The column names of a CSV file (its first row after ``skip_rows`` and comment lines)."""
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            head = stream.read(1 << 20)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValidationError(f"{path}: cannot read the file ({exc})") from None
+    encoding = "utf-8-sig" if options.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else options.encoding
+    lines = head.decode(encoding, errors="replace").splitlines()[options.skip_rows :]
+    if options.comment_prefix:
+        lines = [line for line in lines if not line.startswith(options.comment_prefix)]
+    quoting = csv.QUOTE_MINIMAL if options.quote_char else csv.QUOTE_NONE
+    reader = csv.reader(lines, delimiter=options.delimiter, quotechar=options.quote_char or '"', quoting=quoting)
+    names = next(reader, None)
+    if not names:
+        raise ValidationError(f"{path}: the CSV file is empty (no header row)")
+    return names
 
-    def __init__(self) -> None:
-        self.done = 0
-        self.current: Any = None
 
-    def __call__(self) -> int:
-        return self.done + (self.current.tell() if self.current is not None and not self.current.closed else 0)
+def _csv_query(path: Path, names: list[str], selected: list[str], options: ReadOptions) -> tuple[str, list[Any]]:
+    """DuckDB's ``read_csv`` with every option set (no sniffing): all columns text, errors with their line."""
+    encoding = options.encoding.lower().replace("_", "-").replace("utf8", "utf-8").replace("-sig", "")
+    encoding = "latin-1" if encoding in ("latin1", "iso-8859-1", "cp1252") else encoding
+    settings = {
+        "auto_detect": "false",
+        "header": "true",
+        "delim": "?",
+        "quote": "?",
+        "escape": "?",
+        "skip": str(options.skip_rows),
+        "nullstr": "?",
+        "allow_quoted_nulls": "false",
+        "encoding": "?",
+        "columns": "?",
+        "compression": "'auto'",
+    }
+    values: list[Any] = [options.delimiter, options.quote_char or "", options.quote_char or ""]
+    values += [["", *options.null_values], encoding, dict.fromkeys(names, "VARCHAR")]
+    if options.comment_prefix:
+        settings["comment"] = "?"
+        values.append(options.comment_prefix)
+    arguments = ", ".join(f"{k} = {v}" for k, v in settings.items())
+    columns = ", ".join(
+        f'"{n.replace(chr(34), chr(34) * 2)}" AS "{options.rename.get(n, n).replace(chr(34), chr(34) * 2)}"'
+        for n in selected
+    )
+    return f"SELECT {columns} FROM read_csv(?, {arguments})", [str(path), *values]
 
 
-def _csv_header(path: Path, delimiter: str) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8") as handle:
-        try:
-            return next(csv.reader(handle, delimiter=delimiter))
-        except StopIteration:
-            raise ValidationError(f"{path}: the CSV file is empty (no header row)") from None
-        except (UnicodeDecodeError, gzip.BadGzipFile, OSError) as exc:
-            raise ValidationError(f"{path}: cannot read the CSV header ({exc})") from None
+def _columns(label: str, names: list[str], expected: list[str] | None, options: ReadOptions) -> list[str]:
+    """The columns read from one file: those of the first file (or ``columns=``); others an error or left out."""
+    wanted = list(options.columns) if options.columns is not None else expected
+    if wanted is None:
+        return names
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise ValidationError(f"{label} has no column(s) {missing} (its columns are {names})")
+    extra = [c for c in names if c not in wanted]
+    if extra and options.columns is None and options.extra != "ignore":
+        raise ValidationError(
+            f"{label} has column(s) {extra} that the first file does not have; "
+            "pass extra='ignore' to leave them out"
+        )
+    return wanted
 
 
 def csv_source(
     pattern: str | os.PathLike[str],
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    delimiter: str = ",",
+    options: ReadOptions | None = None,
     infer_types: bool = False,
 ) -> BatchSource:
-    """CSV (``.csv`` or ``.csv.gz``) files as batches; values stay text unless ``infer_types``.
+    """CSV files (plain, ``.gz`` or ``.zst``) as batches of text, split by DuckDB's CSV reader.
 
-    Text lets a bulk node cast each value to its model type and report the ones that do not fit;
-    an empty unquoted field is NULL and ``""`` an empty string, as in PostgreSQL's COPY.
+    Every option is set, none sniffed, so a row with too few fields or a quote never closed is an
+    error with its line. An empty unquoted field and the ``null_values`` markers are null, ``""``
+    an empty string; a UTF-8 byte-order mark is dropped. A bulk node parses each column to its
+    model type and reports the values that do not fit; ``infer_types`` types them here instead.
     """
-    from pyarrow import csv as pacsv
+    import duckdb
 
     paths = _paths(pattern)
-    counter = _Counter()
+    options = (options or ReadOptions()).for_path(paths[0])
+    done = [0]
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for path in paths:
-            names = _csv_header(path, delimiter)
-            raw = open(path, "rb")  # noqa: SIM115 - closed below, after the reader is done
-            counter.current = raw
-            stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "gzip") if path.suffix == ".gz" else raw
-            convert = pacsv.ConvertOptions(
-                column_types=None if infer_types else dict.fromkeys(names, pa.string()),
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-                null_values=[""],
-            )
-            # Small blocks: the streaming reader parses ahead of a slower database, block by block.
-            block = max(1 << 20, min(4 << 20, batch_size * 64))
-            try:
-                reader = pacsv.open_csv(
-                    stream,
-                    read_options=pacsv.ReadOptions(block_size=block),
-                    parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                    convert_options=convert,
-                )
-                for batch in reader:
-                    yield from _slices(batch, batch_size)
-            except pa.ArrowInvalid as exc:
-                raise ValidationError(f"{path}: malformed CSV ({exc})") from None
-            finally:
-                counter.done += path.stat().st_size
-                counter.current = None
-                raw.close()
+        expected: list[str] | None = None
+        connection = duckdb.connect()
+        try:
+            for path in paths:
+                names = _csv_header(path, options)
+                selected = _columns(str(path), names, expected, options)
+                expected = expected or selected
+                query, values = _csv_query(path, names, selected, options)
+                try:
+                    reader = connection.sql(query, params=values).to_arrow_reader(batch_size)
+                    for batch in reader:
+                        yield _typed(batch) if infer_types else batch
+                except duckdb.Error as exc:
+                    raise ValidationError(f"{path}: {_csv_problem(str(exc))}") from None
+                done[0] += path.stat().st_size
+        finally:
+            connection.close()
 
     total = sum(p.stat().st_size for p in paths)
     label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} CSV files"
-    return BatchSource(label, batches, total_bytes=total, bytes_read=counter)
+    return BatchSource(label, batches, total_bytes=total, bytes_read=lambda: done[0], options=options)
+
+
+def _csv_problem(message: str) -> str:
+    """DuckDB's CSV error as one sentence: the line, the problem, the line's text."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    where = next((line for line in lines if "CSV Error on Line:" in line), None)
+    if where is None:
+        return f"cannot read the CSV file ({lines[0] if lines else message})"
+    line = where.split("CSV Error on Line:")[1].strip()
+    original = next((x.removeprefix("Original Line:").strip() for x in lines if x.startswith("Original Line")), "")
+    index = lines.index(where)
+    problem = next(
+        (x for x in lines[index + 1 :] if not x.startswith(("Original Line", "Possible fixes", "*"))), "malformed row"
+    )
+    problem = problem.replace("Value with unterminated quote found.", "a quoted field is never closed")
+    return f"malformed CSV at line {line}: {problem} (line starts {original[:80]!r})"
+
+
+def _typed(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Text columns typed as polars would infer them (CSVReaderNode ``infer_types=True``)."""
+    import polars as pl
+
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    typed = pl.read_csv(frame.write_csv().encode(), try_parse_dates=True, infer_schema_length=None)
+    return typed.to_arrow(compat_level=pl.CompatLevel.oldest()).to_batches()[0]
 
 
 def parquet_source(
-    pattern: str | os.PathLike[str], *, batch_size: int = DEFAULT_BATCH_SIZE, columns: list[str] | None = None
+    pattern: str | os.PathLike[str],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    columns: list[str] | None = None,
+    options: ReadOptions | None = None,
 ) -> BatchSource:
-    """Parquet files as batches, row group by row group."""
+    """Parquet files as batches, row group by row group; every file must have the first one's columns."""
     import pyarrow.parquet as pq
 
+    options = options or ReadOptions()
+    if columns is not None:
+        options = ReadOptions.from_params({"columns": columns}, "ParquetReaderNode", base=options)
     paths = _paths(pattern)
     try:
         # pre_buffer=False: pyarrow's default buffers the whole compressed file before the first batch.
         files = [pq.ParquetFile(p, pre_buffer=False) for p in paths]
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"cannot read Parquet {pattern!s}: {exc}") from None
+    expected: list[str] | None = None
+    selected: list[list[str]] = []
+    for path, parquet in zip(paths, files, strict=True):
+        chosen = _columns(str(path), parquet.schema_arrow.names, expected, options)
+        expected = expected or chosen
+        selected.append(chosen)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for parquet in files:
-            yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
+        for parquet, chosen in zip(files, selected, strict=True):
+            for batch in parquet.iter_batches(batch_size=batch_size, columns=chosen):
+                yield _renamed(batch, options.rename)
 
     rows = sum(f.metadata.num_rows for f in files)
     label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} Parquet files"
-    return BatchSource(label, batches, total_rows=rows, total_bytes=sum(p.stat().st_size for p in paths))
+    return BatchSource(
+        label, batches, total_rows=rows, total_bytes=sum(p.stat().st_size for p in paths), options=options
+    )
+
+
+def _renamed(batch: pa.RecordBatch, rename: Mapping[str, str]) -> pa.RecordBatch:
+    if not rename or not any(n in rename for n in batch.schema.names):
+        return batch
+    return batch.rename_columns([rename.get(n, n) for n in batch.schema.names])
 
 
 def _slices(batch: pa.RecordBatch, size: int) -> Iterator[pa.RecordBatch]:
@@ -156,26 +241,43 @@ def _slices(batch: pa.RecordBatch, size: int) -> Iterator[pa.RecordBatch]:
 
 
 def open_input(
-    data: Any, source: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, fields: Mapping[str, Field] | None = None
+    data: Any,
+    source: Any,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    fields: Mapping[str, Field] | None = None,
+    options: ReadOptions | None = None,
 ) -> BatchSource:
     """A bulk node's ``data`` (frame, Arrow, list of dicts, BatchSource) or ``source`` (file path or glob)."""
     if (data is None) == (source is None):
         raise ValidationError("give exactly one of data= (a frame, Arrow table or list of dicts) or source= (a file)")
+    options = options or ReadOptions()
     if source is not None:
         name = os.fspath(source).lower()
         if name.endswith((".parquet", ".pq")):
-            return parquet_source(source, batch_size=batch_size)
-        if name.endswith((".csv", ".csv.gz", ".tsv", ".txt")):
-            return csv_source(source, batch_size=batch_size, delimiter="\t" if ".tsv" in name else ",")
-        raise ValidationError(f"source={source!r}: use a .csv, .csv.gz or .parquet file (or a glob of them)")
+            return parquet_source(source, batch_size=batch_size, options=options)
+        if name.removesuffix(".gz").removesuffix(".zst").endswith((".csv", ".tsv", ".txt")):
+            return csv_source(source, batch_size=batch_size, options=options)
+        raise ValidationError(
+            f"source={source!r}: use a .csv, .tsv, .csv.gz, .csv.zst or .parquet file (or a glob of them)"
+        )
     if isinstance(data, BatchSource):
         return data
     table = _to_arrow(data, fields or {})
     if isinstance(table, pa.RecordBatchReader):
         reader = table
-        return BatchSource("a record batch reader", lambda: (s for b in reader for s in _slices(b, batch_size)))
+        return BatchSource(
+            "a record batch reader",
+            lambda: (_renamed(s, options.rename) for b in reader for s in _slices(b, batch_size)),
+            options=options,
+        )
+    if options.columns is not None:
+        table = table.select(list(options.columns))
     return BatchSource(
-        f"{type(data).__name__}", lambda: iter(table.to_batches(max_chunksize=batch_size)), total_rows=table.num_rows
+        f"{type(data).__name__}",
+        lambda: (_renamed(b, options.rename) for b in table.to_batches(max_chunksize=batch_size)),
+        total_rows=table.num_rows,
+        options=options,
     )
 
 

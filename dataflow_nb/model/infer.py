@@ -1,21 +1,38 @@
-"""Infer a model class from an Arrow schema: a CSV or Parquet file, or a frame, becomes a model.
+"""Infer a model from data: a CSV or Parquet file, or a frame, becomes a model's fields.
 
-A column is ``Optional`` where the data has nulls (Parquet statistics, or a scan of the CSV or
-frame), so a model inferred from a file accepts that whole file.
+Parquet and frames carry Arrow types. CSV text is typed the way polars' reader would type it
+(ints, floats, ``true``/``false``, dates and times in one format per column, else text), with
+the same parser the bulk nodes use, so a model inferred from a file always loads that file. A
+column is ``Optional`` where the data has nulls. Column names that are not valid identifiers
+become snake_case (``Sample Number`` -> ``sample_number``); a source ``id`` column stays the key
+when it holds unique integers and becomes ``source_id`` otherwise.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Optional
 
 import pyarrow as pa
 
-from dataflow_nb.bulk.sources import BatchSource, csv_source, open_input, parquet_source
+from dataflow_nb.bulk.parse import ReadOptions, choose_format, is_text, parse_text, pl_text
+from dataflow_nb.bulk.sources import _paths, csv_source, open_input, parquet_source
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.model.spec import MANAGED_TIMESTAMPS, check_identifier
+from dataflow_nb.model.spec import _IDENTIFIER, MANAGED_TIMESTAMPS
+
+_TEXT_KINDS: tuple[tuple[str, pa.DataType, type], ...] = (
+    ("int", pa.int64(), int),
+    ("float", pa.float64(), float),
+    ("bool", pa.bool_(), bool),
+    ("date", pa.date32(), dt.date),
+    ("datetime", pa.timestamp("us", "UTC"), dt.datetime),
+    ("time", pa.time64("us"), dt.time),
+)
+_POLARS_BOOLEANS = ReadOptions(true_values=("true",), false_values=("false",))  # what polars reads as bool
 
 
 def _python_type(name: str, arrow: pa.DataType) -> type:
@@ -28,7 +45,7 @@ def _python_type(name: str, arrow: pa.DataType) -> type:
         (pa.types.is_timestamp, dt.datetime),
         (pa.types.is_date, dt.date),
         (pa.types.is_time, dt.time),
-        (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t), str),
+        (is_text, str),
         (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), bytes),
     ]
     for check, kind in checks:
@@ -39,21 +56,92 @@ def _python_type(name: str, arrow: pa.DataType) -> type:
     )
 
 
-def _infer_source(source: Any) -> BatchSource:
-    if isinstance(source, str | os.PathLike):
-        name = os.fspath(source).lower()
-        if name.endswith((".csv", ".csv.gz", ".tsv")):
-            return csv_source(source, infer_types=True, delimiter="\t" if ".tsv" in name else ",")
-        if name.endswith((".parquet", ".pq")):
-            return parquet_source(source)
-    return open_input(source, None)
+@dataclass
+class _Column:
+    """What one column may still be, narrowed batch by batch."""
+
+    kinds: list[str] = field(default_factory=lambda: [k for k, _, _ in _TEXT_KINDS])
+    formats: dict[str, str] = field(default_factory=dict)
+    arrow: pa.DataType | None = None
+    nulls: bool = False
+    values: bool = False  # a column of nulls only stays text
+
+    def narrow(self, array: pa.Array) -> None:
+        """Drop the kinds some value of this text batch does not parse as (no stripping: as polars reads)."""
+        if array.null_count == len(array):
+            return
+        self.values = True
+        raw = pl_text(array)
+        for kind, target, _ in _TEXT_KINDS:
+            if kind not in self.kinds:
+                continue
+            if kind == "int" and not raw.drop_nulls().str.contains(r"^[+-]?[0-9]+$").all():
+                self.kinds.remove(kind)
+                continue
+            if kind in ("date", "datetime", "time") and kind not in self.formats:
+                try:
+                    self.formats[kind] = choose_format(raw, kind, "")
+                except ValidationError:  # day and month both fit: leave it text, as polars does
+                    self.kinds.remove(kind)
+                    continue
+            parsed = parse_text(array, target, self.formats.get(kind), _POLARS_BOOLEANS)
+            if parsed.null_count > array.null_count or (kind != "int" and _padded(raw)):
+                self.kinds.remove(kind)
+
+    def python_type(self) -> type:
+        return next((python for kind, _, python in _TEXT_KINDS if kind in self.kinds and self.values), str)
+
+
+def _padded(raw: Any) -> bool:
+    """Values with surrounding spaces stay text, as in polars' inference."""
+    values = raw.drop_nulls()
+    return bool((values.str.len_chars() != values.str.strip_chars().str.len_chars()).any())
+
+
+def identifier(name: str) -> str:
+    """A valid field name for a column name: unchanged when it is one, else snake_case."""
+    if _IDENTIFIER.match(name):
+        return name
+    text = re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower() or "column"
+    return (f"c_{text}" if text[0].isdigit() else text)[:63]
+
+
+def column_names(names: list[str], rename: dict[str, str]) -> dict[str, str]:
+    """Source name -> field name for every column (``rename`` first, then identifiers, made distinct)."""
+    mapping: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        chosen = rename.get(name) or identifier(name)
+        base, number = chosen, 2
+        while chosen in used:
+            chosen, number = f"{base}_{number}", number + 1
+        used.add(chosen)
+        mapping[name] = chosen
+    return mapping
+
+
+@dataclass
+class Inferred:
+    """The fields inferred from a source, and how its columns map to them."""
+
+    annotations: dict[str, Any]
+    source_columns: dict[str, str]  # source column -> field, where they differ
+
+
+def _is_parquet(source: Any) -> bool:
+    return isinstance(source, str | os.PathLike) and os.fspath(source).lower().endswith((".parquet", ".pq"))
+
+
+def _is_csv(source: Any) -> bool:
+    if not isinstance(source, str | os.PathLike):
+        return False
+    name = os.fspath(source).lower().removesuffix(".gz").removesuffix(".zst")
+    return name.endswith((".csv", ".tsv", ".txt"))
 
 
 def _parquet_nulls(pattern: Any) -> tuple[pa.Schema, dict[str, bool]] | None:
     """Schema and null flags from Parquet footers alone, when every column chunk has statistics."""
     import pyarrow.parquet as pq
-
-    from dataflow_nb.bulk.sources import _paths
 
     schema: pa.Schema | None = None
     nulls: dict[str, bool] = {}
@@ -72,37 +160,72 @@ def _parquet_nulls(pattern: Any) -> tuple[pa.Schema, dict[str, bool]] | None:
     return (schema, nulls) if schema is not None else None
 
 
-def infer_annotations(source: Any) -> dict[str, Any]:
-    """Field name to type hint, read from the data (one streamed pass; Parquet statistics when present)."""
-    batches = _infer_source(source)
-    schema: pa.Schema | None = None
-    nulls: dict[str, bool] = {}
-    footer = (
-        _parquet_nulls(source)
-        if isinstance(source, str | os.PathLike) and os.fspath(source).lower().endswith((".parquet", ".pq"))
-        else None
-    )
+def infer_model(source: Any, options: ReadOptions | None = None) -> Inferred:
+    """Fields and column mapping from the data (one streamed pass; Parquet statistics when present)."""
+    options = options or ReadOptions()
+    plain = replace(options, rename={})  # read the source's own names
+    footer = _parquet_nulls(source) if _is_parquet(source) and options.columns is None else None
+    columns: dict[str, _Column] = {}
+    ids: list[pa.Array] = []
+    rows = 0
     if footer is not None:
         schema, nulls = footer
-    for batch in batches if footer is None else ():
-        if schema is None:
-            schema = batch.schema
-        elif batch.schema != schema:
-            raise ValidationError(f"the batches of {batches.label} do not share one schema: {schema} vs {batch.schema}")
-        for name, column in zip(batch.schema.names, batch.columns, strict=True):
-            nulls[name] = nulls.get(name, False) or column.null_count > 0
-    if schema is None:
-        raise ValidationError(f"{batches.label} has no rows to infer a model from")
+        columns = {f.name: _Column(kinds=[], arrow=f.type, nulls=nulls.get(f.name, False)) for f in schema}
+        if "id" in schema.names:
+            ids = [b.column(0) for b in parquet_source(source, columns=["id"])]
+    else:
+        text = _is_csv(source)
+        if text:
+            batches = csv_source(source, options=plain)
+        elif _is_parquet(source):
+            batches = parquet_source(source, options=plain)
+        else:
+            batches = open_input(source, None, options=plain)
+        for batch in batches:
+            rows += batch.num_rows
+            for name, array in zip(batch.schema.names, batch.columns, strict=True):
+                column = columns.get(name)
+                if column is None:
+                    typed = not (text and is_text(array.type))
+                    column = columns[name] = _Column(kinds=[], arrow=array.type) if typed else _Column()
+                column.nulls = column.nulls or array.null_count > 0
+                if column.arrow is None:
+                    column.narrow(array)
+                if name == "id":
+                    ids.append(array)
+        if not rows:
+            raise ValidationError(f"{batches.label} has no rows to infer a model from")
+    return _annotations(columns, ids, options)
+
+
+def _annotations(columns: dict[str, _Column], ids: list[pa.Array], options: ReadOptions) -> Inferred:
+    kinds = {name: c.python_type() if c.arrow is None else _python_type(name, c.arrow) for name, c in columns.items()}
+    rename = dict(options.rename)
+    if "id" in columns and "id" not in rename:
+        rename["id"] = "id" if kinds["id"] is int and _unique_keys(ids) else "source_id"
+    mapping = column_names(list(columns), rename)
     annotations: dict[str, Any] = {}
-    for field in schema:
-        name = check_identifier(field.name, "column")
-        if name == "id":
-            continue  # a source's own id does not replace the managed primary key
-        kind = _python_type(name, field.type)
-        if name in MANAGED_TIMESTAMPS and kind is not dt.datetime:
-            raise ValidationError(f"column {name!r} is managed by dataflow_nb and must hold timestamps; rename it")
-        annotations[name] = Optional[kind] if nulls.get(name) else kind  # noqa: UP045 - a runtime type object
-    return annotations
+    for name, column in columns.items():
+        field_name = mapping[name]
+        if field_name == "id":
+            continue  # the source's unique integer ids become the model's key
+        kind = kinds[name]
+        if field_name in MANAGED_TIMESTAMPS and kind is not dt.datetime:
+            raise ValidationError(
+                f"column {name!r} is managed by dataflow_nb and must hold timestamps; pass rename={{{name!r}: ...}}"
+            )
+        annotations[field_name] = Optional[kind] if column.nulls else kind  # noqa: UP045 - a runtime type object
+    return Inferred(annotations, {s: f for s, f in mapping.items() if s != f})
 
 
-__all__ = ["infer_annotations"]
+def _unique_keys(ids: list[pa.Array]) -> bool:
+    """Whether the id column holds an integer in every row, each once."""
+    import polars as pl
+
+    if not ids:
+        return False
+    values = pl.concat([pl.Series(values=parse_text(a, pa.int64(), None, ReadOptions())) for a in ids])
+    return values.null_count() == 0 and values.n_unique() == len(values)
+
+
+__all__ = ["Inferred", "column_names", "identifier", "infer_model"]

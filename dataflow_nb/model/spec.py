@@ -19,7 +19,16 @@ MISSING: Any = object()
 MANAGED_TIMESTAMPS = ("created_at", "updated_at")
 # Columns only dataflow_nb writes: Delete sets deleted_at, Update bumps version.
 LIFECYCLE_COLUMNS = ("deleted_at", "version")
-KNOWN_OPTIONS = {"table", "indexes", "unique", "multi_tenant", "tenant_isolation", "soft_delete", "versioned"}
+KNOWN_OPTIONS = {
+    "table",
+    "indexes",
+    "unique",
+    "multi_tenant",
+    "tenant_isolation",
+    "soft_delete",
+    "versioned",
+    "source_columns",  # source column -> field, for a model inferred from a file (bulk nodes rename so)
+}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The shortest limit of the databases we run on, for names checked before a database is known.
 PORTABLE_IDENTIFIER_LENGTH = 63

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from dataflow_nb.bulk.conform import Conformer
 from dataflow_nb.bulk.load import BulkLoad, upsert_by_id, upsert_statement
+from dataflow_nb.bulk.parse import ReadOptions
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, open_input
 from dataflow_nb.exceptions import ValidationError
@@ -29,7 +30,7 @@ from dataflow_nb.query.scope import delete_statement, managed_update_values
 if TYPE_CHECKING:
     from dataflow_nb.workflow.context import RunContext
 
-COMMON: tuple[str, ...] = ("data", "source", "batch_size", "on_error", "progress")
+COMMON: tuple[str, ...] = ("data", "source", "batch_size", "on_error", "progress", *ReadOptions.names())
 ON_ERROR = ("rollback", "skip", "quarantine")
 
 
@@ -57,6 +58,7 @@ class BulkNode(ModelNode):
         size = params.get("batch_size", DEFAULT_BATCH_SIZE)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValidationError(f"{cls.node_type}: batch_size must be a positive int, got {size!r}")
+        ReadOptions.from_params(params, cls.node_type)
         given = [k for k in ("data", "source") if params.get(k) is not None]
         if len(given) > 1:
             raise ValidationError(f"{cls.node_type}: give data= or source=, not both")
@@ -82,9 +84,23 @@ class BulkNode(ModelNode):
 
     def input(self, params: Mapping[str, Any]) -> tuple[BatchSource, list[str] | None, Iterator[pa.RecordBatch]]:
         batch_size = params.get("batch_size", DEFAULT_BATCH_SIZE)
-        source = open_input(params.get("data"), params.get("source"), batch_size=batch_size, fields=self.model.fields)
+        options = ReadOptions.from_params(params, self.node_type, base=self.model_options())
+        source = open_input(
+            params.get("data"), params.get("source"), batch_size=batch_size, fields=self.model.fields, options=options
+        )
         names, batches = _peek(source)
         return source, names, batches
+
+    def model_options(self) -> ReadOptions:
+        """A model inferred from a file reads it as it was inferred (its column renames)."""
+        return ReadOptions(rename=dict(self.model.options.get("source_columns") or {}))
+
+    def conformer(
+        self, params: Mapping[str, Any], source: BatchSource, names: list[str], allowed: list[str], **kwargs: Any
+    ) -> Conformer:
+        """The conformer of this input: a reader node's options, with this node's own on top."""
+        options = ReadOptions.from_params(params, self.node_type, base=source.options)
+        return Conformer(self.model, names, allowed, node=self.node_type, options=options, **kwargs)
 
 
 class BulkCreateNode(BulkNode):
@@ -95,7 +111,10 @@ class BulkCreateNode(BulkNode):
         load, report = self.start(ctx, params)
         source, names, batches = self.input(params)
         if names is not None:
-            conformer = Conformer(self.model, names, self.model.writable, fill_defaults=True, node=self.node_type)
+            # An input with ids keeps them (a model inferred from a file whose id column is its key).
+            allowed = ["id", *self.model.writable] if "id" in names else self.model.writable
+            keys = ["id"] if "id" in names else []
+            conformer = self.conformer(params, source, names, allowed, fill_defaults=True, keys=keys)
             columns = load.stamped(conformer.output)
             if load.needs_staging(columns):
                 stage = load.staging(columns)
@@ -107,6 +126,8 @@ class BulkCreateNode(BulkNode):
             else:
                 load.ingest(self.model.table_name, load.stream(source, batches, conformer))
                 report.inserted = sum(rows for _, rows, _ in report.batch_log)
+            if keys:
+                load.advance_id_sequence()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -135,7 +156,7 @@ class BulkUpsertNode(BulkNode):
         source, names, batches = self.input(params)
         if names is not None:
             allowed = ["id", *self.model.writable] if "id" in keys else self.model.writable
-            conformer = Conformer(self.model, names, allowed, fill_defaults=True, node=self.node_type, keys=keys)
+            conformer = self.conformer(params, source, names, allowed, fill_defaults=True, keys=keys)
             columns = load.stamped(conformer.output)
             by_tenant_id = load.tenant is not None and "id" in keys  # ids are global: never (tenant_id, id)
             match = keys if by_tenant_id or load.tenant is None else ["tenant_id", *keys]
@@ -211,7 +232,7 @@ class _ByFilterOrIds(BulkNode):
         source, names, batches = self.input(params)
         if names is None:
             return None
-        conformer = Conformer(self.model, names, allowed, fill_defaults=False, node=self.node_type, keys=["id"])
+        conformer = self.conformer(params, source, names, allowed, fill_defaults=False, keys=["id"])
         stage = load.staging(load.stamped(conformer.output))
         load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
         latest = load.latest(stage, ["id"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from dataflow_nb.bulk.parse import ReadOptions
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, csv_source, parquet_source
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.nodes.base import Node, check_parameter_names
@@ -27,20 +28,29 @@ class _ReaderNode(Node):
         size = params.get("batch_size", DEFAULT_BATCH_SIZE)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValidationError(f"{cls.node_type}: batch_size must be a positive int, got {size!r}")
+        cls.options(params)
+
+    @classmethod
+    def options(cls, params: Mapping[str, Any]) -> ReadOptions:
+        return ReadOptions.from_params(params, cls.node_type)
 
 
 class CSVReaderNode(_ReaderNode):
-    """CSV files (plain or gzip, a path or a glob) as batches; values stay text unless ``infer_types``."""
+    """CSV files (plain, gzip or zstd, a path or a glob) as batches; values stay text unless ``infer_types``.
+
+    The reader options (null_values, date_format, ...) travel with the batches: the bulk node
+    that loads them parses the text with them.
+    """
 
     node_type = "CSVReaderNode"
-    parameters = ("path", "batch_size", "delimiter", "infer_types")
+    parameters = ("path", "batch_size", "infer_types", *ReadOptions.names())
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> BatchSource:
         self.check_params(params, complete=True)
         return csv_source(
             params["path"],
             batch_size=params.get("batch_size", DEFAULT_BATCH_SIZE),
-            delimiter=params.get("delimiter", ","),
+            options=self.options(params),
             infer_types=bool(params.get("infer_types", False)),
         )
 
@@ -49,12 +59,12 @@ class ParquetReaderNode(_ReaderNode):
     """Parquet files (a path or a glob) as batches, row group by row group."""
 
     node_type = "ParquetReaderNode"
-    parameters = ("path", "batch_size", "columns")
+    parameters = ("path", "batch_size", "columns", "rename", "extra")
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> BatchSource:
         self.check_params(params, complete=True)
         return parquet_source(
-            params["path"], batch_size=params.get("batch_size", DEFAULT_BATCH_SIZE), columns=params.get("columns")
+            params["path"], batch_size=params.get("batch_size", DEFAULT_BATCH_SIZE), options=self.options(params)
         )
 
 

@@ -1,0 +1,222 @@
+"""Reader options, and text values turned into typed values by polars' parsers.
+
+Text from a CSV file (or a text column of a frame) becomes a model's type here: numbers by
+polars' casts, dates and times by its ``strptime`` with one format per column. A format is given
+(``date_format=``) or found the way DuckDB's CSV sniffer finds one: the first candidate that reads
+every value of the column's first batch; day/month orders that both fit are ambiguous and need
+an explicit format. A value that does not parse becomes null here and is reported by the bulk
+node as a bad row with its row number; nothing is guessed per value.
+
+Timestamps: a column may mix values with an offset (``Z``, ``+01:00``) and without one; values
+without an offset are read as UTC, the rule single records follow too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import pyarrow as pa
+
+from dataflow_nb.exceptions import ValidationError
+
+NULL_VALUES = ("NA", "N/A", "NULL")  # and an empty unquoted field
+TRUE_VALUES = ("true", "t", "yes", "y", "1")
+FALSE_VALUES = ("false", "f", "no", "n", "0")
+ENCODINGS = ("utf-8", "utf8", "utf-8-sig", "latin-1", "latin1", "iso-8859-1", "cp1252")
+
+_DAY_MONTH = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
+_AMBIGUOUS = tuple(
+    (f"%m{s}%d{s}%{y}", f"%d{s}%m{s}%{y}") for s in ("/", "-", ".") for y in ("Y", "y")
+)  # month-first and day-first orders of one separator: both may fit a column
+DATE_FORMATS = (
+    *_DAY_MONTH,
+    *(order for pair in _AMBIGUOUS for order in pair),
+    "%b %d %Y",
+    "%b %d, %Y",
+    "%d %b %Y",
+    "%B %d %Y",
+    "%B %d, %Y",
+    "%d %B %Y",
+)
+TIME_FORMATS = ("%H:%M:%S%.f", "%H:%M", "%I:%M:%S %p", "%I:%M %p")
+DATETIME_FORMATS = tuple(
+    f"{date}{sep}{time}" for date in DATE_FORMATS for sep in ("T", " ") for time in TIME_FORMATS[:2]
+) + DATE_FORMATS
+_SAMPLE = 2000  # values a format is chosen on (the first of the column's first batch)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a file is read and how its text becomes typed values (the same on every node).
+
+    Attributes:
+        null_values: texts read as null (an empty unquoted field always is; ``""`` is an empty string).
+        true_values, false_values: texts read as booleans, compared without case.
+        date_format, datetime_format, time_format: strptime formats (polars/chrono); None finds one.
+        delimiter, quote_char, encoding, skip_rows, comment_prefix: how the CSV text is split.
+        columns: read only these columns; rename: source name -> field name.
+        extra: "error" (default) or "ignore" for columns the model (or the first file) does not have.
+    """
+
+    null_values: tuple[str, ...] = NULL_VALUES
+    true_values: tuple[str, ...] = TRUE_VALUES
+    false_values: tuple[str, ...] = FALSE_VALUES
+    date_format: str | None = None
+    datetime_format: str | None = None
+    time_format: str | None = None
+    delimiter: str = ","
+    quote_char: str | None = '"'
+    encoding: str = "utf-8"
+    skip_rows: int = 0
+    comment_prefix: str | None = None
+    columns: tuple[str, ...] | None = None
+    rename: Mapping[str, str] = field(default_factory=dict)
+    extra: str = "error"
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], what: str, *, base: ReadOptions | None = None) -> ReadOptions:
+        """Options from node parameters or keyword arguments, checked, on top of ``base``."""
+        values: dict[str, Any] = {}
+        for name in cls.names():
+            if params.get(name) is None:
+                continue
+            value = params[name]
+            if name in ("null_values", "true_values", "false_values", "columns"):
+                value = (value,) if isinstance(value, str) else value
+                if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+                    raise ValidationError(f"{what}: {name} takes a list of strings, got {value!r}")
+                value = tuple(value)
+            elif name == "rename":
+                if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in [*value, *value.values()]):
+                    raise ValidationError(f"{what}: rename takes a dict of source column -> field name, got {value!r}")
+                value = dict(value)
+            elif name == "skip_rows":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValidationError(f"{what}: skip_rows takes an int >= 0, got {value!r}")
+            elif name == "extra":
+                if value not in ("error", "ignore"):
+                    raise ValidationError(f"{what}: extra takes 'error' or 'ignore', got {value!r}")
+            elif name == "encoding":
+                if str(value).lower() not in ENCODINGS:
+                    raise ValidationError(f"{what}: encoding={value!r}; choose one of {list(ENCODINGS)}")
+            elif name in ("delimiter", "quote_char", "comment_prefix"):
+                if not isinstance(value, str) or not value or (name != "comment_prefix" and len(value) != 1):
+                    raise ValidationError(f"{what}: {name} takes a single character, got {value!r}")
+            elif not isinstance(value, str):
+                raise ValidationError(f"{what}: {name} takes a strptime format such as '%Y-%m-%d', got {value!r}")
+            values[name] = value
+        start = base or cls()
+        return cls(**{name: values.get(name, getattr(start, name)) for name in cls.names()})
+
+    def for_path(self, path: str | os.PathLike[str]) -> ReadOptions:
+        """A ``.tsv`` file is tab-separated unless a delimiter was given."""
+        if os.fspath(path).lower().endswith((".tsv", ".tsv.gz", ".tsv.zst")) and self.delimiter == ",":
+            return replace(self, delimiter="\t")
+        return self
+
+
+def pl_text(array: pa.Array) -> Any:
+    """Arrow text as a polars String series, surrounding spaces removed."""
+    import polars as pl
+
+    return pl.Series(values=array).cast(pl.String).str.strip_chars()
+
+
+def _temporal(series: Any, kind: str, fmt: str) -> Any:
+    """One format applied to every value; for timestamps also with an offset (``Z``, ``+01:00``)."""
+    import polars as pl
+
+    if kind == "date":
+        return series.str.to_date(fmt, strict=False)
+    if kind == "time":
+        return series.str.to_time(fmt, strict=False)
+    variants = [fmt]
+    if fmt[8:9] in ("T", " ") and fmt.startswith("%Y-%m-%d"):  # ISO 8601 takes either separator
+        variants.append(fmt[:8] + ("T" if fmt[8] == " " else " ") + fmt[9:])
+    if not any(zone in fmt for zone in ("%z", "%#z", "%:z")):
+        variants = [v + "%#z" for v in variants] + variants  # with an offset first, then UTC
+    parsed = [series.str.to_datetime(v, strict=False, time_unit="us", time_zone="UTC") for v in variants]
+    return pl.select(pl.coalesce(*(pl.lit(p) for p in parsed))).to_series() if len(parsed) > 1 else parsed[0]
+
+
+def choose_format(series: Any, kind: str, column: str) -> str:
+    """The first format that reads every sampled value; an error when day and month may be swapped."""
+    sample = series.drop_nulls().head(_SAMPLE)
+    candidates = {"date": DATE_FORMATS, "time": TIME_FORMATS, "datetime": DATETIME_FORMATS}[kind]
+    if sample.is_empty():
+        return candidates[0]
+    scores = {fmt: len(sample) - _temporal(sample, kind, fmt).null_count() for fmt in candidates}
+    best = max(scores.values())
+    if best == 0:
+        return candidates[0]  # nothing fits: every value is reported as a bad row
+    fitting = [fmt for fmt in candidates if scores[fmt] == best]
+    for month_first, day_first in _AMBIGUOUS:
+        if any(month_first in f for f in fitting) and any(day_first in f for f in fitting):
+            raise ValidationError(
+                f"column {column!r}: its values fit both {month_first!r} and {day_first!r} "
+                f"(e.g. {sample[0]!r}); pass {kind}_format= to say which"
+            )
+    return fitting[0]
+
+
+def parse_text(array: pa.Array, target: pa.DataType, fmt: str | None, options: ReadOptions) -> pa.Array:
+    """Text as ``target`` values; text that does not parse becomes null (the caller reports it).
+
+    Ints take plain decimal digits with an optional sign and ``.0`` (``" 42"``, ``+5``, ``2009.0``),
+    never ``0x10`` or ``1e3``.
+    """
+    import polars as pl
+
+    text = pl_text(array)
+    if pa.types.is_integer(target):
+        plain = text.str.contains(r"^[+-]?[0-9]+(\.0*)?$")
+        digits = text.str.replace(r"\.0*$", "").str.strip_prefix("+")
+        out = pl.select(pl.when(pl.lit(plain)).then(pl.lit(digits)).cast(pl.Int64, strict=False)).to_series()
+    elif pa.types.is_floating(target):
+        out = text.cast(pl.Float64, strict=False)
+    elif pa.types.is_boolean(target):
+        lowered = text.str.to_lowercase()
+        truthy = [v.lower() for v in options.true_values]
+        falsy = [v.lower() for v in options.false_values]
+        out = pl.select(
+            pl.when(pl.lit(lowered).is_in(truthy)).then(True).when(pl.lit(lowered).is_in(falsy)).then(False)
+        ).to_series()
+    elif pa.types.is_date(target) or pa.types.is_time(target) or pa.types.is_timestamp(target):
+        kind = "date" if pa.types.is_date(target) else "time" if pa.types.is_time(target) else "datetime"
+        assert fmt is not None, "a date/time column is parsed with the format chosen for it"
+        out = _temporal(text, kind, fmt)
+    else:
+        raise TypeError(target)
+    return out.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(target)
+
+
+def temporal_kind(target: pa.DataType) -> str | None:
+    if pa.types.is_date(target):
+        return "date"
+    if pa.types.is_time(target):
+        return "time"
+    return "datetime" if pa.types.is_timestamp(target) else None
+
+
+def given_format(target: pa.DataType, options: ReadOptions) -> str | None:
+    kind = temporal_kind(target)
+    return None if kind is None else getattr(options, f"{kind}_format")
+
+
+def parses_text(target: pa.DataType) -> bool:
+    """Whether text for this Arrow type goes through ``parse_text`` (the rest is Arrow's cast)."""
+    return any(
+        check(target)
+        for check in (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_date)
+    ) or pa.types.is_time(target) or pa.types.is_timestamp(target)
+
+
+def is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
