@@ -335,7 +335,7 @@ class DataFlow:
         renamed = ", ".join(f"{s!r} -> {f}" for s, f in inferred.source_columns.items())
         if inferred.source_columns:
             options["source_columns"] = inferred.source_columns
-            print(f"{name}: columns renamed {renamed}")  # noqa: T201 - shown once, in the notebook cell
+            print(f"{name}: columns renamed {renamed}")
         namespace = {
             "__annotations__": inferred.annotations,
             "__dataflow__": options,

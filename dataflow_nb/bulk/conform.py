@@ -132,7 +132,7 @@ class Conformer:
         if unknown:
             raise ValidationError(
                 f"{node}: the input has column(s) {unknown} that {model.name} does not have; "
-                f"valid columns are {list(allowed)} (select or rename the columns first)"
+                f"valid columns are {list(allowed)} (pass columns=, rename=, or extra='ignore' to leave them out)"
             )
         self.columns = list(names)
         self.defaults: dict[str, Any] = {}

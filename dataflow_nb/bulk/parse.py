@@ -42,9 +42,10 @@ DATE_FORMATS = (
     "%d %B %Y",
 )
 TIME_FORMATS = ("%H:%M:%S%.f", "%H:%M", "%I:%M:%S %p", "%I:%M %p")
-DATETIME_FORMATS = tuple(
-    f"{date}{sep}{time}" for date in DATE_FORMATS for sep in ("T", " ") for time in TIME_FORMATS[:2]
-) + DATE_FORMATS
+DATETIME_FORMATS = (
+    tuple(f"{date}{sep}{time}" for date in DATE_FORMATS for sep in ("T", " ") for time in TIME_FORMATS[:2])
+    + DATE_FORMATS
+)
 _SAMPLE = 2000  # values a format is chosen on (the first of the column's first batch)
 
 
@@ -129,30 +130,40 @@ def pl_text(array: pa.Array) -> Any:
     return pl.Series(values=array).cast(pl.String).str.strip_chars()
 
 
-def _temporal(series: Any, kind: str, fmt: str) -> Any:
-    """One format applied to every value; for timestamps also with an offset (``Z``, ``+01:00``)."""
+def _temporal(value: Any, kind: str, fmt: str) -> Any:
+    """A polars expression: one format applied to every value; for timestamps also with an offset."""
     import polars as pl
 
     if kind == "date":
-        return series.str.to_date(fmt, strict=False)
+        return value.str.to_date(fmt, strict=False)
     if kind == "time":
-        return series.str.to_time(fmt, strict=False)
+        return value.str.to_time(fmt, strict=False)
     variants = [fmt]
     if fmt[8:9] in ("T", " ") and fmt.startswith("%Y-%m-%d"):  # ISO 8601 takes either separator
         variants.append(fmt[:8] + ("T" if fmt[8] == " " else " ") + fmt[9:])
     if not any(zone in fmt for zone in ("%z", "%#z", "%:z")):
         variants = [v + "%#z" for v in variants] + variants  # with an offset first, then UTC
-    parsed = [series.str.to_datetime(v, strict=False, time_unit="us", time_zone="UTC") for v in variants]
-    return pl.select(pl.coalesce(*(pl.lit(p) for p in parsed))).to_series() if len(parsed) > 1 else parsed[0]
+    parsed = [value.str.to_datetime(v, strict=False, time_unit="us", time_zone="UTC") for v in variants]
+    return pl.coalesce(*parsed) if len(parsed) > 1 else parsed[0]
+
+
+def _apply(series: Any, expression: Any) -> Any:
+    import polars as pl
+
+    return pl.DataFrame({"v": series}).select(expression)
 
 
 def choose_format(series: Any, kind: str, column: str) -> str:
     """The first format that reads every sampled value; an error when day and month may be swapped."""
+    import polars as pl
+
     sample = series.drop_nulls().head(_SAMPLE)
     candidates = {"date": DATE_FORMATS, "time": TIME_FORMATS, "datetime": DATETIME_FORMATS}[kind]
     if sample.is_empty():
         return candidates[0]
-    scores = {fmt: len(sample) - _temporal(sample, kind, fmt).null_count() for fmt in candidates}
+    value = pl.col("v")
+    counts = _apply(sample, [_temporal(value, kind, f).count().alias(str(i)) for i, f in enumerate(candidates)])
+    scores = dict(zip(candidates, counts.row(0), strict=True))  # every candidate in one parallel pass
     best = max(scores.values())
     if best == 0:
         return candidates[0]  # nothing fits: every value is reported as a bad row
@@ -191,7 +202,7 @@ def parse_text(array: pa.Array, target: pa.DataType, fmt: str | None, options: R
     elif pa.types.is_date(target) or pa.types.is_time(target) or pa.types.is_timestamp(target):
         kind = "date" if pa.types.is_date(target) else "time" if pa.types.is_time(target) else "datetime"
         assert fmt is not None, "a date/time column is parsed with the format chosen for it"
-        out = _temporal(text, kind, fmt)
+        out = _apply(text, _temporal(pl.col("v"), kind, fmt)).to_series()
     else:
         raise TypeError(target)
     return out.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(target)
@@ -212,11 +223,9 @@ def given_format(target: pa.DataType, options: ReadOptions) -> str | None:
 
 def parses_text(target: pa.DataType) -> bool:
     """Whether text for this Arrow type goes through ``parse_text`` (the rest is Arrow's cast)."""
-    return any(
-        check(target)
-        for check in (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_date)
-    ) or pa.types.is_time(target) or pa.types.is_timestamp(target)
+    kinds = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_date, pa.types.is_time)
+    return any(bool(check(target)) for check in (*kinds, pa.types.is_timestamp))
 
 
 def is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind))

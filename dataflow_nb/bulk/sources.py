@@ -55,26 +55,36 @@ def _paths(pattern: str | os.PathLike[str]) -> list[Path]:
     return [Path(m) for m in matches]
 
 
-def _csv_header(path: Path, options: ReadOptions) -> list[str]:
-    """The column names of a CSV file (its first row after ``skip_rows`` and comment lines)."""
+def _csv_header(path: Path, options: ReadOptions) -> tuple[list[str], int]:
+    """The column names of a CSV file (its first row after ``skip_rows`` and comment lines).
+
+    Also the rows DuckDB is told to skip: it passes over comment lines itself and counts the rest.
+    """
     try:
         with pa.input_stream(str(path), compression="detect") as stream:
             head = stream.read(1 << 20)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"{path}: cannot read the file ({exc})") from None
     encoding = "utf-8-sig" if options.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else options.encoding
-    lines = head.decode(encoding, errors="replace").splitlines()[options.skip_rows :]
+    lines = head.decode(encoding, errors="replace").splitlines()
+    skipped, lines = lines[: options.skip_rows], lines[options.skip_rows :]
+    skip = len(skipped)
     if options.comment_prefix:
         lines = [line for line in lines if not line.startswith(options.comment_prefix)]
-    quoting = csv.QUOTE_MINIMAL if options.quote_char else csv.QUOTE_NONE
-    reader = csv.reader(lines, delimiter=options.delimiter, quotechar=options.quote_char or '"', quoting=quoting)
+        skip = len([line for line in skipped if not line.startswith(options.comment_prefix)])
+    if options.quote_char:
+        reader = csv.reader(lines, delimiter=options.delimiter, quotechar=options.quote_char)
+    else:
+        reader = csv.reader(lines, delimiter=options.delimiter, quoting=csv.QUOTE_NONE)
     names = next(reader, None)
     if not names:
         raise ValidationError(f"{path}: the CSV file is empty (no header row)")
-    return names
+    return names, skip
 
 
-def _csv_query(path: Path, names: list[str], selected: list[str], options: ReadOptions) -> tuple[str, list[Any]]:
+def _csv_query(
+    path: Path, names: list[str], selected: list[str], skip: int, options: ReadOptions
+) -> tuple[str, list[Any]]:
     """DuckDB's ``read_csv`` with every option set (no sniffing): all columns text, errors with their line."""
     encoding = options.encoding.lower().replace("_", "-").replace("utf8", "utf-8").replace("-sig", "")
     encoding = "latin-1" if encoding in ("latin1", "iso-8859-1", "cp1252") else encoding
@@ -84,7 +94,7 @@ def _csv_query(path: Path, names: list[str], selected: list[str], options: ReadO
         "delim": "?",
         "quote": "?",
         "escape": "?",
-        "skip": str(options.skip_rows),
+        "skip": str(skip),
         "nullstr": "?",
         "allow_quoted_nulls": "false",
         "encoding": "?",
@@ -115,8 +125,7 @@ def _columns(label: str, names: list[str], expected: list[str] | None, options: 
     extra = [c for c in names if c not in wanted]
     if extra and options.columns is None and options.extra != "ignore":
         raise ValidationError(
-            f"{label} has column(s) {extra} that the first file does not have; "
-            "pass extra='ignore' to leave them out"
+            f"{label} has column(s) {extra} that the first file does not have; pass extra='ignore' to leave them out"
         )
     return wanted
 
@@ -144,12 +153,13 @@ def csv_source(
     def batches() -> Iterator[pa.RecordBatch]:
         expected: list[str] | None = None
         connection = duckdb.connect()
+        connection.execute("SET enable_progress_bar = false")
         try:
             for path in paths:
-                names = _csv_header(path, options)
+                names, skip = _csv_header(path, options)
                 selected = _columns(str(path), names, expected, options)
                 expected = expected or selected
-                query, values = _csv_query(path, names, selected, options)
+                query, values = _csv_query(path, names, selected, skip, options)
                 try:
                     reader = connection.sql(query, params=values).to_arrow_reader(batch_size)
                     for batch in reader:
@@ -173,11 +183,10 @@ def _csv_problem(message: str) -> str:
         return f"cannot read the CSV file ({lines[0] if lines else message})"
     line = where.split("CSV Error on Line:")[1].strip()
     original = next((x.removeprefix("Original Line:").strip() for x in lines if x.startswith("Original Line")), "")
-    index = lines.index(where)
-    problem = next(
-        (x for x in lines[index + 1 :] if not x.startswith(("Original Line", "Possible fixes", "*"))), "malformed row"
-    )
-    problem = problem.replace("Value with unterminated quote found.", "a quoted field is never closed")
+    if any("unterminated quote" in x for x in lines):
+        problem = "a quoted field is never closed"
+    else:
+        problem = next((x for x in lines if x.startswith("Expected Number of Columns")), "a malformed row")
     return f"malformed CSV at line {line}: {problem} (line starts {original[:80]!r})"
 
 

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import pyarrow as pa
 
-from dataflow_nb.bulk.parse import ReadOptions, choose_format, is_text, parse_text, pl_text
+from dataflow_nb.bulk.parse import ReadOptions, choose_format, is_text, parse_text
 from dataflow_nb.bulk.sources import _paths, csv_source, open_input, parquet_source
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import _IDENTIFIER, MANAGED_TIMESTAMPS
@@ -32,7 +32,6 @@ _TEXT_KINDS: tuple[tuple[str, pa.DataType, type], ...] = (
     ("datetime", pa.timestamp("us", "UTC"), dt.datetime),
     ("time", pa.time64("us"), dt.time),
 )
-_POLARS_BOOLEANS = ReadOptions(true_values=("true",), false_values=("false",))  # what polars reads as bool
 
 
 def _python_type(name: str, arrow: pa.DataType) -> type:
@@ -66,36 +65,58 @@ class _Column:
     nulls: bool = False
     values: bool = False  # a column of nulls only stays text
 
-    def narrow(self, array: pa.Array) -> None:
-        """Drop the kinds some value of this text batch does not parse as (no stripping: as polars reads)."""
+    def narrow(self, array: pa.Array, options: ReadOptions) -> None:
+        """Keep the first kind, in polars' order, that every value of this text batch parses as."""
+        import polars as pl
+
         if array.null_count == len(array):
             return
         self.values = True
-        raw = pl_text(array)
-        for kind, target, _ in _TEXT_KINDS:
+        raw = pl.Series(values=array).cast(pl.String).drop_nulls()
+        if (raw.str.len_chars() != raw.str.strip_chars().str.len_chars()).any():
+            self.kinds = []  # values with surrounding spaces stay text, as polars reads them
+            return
+        for kind, _target, _ in _TEXT_KINDS:
             if kind not in self.kinds:
                 continue
-            if kind == "int" and not raw.drop_nulls().str.contains(r"^[+-]?[0-9]+$").all():
-                self.kinds.remove(kind)
-                continue
-            if kind in ("date", "datetime", "time") and kind not in self.formats:
-                try:
-                    self.formats[kind] = choose_format(raw, kind, "")
-                except ValidationError:  # day and month both fit: leave it text, as polars does
-                    self.kinds.remove(kind)
-                    continue
-            parsed = parse_text(array, target, self.formats.get(kind), _POLARS_BOOLEANS)
-            if parsed.null_count > array.null_count or (kind != "int" and _padded(raw)):
-                self.kinds.remove(kind)
+            if self._fits(kind, raw, options):
+                self.kinds = ["int", "float"] if kind == "int" else [kind]  # a later batch may widen int to float
+                return
+            self.kinds.remove(kind)
+
+    def _fits(self, kind: str, raw: Any, options: ReadOptions) -> bool:
+        import polars as pl
+
+        if kind == "int":
+            return bool(raw.str.contains(r"^[+-]?[0-9]+$").all())
+        if kind == "float":
+            return bool(raw.cast(pl.Float64, strict=False).null_count() == 0)
+        if kind == "bool":
+            return bool(raw.str.to_lowercase().is_in(["true", "false"]).all())
+        given = getattr(options, f"{kind}_format")
+        if kind not in self.formats:
+            if given is None and not _polars_reads(raw.head(2000), kind):
+                return False
+            try:
+                self.formats[kind] = given or choose_format(raw, kind, "")
+            except ValidationError:  # day and month both fit: text, unless a format is given
+                return False
+        target = {k: t for k, t, _ in _TEXT_KINDS}[kind]
+        return bool(parse_text(raw.to_arrow(), target, self.formats[kind], options).null_count == 0)
 
     def python_type(self) -> type:
         return next((python for kind, _, python in _TEXT_KINDS if kind in self.kinds and self.values), str)
 
 
-def _padded(raw: Any) -> bool:
-    """Values with surrounding spaces stay text, as in polars' inference."""
-    values = raw.drop_nulls()
-    return bool((values.str.len_chars() != values.str.strip_chars().str.len_chars()).any())
+def _polars_reads(sample: Any, kind: str) -> bool:
+    """Whether polars, finding a format itself, reads every sampled value as this kind."""
+    import polars as pl
+
+    parse = {"date": sample.str.to_date, "datetime": sample.str.to_datetime, "time": sample.str.to_time}[kind]
+    try:
+        return bool(parse(strict=False).null_count() == 0)
+    except pl.exceptions.PolarsError:
+        return False
 
 
 def identifier(name: str) -> str:
@@ -190,7 +211,7 @@ def infer_model(source: Any, options: ReadOptions | None = None) -> Inferred:
                     column = columns[name] = _Column(kinds=[], arrow=array.type) if typed else _Column()
                 column.nulls = column.nulls or array.null_count > 0
                 if column.arrow is None:
-                    column.narrow(array)
+                    column.narrow(array, options)
                 if name == "id":
                     ids.append(array)
         if not rows:
