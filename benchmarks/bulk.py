@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Bulk benchmark: BulkCreateNode / BulkUpsertNode against the fastest raw ways to load a table.
 
-    .venv/bin/python benchmarks/bulk.py                          # 2M rows, both backends (~3.5 min)
-    .venv/bin/python benchmarks/bulk.py --rows 200000            # quick
+    .venv/bin/python benchmarks/bulk.py                          # 200k then 2M rows, both backends (~5 min)
+    .venv/bin/python benchmarks/bulk.py --rows 200000            # one size, quick
     .venv/bin/python benchmarks/bulk.py --methods node-parquet,adbc --repeats 3
     .venv/bin/python benchmarks/bulk.py --batch-sweep            # node-parquet at 50k/100k/250k rows a batch
     .venv/bin/python benchmarks/bulk.py --scale-check --repeats 1  # node-parquet, adbc at 2M and 8M (~3.5 min)
@@ -59,6 +59,7 @@ CHILD_URL_VARIABLE = "DATAFLOW_BENCH_CHILD_URL"
 DEFAULT_BATCH_SIZE = 50_000
 SWEEP_BATCH_SIZES = (50_000, 100_000, 250_000)
 SCALE_ROWS = (2_000_000, 8_000_000)
+DEFAULT_SIZES = (200_000, 2_000_000)
 ROW_GROUP = 100_000  # rows per Parquet row group in the generated file (also the generator's chunk)
 UPSERT_ROWS = 200_000  # half of them conflict with rows loaded before the upsert
 PANDAS_ROWS = 20_000  # pandas to_sql(method="multi") runs on this slice; its rate is extrapolated
@@ -91,16 +92,18 @@ METHODS: tuple[Method, ...] = (
     Method("adbc", "postgres", "raw adbc_ingest, streamed Parquet", None),
     # The same with pyarrow's default ParquetFile(pre_buffer=True): only in --scale-check (or --methods).
     Method("adbc-prebuffer", "postgres", "raw adbc_ingest, pre_buffer=True", "adbc", default=False),
-    Method("node-parquet", "postgres", "BulkCreateNode, Parquet", "adbc", 0.85),
-    Method("node-csv", "postgres", "BulkCreateNode, CSV", "psql-copy", 1.0),
+    Method("node-parquet", "postgres", "BulkCreateNode, Parquet", "adbc", 1.0),
+    Method("node-csv", "postgres", "BulkCreateNode, CSV", "psql-copy", 1.4),
     Method("psql-copy", "postgres", "psql \\copy, CSV", "adbc"),
     Method("polars-adbc", "postgres", "polars write_database(adbc)", "adbc"),
     Method("pandas-multi", "postgres", "pandas to_sql(multi)", "adbc", extrapolated=True),
     Method("raw-upsert", "postgres", "raw COPY to temp + ON CONFLICT", None, kind="upsert"),
-    Method("node-upsert", "postgres", "BulkUpsertNode", "raw-upsert", 0.8, kind="upsert"),
+    Method("node-upsert", "postgres", "BulkUpsertNode", "raw-upsert", 0.9, kind="upsert"),
     Method("read-parquet", "duckdb", "raw INSERT .. read_parquet", None),
     Method("arrow-stream", "duckdb", "raw INSERT .. Arrow stream scan", "read-parquet"),
-    Method("node-parquet", "duckdb", "BulkCreateNode, Parquet", "read-parquet", 0.8),
+    Method("node-parquet", "duckdb", "BulkCreateNode, Parquet", "read-parquet", 0.9),
+    Method("read-csv", "duckdb", "raw INSERT .. read_csv", None),
+    Method("node-csv", "duckdb", "BulkCreateNode, CSV", "read-csv", 0.9),
 )
 RSS_TARGET_MB = 250  # node-parquet peak within this of the raw streamed adbc_ingest
 SCALE_TARGET_MB = 50  # node-parquet peak at 8M within this of its peak at 2M
@@ -505,16 +508,17 @@ def duckdb_connect(url: str) -> Any:
     return con
 
 
-def duckdb_read_parquet(url: str, args: argparse.Namespace) -> dict[str, Any]:
+def duckdb_read_file(url: str, args: argparse.Namespace, reader: str = "read_parquet") -> dict[str, Any]:
+    """DuckDB reading the file itself (``read_parquet``, or ``read_csv`` with its sniffer) into the table."""
 
     def before() -> Any:
         return duckdb_connect(url)
 
     def work(con: Any) -> dict[str, Any]:
         columns = ", ".join(COLUMNS)
-        path = str(data_paths(args.rows)[0]).replace("'", "''")
+        path = str(data_paths(args.rows)[0 if reader == "read_parquet" else 1]).replace("'", "''")
         con.execute("BEGIN TRANSACTION")
-        row = con.execute(f"INSERT INTO {TABLE} ({columns}) SELECT {columns} FROM read_parquet('{path}')").fetchone()
+        row = con.execute(f"INSERT INTO {TABLE} ({columns}) SELECT {columns} FROM {reader}('{path}')").fetchone()
         con.execute("COMMIT")
         return {"rows": int(row[0]) if row else 0}
 
@@ -554,9 +558,11 @@ CHILD_LOADS: dict[tuple[str, str], Callable[[str, argparse.Namespace], dict[str,
     ("postgres", "pandas-multi"): pandas_multi,
     ("postgres", "raw-upsert"): raw_upsert,
     ("postgres", "node-upsert"): node_upsert,
-    ("duckdb", "read-parquet"): duckdb_read_parquet,
+    ("duckdb", "read-parquet"): duckdb_read_file,
+    ("duckdb", "read-csv"): lambda url, args: duckdb_read_file(url, args, "read_csv"),
     ("duckdb", "arrow-stream"): duckdb_arrow_stream,
     ("duckdb", "node-parquet"): lambda url, args: node_create(url, args, str(data_paths(args.rows)[0])),
+    ("duckdb", "node-csv"): lambda url, args: node_create(url, args, str(data_paths(args.rows)[1])),
 }
 
 
@@ -1022,7 +1028,7 @@ def scale_check(args: argparse.Namespace, pg: Postgres) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the generated table")
+    parser.add_argument("--rows", type=int, default=None, help="rows in the generated table (default: 200k, then 2M)")
     parser.add_argument("--backends", default="postgres,duckdb", help="comma-separated: postgres,duckdb")
     parser.add_argument(
         "--methods",
@@ -1041,6 +1047,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return run_child(args)
+    sizes = [args.rows] if args.rows is not None else list(DEFAULT_SIZES)
+    args.rows = sizes[-1]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends or set(backends) - {"duckdb", "postgres"}:
         parser.error(f"--backends takes postgres and/or duckdb, got {args.backends!r}")
@@ -1048,7 +1056,7 @@ def main() -> int:
     asked = {m.strip() for m in args.methods.split(",") if m.strip()}
     if asked - known:
         parser.error(f"unknown method(s) {sorted(asked - known)}; choose from {sorted(known)}")
-    if args.rows < 2 or args.batch_size < 1 or args.repeats < 1:
+    if min(sizes) < 2 or args.batch_size < 1 or args.repeats < 1:
         parser.error("--rows must be at least 2, --batch-size and --repeats positive")
     if args.scale_check and "postgres" not in backends:
         parser.error("--scale-check runs on PostgreSQL")
@@ -1067,8 +1075,6 @@ def main() -> int:
     duck: DuckDBFiles | None = None
     failed = False
     try:
-        if not args.scale_check:
-            ensure_data(args.rows)
         if "postgres" in backends:
             pg = Postgres(args.pg_url)
         if "duckdb" in backends and not args.scale_check:
@@ -1077,14 +1083,18 @@ def main() -> int:
             assert pg is not None
             scale_check(args, pg)
         elif args.batch_sweep:
+            ensure_data(args.rows)
             sweep(args, pg, duck)
         else:
-            outcomes = run_all(args, methods, pg, duck, args.rows, args.batch_size)
-            report([o for o in outcomes if o.error is None], args)
-            failures = [o for o in outcomes if o.error is not None]
-            for o in failures:
-                print(f"FAILED: {o.method.backend} {o.method.name}: {o.error}", file=sys.stderr)
-            failed = bool(failures)
+            for rows in sizes:  # small files first: a fixed cost per load shows there
+                args.rows = rows
+                ensure_data(rows)
+                outcomes = run_all(args, methods, pg, duck, rows, args.batch_size)
+                report([o for o in outcomes if o.error is None], args)
+                failures = [o for o in outcomes if o.error is not None]
+                for o in failures:
+                    print(f"FAILED: {o.method.backend} {o.method.name}: {o.error}", file=sys.stderr)
+                failed = failed or bool(failures)
     except Exception:
         import traceback
 
