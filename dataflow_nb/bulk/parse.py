@@ -25,14 +25,14 @@ from dataflow_nb.exceptions import ValidationError
 NULL_VALUES = ("NA", "N/A", "NULL")  # and an empty unquoted field
 TRUE_VALUES = ("true", "t", "yes", "y", "1")
 FALSE_VALUES = ("false", "f", "no", "n", "0")
-ENCODINGS = ("utf-8", "utf8", "utf-8-sig", "latin-1", "latin1", "iso-8859-1", "cp1252")
+ENCODINGS = ("utf-8", "utf8", "utf-8-sig", "latin-1", "latin1", "iso-8859-1")
 
-_DAY_MONTH = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
+_YEAR_FIRST = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
 _AMBIGUOUS = tuple(
     (f"%m{s}%d{s}%{y}", f"%d{s}%m{s}%{y}") for s in ("/", "-", ".") for y in ("Y", "y")
 )  # month-first and day-first orders of one separator: both may fit a column
 DATE_FORMATS = (
-    *_DAY_MONTH,
+    *_YEAR_FIRST,
     *(order for pair in _AMBIGUOUS for order in pair),
     "%b %d %Y",
     "%b %d, %Y",

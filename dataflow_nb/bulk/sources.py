@@ -87,7 +87,7 @@ def _csv_query(
 ) -> tuple[str, list[Any]]:
     """DuckDB's ``read_csv`` with every option set (no sniffing): all columns text, errors with their line."""
     encoding = options.encoding.lower().replace("_", "-").replace("utf8", "utf-8").replace("-sig", "")
-    encoding = "latin-1" if encoding in ("latin1", "iso-8859-1", "cp1252") else encoding
+    encoding = "latin-1" if encoding in ("latin1", "iso-8859-1") else encoding
     settings = {
         "auto_detect": "false",
         "header": "true",
