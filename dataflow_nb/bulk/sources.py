@@ -82,38 +82,6 @@ def _csv_header(path: Path, options: ReadOptions) -> tuple[list[str], int]:
     return names, skip
 
 
-def _csv_query(
-    path: Path, names: list[str], selected: list[str], skip: int, options: ReadOptions
-) -> tuple[str, list[Any]]:
-    """DuckDB's ``read_csv`` with every option set (no sniffing): all columns text, errors with their line."""
-    encoding = options.encoding.lower().replace("_", "-").replace("utf8", "utf-8").replace("-sig", "")
-    encoding = "latin-1" if encoding in ("latin1", "iso-8859-1") else encoding
-    settings = {
-        "auto_detect": "false",
-        "header": "true",
-        "delim": "?",
-        "quote": "?",
-        "escape": "?",
-        "skip": str(skip),
-        "nullstr": "?",
-        "allow_quoted_nulls": "false",
-        "encoding": "?",
-        "columns": "?",
-        "compression": "'auto'",
-    }
-    values: list[Any] = [options.delimiter, options.quote_char or "", options.quote_char or ""]
-    values += [["", *options.null_values], encoding, dict.fromkeys(names, "VARCHAR")]
-    if options.comment_prefix:
-        settings["comment"] = "?"
-        values.append(options.comment_prefix)
-    arguments = ", ".join(f"{k} = {v}" for k, v in settings.items())
-    columns = ", ".join(
-        f'"{n.replace(chr(34), chr(34) * 2)}" AS "{options.rename.get(n, n).replace(chr(34), chr(34) * 2)}"'
-        for n in selected
-    )
-    return f"SELECT {columns} FROM read_csv(?, {arguments})", [str(path), *values]
-
-
 def _columns(label: str, names: list[str], expected: list[str] | None, options: ReadOptions) -> list[str]:
     """The columns read from one file: those of the first file (or ``columns=``); others an error or left out."""
     wanted = list(options.columns) if options.columns is not None else expected
@@ -144,7 +112,7 @@ def csv_source(
     an empty string; a UTF-8 byte-order mark is dropped. A bulk node parses each column to its
     model type and reports the values that do not fit; ``infer_types`` types them here instead.
     """
-    import duckdb
+    from dataflow_nb.backends.csv_text import CSVSplitter
 
     paths = _paths(pattern)
     options = (options or ReadOptions()).for_path(paths[0])
@@ -152,42 +120,18 @@ def csv_source(
 
     def batches() -> Iterator[pa.RecordBatch]:
         expected: list[str] | None = None
-        connection = duckdb.connect()
-        connection.execute("SET enable_progress_bar = false")
-        try:
+        with CSVSplitter() as splitter:
             for path in paths:
                 names, skip = _csv_header(path, options)
                 selected = _columns(str(path), names, expected, options)
                 expected = expected or selected
-                query, values = _csv_query(path, names, selected, skip, options)
-                try:
-                    reader = connection.sql(query, params=values).to_arrow_reader(batch_size)
-                    for batch in reader:
-                        yield _typed(batch) if infer_types else batch
-                except duckdb.Error as exc:
-                    raise ValidationError(f"{path}: {_csv_problem(str(exc))}") from None
+                for batch in splitter.batches(path, names, selected, skip, options, batch_size):
+                    yield _typed(batch) if infer_types else batch
                 done[0] += path.stat().st_size
-        finally:
-            connection.close()
 
     total = sum(p.stat().st_size for p in paths)
     label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} CSV files"
     return BatchSource(label, batches, total_bytes=total, bytes_read=lambda: done[0], options=options)
-
-
-def _csv_problem(message: str) -> str:
-    """DuckDB's CSV error as one sentence: the line, the problem, the line's text."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    where = next((line for line in lines if "CSV Error on Line:" in line), None)
-    if where is None:
-        return f"cannot read the CSV file ({lines[0] if lines else message})"
-    line = where.split("CSV Error on Line:")[1].strip()
-    original = next((x.removeprefix("Original Line:").strip() for x in lines if x.startswith("Original Line")), "")
-    if any("unterminated quote" in x for x in lines):
-        problem = "a quoted field is never closed"
-    else:
-        problem = next((x for x in lines if x.startswith("Expected Number of Columns")), "a malformed row")
-    return f"malformed CSV at line {line}: {problem} (line starts {original[:80]!r})"
 
 
 def _typed(batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -1,0 +1,92 @@
+"""CSV text split by DuckDB's CSV reader, the same for both backends (DuckDB is a core dependency).
+
+Every option is set and nothing is sniffed, so the reader stops at a malformed row with its line:
+a quote never closed, too few or too many fields. Values stay text; the bulk node parses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from dataflow_nb.exceptions import ValidationError
+
+if TYPE_CHECKING:
+    from dataflow_nb.bulk.parse import ReadOptions
+
+
+class CSVSplitter:
+    """One in-process DuckDB connection that reads CSV files as batches of text columns."""
+
+    def __init__(self) -> None:
+        import duckdb
+
+        self.error = duckdb.Error
+        self.connection = duckdb.connect()
+        self.connection.execute("SET enable_progress_bar = false")
+
+    def __enter__(self) -> CSVSplitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.connection.close()
+
+    def batches(
+        self, path: Path, names: list[str], selected: list[str], skip: int, options: ReadOptions, batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        """The ``selected`` columns (renamed per ``options.rename``) of a file whose header is ``names``."""
+        query, values = _csv_query(path, names, selected, skip, options)
+        try:
+            yield from self.connection.sql(query, params=values).to_arrow_reader(batch_size)
+        except self.error as exc:
+            raise ValidationError(f"{path}: {_csv_problem(str(exc))}") from None
+
+
+def _csv_query(
+    path: Path, names: list[str], selected: list[str], skip: int, options: ReadOptions
+) -> tuple[str, list[Any]]:
+    """DuckDB's ``read_csv`` with every option set (no sniffing): all columns text, errors with their line."""
+    encoding = options.encoding.lower().replace("_", "-").replace("utf8", "utf-8").replace("-sig", "")
+    encoding = "latin-1" if encoding in ("latin1", "iso-8859-1") else encoding
+    settings = {
+        "auto_detect": "false",
+        "header": "true",
+        "delim": "?",
+        "quote": "?",
+        "escape": "?",
+        "skip": str(skip),
+        "nullstr": "?",
+        "allow_quoted_nulls": "false",
+        "encoding": "?",
+        "columns": "?",
+        "compression": "'auto'",
+    }
+    values: list[Any] = [options.delimiter, options.quote_char or "", options.quote_char or ""]
+    values += [["", *options.null_values], encoding, dict.fromkeys(names, "VARCHAR")]
+    if options.comment_prefix:
+        settings["comment"] = "?"
+        values.append(options.comment_prefix)
+    arguments = ", ".join(f"{k} = {v}" for k, v in settings.items())
+    columns = ", ".join(
+        f'"{n.replace(chr(34), chr(34) * 2)}" AS "{options.rename.get(n, n).replace(chr(34), chr(34) * 2)}"'
+        for n in selected
+    )
+    return f"SELECT {columns} FROM read_csv(?, {arguments})", [str(path), *values]
+
+
+def _csv_problem(message: str) -> str:
+    """DuckDB's CSV error as one sentence: the line, the problem, the line's text."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    where = next((line for line in lines if "CSV Error on Line:" in line), None)
+    if where is None:
+        return f"cannot read the CSV file ({lines[0] if lines else message})"
+    line = where.split("CSV Error on Line:")[1].strip()
+    original = next((x.removeprefix("Original Line:").strip() for x in lines if x.startswith("Original Line")), "")
+    if any("unterminated quote" in x for x in lines):
+        problem = "a quoted field is never closed"
+    else:
+        problem = next((x for x in lines if x.startswith("Expected Number of Columns")), "a malformed row")
+    return f"malformed CSV at line {line}: {problem} (line starts {original[:80]!r})"
