@@ -70,6 +70,17 @@ def scrub_secrets(text: str, url: str) -> str:
     return text.replace(url, mask_url(url))
 
 
+def _encode(value: Any) -> bytes | bytearray | memoryview:
+    """A command argument as bytes, as redis-py's own encoder does for what this module sends."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value).encode()
+    raise CacheError(f"cannot send a {type(value).__name__} to Redis")
+
+
 class RedisStore:
     """Bytes and version tokens in Redis, shared by every process using the same server."""
 
@@ -90,13 +101,21 @@ class RedisStore:
         try:
             import redis
             from redis.backoff import NoBackoff
+            from redis.connection import PythonRespSerializer
             from redis.retry import Retry
         except ImportError as exc:  # a core dependency, but an environment can still lack it
             raise CacheError(f"Cache URL {self.url} needs the redis package: pip install redis") from exc
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         try:
+            # hiredis reads replies fast but packs a 6 MB value in ~100 ms; redis-py's own serializer
+            # sends a large value as a chunk of its own, without copying it into the command.
+            packer = PythonRespSerializer(6000, _encode)
             self._client: Any = redis.Redis.from_url(
-                url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+                url,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+                command_packer=packer,
             )
         except ValueError as exc:
             raise CacheError(f"Invalid Redis URL {self.url}: {scrub_secrets(str(exc), url)}. {FIX_HINT}") from None
