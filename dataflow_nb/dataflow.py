@@ -152,6 +152,8 @@ class DataFlow:
                     self.result_cache.cache.close()
                 self.backend.close()
                 raise
+        if security_enabled and not read_only:
+            self._create_audit_table()
         register_database(self)
         # Close the connections when a re-run cell drops the last reference, as close() would.
         self._finalizer = weakref.finalize(self, self.backend.close)
@@ -343,6 +345,32 @@ class DataFlow:
             "__doc__": f"Inferred from {origin}." + (f" Columns renamed: {renamed}." if renamed else ""),
         }
         return self.model(type(name, (), namespace))
+
+    def _create_audit_table(self) -> None:
+        from dataflow_nb.security.audit import ensure_audit_table
+
+        try:
+            with self._migration_connection() as connection:
+                ensure_audit_table(connection, self)
+                connection.commit()
+        except DataflowError:
+            self.backend.close()
+            raise
+
+    def audit_log(self, last: int | None = None) -> Any:
+        """The audit log as a frame, oldest first: every write of ``security_enabled`` runs.
+
+        Columns: id, at, run_id, tenant_id, node_id, node_type, model, operation, rows, keys
+        (a JSON list of ids), digest (SHA-256 of a bulk input or of a SQL statement and its
+        values) and db_user (the database role that wrote). ``last`` keeps the newest rows.
+        """
+        from dataflow_nb.security.audit import read_audit_log
+
+        if not self.security_enabled:
+            raise DataflowError("the audit log needs DataFlow(..., security_enabled=True)")
+        with self._migration_connection() as connection:
+            table = read_audit_log(connection, self, last)
+        return to_frame(table, {}, self.frame)
 
     def get_monitor(self) -> Monitor:
         """The monitor: metrics, health, slow queries (``DataFlow(monitoring=True)``)."""

@@ -180,16 +180,16 @@ class PostgresBackend:
         later nodes of the run still write.
         """
         connection.execute_sql("SAVEPOINT dataflow_nb_read_only")
+        connection.execute_sql("SET LOCAL transaction_read_only = on")
         try:
-            connection.execute_sql("SET LOCAL transaction_read_only = on")
-            return connection.execute(compiled)
-        except DatabaseError as exc:
+            result = connection.execute(compiled)
+        except DatabaseError as exc:  # the run fails: ADBC allows nothing but a rollback now
             if getattr(exc.__cause__, "sqlstate", None) == READ_ONLY_SQLSTATE:
                 raise ReadOnlyError(f"postgresql refused a write in read-only SQL: {exc}") from exc
             raise
-        finally:
-            connection.execute_sql("ROLLBACK TO SAVEPOINT dataflow_nb_read_only")
-            connection.execute_sql("RELEASE SAVEPOINT dataflow_nb_read_only")
+        connection.execute_sql("ROLLBACK TO SAVEPOINT dataflow_nb_read_only")
+        connection.execute_sql("RELEASE SAVEPOINT dataflow_nb_read_only")
+        return result
 
     def identity(self) -> str:
         """The cluster's system identifier, the database and the schema in use, asked of the server:

@@ -77,6 +77,12 @@ class BulkLoad:
             total_bytes=source.total_bytes,
         )
 
+        digest = None
+        if self.db.security_enabled:  # the audit keeps a digest of what a bulk node writes
+            from dataflow_nb.security.audit import InputDigest
+
+            digest = self.ctx.digests.setdefault(self.ctx.node_id or "", InputDigest())
+
         def batches() -> Iterator[pa.RecordBatch]:
             first_row, started = 1, time.perf_counter()
             try:
@@ -94,7 +100,10 @@ class BulkLoad:
                     self.report.batch_log.append((number, batch.num_rows, now - started))
                     started = now
                     bar.update(raw.num_rows, source.bytes_read())
-                    yield pa.RecordBatch.from_arrays(columns, schema=schema)
+                    out = pa.RecordBatch.from_arrays(columns, schema=schema)
+                    if digest is not None:
+                        digest.update(out)
+                    yield out
             except BaseException as exc:
                 self.error = exc  # drivers wrap what a stream raises: keep the original to re-raise
                 raise
@@ -128,9 +137,11 @@ class BulkLoad:
         return field.type.arrow
 
     def needs_staging(self, names: Sequence[str]) -> bool:
-        """Whether a create must stage the rows as text and cast them in SQL (UUIDs the ingest cannot take)."""
+        """Whether a create must stage the rows and move them with INSERT ... SELECT: UUIDs the ingest
+        cannot take as text, or a table under row-level security (PostgreSQL refuses COPY into it)."""
         uuids = any(self.model.fields[n].type.label == "UUID" for n in names)
-        return uuids and not self.capabilities.ingest_casts_uuid_text
+        rls = self.model.multi_tenant and self.capabilities.supports_row_level_security
+        return (uuids and not self.capabilities.ingest_casts_uuid_text) or rls
 
     @staticmethod
     def _to_wire(column: pa.Array, target: pa.DataType) -> pa.Array:

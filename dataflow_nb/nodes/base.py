@@ -20,6 +20,7 @@ class Node:
     parameters: ClassVar[tuple[str, ...]] = ()
     db: ClassVar[DataFlow | None] = None
     cacheable: ClassVar[bool] = False  # reads whose results DataFlow(cache_enabled=True) may keep
+    writes: ClassVar[bool] = False  # a read-only DataFlow refuses the node; security_enabled audits it
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:

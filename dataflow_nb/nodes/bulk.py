@@ -48,6 +48,7 @@ class BulkNode(ModelNode):
 
     parameters = COMMON
     data_optional = False
+    writes = True
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:

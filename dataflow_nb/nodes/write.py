@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 class CreateNode(ModelNode):
     """Insert one record; returns it as a one-row frame with id and timestamps."""
 
+    writes = True
+
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
         record_values(cls.model, params, partial=not complete)
@@ -52,6 +54,8 @@ class UpdateNode(ModelNode):
     On a versioned model ``version`` goes up by one; give ``version`` (the one you read) to
     update only if nobody changed the record since: otherwise ``ConflictError``, nothing changed.
     """
+
+    writes = True
 
     @classmethod
     def split(cls, params: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
@@ -115,6 +119,8 @@ class DeleteNode(ByIdNode):
     On a soft-delete model the row stays, with ``deleted_at`` set; ``hard=True`` removes it.
     """
 
+    writes = True
+
     parameters = ("id", "hard")  # type: ignore[assignment]  # ByIdNode infers tuple[str]
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
@@ -130,6 +136,8 @@ class DeleteNode(ByIdNode):
 
 class RestoreNode(ByIdNode):
     """Bring back the soft-deleted record ``id``; returns it. (Soft-delete models only.)"""
+
+    writes = True
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
@@ -151,6 +159,8 @@ def make_restore_node(db: DataFlow, model: ModelSpec) -> dict[str, type[ModelNod
 
 class UpsertNode(ModelNode):
     """Insert a record, or update it where ``conflict_on`` (a unique key) matches an existing one."""
+
+    writes = True
 
     options = ("conflict_on", "update")
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dataflow_nb.cache.results import Lookup
     from dataflow_nb.dataflow import DataFlow
     from dataflow_nb.nodes.base import Node
+    from dataflow_nb.security.audit import InputDigest
 
 T = TypeVar("T")
 
@@ -46,6 +47,7 @@ class RunContext:
     cache_policy: CachePolicy | None = None  # the running node's; None: its reads are never cached
     written: dict[int, set[str]] = field(default_factory=dict)  # tables each database was written
     snapshots: dict[int, int] = field(default_factory=dict)  # each cache's commit count at BEGIN
+    digests: dict[str, InputDigest] = field(default_factory=dict)  # bulk input per node, for the audit
 
     def connection(self, db: DataFlow) -> Connection:
         entry = self.connections.get(id(db))

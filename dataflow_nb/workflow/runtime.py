@@ -9,6 +9,8 @@ from typing import Any
 
 from dataflow_nb.exceptions import DataflowError, WorkflowError
 from dataflow_nb.query.scope import Scope
+from dataflow_nb.security.audit import audit_node
+from dataflow_nb.security.guard import refuse_writes
 from dataflow_nb.workflow.builder import Edge, Workflow
 from dataflow_nb.workflow.context import RunContext
 from dataflow_nb.workflow.results import NodeTiming, RunResults
@@ -77,6 +79,11 @@ class LocalRuntime:
                 f"parameters name unknown node(s) {unknown}; nodes are {list(workflow.nodes)}", node_id=unknown[0]
             )
         run_id = uuid.uuid4().hex
+        for checked, spec in workflow.nodes.items():
+            try:
+                refuse_writes(checked, spec.node, {**spec.params, **parameters.get(checked, {})})
+            except DataflowError as exc:
+                raise WorkflowError(f"{exc} (run {run_id})", node_id=checked, run_id=run_id) from exc
         ctx = RunContext(run_id, Scope(tenant_id=tenant_id))
         outputs: dict[str, Any] = {}
         timings: list[NodeTiming] = []
@@ -91,6 +98,7 @@ class LocalRuntime:
                 node_started = time.perf_counter()
                 ctx.start_node(node_id, spec.node, params)
                 outputs[node_id] = spec.node.run(ctx, params)
+                audit_node(ctx, spec.node, params, outputs[node_id])
                 timings.append(NodeTiming(node_id, spec.node_type, time.perf_counter() - node_started, "ok"))
             node_id = None
             ctx.commit()

@@ -61,7 +61,7 @@ def tenant_database(backend_url: str | None, **options: Any) -> Iterator[DataFlo
     """The models created by the owner; on PostgreSQL the yielded DataFlow logs in as ``login_role``."""
     with DataFlow(backend_url, multi_tenant=True, **options) as owner:
         define_models(owner)
-        if backend_url is None:
+        if backend_url is None or backend_url.startswith("duckdb"):
             yield owner
             return
     with login_role(backend_url) as url, DataFlow(url, multi_tenant=True, **options) as login:

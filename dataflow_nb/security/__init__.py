@@ -1,0 +1,7 @@
+"""``security_enabled=True``: the audit log, sensitive-field masking and the write guards."""
+
+from __future__ import annotations
+
+from dataflow_nb.security.sensitive import Sensitive
+
+__all__ = ["Sensitive"]

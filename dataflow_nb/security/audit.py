@@ -1,0 +1,141 @@
+"""The audit log: one row per write, inserted in the run's own transaction.
+
+Because the row is written on the run's connection before the commit, the audit and the data
+commit or roll back together: a rolled-back run leaves no audit row, and a committed write
+always has one. Single-record writes list their ids; bulk writes keep a SHA-256 digest of the
+rows they were given, or of their filter (millions of ids would make the log larger than the data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.schema import CreateSequence, CreateTable
+
+from dataflow_nb.backends.base import Connection, compile_statement
+
+if TYPE_CHECKING:
+    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.workflow.context import RunContext
+
+AUDIT_TABLE = "dataflow_nb_audit"
+_metadata = sa.MetaData()
+_sequence = sa.Sequence(f"{AUDIT_TABLE}_id_seq", metadata=_metadata)
+audit = sa.Table(
+    AUDIT_TABLE,
+    _metadata,
+    sa.Column("id", sa.BigInteger, _sequence, server_default=_sequence.next_value(), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("tenant_id", sa.Text),
+    sa.Column("node_id", sa.Text, nullable=False),
+    sa.Column("node_type", sa.Text, nullable=False),
+    sa.Column("model", sa.Text),
+    sa.Column("operation", sa.Text, nullable=False),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("keys", sa.Text),  # a JSON list of ids for single-record writes
+    sa.Column("digest", sa.Text),  # SHA-256 of a bulk node's input rows or filter, or of SQL and its values
+    sa.Column("db_user", sa.Text, nullable=False, server_default=sa.text("current_user")),
+)
+
+
+def ensure_audit_table(connection: Connection, db: DataFlow) -> None:
+    """Create the audit table when it is missing (in the caller's transaction).
+
+    Asked of the catalog first: a login role that may write rows may not create tables.
+    """
+    exists = connection.execute_sql(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
+        [AUDIT_TABLE],
+    )
+    if exists is not None and exists.column(0)[0].as_py():
+        return
+    for statement in (CreateSequence(_sequence, if_not_exists=True), CreateTable(audit, if_not_exists=True)):
+        connection.execute_sql(str(statement.compile(dialect=db.backend.dialect)))
+
+
+class InputDigest:
+    """A running SHA-256 over the Arrow batches a bulk node writes (their IPC bytes)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        self._hash.update(batch.serialize())
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def audit_write(
+    ctx: RunContext,
+    db: DataFlow,
+    *,
+    node_type: str,
+    model: str | None,
+    operation: str,
+    rows: int | None,
+    keys: list[Any] | None = None,
+    digest: str | None = None,
+) -> None:
+    """Insert one audit row on the run's connection (so it shares the run's transaction)."""
+    values = {
+        "run_id": ctx.run_id,
+        "tenant_id": ctx.scope.tenant_id,
+        "node_id": ctx.node_id or "",
+        "node_type": node_type,
+        "model": model,
+        "operation": operation,
+        "rows": rows,
+        "keys": None if keys is None else json.dumps(keys),
+        "digest": digest,
+    }
+    binds = {k: sa.bindparam(k, type_=audit.c[k].type) for k in values}
+    ctx.execute(db, compile_statement(sa.insert(audit).values(binds), db.backend.dialect), values)
+
+
+def digest_of(value: Any) -> str:
+    """A SQL statement with its values, or a bulk filter, as a digest: never the values themselves."""
+    return hashlib.sha256(json.dumps(value, default=str, sort_keys=True).encode()).hexdigest()
+
+
+def read_audit_log(connection: Connection, db: DataFlow, last: int | None) -> pa.Table:
+    query = sa.select(audit).order_by(audit.c.id.desc())
+    if last is not None:
+        query = query.limit(last)
+    result = connection.execute(compile_statement(query, db.backend.dialect))
+    assert result is not None
+    return result.take(pa.array(range(result.num_rows - 1, -1, -1), pa.int64()))  # oldest first
+
+
+def audit_node(ctx: RunContext, node: Any, params: dict[str, Any], output: Any) -> None:
+    """Audit what ``node`` just wrote, when its DataFlow has ``security_enabled=True``."""
+    from dataflow_nb.bulk.report import BulkReport
+    from dataflow_nb.nodes.sql import SQLQueryNode
+
+    if isinstance(node, SQLQueryNode):
+        if not params.get("allow_writes"):
+            return  # read-only SQL, refused by the database if it tried to write
+        db = node.database(params)
+        if db.security_enabled:
+            rows = len(output) if len(output.columns) else None  # RETURNING rows; else unknown
+            digest = digest_of([params["sql"], params.get("params")])
+            audit_write(ctx, db, node_type=node.node_type, model=None, operation="sql", rows=rows, digest=digest)
+        return
+    if not node.writes or not node.db.security_enabled:
+        return
+    model = node.model.name
+    operation = node.node_type.removeprefix(model).removesuffix("Node")
+    common = {"node_type": node.node_type, "model": model, "operation": operation}
+    if isinstance(output, BulkReport):
+        running = ctx.digests.pop(ctx.node_id or "", None)
+        by_filter = {k: params.get(k) for k in ("filter", "fields", "hard") if k in params}
+        shown = digest_of(by_filter) if running is None else running.hexdigest()
+        audit_write(ctx, node.db, rows=output.rows_written, digest=shown, **common)
+    else:
+        ids = [int(i) for i in output["id"]]
+        audit_write(ctx, node.db, rows=len(ids), keys=ids, **common)
