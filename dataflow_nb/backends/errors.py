@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from dataflow_nb.exceptions import ConflictError, DatabaseError, DataflowError, UniqueViolation
+from dataflow_nb.security.sensitive import MASK, mask_exception
 
 if TYPE_CHECKING:
     from dataflow_nb.model.spec import ModelSpec
@@ -129,10 +130,29 @@ def _match_key(model: ModelSpec, error: UniqueViolation) -> tuple[str | None, li
     return None, None, error.values
 
 
+def sensitive_pieces(model: ModelSpec, error: UniqueViolation) -> list[str]:
+    """The parts of a unique violation's values that belong to sensitive fields (to mask)."""
+    secret = {n for n, f in model.fields.items() if f.sensitive}
+    if not secret or error.values is None:
+        return []
+    if error.columns:  # PostgreSQL: "(tenant_id, email)=(acme, a@x.io)"
+        parts = error.values.split(", ")
+        if len(parts) == len(error.columns):
+            return [v for c, v in zip(error.columns, parts, strict=True) if c in secret]
+    pairs = [p.split(": ", 1) for p in error.values.split(", ")]  # DuckDB: "email: a@x.io"
+    if all(len(p) == 2 for p in pairs) and {p[0] for p in pairs} <= set(model.fields):
+        return [v for c, v in pairs if c in secret]
+    return [error.values]  # cannot tell the columns apart: hide it all
+
+
 def describe_conflict(model: ModelSpec, node: str, error: UniqueViolation) -> ConflictError:
     """A ConflictError naming the model's constraint, its columns and the offending value."""
     name, columns, values = _match_key(model, error)
     shown = [c for c in columns or [] if c != "tenant_id"]
+    hidden = sensitive_pieces(model, error)
+    if hidden:  # the key holds a sensitive field: its value is shown nowhere
+        values = MASK
+        mask_exception(error, hidden)
     key = f"unique constraint {name!r} on {shown}" if name else f"one of the unique keys {_unique_keys(model)}"
     return UniqueViolation(
         f"{node}: {model.name} violates {key} with value {values}: a {model.name} with that value already "

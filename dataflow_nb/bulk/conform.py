@@ -32,6 +32,7 @@ from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.frames import uuid_text
 from dataflow_nb.model.spec import MISSING, Field, ModelSpec
 from dataflow_nb.model.types import canonical_json
+from dataflow_nb.security.sensitive import MASK
 
 ROW = "__row"  # source row numbers travel with each batch
 _UUID = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
@@ -257,9 +258,8 @@ class Conformer:
     def _reject(
         self, rejected: dict[int, Rejection], first_row: int, index: int, field: Field, value: Any, reason: str
     ) -> None:
-        rejected.setdefault(
-            index, Rejection(first_row + index, field.name, _shown(value), f"{field.name}: {_shown(value)!r} {reason}")
-        )
+        shown = MASK if field.sensitive else _shown(value)
+        rejected.setdefault(index, Rejection(first_row + index, field.name, shown, f"{field.name}: {shown!r} {reason}"))
 
 
 def rejection_error(node: str, model: ModelSpec, rejections: Sequence[Rejection]) -> ValidationError:

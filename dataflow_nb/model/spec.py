@@ -28,6 +28,7 @@ KNOWN_OPTIONS = {
     "soft_delete",
     "versioned",
     "source_columns",  # source column -> field, for a model inferred from a file (bulk nodes rename so)
+    "sensitive",
 }
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The shortest limit of the databases we run on, for names checked before a database is known.
@@ -43,6 +44,7 @@ class Field:
     nullable: bool
     default: Any = MISSING
     managed: bool = False
+    sensitive: bool = False  # stored and returned as is; masked wherever dataflow_nb shows values
 
     @property
     def required(self) -> bool:
@@ -146,6 +148,7 @@ def spec_from_class(
     except NameError as exc:
         raise ValidationError(f"model {model}: a type hint names something undefined ({exc})") from exc
 
+    sensitive = _sensitive_fields(cls, model, options, localns)
     fields: dict[str, Field] = {"id": Field("id", field_type_for(int), nullable=False, managed=True)}  # type: ignore[arg-type]
     if options.get("multi_tenant", multi_tenant):
         if options.get("tenant_isolation", "strict") != "strict":
@@ -174,7 +177,7 @@ def spec_from_class(
                 raise ValidationError(
                     f"model {model}: default {default!r} of field {name!r} does not fit {ftype.label} ({exc})"
                 ) from None
-        fields[name] = Field(name, ftype, nullable or default is None, default, managed)
+        fields[name] = Field(name, ftype, nullable or default is None, default, managed, name in sensitive)
     for name in MANAGED_TIMESTAMPS:
         fields.setdefault(name, Field(name, field_type_for(dt.datetime), nullable=False, managed=True))  # type: ignore[arg-type]
     if options.get("soft_delete"):
@@ -185,6 +188,27 @@ def spec_from_class(
         options.get("table") or default_table_name(model), f"model {model}: table", max_identifier_length
     )
     return ModelSpec(model, table, fields, options)
+
+
+def _sensitive_fields(cls: type, model: str, options: dict[str, Any], localns: dict[str, Any] | None) -> set[str]:
+    """Fields marked ``Annotated[str, Sensitive]`` or listed in ``__dataflow__['sensitive']``."""
+    from dataflow_nb.security.sensitive import Sensitive
+
+    listed = options.get("sensitive", [])
+    if isinstance(listed, str) or not all(isinstance(n, str) for n in listed):
+        raise ValidationError(f"model {model}: __dataflow__['sensitive'] takes a list of field names, got {listed!r}")
+    marked = set(listed)
+    for name, hint in typing.get_type_hints(cls, localns=localns, include_extras=True).items():
+        candidates = [hint, *typing.get_args(hint)]  # Annotated[...] itself, or inside Optional[...]
+        for candidate in candidates:
+            if typing.get_origin(candidate) is typing.Annotated and any(
+                m is Sensitive or isinstance(m, Sensitive) for m in candidate.__metadata__
+            ):
+                marked.add(name)
+    unknown = marked - set(typing.get_type_hints(cls, localns=localns))
+    if unknown:
+        raise ValidationError(f"model {model}: __dataflow__['sensitive'] names unknown field(s) {sorted(unknown)}")
+    return marked
 
 
 def server_default(f: Field) -> sa.ColumnElement[Any] | sa.TextClause | str | None:

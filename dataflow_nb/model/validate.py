@@ -7,6 +7,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dataflow_nb.security.sensitive import MASK, mask_values
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import MISSING, ModelSpec
 
@@ -39,14 +40,16 @@ def to_wire(model: ModelSpec, name: str, value: Any) -> Any:
                 f"model {model.name}: field {name!r} is not nullable; give a {f.type.label} or declare it Optional[...]"
             )
         return None
+    shown = MASK if f.sensitive else repr(value)
     try:
         return f.type.to_wire(value)
     except TypeError:
         raise ValidationError(
-            f"model {model.name}: field {name!r} expects {f.label}, got {value!r} of type {type(value).__name__}"
+            f"model {model.name}: field {name!r} expects {f.label}, got {shown} of type {type(value).__name__}"
         ) from None
     except ValueError as exc:
-        raise ValidationError(f"model {model.name}: field {name!r}: value {value!r} {exc}") from None
+        reason = mask_values(str(exc), [value]) if f.sensitive else str(exc)
+        raise ValidationError(f"model {model.name}: field {name!r}: value {shown} {reason}") from None
 
 
 def record_values(model: ModelSpec, params: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 
 class Sensitive:
@@ -13,3 +14,71 @@ class Sensitive:
 
 
 MASK: Final = "***"
+
+
+def mask_values(text: str, values: Iterable[Any]) -> str:
+    """``text`` with every sensitive value in it replaced by ``***`` (longest first)."""
+    shown = sorted({str(v) for v in values if v is not None and str(v)}, key=len, reverse=True)
+    for value in shown:
+        text = text.replace(value, MASK)
+    return text
+
+
+def mask_exception(exc: BaseException, values: Iterable[Any]) -> None:
+    """Mask ``values`` in the messages of ``exc`` and of every exception chained to it.
+
+    A traceback prints the whole chain, so the database's own message (a unique key's value, a
+    failing row) must be masked as well as dataflow_nb's.
+    """
+    values = list(values)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.args = tuple(mask_values(a, values) if isinstance(a, str) else a for a in current.args)
+        current = current.__cause__ or current.__context__
+
+
+def sensitive_values(model: Any, params: Mapping[str, Any]) -> list[Any]:
+    """The values of a node's parameters that belong to sensitive fields, filters included."""
+    names = {n for n, f in model.fields.items() if f.sensitive}
+    if not names:
+        return []
+    found: list[Any] = []
+
+    def walk(node: Any, field: str | None) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                walk(value, key if key in names else field)
+        elif isinstance(node, list | tuple | set):
+            for value in node:
+                walk(value, field)
+        elif field is not None and isinstance(node, str) and node:
+            found.append(node)
+
+    walk(params, None)
+    return found
+
+
+def mask_columns(frame: Any, columns: set[str]) -> Any:
+    """A copy of a polars or pandas frame with ``columns`` shown as ``***`` (others: unchanged)."""
+    present = [c for c in getattr(frame, "columns", []) if c in columns]
+    if not present:
+        return frame
+    if hasattr(frame, "with_columns"):  # polars
+        import polars as pl
+
+        return frame.with_columns(*(pl.lit(MASK).alias(c) for c in present))
+    return frame.assign(**dict.fromkeys(present, MASK))
+
+
+def sensitive_columns(node: Any, params: Mapping[str, Any]) -> set[str]:
+    """Columns of a node's output that hold sensitive fields (a SQL node: any model's, by name)."""
+    from dataflow_nb.nodes.sql import SQLQueryNode
+
+    if isinstance(node, SQLQueryNode):
+        models = node.database(params).models.values()
+    else:
+        model = getattr(node, "model", None)
+        models = [] if model is None else [model]  # type: ignore[assignment]
+    return {n for m in models for n, f in m.fields.items() if f.sensitive}

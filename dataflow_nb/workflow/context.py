@@ -16,6 +16,7 @@ from dataflow_nb.backends.errors import loggable_error
 from dataflow_nb.cache.results import EVERYTHING, CachePolicy, cache_policy
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.query.scope import Scope
+from dataflow_nb.security.sensitive import mask_values
 
 if TYPE_CHECKING:
     from dataflow_nb.cache.results import Lookup
@@ -48,6 +49,7 @@ class RunContext:
     written: dict[int, set[str]] = field(default_factory=dict)  # tables each database was written
     snapshots: dict[int, int] = field(default_factory=dict)  # each cache's commit count at BEGIN
     digests: dict[str, InputDigest] = field(default_factory=dict)  # bulk input per node, for the audit
+    secrets: set[str] = field(default_factory=set)  # sensitive values the run was given: masked in errors
 
     def connection(self, db: DataFlow) -> Connection:
         entry = self.connections.get(id(db))
@@ -138,7 +140,8 @@ class RunContext:
         try:
             result = call(connection)
         except Exception as exc:
-            self._record(db, sql, time.perf_counter() - started, 0, error=loggable_error(exc))
+            error = mask_values(loggable_error(exc), self.secrets)
+            self._record(db, sql, time.perf_counter() - started, 0, error=error)
             raise
         self._record(db, sql, time.perf_counter() - started, rows_of(result))
         return result

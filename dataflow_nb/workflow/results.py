@@ -21,11 +21,25 @@ class NodeTiming:
 class RunResults(dict[str, Any]):
     """A dict of node id to output, plus ``execution_time``; ``.timings`` is a polars frame."""
 
-    def __init__(self, run_id: str, outputs: dict[str, Any], timings: list[NodeTiming], seconds: float):
+    def __init__(
+        self,
+        run_id: str,
+        outputs: dict[str, Any],
+        timings: list[NodeTiming],
+        seconds: float,
+        *,
+        sensitive: dict[str, set[str]] | None = None,
+    ):
         super().__init__(outputs)
         self["execution_time"] = seconds
         self.run_id = run_id
         self._timings = timings
+        self._sensitive = sensitive or {}  # node id -> columns of sensitive fields, masked in the repr
+
+    def __repr__(self) -> str:
+        from dataflow_nb.security.sensitive import mask_columns
+
+        return repr({k: mask_columns(v, self._sensitive.get(k, set())) for k, v in self.items()})
 
     @property
     def timings(self) -> pl.DataFrame:

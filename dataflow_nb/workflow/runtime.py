@@ -12,6 +12,7 @@ from dataflow_nb.query.scope import Scope
 from dataflow_nb.security.audit import audit_node
 from dataflow_nb.security.guard import refuse_writes
 from dataflow_nb.workflow.builder import Edge, Workflow
+from dataflow_nb.security.sensitive import mask_exception, sensitive_columns, sensitive_values
 from dataflow_nb.workflow.context import RunContext
 from dataflow_nb.workflow.results import NodeTiming, RunResults
 
@@ -86,6 +87,7 @@ class LocalRuntime:
                 raise WorkflowError(f"{exc} (run {run_id})", node_id=checked, run_id=run_id) from exc
         ctx = RunContext(run_id, Scope(tenant_id=tenant_id))
         outputs: dict[str, Any] = {}
+        sensitive: dict[str, set[str]] = {}
         timings: list[NodeTiming] = []
         started = time.perf_counter()
         node_id = None
@@ -97,12 +99,17 @@ class LocalRuntime:
                     params[connection.input] = pick_output(outputs[connection.source], connection)
                 node_started = time.perf_counter()
                 ctx.start_node(node_id, spec.node, params)
+                model = getattr(spec.node, "model", None)
+                if model is not None:
+                    ctx.secrets.update(sensitive_values(model, params))
                 outputs[node_id] = spec.node.run(ctx, params)
+                sensitive[node_id] = sensitive_columns(spec.node, params)
                 audit_node(ctx, spec.node, params, outputs[node_id])
                 timings.append(NodeTiming(node_id, spec.node_type, time.perf_counter() - node_started, "ok"))
             node_id = None
             ctx.commit()
         except Exception as exc:
+            mask_exception(exc, ctx.secrets)  # a traceback shows the chain: mask it all
             ctx.record_run(time.perf_counter() - started, status="failed", nodes=len(timings))
             ctx.rollback()
             ctx.close()
@@ -115,4 +122,4 @@ class LocalRuntime:
         seconds = time.perf_counter() - started
         ctx.record_run(seconds, status="ok", nodes=len(timings))
         ctx.close()
-        return RunResults(run_id, outputs, timings, seconds), run_id
+        return RunResults(run_id, outputs, timings, seconds, sensitive=sensitive), run_id
