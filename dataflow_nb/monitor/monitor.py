@@ -58,6 +58,20 @@ class _Totals:
     run_seconds_total: float = 0.0
 
 
+@dataclass
+class _TenantTotals:
+    """Per-tenant counters: what each tenant's runs cost the database."""
+
+    statements: int = 0
+    failed: int = 0
+    rows: int = 0
+    seconds_total: float = 0.0
+    seconds_max: float = 0.0
+
+
+TENANT_COLUMNS = ("tenant", "statements", "failed", "rows", "seconds_total", "seconds_avg", "seconds_max")
+
+
 def _p95(samples: list[float]) -> float:
     """Nearest-rank 95th percentile: always a time that was actually observed."""
     if not samples:
@@ -125,6 +139,7 @@ class Monitor:
         self._lock = threading.Lock()
         self._started = time.monotonic()
         self._totals = _Totals()
+        self._tenants: dict[str, _TenantTotals] = {}
         self._recent: deque[float] = deque(maxlen=RESERVOIR_SIZE)
         self._slow: deque[SlowQuery] = deque(maxlen=max_slow_queries)
         self.cache = cache
@@ -151,8 +166,11 @@ class Monitor:
         node_id: str | None = None,
         run_id: str | None = None,
         error: str | None = None,
+        tenant: str | None = None,
     ) -> None:
         """Count one SQL statement; called once per statement by the run context.
+
+        ``tenant`` (the run's tenant) also counts it in ``tenant_metrics()``.
 
         A statement with an ``error`` counts as failed. One slower than ``slow_query_threshold``
         is also kept in the slow-query log. A negative ``rows`` (a driver's "unknown") counts as 0.
@@ -170,6 +188,13 @@ class Monitor:
             totals.query_seconds_total += seconds
             totals.query_seconds_max = max(totals.query_seconds_max, seconds)
             self._recent.append(seconds)
+            if tenant is not None:
+                per = self._tenants.setdefault(tenant, _TenantTotals())
+                per.statements += 1
+                per.failed += failed
+                per.rows += rows
+                per.seconds_total += seconds
+                per.seconds_max = max(per.seconds_max, seconds)
             if entry is not None:
                 totals.slow_queries += 1
                 self._slow.append(entry)
@@ -224,6 +249,36 @@ class Monitor:
             "uptime_seconds": time.monotonic() - self._started,
             **({} if self.cache is None else {"cache": self.cache.stats()}),
         }
+
+    def tenant_metrics(self, frame: FrameKind = "polars") -> Any:
+        """Statements, failed statements, rows and seconds per tenant, one row each, by tenant name.
+
+        Counts come from runs with a ``tenant_id``; the tenant metrics view shows this frame.
+
+        Examples:
+            >>> monitor = Monitor(database="duckdb:///:memory:")
+            >>> monitor.record_query("SELECT 1", 0.002, 3, tenant="acme")
+            >>> monitor.tenant_metrics().select("tenant", "statements", "rows").rows()
+            [('acme', 1, 3)]
+        """
+        import pyarrow as pa
+
+        from dataflow_nb.frames import to_frame
+
+        with self._lock:
+            rows = [(t, _TenantTotals(**vars(v))) for t, v in sorted(self._tenants.items())]
+        table = pa.table(
+            {
+                "tenant": pa.array([t for t, _ in rows], pa.string()),
+                "statements": pa.array([v.statements for _, v in rows], pa.int64()),
+                "failed": pa.array([v.failed for _, v in rows], pa.int64()),
+                "rows": pa.array([v.rows for _, v in rows], pa.int64()),
+                "seconds_total": pa.array([v.seconds_total for _, v in rows], pa.float64()),
+                "seconds_avg": pa.array([v.seconds_total / v.statements for _, v in rows], pa.float64()),
+                "seconds_max": pa.array([v.seconds_max for _, v in rows], pa.float64()),
+            }
+        )
+        return to_frame(table, {}, frame)
 
     def get_health_status(self) -> dict[str, Any]:
         """Ping the database now and say whether it answered; never raises.
@@ -301,6 +356,7 @@ class Monitor:
         """
         with self._lock:
             self._totals = _Totals()
+            self._tenants.clear()
             self._recent.clear()
             self._slow.clear()
 

@@ -151,7 +151,9 @@ class RunContext:
         self.stats.seconds += seconds
         self.stats.rows += max(rows, 0)
         if db.monitor is not None:
-            db.monitor.record_query(sql, seconds, rows, node_id=self.node_id, run_id=self.run_id, error=error)
+            db.monitor.record_query(
+                sql, seconds, rows, node_id=self.node_id, run_id=self.run_id, error=error, tenant=self.scope.tenant_id
+            )
 
     def record_run(self, seconds: float, *, status: str, nodes: int) -> None:
         """Tell the monitor of every database the run touched how the run went."""

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import polars as pl
 import pytest
 
-from dataflow_nb import DataflowError, DataFlow, LocalRuntime, WorkflowBuilder
+from dataflow_nb import DataFlow, DataflowError, LocalRuntime, WorkflowBuilder
 from dataflow_nb.security import Sensitive
 
 SSN = "SSN-778-12-4455"

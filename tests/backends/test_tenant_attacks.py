@@ -20,7 +20,7 @@ B_VALUES = ("bob", "b@x.io", "b-secret-2")
 
 @pytest.fixture
 def tenants(backend_url: str | None) -> Iterator[DataFlow]:
-    with tenant_database(backend_url) as db:
+    with tenant_database(backend_url, monitoring=True, slow_query_threshold=0.0) as db:
         yield db
 
 
@@ -122,6 +122,10 @@ def test_tenant_a_cannot_reach_tenant_b(tenants: DataFlow) -> None:
         assert all(outcomes[label] == "refused" for label, node, _ in corpus if node == "SQLQueryNode"), outcomes
     assert outcomes["read B's id"] == outcomes["update B's id"] == outcomes["delete B's id"] == "refused"
     assert outcomes["bulk upsert on id"] == "ran"  # B's id skipped as not found, never touched
+    monitor = tenants.get_monitor()  # every statement is in the slow log (threshold 0): none shows B's data
+    assert monitor.slow_queries().height > len(corpus)
+    for value in ("b-secret-2", "bob"):
+        assert value not in str(monitor.slow_queries().rows())
     assert run("B", "CustomerCountNode") == 1
 
 
@@ -169,3 +173,22 @@ def test_interleaved_runs_of_two_tenants_from_eight_threads(tenants: DataFlow) -
         thread.join()
     assert not errors, errors
     assert run("A", "CustomerCountNode") == run("B", "CustomerCountNode") == 16
+
+
+def test_the_monitor_counts_statements_rows_and_time_per_tenant(tenants: DataFlow) -> None:
+    seed(tenants)
+    monitor = tenants.get_monitor()
+    monitor.reset()
+    run = runner(tenants)
+    for _ in range(3):
+        run("A", "CustomerListNode")
+    run("B", "CustomerCountNode")
+    metrics = monitor.tenant_metrics()
+    assert metrics["tenant"].to_list() == ["A", "B"]
+    a, b = metrics.rows(named=True)
+    per_run = 1  # one statement per node; binding the tenant (PostgreSQL) is the backend's, not counted
+    assert (a["statements"], a["rows"]) == (3 * per_run, 3 * per_run)
+    assert (b["statements"], b["rows"]) == (per_run, per_run)
+    assert 0 < a["seconds_max"] <= a["seconds_total"] and a["seconds_avg"] == pytest.approx(
+        a["seconds_total"] / 3 / per_run
+    )
