@@ -18,7 +18,7 @@ from dataflow_nb.backends import open_backend
 from dataflow_nb.backends.base import Backend, Connection
 from dataflow_nb.cache.redis import mask_url
 from dataflow_nb.cache.results import ResultCache, open_result_cache
-from dataflow_nb.exceptions import DataflowError, SchemaError
+from dataflow_nb.exceptions import DataflowError, ReadOnlyError, SchemaError
 from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
@@ -197,6 +197,12 @@ class DataFlow:
 
         with self._migration_connection() as connection:
             plan = plan_migration(connection, self.backend, spec)
+            if self.read_only and plan.changes:
+                raise ReadOnlyError(
+                    f"model {spec.name}: table {spec.table_name!r} is missing or differs from the class, and "
+                    f"DataFlow {self.name!r} is read-only (read_only=True), so nothing was changed:\n"
+                    f"{plan.describe()}\nDefine the model with a DataFlow that may write, then come back."
+                )
             if plan.pending:
                 self._pending[spec.name] = spec
                 raise SchemaError(
