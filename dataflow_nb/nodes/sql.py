@@ -133,6 +133,10 @@ def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, 
     says ``unscoped=True``, which is logged as a warning each time.
     """
     tenant_tables = {m.table_name for m in db.models.values() if m.multi_tenant}
+    if tenant_tables and db.security_enabled:
+        from dataflow_nb.security.audit import AUDIT_TABLE
+
+        tenant_tables.add(AUDIT_TABLE)  # it names every tenant's runs
     if not tenant_tables:
         return
     exposed = db.backend.unisolated_tables(ctx.connection(db), compiled, tenant_tables)

@@ -28,7 +28,8 @@ _sequence = sa.Sequence(f"{AUDIT_TABLE}_id_seq", metadata=_metadata)
 audit = sa.Table(
     AUDIT_TABLE,
     _metadata,
-    sa.Column("id", sa.BigInteger, _sequence, server_default=_sequence.next_value(), primary_key=True),
+    # The sequence is the server default only, so an insert sends no id and asks for none back.
+    sa.Column("id", sa.BigInteger, server_default=_sequence.next_value(), primary_key=True, autoincrement=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("run_id", sa.Text, nullable=False),
     sa.Column("tenant_id", sa.Text),
@@ -40,6 +41,7 @@ audit = sa.Table(
     sa.Column("keys", sa.Text),  # a JSON list of ids for single-record writes
     sa.Column("digest", sa.Text),  # SHA-256 of a bulk node's input rows or filter, or of SQL and its values
     sa.Column("db_user", sa.Text, nullable=False, server_default=sa.text("current_user")),
+    implicit_returning=False,  # no RETURNING: the login role may insert audit rows but not read them
 )
 
 

@@ -39,6 +39,20 @@ def define_models(db: DataFlow) -> None:
         __dataflow__ = {"multi_tenant": False}
 
 
+def _exists(admin: Any, schema: str, table: str) -> bool:
+    with admin.cursor() as cursor:
+        cursor.execute(f"SELECT to_regclass('{schema}.{table}') IS NOT NULL")
+        return bool(cursor.fetchone()[0])
+
+
+def audit_log(db: DataFlow, owner_url: str | None, last: int | None = None) -> Any:
+    """The audit log as the owner reads it (on PostgreSQL the login role may only append to it)."""
+    if owner_url is None or owner_url.startswith("duckdb"):
+        return db.audit_log(last)
+    with DataFlow(owner_url, security_enabled=True) as owner:
+        return owner.audit_log(last)
+
+
 @contextmanager
 def login_role(owner_url: str) -> Iterator[str]:
     """A non-superuser role with DML rights on the test's schema; yields its URL."""
@@ -49,6 +63,8 @@ def login_role(owner_url: str) -> Iterator[str]:
         _run(admin, f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS")
         for grant in LOGIN_GRANTS:
             _run(admin, grant.format(schema=schema, role=role))
+        if _exists(admin, schema, "dataflow_nb_audit"):  # the audit log: written by runs, read by the owner
+            _run(admin, f"REVOKE SELECT, UPDATE, DELETE ON {schema}.dataflow_nb_audit FROM {role}")
         yield owner_url.replace("postgresql://postgres@", f"postgresql://{role}@", 1)
     finally:
         _run(admin, f"DROP OWNED BY {role}")

@@ -10,8 +10,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from dataflow_nb import DataFlow, LocalRuntime, ReadOnlyError, WorkflowBuilder, WorkflowError
-from tests.backends.tenants import runner, tenant_database
+from dataflow_nb import DatabaseError, DataFlow, LocalRuntime, ReadOnlyError, WorkflowBuilder, WorkflowError
+from tests.backends.tenants import audit_log, runner, tenant_database
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def secure(backend_url: str | None) -> Iterator[DataFlow]:
         yield db
 
 
-def test_every_committed_write_is_in_the_audit_log(secure: DataFlow) -> None:
+def test_every_committed_write_is_in_the_audit_log(secure: DataFlow, backend_url: str | None) -> None:
     run = runner(secure)
     created = run("A", "CustomerCreateNode", {"name": "a", "email": "a@x.io", "secret": "s"})
     first = int(created["id"][0])
@@ -33,7 +33,7 @@ def test_every_committed_write_is_in_the_audit_log(secure: DataFlow) -> None:
     run("A", "CustomerDeleteNode", {"id": first})
     run("A", "CustomerListNode")  # reads are not audited
 
-    log = secure.audit_log()
+    log = audit_log(secure, backend_url)
     assert log["operation"].to_list() == ["Create", "Update", "Upsert", "BulkCreate", "BulkUpdate", "sql", "Delete"]
     assert log["rows"].to_list() == [1, 1, 1, 3, 5, None, 1]
     assert set(log["tenant_id"].to_list()) == {"A"} and log["run_id"].n_unique() == 7
@@ -47,17 +47,23 @@ def test_every_committed_write_is_in_the_audit_log(secure: DataFlow) -> None:
     )
     assert set(log["db_user"].to_list()) == {user}
     assert log["at"].is_sorted() and log["node_id"].to_list() == ["n"] * 7
-    assert secure.audit_log(last=2)["operation"].to_list() == ["sql", "Delete"]
+    assert audit_log(secure, backend_url, last=2)["operation"].to_list() == ["sql", "Delete"]
+    if backend_url is not None:  # the login role appends to the log but cannot read or change it
+        with pytest.raises(DatabaseError, match="permission denied"):
+            secure.audit_log()
+    else:  # nor can a tenant's raw SQL on DuckDB
+        with pytest.raises(WorkflowError, match="dataflow_nb_audit"):
+            run("A", "SQLQueryNode", {"sql": "SELECT count(*) AS n FROM dataflow_nb_audit"})
 
 
-def test_a_rolled_back_run_leaves_no_audit_rows(secure: DataFlow) -> None:
+def test_a_rolled_back_run_leaves_no_audit_rows(secure: DataFlow, backend_url: str | None) -> None:
     workflow = WorkflowBuilder()
     workflow.add_node("CustomerCreateNode", "create", {"name": "a", "email": "a@x.io", "secret": "s"})
     workflow.add_node("CustomerBulkCreateNode", "bulk", {"data": [{"name": "b", "email": "b@x.io", "secret": "s"}]})
     workflow.add_node(lambda: 1 / 0, "boom")
     with pytest.raises(WorkflowError, match="boom"):
         LocalRuntime().execute(workflow.build(), tenant_id="A")
-    assert secure.audit_log().height == 0
+    assert audit_log(secure, backend_url).height == 0
     assert runner(secure)("A", "CustomerCountNode") == 0
 
 

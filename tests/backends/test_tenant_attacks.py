@@ -20,7 +20,7 @@ B_VALUES = ("bob", "b@x.io", "b-secret-2")
 
 @pytest.fixture
 def tenants(backend_url: str | None) -> Iterator[DataFlow]:
-    with tenant_database(backend_url, monitoring=True, slow_query_threshold=0.0) as db:
+    with tenant_database(backend_url, monitoring=True, slow_query_threshold=0.0, security_enabled=True) as db:
         yield db
 
 
@@ -75,6 +75,7 @@ def attacks(a: int, b: int) -> list[tuple[str, str, dict[str, Any]]]:
             {"sql": "INSERT INTO customers (tenant_id, name, email, secret) VALUES ('B', 'x', 'y', 'z')"},
         ),
         ("sql update returning", sql, {"sql": "UPDATE customers SET secret = secret RETURNING secret"}),
+        ("sql audit log", sql, {"sql": "SELECT * FROM dataflow_nb_audit"}),
     ]
 
 
@@ -122,6 +123,7 @@ def test_tenant_a_cannot_reach_tenant_b(tenants: DataFlow) -> None:
         assert all(outcomes[label] == "refused" for label, node, _ in corpus if node == "SQLQueryNode"), outcomes
     assert outcomes["read B's id"] == outcomes["update B's id"] == outcomes["delete B's id"] == "refused"
     assert outcomes["bulk upsert on id"] == "ran"  # B's id skipped as not found, never touched
+    assert outcomes["sql audit log"] == "refused"  # other tenants' runs are listed there
     monitor = tenants.get_monitor()  # every statement is in the slow log (threshold 0): none shows B's data
     assert monitor.slow_queries().height > len(corpus)
     for value in ("b-secret-2", "bob"):
@@ -142,7 +144,8 @@ def test_raw_sql_sees_only_the_runs_tenant_where_the_database_enforces_it(tenant
     else:
         assert run("A", "SQLQueryNode", query).rows() == [("alice", "a-secret-1")]
         assert run("B", "SQLQueryNode", query).rows() == [("bob", "b-secret-2")]
-        changed = run("A", "SQLQueryNode", {"sql": "UPDATE customers SET name = 'x' RETURNING tenant_id"})
+        update = {"sql": "UPDATE customers SET name = 'x' RETURNING tenant_id", "allow_writes": True}
+        changed = run("A", "SQLQueryNode", update)
         assert changed["tenant_id"].to_list() == ["A"]
         assert run(None, "SQLQueryNode", query).height == 0  # no tenant: no rows of a tenant table
     countries = run("A", "SQLQueryNode", {"sql": "SELECT code FROM countries"})  # not a tenant table
