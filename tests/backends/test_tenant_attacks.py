@@ -195,3 +195,20 @@ def test_the_monitor_counts_statements_rows_and_time_per_tenant(tenants: DataFlo
     assert 0 < a["seconds_max"] <= a["seconds_total"] and a["seconds_avg"] == pytest.approx(
         a["seconds_total"] / 3 / per_run
     )
+
+
+def test_the_result_cache_never_hands_one_tenant_anothers_rows(backend_url: str | None) -> None:
+    with tenant_database(backend_url, cache_enabled=True, cache_url="memory://", monitoring=True) as db:
+        seed(db)
+        run = runner(db)
+        listing = {"order_by": ["id"]}
+        for _ in range(2):  # the second round is answered from the cache
+            assert run("A", "CustomerListNode", listing)["secret"].to_list() == ["a-secret-1"]
+            assert run("B", "CustomerListNode", listing)["secret"].to_list() == ["b-secret-2"]
+            assert run("A", "CustomerCountNode") == run("B", "CustomerCountNode") == 1
+        assert db.get_monitor().get_metrics()["cache"]["hits"] > 0
+        if db.backend.capabilities.supports_row_level_security:  # the same raw SQL, cached per tenant
+            query = {"sql": "SELECT secret FROM customers"}
+            for _ in range(2):
+                assert run("A", "SQLQueryNode", query)["secret"].to_list() == ["a-secret-1"]
+                assert run("B", "SQLQueryNode", query)["secret"].to_list() == ["b-secret-2"]
