@@ -11,8 +11,8 @@ from dataflow_nb.exceptions import DataflowError, WorkflowError
 from dataflow_nb.query.scope import Scope
 from dataflow_nb.security.audit import audit_node
 from dataflow_nb.security.guard import refuse_writes
-from dataflow_nb.workflow.builder import Edge, Workflow
 from dataflow_nb.security.sensitive import mask_exception, sensitive_columns, sensitive_values
+from dataflow_nb.workflow.builder import Edge, Workflow
 from dataflow_nb.workflow.context import RunContext
 from dataflow_nb.workflow.results import NodeTiming, RunResults
 
