@@ -6,6 +6,7 @@ a quote never closed, too few or too many fields. Values stay text; the bulk nod
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,10 @@ class CSVSplitter:
 
         self.error = duckdb.Error
         self.connection = duckdb.connect()
-        self.connection.execute("SET enable_progress_bar = false")
+        # In a Jupyter kernel without ipywidgets DuckDB refuses any progress-bar setting (ipywidgets
+        # is a core dependency, but a user's kernel may lack it); tqdm reports the load either way.
+        with contextlib.suppress(duckdb.InvalidInputException):
+            self.connection.execute("SET enable_progress_bar = false")
 
     def __enter__(self) -> CSVSplitter:
         return self
