@@ -1,19 +1,193 @@
-"""The ``dataflow-nb`` command: ``demo`` runs a small workflow on an embedded DuckDB."""
+"""The ``dataflow-nb`` command: load files, check health, list models, migrate, run the demo.
+
+Every command takes ``--url`` (default: ``DATABASE_URL``, then the DuckDB file
+``dataflow.duckdb`` in the current folder). Exit codes: 0 ok, 1 failure (the message says
+why), 2 usage (a wrong option or argument), 130 interrupted (nothing half-written stays).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import inspect
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dataflow_nb.exceptions import DataflowError
+
+DEFAULT_FILE_URL = "duckdb:///dataflow.duckdb"
+OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 
 
-def demo(url: str | None) -> int:
+def database_url(given: str | None) -> str:
+    """``--url``, else ``DATABASE_URL``, else the DuckDB file ``dataflow.duckdb``."""
+    return given or os.environ.get("DATABASE_URL") or DEFAULT_FILE_URL
+
+
+def load_model_classes(source: str) -> dict[str, type]:
+    """The model classes of a models file (``models.py``) or module (``shop.models``).
+
+    A models file holds plain annotated classes, without ``@db.model``, so that a notebook
+    registers them with ``db.model(Flight)`` and the CLI with its own DataFlow.
+    """
+    import enum
+
+    if source.endswith(".py"):
+        path = Path(source)
+        if not path.is_file():
+            raise DataflowError(f"--models {source}: no such file")
+        spec = importlib.util.spec_from_file_location(f"dataflow_models_{path.stem}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(source)
+        except ImportError as exc:
+            raise DataflowError(f"--models {source}: cannot import it ({exc}); give a .py file or a module") from exc
+    classes = {
+        name: value
+        for name, value in vars(module).items()
+        if inspect.isclass(value)
+        and value.__module__ == module.__name__
+        and not name.startswith("_")
+        and not issubclass(value, enum.Enum)
+        and inspect.get_annotations(value)
+    }
+    if not classes:
+        raise DataflowError(f"--models {source}: defines no model class (a class with type-annotated fields)")
+    return classes
+
+
+def _open(args: argparse.Namespace, **options: Any) -> Any:
+    from dataflow_nb import DataFlow
+
+    return DataFlow(database_url(args.url), **options)
+
+
+def _print_frame(frame: Any) -> None:
+    import polars as pl
+
+    with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=60, tbl_width_chars=160):
+        print(frame)
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    """Load a CSV/Parquet file (or glob) into a model's table, creating the model when it is new."""
+    from dataflow_nb import LocalRuntime, WorkflowBuilder
+    from dataflow_nb.model.readback import read_model
+
+    with _open(args) as db:
+        classes = load_model_classes(args.models) if args.models else {}
+        if args.model in classes:
+            model, origin = db.model(classes[args.model]), f"{args.models}"
+        else:
+            with db._migration_connection() as connection:
+                model = read_model(connection, db.backend.dialect, args.model)
+            if model is not None:
+                db.model(model)
+                origin = "its table"
+            else:
+                unique = {"unique": [args.unique.split(",")]} if args.unique else {}
+                db.model_from(args.file, name=args.model, **unique)
+                origin = f"inferred from {args.file}"
+        spec = db.models[args.model]
+        print(f"model {spec.name} ({origin}) -> table {spec.table_name} on {db.backend.safe_url}")
+        params: dict[str, Any] = {"source": args.file, "on_error": args.on_error, "progress": not args.no_progress}
+        if args.batch_size:
+            params["batch_size"] = args.batch_size
+        workflow = WorkflowBuilder()
+        node = f"{spec.name}Bulk{'Upsert' if args.upsert else 'Create'}Node"
+        workflow.add_node(node, "load", params)
+        results, run_id = LocalRuntime().execute(workflow.build())
+        report = results["load"]
+        print(f"run {run_id}: {report!r}")
+        if report.rows_rejected:
+            print(f"{report.rows_rejected:,} row(s) rejected (on_error={args.on_error}):")
+            _print_frame(report.rejected.head(20))
+            if args.rejected:
+                report.rejected.write_csv(args.rejected)
+                print(f"rejected rows written to {args.rejected}")
+    return OK
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Ping the database; exit 1 when it does not answer."""
+    from datetime import UTC, datetime
+
+    from dataflow_nb.cache.base import mask_url
+    from dataflow_nb.exceptions import DatabaseError
+
+    try:
+        with _open(args, monitoring=True) as db:
+            status = db.get_monitor().get_health_status()
+    except DatabaseError as exc:  # PostgreSQL connects when the DataFlow opens: unreachable is unhealthy
+        status = {"status": "unhealthy", "database": mask_url(database_url(args.url)), "latency_ms": None}
+        status |= {"error": f"{type(exc).__name__}: {exc}", "checked_at": datetime.now(UTC)}
+    for key, value in status.items():
+        print(f"{key}: {f'{value:.1f}' if isinstance(value, float) else value}")
+    return OK if status["status"] == "healthy" else FAILED
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """The models this database holds (from its migration history): table, rows and columns."""
+    import textwrap
+
+    from dataflow_nb.model.readback import model_tables, read_model
+    from dataflow_nb.model.spec import spec_from_class
+
+    with _open(args) as db, db._migration_connection() as connection:
+        tables = model_tables(connection, db.backend.dialect)
+        print(f"{len(tables)} model(s) on {db.backend.safe_url}")
+        for model, table in tables.items():
+            cls = read_model(connection, db.backend.dialect, model)
+            assert cls is not None
+            counted = connection.execute_sql(f'SELECT count(*) FROM "{table}"')
+            assert counted is not None
+            print(f"{model}: table {table}, {counted.column(0)[0].as_py():,} rows")
+            columns = [f"{f.name}: {f.label}".replace(" ", "\0") for f in spec_from_class(cls).fields.values()]
+            wrapped = textwrap.fill(", ".join(columns), width=100, initial_indent="  ", subsequent_indent="  ")
+            print(wrapped.replace("\0", " "))  # wrapped between columns, never inside one
+    return OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Compare the models of a models file with their tables; show the plan or apply it."""
+    import polars as pl
+
+    classes = load_model_classes(args.models)
+    renames = dict(pair.split("=", 1) for pair in args.rename)
+    with _open(args) as db:
+        frames = []
+        for name, cls in classes.items():
+            if args.apply:
+                frames.append(
+                    db.migrate(cls, allow_destructive=args.allow_destructive, renames=renames or None)
+                )
+            else:
+                frames.append(db.migration_plan(cls))
+        changes = pl.concat(frames)
+        verb = "applied" if args.apply else "planned"
+        print(f"{changes.height} change(s) {verb} for {len(classes)} model(s) on {db.backend.safe_url}")
+        if changes.height:
+            _print_frame(changes.drop("ddl"))
+            print("\n".join(ddl if ddl.rstrip().endswith(";") else f"{ddl};" for ddl in changes["ddl"] if ddl))
+        if not args.apply and not changes["safe"].all():
+            print("some changes could lose data: apply them with --apply --allow-destructive", file=sys.stderr)
+    return OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
     """Define a model, run one workflow (creates, an update and a filtered list), print the frames."""
     from datetime import UTC, datetime
 
     from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
 
-    with DataFlow(url) as db:
+    with DataFlow(args.url) as db:
 
         @db.model
         class User:
@@ -48,18 +222,74 @@ def demo(url: str | None) -> int:
         print(results["list_users"].select("id", "name", "email", "age", "active"))
         print("per-node timings:")
         print(results.timings)
-    return 0
+    return OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One subparser per command; each command's function is its ``handler`` default."""
+    parser = argparse.ArgumentParser(prog="dataflow-nb", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    url = argparse.ArgumentParser(add_help=False)
+    url.add_argument(
+        "--url", default=None, help=f"database URL (default: DATABASE_URL, then {DEFAULT_FILE_URL})"
+    )
+
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], summary: str, *, database: bool = True
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[url] if database else [], help=summary, description=handler.__doc__)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    load = command("load", cmd_load, "load a CSV or Parquet file (or a glob) into a model's table")
+    load.add_argument("file", help="a .csv, .csv.gz or .parquet file, or a quoted glob such as 'data/*.parquet'")
+    load.add_argument("--model", required=True, help="the model name; inferred from the file when it has no table")
+    load.add_argument("--models", help="a models file (models.py) or module defining the model's class")
+    load.add_argument(
+        "--on-error",
+        choices=("rollback", "skip", "quarantine"),
+        default="rollback",
+        help="a bad row: roll the whole load back (default), skip it, or skip it and list it",
+    )
+    load.add_argument("--upsert", action="store_true", help="update rows whose unique key exists, insert the rest")
+    load.add_argument("--unique", help="comma-separated unique key for a model inferred from the file")
+    load.add_argument("--batch-size", type=int, help="rows per batch (default 50,000)")
+    load.add_argument("--rejected", help="write the rejected rows to this CSV file")
+    load.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    command("health", cmd_health, "check that the database answers (exit 1 when it does not)")
+    command("models", cmd_models, "list the models in the database: table, rows, columns")
+
+    migrate = command("migrate", cmd_migrate, "compare a models file with the tables; show or apply the plan")
+    migrate.add_argument("--models", required=True, help="a models file (models.py) or module")
+    action = migrate.add_mutually_exclusive_group(required=True)
+    action.add_argument("--plan", action="store_true", help="show what would change; change nothing")
+    action.add_argument("--apply", action="store_true", help="apply the changes, each model in one transaction")
+    migrate.add_argument("--allow-destructive", action="store_true", help="also apply changes that can lose data")
+    migrate.add_argument(
+        "--rename", action="append", default=[], metavar="OLD=NEW", help="rename a column, keeping its values"
+    )
+
+    # Further commands (such as `runs`, the run history) register here the same way.
+
+    demo = command("demo", cmd_demo, "run a small workflow and print the resulting frame", database=False)
+    # The demo's own default leaves nothing behind (its unique emails would clash on a second run).
+    demo.add_argument("--url", default=None, help="database URL (default: DATABASE_URL or an in-memory DuckDB)")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dataflow-nb", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run_demo = commands.add_parser("demo", help="run a small workflow and print the resulting frame")
-    run_demo.add_argument("--url", default=None, help="database URL (default: DATABASE_URL or an in-memory DuckDB)")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        return demo(args.url)
-    return 2  # pragma: no cover - argparse rejects unknown commands first
+    """Run one command; return its exit code (0 ok, 1 failure, 2 usage, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except DataflowError as exc:
+        print(f"dataflow-nb {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return FAILED
+    except KeyboardInterrupt:
+        print(f"dataflow-nb {args.command}: interrupted; its unfinished transaction was rolled back", file=sys.stderr)
+        return INTERRUPTED
+    return code
 
 
 if __name__ == "__main__":

@@ -1,25 +1,233 @@
-"""The ``dataflow-nb demo`` command runs a real workflow on the embedded DuckDB and prints the frame."""
+"""The ``dataflow-nb`` console script, run as a user runs it, on DuckDB (a file) and on PostgreSQL.
+
+Each test calls the installed script next to this interpreter, in a temporary folder, and checks
+the exit code, what it printed and what the database holds afterwards.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from dataflow_nb import DataFlow, datasets
+
+SCRIPT = str(Path(sys.executable).with_name("dataflow-nb"))
 
 
-def test_demo_prints_the_resulting_frame() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "dataflow_nb.cli", "demo"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", "DATAFLOW_PROGRESS": "0"},
+def cli(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATAFLOW_PROGRESS")}
+    return subprocess.run(
+        [SCRIPT, *argv], capture_output=True, text=True, cwd=cwd, check=False, env={**environment, **(env or {})}
     )
+
+
+@pytest.fixture
+def url(backend_url: str | None, tmp_path: Path) -> str:
+    """The test's database as a URL another process can open: a DuckDB file, or the PostgreSQL schema."""
+    return backend_url or f"duckdb:///{tmp_path / 'cli.duckdb'}"
+
+
+@pytest.fixture
+def query(url: str) -> Iterator[Any]:
+    """``query(sql)``: a frame from the test's database, read after the command has finished."""
+    opened: list[DataFlow] = []
+
+    def read(sql: str) -> pl.DataFrame:
+        from dataflow_nb import LocalRuntime, WorkflowBuilder
+
+        db = DataFlow(url)
+        opened.append(db)
+        workflow = WorkflowBuilder()
+        workflow.add_node("SQLQueryNode", "q", {"sql": sql, "db": db})
+        frame: pl.DataFrame = LocalRuntime().execute(workflow.build())[0]["q"]
+        db.close()
+        return frame
+
+    yield read
+    for db in opened:
+        db.close()
+
+
+def test_load_infers_the_model_then_appends_to_its_table(url: str, tmp_path: Path, query: Any) -> None:
+    flights = str(datasets.path("flights.parquet"))
+    first = cli("load", flights, "--model", "Flight", "--url", url, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"model Flight (inferred from {flights}) -> table flights" in first.stdout
+    assert "inserted=27,004" in first.stdout and "rows_rejected=0" in first.stdout
+    assert "FlightBulkCreateNode: 100%" in first.stderr and "27.0k/27.0k" in first.stderr  # the progress bar
+
+    again = cli("load", flights, "--model", "Flight", "--url", url, "--no-progress", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "model Flight (its table) -> table flights" in again.stdout
+    assert again.stderr == ""
+    assert query("SELECT count(*) AS n, count(DISTINCT id) AS ids FROM flights").row(0) == (54_008, 54_008)
+    expected = pl.read_parquet(flights).filter(pl.col("dep_delay") > 300).sort("time_hour", "flight")
+    loaded = query("SELECT * FROM flights WHERE dep_delay > 300 ORDER BY time_hour, flight, id")
+    assert loaded["flight"].to_list() == [f for f in expected["flight"].to_list() for _ in (1, 2)]
+
+    listed = cli("models", "--url", url, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "1 model(s) on" in listed.stdout
+    assert "Flight: table flights, 54,008 rows" in listed.stdout
+    assert "dep_delay: Optional[int]" in listed.stdout and "time_hour: datetime" in listed.stdout
+
+
+def test_load_a_glob_of_csv_files(url: str, tmp_path: Path, query: Any) -> None:
+    weather = pl.read_csv(datasets.path("seattle-weather.csv"))
+    for year, part in weather.group_by(pl.col("date").str.slice(0, 4)):
+        part.write_csv(tmp_path / f"weather-{year[0]}.csv")
+    done = cli("load", str(tmp_path / "weather-*.csv"), "--model", "Weather", "--url", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "inserted=1,461" in done.stdout
+    assert query("SELECT count(*) AS n, sum(precipitation) AS rain FROM weathers").row(0) == pytest.approx(
+        (1461, weather["precipitation"].sum())
+    )
+
+
+def _broken_csv(folder: Path) -> Path:
+    """Ten flights with one unreadable delay in row 4."""
+    frame = pl.read_parquet(datasets.path("flights.parquet")).head(10).select("carrier", "flight", "dep_delay")
+    path = folder / "broken.csv"
+    frame.with_columns(pl.col("dep_delay").cast(pl.String)).with_row_index().with_columns(
+        pl.when(pl.col("index") == 3).then(pl.lit("late")).otherwise(pl.col("dep_delay")).alias("dep_delay")
+    ).drop("index").write_csv(path)
+    return path
+
+
+def test_load_on_error_modes(url: str, tmp_path: Path, query: Any) -> None:
+    models = tmp_path / "models.py"
+    models.write_text("class Delay:\n    carrier: str\n    flight: int\n    dep_delay: int\n")
+    broken = str(_broken_csv(tmp_path))
+    common = ("--model", "Delay", "--models", str(models), "--url", url, "--no-progress")
+
+    rolled_back = cli("load", broken, *common, cwd=tmp_path)
+    assert rolled_back.returncode == 1
+    assert "row 4, column 'dep_delay': value 'late' does not fit int" in rolled_back.stderr
+    assert query("SELECT count(*) AS n FROM delays")["n"].item() == 0
+
+    skipped = cli("load", broken, *common, "--on-error", "skip", cwd=tmp_path)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "inserted=9" in skipped.stdout and "rows_rejected=1" in skipped.stdout
+
+    rejected = tmp_path / "rejected.csv"
+    kept = cli("load", broken, *common, "--on-error", "quarantine", "--rejected", str(rejected), cwd=tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    assert pl.read_csv(rejected).select("row", "column", "value").rows() == [(4, "dep_delay", "late")]
+    assert query("SELECT count(*) AS n FROM delays")["n"].item() == 18
+
+
+def test_load_upsert_updates_by_the_unique_key(url: str, tmp_path: Path, query: Any) -> None:
+    airlines = str(datasets.path("airlines.csv"))
+    created = cli("load", airlines, "--model", "Airline", "--unique", "carrier", "--url", url, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    changed = tmp_path / "airlines-renamed.csv"
+    pl.read_csv(airlines).with_columns(pl.col("name").str.to_uppercase()).write_csv(changed)
+    upserted = cli("load", str(changed), "--model", "Airline", "--upsert", "--url", url, cwd=tmp_path)
+    assert upserted.returncode == 0, upserted.stderr
+    assert "inserted=0" in upserted.stdout and "updated=16" in upserted.stdout
+    names = query("SELECT name FROM airlines WHERE carrier = 'AA'")["name"].to_list()
+    assert names == ["AMERICAN AIRLINES INC."]
+
+
+def test_migrate_plans_then_applies(url: str, tmp_path: Path, query: Any) -> None:
+    models = tmp_path / "shop_models.py"
+    models.write_text(
+        "from typing import Optional\n\n"
+        "class Customer:\n    name: str\n    email: str\n    city: Optional[str] = None\n"
+        "    __dataflow__ = {'unique': [['email']]}\n"
+    )
+    plan = cli("migrate", "--models", str(models), "--plan", "--url", url, cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "1 change(s) planned for 1 model(s)" in plan.stdout and "create table" in plan.stdout
+    assert "0 model(s) on" in cli("models", "--url", url, cwd=tmp_path).stdout  # a plan changes nothing
+
+    applied = cli("migrate", "--models", str(models), "--apply", "--url", url, cwd=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    assert "1 change(s) applied" in applied.stdout
+    assert "Customer: table customers, 0 rows" in cli("models", "--url", url, cwd=tmp_path).stdout
+    (tmp_path / "customers.csv").write_text("name,email,city\nAda,ada@example.com,London\n")
+    loaded = cli("load", "customers.csv", "--model", "Customer", "--url", url, cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+
+    models.write_text(models.read_text().replace("    city: Optional[str] = None\n", ""))
+    plan = cli("migrate", "--models", str(models), "--plan", "--url", url, cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "drop column" in plan.stdout and "ALTER TABLE customers DROP COLUMN city;" in plan.stdout
+    assert "--allow-destructive" in plan.stderr
+
+    refused = cli("migrate", "--models", str(models), "--apply", "--url", url, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "SchemaError" in refused.stderr and "allow_destructive=True" in refused.stderr
+    assert query("SELECT city FROM customers")["city"].to_list() == ["London"]
+
+    forced = cli("migrate", "--models", str(models), "--apply", "--allow-destructive", "--url", url, cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert "city" not in query("SELECT * FROM customers").columns
+
+
+def test_health(url: str, tmp_path: Path) -> None:
+    done = cli("health", "--url", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "status: healthy" in done.stdout and "error: None" in done.stdout
+
+
+def test_health_of_an_unreachable_database_fails(tmp_path: Path) -> None:
+    done = cli("health", "--url", "postgresql://postgres:s3cret@127.0.0.1:1/test", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "status: unhealthy" in done.stdout and "127.0.0.1:1" in done.stdout
+    assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_url_defaults_to_database_url_then_a_duckdb_file(url: str, tmp_path: Path) -> None:
+    from_env = cli("health", cwd=tmp_path, env={"DATABASE_URL": url})
+    assert f"database: {url.split('?')[0]}" in from_env.stdout
+    default = cli("health", cwd=tmp_path)
+    assert "database: duckdb:///dataflow.duckdb" in default.stdout
+    assert (tmp_path / "dataflow.duckdb").exists()
+
+
+def test_failures_exit_1_with_the_reason(tmp_path: Path) -> None:
+    missing = cli("load", "nowhere.csv", "--model", "Flight", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("dataflow-nb load: ValidationError:") and "nowhere.csv" in missing.stderr
+    no_models = cli("migrate", "--models", "absent.py", "--plan", cwd=tmp_path)
+    assert no_models.returncode == 1 and "absent.py: no such file" in no_models.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["dance"], "invalid choice: 'dance'"),
+        (["load", "x.csv"], "the following arguments are required: --model"),
+        (["load", "x.csv", "--model", "X", "--on-error", "ignore"], "invalid choice: 'ignore'"),
+        (["migrate", "--models", "m.py"], "one of the arguments --plan --apply is required"),
+        (["migrate", "--models", "m.py", "--plan", "--apply"], "not allowed with argument"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], message: str, tmp_path: Path) -> None:
+    done = cli(*argv, cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+@pytest.mark.parametrize("command", ["load", "health", "models", "migrate", "demo"])
+def test_help_of_each_command(command: str, tmp_path: Path) -> None:
+    done = cli(command, "--help", cwd=tmp_path)
+    assert done.returncode == 0
+    assert done.stdout.startswith(f"usage: dataflow-nb {command}") and "--url" in done.stdout
+    assert command in cli("--help", cwd=tmp_path).stdout
+
+
+def test_demo_prints_the_resulting_frame(tmp_path: Path) -> None:
+    done = cli("demo", cwd=tmp_path, env={"DATAFLOW_PROGRESS": "0"})
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "dataflow_nb demo on duckdb:///:memory:" in out
@@ -29,31 +237,7 @@ def test_demo_prints_the_resulting_frame() -> None:
     assert done.stderr == ""
 
 
-def test_demo_on_a_duckdb_file(tmp_path: Path) -> None:
-    url = f"duckdb:///{tmp_path / 'demo.duckdb'}"
-    done = subprocess.run(
-        [sys.executable, "-m", "dataflow_nb.cli", "demo", "--url", url],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+def test_demo_on_both_databases(url: str, tmp_path: Path, query: Any) -> None:
+    done = cli("demo", "--url", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "demo.duckdb").exists()
-
-
-def test_unknown_command_fails_with_usage() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "dataflow_nb.cli", "dance"], capture_output=True, text=True, cwd=ROOT, check=False
-    )
-    assert done.returncode == 2
-    assert "invalid choice: 'dance'" in done.stderr
-
-
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"]])
-def test_help(argv: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "dataflow_nb.cli", *argv], capture_output=True, text=True, cwd=ROOT, check=False
-    )
-    assert done.returncode == 0
-    assert "demo" in done.stdout
+    assert query("SELECT count(*) AS n FROM users")["n"].item() == 4
