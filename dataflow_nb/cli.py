@@ -163,11 +163,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     renames = dict(pair.split("=", 1) for pair in args.rename)
     with _open(args) as db:
         frames = []
-        for name, cls in classes.items():
+        for cls in classes.values():
             if args.apply:
-                frames.append(
-                    db.migrate(cls, allow_destructive=args.allow_destructive, renames=renames or None)
-                )
+                frames.append(db.migrate(cls, allow_destructive=args.allow_destructive, renames=renames or None))
             else:
                 frames.append(db.migration_plan(cls))
         changes = pl.concat(frames)
@@ -230,9 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dataflow-nb", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     url = argparse.ArgumentParser(add_help=False)
-    url.add_argument(
-        "--url", default=None, help=f"database URL (default: DATABASE_URL, then {DEFAULT_FILE_URL})"
-    )
+    url.add_argument("--url", default=None, help=f"database URL (default: DATABASE_URL, then {DEFAULT_FILE_URL})")
 
     def command(
         name: str, handler: Callable[[argparse.Namespace], int], summary: str, *, database: bool = True

@@ -31,7 +31,7 @@ def _compiled(sa_type: sa.types.TypeEngine[Any], dialect: sa.engine.Dialect) -> 
     return str(sa_type.compile(dialect=dialect)).upper().replace(" ", "")
 
 
-def _python_type(column: dict[str, Any], dialect: sa.engine.Dialect) -> Any:
+def _python_type(column: Any, dialect: sa.engine.Dialect) -> Any:
     reflected = _compiled(column["type"], dialect)
     for kind in _CANDIDATES:
         ftype = field_type_for(kind)

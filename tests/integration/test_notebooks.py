@@ -50,7 +50,8 @@ def run_notebook(path: Path, database_url: str | None, folder: Path) -> nbformat
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_end_to_end(path: Path, backend_url: str | None, tmp_path: Path) -> None:
     stored = nbformat.read(path, as_version=4)
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in stored.cells if c.cell_type == "code"), (
+    code_cells = [c for c in stored.cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code_cells), (
         f"{path.name} is stored with outputs; clear them before committing"
     )
     executed = run_notebook(path, backend_url, tmp_path)  # raises CellExecutionError naming the cell
