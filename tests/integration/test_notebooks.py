@@ -9,39 +9,20 @@ notebook added to the folder is picked up by the next run.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 
-import nbclient
 import nbformat
 import pytest
+
+from tests.integration.kernel import open_kernel
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
 
 def run_notebook(path: Path, database_url: str | None, folder: Path) -> nbformat.NotebookNode:
-    """Execute every cell of ``path`` in a fresh kernel; return the executed notebook."""
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import KernelManager
-
-    spec_dir = folder / "kernels" / "dataflow-test"
-    spec_dir.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "dataflow", "language": "python"}))
-    manager = KernelManager(
-        kernel_name="dataflow-test", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)])
-    )
+    """Execute every cell of ``path`` in a fresh kernel working in ``folder``; return the executed notebook."""
     notebook = nbformat.read(path, as_version=4)
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["DATAFLOW_PROGRESS"] = "1"  # the bars render in the kernel as they would for a person
-    if database_url is not None:
-        env["DATABASE_URL"] = database_url
-    work = folder / "work"
-    work.mkdir()
-    client = nbclient.NotebookClient(notebook, km=manager, timeout=300, kernel_name="dataflow-test")
-    with client.setup_kernel(env=env, cwd=str(work)):
+    with open_kernel(notebook, folder, database_url=database_url) as client:
         for index, cell in enumerate(notebook.cells):
             client.execute_cell(cell, index)
     return notebook
