@@ -84,7 +84,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     with _open(args) as db:
         classes = load_model_classes(args.models) if args.models else {}
         if args.model in classes:
-            model, origin = db.model(classes[args.model]), f"{args.models}"
+            db.model(classes[args.model])
+            origin = args.models
         else:
             with db._migration_connection() as connection:
                 model = read_model(connection, db.backend.dialect, args.model)
@@ -101,7 +102,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         if args.batch_size:
             params["batch_size"] = args.batch_size
         workflow = WorkflowBuilder()
-        node = f"{spec.name}Bulk{'Upsert' if args.upsert else 'Create'}Node"
+        node = db.nodes[f"{spec.name}Bulk{'Upsert' if args.upsert else 'Create'}Node"]
         workflow.add_node(node, "load", params)
         results, run_id = LocalRuntime().execute(workflow.build())
         report = results["load"]
