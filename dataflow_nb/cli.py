@@ -1,8 +1,8 @@
-"""The ``dataflow-nb`` command: load files, check health, list models, migrate, run the demo.
+"""The dataflow-nb command: load files, check health, list models, migrate, run the demo.
 
-Every command takes ``--url`` (default: ``DATABASE_URL``, then the DuckDB file
-``dataflow.duckdb`` in the current folder). Exit codes: 0 ok, 1 failure (the message says
-why), 2 usage (a wrong option or argument), 130 interrupted (nothing half-written stays).
+Every command takes --url (default: DATABASE_URL, then the DuckDB file dataflow.duckdb in the
+current folder). Exit codes: 0 ok, 1 failure (the message says why), 2 usage (a wrong option or
+argument), 130 interrupted (nothing half-written stays).
 """
 
 from __future__ import annotations
