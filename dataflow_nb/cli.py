@@ -69,6 +69,16 @@ def _open(args: argparse.Namespace, **options: Any) -> Any:
     return DataFlow(database_url(args.url), **options)
 
 
+def _shown_url(url: str) -> str:
+    """The URL as the backends show it: any password replaced by ``***``."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(a URL that could not be parsed)"
+
+
 def _print_frame(frame: Any) -> None:
     import polars as pl
 
@@ -120,14 +130,13 @@ def cmd_health(args: argparse.Namespace) -> int:
     """Ping the database; exit 1 when it does not answer."""
     from datetime import UTC, datetime
 
-    from dataflow_nb.cache.base import mask_url
     from dataflow_nb.exceptions import DatabaseError
 
     try:
         with _open(args, monitoring=True) as db:
             status = db.get_monitor().get_health_status()
     except DatabaseError as exc:  # PostgreSQL connects when the DataFlow opens: unreachable is unhealthy
-        status = {"status": "unhealthy", "database": mask_url(database_url(args.url)), "latency_ms": None}
+        status = {"status": "unhealthy", "database": _shown_url(database_url(args.url)), "latency_ms": None}
         status |= {"error": f"{type(exc).__name__}: {exc}", "checked_at": datetime.now(UTC)}
     for key, value in status.items():
         print(f"{key}: {f'{value:.1f}' if isinstance(value, float) else value}")

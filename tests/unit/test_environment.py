@@ -2,6 +2,8 @@
 
 pyproject.toml is the source: its dependencies and every extra. A conda-forge package whose name
 differs from PyPI's says so at the end of its line (``- python-duckdb>=1.1  # pypi: duckdb``).
+conda has no extras, so a package an extra names (``hiredis`` of ``redis[hiredis]``) is listed
+on its own.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ NOT_PACKAGES = {"python", "pip"}  # the interpreter and the installer of the `pi
 
 
 def pyproject_requirements() -> dict[str, set[str]]:
+    """Each package's version bounds; a package named only as an extra (``redis[hiredis]``) has none."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     found: dict[str, set[str]] = {}
     for line in [*project["dependencies"], *(d for extra in project["optional-dependencies"].values() for d in extra)]:
         requirement = Requirement(line)
         found.setdefault(canonicalize_name(requirement.name), set()).add(str(requirement.specifier))
+        for extra in requirement.extras:
+            found.setdefault(canonicalize_name(extra), set()).add("")
     return found
 
 
