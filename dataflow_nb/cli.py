@@ -98,7 +98,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             origin = args.models
         else:
             with db._migration_connection() as connection:
-                model = read_model(connection, db.backend.dialect, args.model)
+                model = read_model(connection, db.backend, args.model)
             if model is not None:
                 db.model(model)
                 origin = "its table"
@@ -151,10 +151,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     from dataflow_nb.model.spec import spec_from_class
 
     with _open(args) as db, db._migration_connection() as connection:
-        tables = model_tables(connection, db.backend.dialect)
+        tables = model_tables(connection, db.backend)
         print(f"{len(tables)} model(s) on {db.backend.safe_url}")
         for model, table in tables.items():
-            cls = read_model(connection, db.backend.dialect, model)
+            cls = read_model(connection, db.backend, model)
             assert cls is not None
             counted = connection.execute_sql(f'SELECT count(*) FROM "{table}"')
             assert counted is not None

@@ -15,9 +15,9 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 
-from dataflow_nb.backends.base import Connection
+from dataflow_nb.backends.base import Backend, Connection
+from dataflow_nb.backends.reflect import sqlalchemy_connection
 from dataflow_nb.model.history import HISTORY_TABLE, read_history
-from dataflow_nb.model.reflect import sqlalchemy_connection
 from dataflow_nb.model.spec import LIFECYCLE_COLUMNS, default_table_name
 from dataflow_nb.model.types import field_type_for
 
@@ -41,23 +41,23 @@ def _python_type(column: Any, dialect: sa.engine.Dialect) -> Any:
     return None
 
 
-def model_tables(connection: Connection, dialect: sa.engine.Dialect) -> dict[str, str]:
+def model_tables(connection: Connection, backend: Backend) -> dict[str, str]:
     """Model name to table name for every model whose table exists, from the migration history."""
-    history = read_history(connection, dialect).to_pylist()
-    with sqlalchemy_connection(connection, dialect) as sa_connection:
+    history = read_history(connection, backend.dialect).to_pylist()
+    with sqlalchemy_connection(connection, backend) as sa_connection:
         tables = set(sa.inspect(sa_connection).get_table_names()) - {HISTORY_TABLE}
     latest = {row["model"]: row["table_name"] for row in history}  # oldest first: the last one wins
     return {model: table for model, table in sorted(latest.items()) if table in tables}
 
 
-def read_model(connection: Connection, dialect: sa.engine.Dialect, name: str) -> type | None:
+def read_model(connection: Connection, backend: Backend, name: str) -> type | None:
     """A model class named ``name`` rebuilt from its table, or None when the table does not exist.
 
     The table is the one the migration history records for ``name``, else its default name.
     Columns whose type no model field holds are left out (a load then cannot fill them).
     """
-    table = model_tables(connection, dialect).get(name) or default_table_name(name)
-    with sqlalchemy_connection(connection, dialect) as sa_connection:
+    table = model_tables(connection, backend).get(name) or default_table_name(name)
+    with sqlalchemy_connection(connection, backend) as sa_connection:
         inspector = sa.inspect(sa_connection)
         if table not in inspector.get_table_names():
             return None
@@ -67,7 +67,7 @@ def read_model(connection: Connection, dialect: sa.engine.Dialect, name: str) ->
     names = {c["name"] for c in columns}
     annotations: dict[str, Any] = {}
     for column in columns:
-        kind = _python_type(column, dialect)
+        kind = _python_type(column, backend.dialect)
         if column["name"] in _MANAGED or kind is None:
             continue
         annotations[column["name"]] = Optional[kind] if column["nullable"] else kind  # noqa: UP045 - a runtime type
