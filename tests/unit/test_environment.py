@@ -16,7 +16,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-LINE = re.compile(r"^\s+- (?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*:?)\s*(?P<spec>[<>=!~][^#\s]*)?\s*(?:#\s*pypi:\s*(?P<pypi>\S+))?")
+LINE = re.compile(
+    r"^\s+- (?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]*:?)\s*(?P<spec>[<>=!~][^#\s]*)?\s*(?:#\s*pypi:\s*(?P<pypi>\S+))?"
+)
 NOT_PACKAGES = {"python", "pip", "pip:"}  # the interpreter and the installer of the `pip:` section
 
 
