@@ -15,6 +15,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar
 
@@ -30,6 +31,7 @@ KEY_ROOT: Final = "dataflow_nb"
 RETRY_AFTER: Final = 5.0
 Fetched = tuple[list[str | None], Payload | None, float | None]  # tokens, entry, its seconds left
 STAT_NAMES: Final = ("hits", "misses", "sets", "invalidations", "errors", "bytes_read", "bytes_written")
+MAX_PENDING_WRITES: Final = 4  # write-behind entries in flight before a put waits for the oldest
 
 
 class Store(Protocol):
@@ -120,6 +122,8 @@ class QueryCache:
         self._down_until = 0.0  # circuit breaker: the store is skipped until then
         self._last_error: str | None = None
         self._pending_drops: set[str] = set()
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending_writes: dict[str, Future[None]] = {}
 
     # -- the seed's API ----------------------------------------------------------------------
 
@@ -184,6 +188,7 @@ class QueryCache:
         """
         if not isinstance(prefix, str):
             raise CacheError(f"Invalid cache key prefix {prefix!r}: use a string.")
+        self.flush()
         removed = int(self._call(self.store.delete_prefix, self._prefix + prefix, strict=True) or 0)
         self._count("invalidations", removed)
         return removed
@@ -196,6 +201,7 @@ class QueryCache:
 
     def load(self, key: str) -> Payload | None:
         """The stored bytes, or None on a miss or a failing store; counts the hit or miss."""
+        self._wait_for_write(key)
         data = self._call(self.store.load, self.full_key(key))
         self._count("misses" if data is None else "hits")
         if data is not None:
@@ -209,10 +215,38 @@ class QueryCache:
             self._count("sets")
             self._count("bytes_written", len(data))
 
+    def put_later(self, key: str, payload: Callable[[], Payload], ttl: float | None = None) -> None:
+        """Store what ``payload()`` returns on the cache's writer thread, so a miss hands back its
+        rows without waiting for the copy and the store (on a 100k-row DuckDB List that wait was
+        60% of the query). Reading ``key``, ``stats()``, ``clear()`` and ``close()`` wait for it:
+        in this process a read after a miss finds the entry as surely as with :meth:`put`.
+        """
+        if self._closed:
+            raise CacheError(f"The {self.kind} cache at {self.url} is closed: create a new one.")
+        with self._lock:
+            waiting = list(self._pending_writes.values())
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="dataflow_nb-cache-writer")
+            writer = self._writer
+        if len(waiting) >= MAX_PENDING_WRITES:  # the writer fell behind: bound what waits in memory
+            waiting[0].result()
+        future = writer.submit(self._write, key, payload, ttl)
+        with self._lock:
+            self._pending_writes[key] = future
+        future.add_done_callback(lambda done: self._write_done(key, done))
+
+    def flush(self) -> None:
+        """Wait until every :meth:`put_later` entry is stored (or has failed, which counts an error)."""
+        with self._lock:
+            waiting = list(self._pending_writes.values())
+        for future in waiting:
+            future.result()
+
     def fetch(self, names: Sequence[str], key: str) -> Fetched | None:
         """Version tokens (None where missing), the entry under ``key`` and its seconds left, in
         one round trip; None while the store is failing. The caller counts hits and misses.
         """
+        self._wait_for_write(key)
         keys = [self.full_key(n) for n in names]
         return self._call(self.store.fetch, keys, self.full_key(key))  # type: ignore[no-any-return]
 
@@ -253,6 +287,7 @@ class QueryCache:
         """Hits, misses, sets, invalidations (tokens or entries dropped), errors, bytes read and
         written by this instance; for ``memory://`` also entries, bytes held and evictions.
         """
+        self.flush()
         with self._lock:
             counts: dict[str, Any] = dict(self._stats)
         counts.update(self.store.usage())
@@ -268,7 +303,10 @@ class QueryCache:
     def close(self) -> None:
         """Release the store's connections; further use raises CacheError. Safe twice."""
         if not self._closed:
+            self.flush()
             self._closed = True
+            if self._writer is not None:
+                self._writer.shutdown()
             self.store.close()
 
     # -- the guard around every store call ---------------------------------------------------------
@@ -319,6 +357,24 @@ class QueryCache:
             self._down_until = 0.0
         if was_down:
             log.warning("The %s cache at %s answers again; caching resumed", self.kind, self.url)
+
+    def _write(self, key: str, payload: Callable[[], Payload], ttl: float | None) -> None:
+        try:
+            self.put(key, payload(), ttl)
+        except Exception as exc:  # a write-behind failure must never reach a later, unrelated read
+            self._count("errors")
+            log.warning("The %s cache at %s could not store an entry: %s", self.kind, self.url, exc)
+
+    def _write_done(self, key: str, future: Future[None]) -> None:
+        with self._lock:
+            if self._pending_writes.get(key) is future:
+                del self._pending_writes[key]
+
+    def _wait_for_write(self, key: str) -> None:
+        with self._lock:
+            future = self._pending_writes.get(key)
+        if future is not None:
+            future.result()
 
     def _count(self, name: str, amount: int = 1) -> None:
         with self._lock:

@@ -108,12 +108,25 @@ def _ipc(table: Any, header: bytes) -> memoryview:
     measure = pa.MockOutputStream()
     with pa.ipc.new_stream(measure, table.schema, options=options) as writer:
         writer.write_table(table)
-    buffer = pa.allocate_buffer(len(padded) + measure.size())
+    buffer = pa.allocate_buffer(len(padded) + measure.size(), memory_pool=_entry_pool())
     sink = pa.FixedSizeBufferWriter(buffer)
     sink.write(padded)
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return memoryview(buffer)
+
+
+def _entry_pool() -> Any:
+    """Entries are large and live until evicted: jemalloc hands an evicted entry's pages to the
+    next one, where the default mimalloc faults in fresh zeroed pages (measured: a 100k-row miss
+    took twice the CPU).
+    """
+    import pyarrow as pa
+
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        return pa.system_memory_pool()
 
 
 def _pandas_ipc(frame: Any, header: bytes) -> memoryview:

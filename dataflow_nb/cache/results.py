@@ -178,11 +178,19 @@ class ResultCache:
         return table
 
     def put(self, lookup: Lookup, table: pa.Table) -> None:
-        """Keep a result read under ``lookup.tokens`` (taken before the query ran)."""
-        if lookup.tokens is not None:
+        """Keep a result read under ``lookup.tokens`` (taken before the query ran), written behind
+        the run: an entry stamped with tokens that were dropped meanwhile is simply never served.
+        """
+        if lookup.tokens is None:
+            return
+        stamp = "".join(lookup.tokens).encode()
+
+        def payload() -> Payload:
             if self._frame == "polars":
-                table = as_string_views(table.combine_chunks())  # casting one chunk is 4x cheaper
-            self.cache.put(lookup.key, encode(table, prefix="".join(lookup.tokens).encode()), lookup.ttl)
+                return encode(as_string_views(table.combine_chunks()), prefix=stamp)  # one chunk casts 4x faster
+            return encode(table, prefix=stamp)
+
+        self.cache.put_later(lookup.key, payload, lookup.ttl)
 
     def invalidate(self, tables: Collection[str]) -> None:
         """After a commit: entries reading ``tables`` (``"*"``: all of them) are gone everywhere."""

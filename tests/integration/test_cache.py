@@ -450,3 +450,31 @@ def test_importing_the_cache_does_not_import_redis() -> None:
     code = "import sys, dataflow_nb.cache; sys.exit('redis' in sys.modules)"
     finished = subprocess.run([sys.executable, "-c", code], check=False, timeout=60)
     assert finished.returncode == 0
+
+
+def test_write_behind_is_read_back_and_its_failures_never_surface(cache: QueryCache) -> None:
+    """``put_later`` stores on the writer thread; a read of the key waits for it, a failing
+    payload only counts an error, and ``close()`` waits for what is still being written."""
+    from dataflow_nb.cache.codec import encode
+
+    release = threading.Event()
+
+    def slow_payload() -> Any:
+        release.wait(5)
+        return encode({"rows": 3})
+
+    def broken_payload() -> Any:
+        raise CacheError("cannot encode this")
+
+    cache.put_later("slow", slow_payload, 60)
+    cache.put_later("broken", broken_payload, 60)
+    threading.Timer(0.2, release.set).start()
+    assert cache.get("slow") == {"rows": 3}  # waited for the writer, then hit
+    assert cache.get("broken") is None
+    stats = cache.stats()
+    assert (stats["sets"], stats["errors"], stats["hits"]) == (1, 1, 1)
+    release.clear()
+    cache.put_later("at-close", slow_payload, 60)
+    threading.Timer(0.2, release.set).start()
+    cache.close()
+    assert release.is_set()  # close() returned only after the pending write ran
