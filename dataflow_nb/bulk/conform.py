@@ -265,7 +265,8 @@ class Conformer:
 def rejection_error(node: str, model: ModelSpec, rejections: Sequence[Rejection]) -> ValidationError:
     """The error of ``on_error="rollback"``: the first bad rows, each with row, column, value and type."""
     shown = "; ".join(
-        f"row {r.row}, column {r.column!r}: value {r.value!r} {r.reason.split(' ', 2)[-1]}" for r in rejections[:5]
+        f"row {r.row}, column {r.column!r}: value {r.value!r} {r.reason.removeprefix(f'{r.column}: {r.value!r} ')}"
+        for r in rejections[:5]
     )
     more = f" (and {len(rejections) - 5} more in this batch)" if len(rejections) > 5 else ""
     return ValidationError(

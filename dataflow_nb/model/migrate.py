@@ -194,6 +194,23 @@ def _flatten(upgrade: ops.UpgradeOps) -> list[ops.MigrateOperation]:
     return flat
 
 
+def _without_renamed_keys(operations: list[ops.MigrateOperation]) -> list[ops.MigrateOperation]:
+    """Drop a unique key's drop-and-add when both cover the same columns: a key is its columns.
+
+    DuckDB keeps no constraint names and reads a key back as ``<table>_<columns>_key``, which
+    for a tenant-scoped key (``tenant_id`` first) is not the model's name for it.
+    """
+    added = {tuple(op.columns): op for op in operations if isinstance(op, ops.CreateUniqueConstraintOp)}
+    same: set[int] = set()
+    for op in operations:
+        reverse = getattr(op, "_reverse", None)
+        if isinstance(op, ops.DropConstraintOp) and op.constraint_type == "unique" and reverse is not None:
+            twin = added.pop(tuple(reverse.columns), None)
+            if twin is not None:
+                same.update((id(op), id(twin)))
+    return [op for op in operations if id(op) not in same]
+
+
 def _apply_renames(
     operations: list[ops.MigrateOperation], table: str, renames: dict[str, str]
 ) -> list[ops.MigrateOperation]:
@@ -236,7 +253,7 @@ def plan_migration(
         )
         upgrade = produce_migrations(context, spec.table.metadata).upgrade_ops
         assert upgrade is not None
-        operations = _flatten(upgrade)
+        operations = _without_renamed_keys(_flatten(upgrade))
         existing_indexes = inspector.get_indexes(table)
     if renames:
         operations = _apply_renames(operations, table, renames)

@@ -67,6 +67,12 @@ def test_a_bad_row_in_the_middle_rolls_back_the_whole_load(db: Any, readings: An
     assert stored(db) == before
 
 
+def test_the_rollback_error_shows_a_value_with_spaces_once(db: Any, readings: Any) -> None:
+    with pytest.raises(WorkflowError) as info:
+        load(db, pl.DataFrame({"sensor": ["a", "b"], "value": ["1", "not a number"]}))
+    assert "row 2, column 'value': value 'not a number' does not fit int. Nothing was written" in str(info.value)
+
+
 def test_skip_drops_and_counts_bad_rows(db: Any, readings: Any) -> None:
     report = load(db, frame_with_bad_row(), on_error="skip")
     assert (report.inserted, report.rows_rejected, report.rows_read) == (19_999, 1, 20_000)

@@ -206,3 +206,19 @@ def test_migrate_takes_the_class(db: Any, run: Any) -> None:
     changed = type("Note", (), {"__annotations__": {"text": str}})
     db.migrate(changed, allow_destructive=True)
     assert "stars" not in columns(db)
+
+
+def test_reopening_a_tenant_scoped_unique_key_is_a_no_op(backend_url: str | None, tmp_path: Any) -> None:
+    """A new kernel on the same database sees no change in a multi-tenant model's unique key
+    (DuckDB reads the key back under its columns' name, not the model's)."""
+    from dataflow_nb import DataFlow
+
+    url = backend_url or f"duckdb:///{tmp_path / 'tenants.duckdb'}"
+    for _ in range(2):
+        db = DataFlow(url)
+        try:
+            define(db, {"email": str}, name="Account", multi_tenant=True, unique=[["email"]])
+            assert history(db) == [("create table", "accounts", False)]
+            assert db.migration_plan().height == 0
+        finally:
+            db.close()
