@@ -7,7 +7,15 @@ from __future__ import annotations
 
 
 class DataflowError(Exception):
-    """Root of every error dataflow_nb raises on purpose."""
+    """Root of every error dataflow_nb raises on purpose.
+
+    Attributes:
+        retryable: True when running the whole run again is safe and may succeed: nothing reached
+            the database (connecting failed), or the database itself rolled the transaction back
+            for a serialization failure or a deadlock (SQLSTATE 40001, 40P01).
+    """
+
+    retryable: bool = False
 
 
 class DataflowWarning(UserWarning):
@@ -63,14 +71,31 @@ class CacheError(DataflowError):
 
 
 class WorkflowError(DataflowError):
-    """A node of a workflow run failed; every write of the run was rolled back.
+    """A node of a workflow run failed, or its commit did; what was not committed was rolled back.
 
     Attributes:
-        node_id: the id of the node that failed (None when the workflow itself was invalid).
+        node_id: the id of the node that failed (None when the workflow itself was invalid, or
+            when the commit failed).
         run_id: the id of the run.
+        committed: the databases (DataFlow names) that committed before the failure: only a run
+            over several databases whose commit failed part way has any.
+        rolled_back: the databases the run touched whose writes were rolled back.
+        retries: how many times the run was tried again before this error (see LocalRuntime).
     """
 
-    def __init__(self, message: str, *, node_id: str | None = None, run_id: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        node_id: str | None = None,
+        run_id: str | None = None,
+        committed: tuple[str, ...] = (),
+        rolled_back: tuple[str, ...] = (),
+        retries: int = 0,
+    ):
         super().__init__(message)
         self.node_id = node_id
         self.run_id = run_id
+        self.committed = committed
+        self.rolled_back = rolled_back
+        self.retries = retries

@@ -51,8 +51,7 @@ def _plan(db: DataFlow, compiled: CompiledSQL) -> str:
     try:
         result = ctx.execute(db, replace(compiled, sql=f"EXPLAIN {compiled.sql}", returns_rows=True))
     finally:
-        ctx.rollback()
-        ctx.close()
+        ctx.release()
     if result is None or result.num_columns == 0:
         return ""
     # PostgreSQL answers one "QUERY PLAN" line per row; DuckDB a (key, plan text) pair.

@@ -156,12 +156,21 @@ class DuckDBConnection:
         return '"' + name.replace('"', '""') + '"'
 
     def commit(self) -> None:
-        self._open = False
-        self._cursor.execute("COMMIT")
+        """Commit; a conflict found at commit (a unique key another run just took) is a ConflictError."""
+        self._open = False  # a failed COMMIT ends the transaction too: there is nothing to roll back
+        try:
+            self._cursor.execute("COMMIT")
+        except Exception as exc:
+            raise translate_error(exc, "duckdb", at_commit=True) from exc
 
     def rollback(self) -> None:
+        if not self._open:
+            return
         self._open = False
-        self._cursor.execute("ROLLBACK")
+        try:
+            self._cursor.execute("ROLLBACK")
+        except Exception as exc:
+            raise translate_error(exc, "duckdb") from exc
 
     def close(self) -> None:
         if self._open:

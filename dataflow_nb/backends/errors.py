@@ -17,7 +17,29 @@ if TYPE_CHECKING:
 
 _UNIQUE_MARKERS = ("duplicate key", "unique constraint", "violates unique", "primary key or unique constraint")
 # Two transactions wrote the same row: DuckDB says so at once, PostgreSQL under SERIALIZABLE.
-_WRITE_CONFLICT_MARKERS = ("conflict on update", "conflict on tuple", "could not serialize access")
+_WRITE_CONFLICT_MARKERS = (
+    "conflict on update",
+    "conflict on tuple",
+    "could not serialize access",
+    "write-write conflict",
+)
+# The database rolled the transaction back and says running it again may work:
+# https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html
+_RETRYABLE_SQLSTATES = {"40001": "a serialization failure", "40P01": "a deadlock"}
+_UNIQUE_SQLSTATE = "23505"
+_TIMEOUT_SQLSTATE = "57014"  # query_canceled: statement_timeout, or a cancel request
+# libpq's words for a connection that is gone (the server died, or terminated the backend).
+_DISCONNECT_MARKERS = (
+    "no connection to the server",
+    "server closed the connection",
+    "terminating connection",
+    "connection to server",
+    "could not receive data from server",
+    "could not send data to server",
+    "ssl connection has been closed",
+    "connection not open",
+    "connection has been closed",
+)
 # PostgreSQL's DETAIL: Key (tenant_id, email)=(acme, a@x.io) already exists.
 _PG_KEY = re.compile(r"Key \((?P<columns>[^)]*)\)=\((?P<values>.*)\) already exists", re.S)
 # DuckDB, against an existing row: Duplicate key "email: a@x.io" violates unique constraint.
@@ -60,20 +82,40 @@ def _unique_violation(exc: Exception, message: str, backend: str) -> UniqueViola
     )
 
 
-def translate_error(exc: Exception, backend: str) -> DataflowError:
-    """Map a driver error to ConflictError (unique keys, write conflicts) or DatabaseError."""
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether a driver error says the connection itself is gone (it must not go back to the pool)."""
+    lowered = str(exc).lower()
+    return str(getattr(exc, "sqlstate", "") or "").startswith("08") or any(m in lowered for m in _DISCONNECT_MARKERS)
+
+
+def translate_error(exc: Exception, backend: str, *, at_commit: bool = False) -> DataflowError:
+    """Map a driver error to ConflictError (unique keys, write conflicts) or DatabaseError.
+
+    A serialization failure, a deadlock or a DuckDB write conflict raised by a statement is
+    ``retryable`` (the database rolled the transaction back); at the commit (``at_commit``) it
+    is not, since a run is never sent twice once its commit was.
+    """
     if isinstance(exc, DataflowError):
         return exc
     message = str(exc).strip()
     # ADBC appends the query text; the values are bound, so it holds no data, but it is noise.
     message = re.split(r"\n\s*Query was:", message)[0].strip()
     lowered = message.lower()
-    if any(marker in lowered for marker in _UNIQUE_MARKERS):
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    if sqlstate == _UNIQUE_SQLSTATE or any(marker in lowered for marker in _UNIQUE_MARKERS):
         return _unique_violation(exc, message, backend)
-    if any(marker in lowered for marker in _WRITE_CONFLICT_MARKERS):
-        return ConflictError(
-            f"{backend}: another run changed the same row at the same time ({message}); "
-            "this run was rolled back: run it again"
+    if sqlstate in _RETRYABLE_SQLSTATES or any(marker in lowered for marker in _WRITE_CONFLICT_MARKERS):
+        what = _RETRYABLE_SQLSTATES.get(sqlstate, "another run changed the same row at the same time")
+        conflict = ConflictError(
+            f"{backend}: {what} ({message}); the database rolled this run back: run it again"
+            + (" (its commit failed, so it was not retried)" if at_commit else "")
+        )
+        conflict.retryable = not at_commit
+        return conflict
+    if sqlstate == _TIMEOUT_SQLSTATE:
+        return DatabaseError(
+            f"{backend}: the statement ran longer than statement_timeout and was cancelled ({message}); "
+            "raise DataFlow(statement_timeout=...) or make the statement faster"
         )
     if backend == "duckdb" and "depend" in lowered:
         message += (

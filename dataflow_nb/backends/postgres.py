@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import QueuePool
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
-from dataflow_nb.backends.errors import translate_error
+from dataflow_nb.backends.errors import is_disconnect, translate_error
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.row_security import BEGIN_TENANT, isolate_table
 from dataflow_nb.exceptions import DatabaseError, ReadOnlyError
@@ -55,6 +56,7 @@ class PostgresConnection:
         self._pooled = pooled
         self._safe_url = safe_url
         self._cursor: Any = None
+        self._broken = False  # the connection is gone or in an unknown state: discard, never pool it
 
     @property
     def cursor(self) -> Any:
@@ -69,8 +71,14 @@ class PostgresConnection:
             if returns_rows or self._cursor.description:
                 return self._cursor.fetch_arrow_table()
         except Exception as exc:
-            raise translate_error(exc, "postgresql") from exc
+            raise self._failed(exc) from exc
         return None
+
+    def _failed(self, exc: Exception, *, at_commit: bool = False) -> Exception:
+        """The error to raise; a lost connection is also marked so that ``close`` discards it."""
+        if is_disconnect(exc):
+            self._broken = True
+        return translate_error(exc, "postgresql", at_commit=at_commit)
 
     def execute(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
         values = compiled.bind(params)
@@ -87,7 +95,7 @@ class PostgresConnection:
             # executemany runs ADBC's execute_update, the call that reports rows affected.
             self.cursor.executemany(compiled.sql, _param_batch(values, compiled.types) if values else None)
         except Exception as exc:
-            raise translate_error(exc, "postgresql") from exc
+            raise self._failed(exc) from exc
         return int(self.cursor.rowcount)
 
     def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
@@ -96,19 +104,39 @@ class PostgresConnection:
         try:
             return int(self.cursor.adbc_ingest(table, data, mode="append", temporary=temporary))
         except Exception as exc:
-            raise translate_error(exc, "postgresql") from exc
+            raise self._failed(exc) from exc
 
     def commit(self) -> None:
-        self._pooled.dbapi_connection.commit()
+        """Commit; a conflict at commit (40001, 40P01, 23505) is a ConflictError, never retried."""
+        try:
+            self._pooled.dbapi_connection.commit()
+        except Exception as exc:
+            self._broken = True  # whatever happened, the session's state is not worth trusting again
+            raise self._failed(exc, at_commit=True) from exc
 
     def rollback(self) -> None:
-        self._pooled.dbapi_connection.rollback()
+        if self._broken:
+            return  # nothing to roll back on a lost connection: the server already did
+        try:
+            self._pooled.dbapi_connection.rollback()
+        except Exception as exc:
+            self._broken = True
+            raise self._failed(exc) from exc
 
     def close(self) -> None:
+        """Back to the pool, which rolls back anything left open; a broken connection is discarded
+        instead (invalidated: closed and its pool slot freed, with nothing logged at collection)."""
+        if self._pooled is None:
+            return
         if self._cursor is not None:
-            self._cursor.close()
+            with contextlib.suppress(Exception):  # a lost connection may refuse even this
+                self._cursor.close()
             self._cursor = None
-        self._pooled.close()  # back to the pool, which rolls back anything left open
+        pooled, self._pooled = self._pooled, None
+        if self._broken:
+            pooled.invalidate()  # closes it and gives the slot back: the pool opens a new one when needed
+        else:
+            pooled.close()
 
 
 class PostgresBackend:
@@ -158,10 +186,12 @@ class PostgresBackend:
             reason = str(getattr(exc, "orig", None) or exc)
             if self._password:
                 reason = reason.replace(str(self._password), "***")
-            raise DatabaseError(
+            error = DatabaseError(
                 f"cannot connect to PostgreSQL {self._where} ({self.safe_url}): {reason.strip()}. "
                 "Check that the server runs and that the URL's user, password and database are right."
-            ) from None
+            )
+            error.retryable = True  # nothing was sent: running again is safe
+            raise error from None
         return PostgresConnection(pooled, self.safe_url)
 
     def isolate_tenant_table(self, connection: Any, table: str) -> None:

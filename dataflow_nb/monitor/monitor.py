@@ -56,6 +56,7 @@ class _Totals:
     runs: int = 0
     failed_runs: int = 0
     run_seconds_total: float = 0.0
+    retries: int = 0
 
 
 @dataclass
@@ -201,14 +202,15 @@ class Monitor:
         if self._exporter is not None:
             self._exporter.query(seconds, rows, failed=failed)
 
-    def record_run(self, run_id: str, seconds: float, *, status: str, nodes: int) -> None:
+    def record_run(self, run_id: str, seconds: float, *, status: str, nodes: int, retries: int = 0) -> None:
         """Count one workflow run; the runtime calls this after every run, failed or not.
 
         Args:
             run_id: the run's id.
-            seconds: wall-clock seconds of the whole run.
+            seconds: wall-clock seconds of the whole run, retries included.
             status: ``"ok"``, or ``"failed"`` when the run raised and was rolled back.
             nodes: how many nodes the run has; accepted from the runtime, not aggregated yet.
+            retries: how many times the run was tried again (each was counted by ``record_retry``).
 
         Raises:
             DataflowError: if ``status`` is not ``"ok"`` or ``"failed"``.
@@ -223,6 +225,13 @@ class Monitor:
             self._totals.run_seconds_total += seconds
         if self._exporter is not None:
             self._exporter.run(seconds, failed=failed)
+
+    def record_retry(self, run_id: str) -> None:
+        """Count one retry of a run (the runtime tries a run again after a safe failure)."""
+        with self._lock:
+            self._totals.retries += 1
+        if self._exporter is not None:
+            self._exporter.retry()
 
     def get_metrics(self) -> dict[str, Any]:
         """Exact totals since creation or the last ``reset()``, for a quick look in a notebook.
@@ -246,6 +255,7 @@ class Monitor:
             "runs": totals.runs,
             "failed_runs": totals.failed_runs,
             "run_seconds_total": totals.run_seconds_total,
+            "retries": totals.retries,
             "uptime_seconds": time.monotonic() - self._started,
             **({} if self.cache is None else {"cache": self.cache.stats()}),
         }

@@ -52,6 +52,12 @@ class PrometheusExporter:
             labelnames=("database",),
             registry=self.registry,
         )
+        retries = Counter(
+            "dataflow_run_retries",
+            "Workflow runs tried again after a safe failure (connect, serialization failure, deadlock).",
+            labelnames=("database",),
+            registry=self.registry,
+        )
         # Bind every label set up front: series exist (at 0) before the first event, so a
         # dashboard's rate() has a baseline and "no failures yet" reads as 0, not as missing.
         self._queries = {status: queries.labels(database=database, status=status) for status in _STATUSES}
@@ -59,6 +65,7 @@ class PrometheusExporter:
         self._query_seconds = query_seconds.labels(database=database)
         self._rows = rows.labels(database=database)
         self._run_seconds = run_seconds.labels(database=database)
+        self._retries = retries.labels(database=database)
         self._database = database
 
     def query(self, seconds: float, rows: int, *, failed: bool) -> None:
@@ -72,6 +79,10 @@ class PrometheusExporter:
         """Count one workflow run."""
         self._runs["failed" if failed else "ok"].inc()
         self._run_seconds.observe(seconds)
+
+    def retry(self) -> None:
+        """Count one retry of a run."""
+        self._retries.inc()
 
     def watch_cache(self, stats: Callable[[], dict[str, Any]], degraded: Callable[[], bool]) -> None:
         """Export the result cache's counts, read from the cache at each scrape."""

@@ -4,6 +4,7 @@ row counts, metrics, the slow-query log and the result cache hook in here, and s
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from dataflow_nb.security.audit import InputDigest
 
 T = TypeVar("T")
+log = logging.getLogger("dataflow_nb")
 
 
 @dataclass
@@ -50,12 +52,17 @@ class RunContext:
     snapshots: dict[int, int] = field(default_factory=dict)  # each cache's commit count at BEGIN
     digests: dict[str, InputDigest] = field(default_factory=dict)  # bulk input per node, for the audit
     secrets: set[str] = field(default_factory=set)  # sensitive values the run was given: masked in errors
+    retries: int = 0  # how many earlier attempts of this run failed and were retried
+    commit_sent: bool = False  # from here on the run is never retried: a commit may have happened
+    committed: list[str] = field(default_factory=list)  # names of the databases that committed, in order
+    touched: dict[int, DataFlow] = field(default_factory=dict)  # every database the run used, kept after release
 
     def connection(self, db: DataFlow) -> Connection:
         entry = self.connections.get(id(db))
         if entry is None:
             if db.result_cache is not None:
                 self.snapshots[id(db)] = db.result_cache.commits
+            self.touched[id(db)] = db
             entry = (db, db.backend.connect())
             self.connections[id(db)] = entry
             if self.scope.tenant_id and any(m.multi_tenant for m in db.models.values()):
@@ -157,31 +164,51 @@ class RunContext:
 
     def record_run(self, seconds: float, *, status: str, nodes: int) -> None:
         """Tell the monitor of every database the run touched how the run went."""
-        for db, _ in self.connections.values():
+        for db in self.touched.values():
             if db.monitor is not None:
-                db.monitor.record_run(self.run_id, seconds, status=status, nodes=nodes)
+                db.monitor.record_run(self.run_id, seconds, status=status, nodes=nodes, retries=self.retries)
+
+    def record_retry(self) -> None:
+        """Count a retry of this run in the monitor of every database the failed attempt touched."""
+        for db in self.touched.values():
+            if db.monitor is not None:
+                db.monitor.record_retry(self.run_id)
 
     def commit(self) -> None:
-        """Commit every database the run touched, in the order it touched them; each one's
-        cached reads of what the run wrote are invalidated as soon as that database committed.
+        """Commit every database the run touched, in the order it first touched them.
+
+        There is no atomicity across databases: when one commit fails, the ones before it stay
+        committed (``committed`` names them) and the rest are rolled back by ``release``. Each
+        database's cached reads of what the run wrote are invalidated as soon as it committed.
         """
+        self.commit_sent = True
         for key, (db, connection) in self.connections.items():
             connection.commit()
+            self.committed.append(db.name)
             if db.result_cache is not None:
                 db.result_cache.invalidate(self.written.pop(key, ()))
 
-    def rollback(self) -> None:
-        """Roll back every database; keep going if one of them is already gone."""
-        errors = []
-        for _, connection in self.connections.values():
-            try:
-                connection.rollback()
-            except Exception as exc:  # the original failure matters more than this one
-                errors.append(exc)
-        if errors and len(errors) == len(self.connections):
-            raise errors[0]
+    @property
+    def rolled_back(self) -> tuple[str, ...]:
+        """The databases the run touched that did not commit."""
+        return tuple(db.name for db in self.touched.values() if db.name not in self.committed)
 
-    def close(self) -> None:
-        for _, connection in self.connections.values():
-            connection.close()
+    def release(self) -> None:
+        """Roll back whatever did not commit and give every connection back; never raises.
+
+        Runs in ``finally`` for any exception, KeyboardInterrupt included, so no session is left
+        idle in a transaction holding locks. A rollback that fails (the server is gone) leaves
+        the connection marked broken, and closing it then discards it instead of pooling it.
+        """
+        committed = set(self.committed)
+        for db, connection in self.connections.values():
+            if db.name not in committed:
+                try:
+                    connection.rollback()
+                except Exception as exc:  # the original failure is what the user needs to see
+                    log.debug("run %s: rollback on %s failed: %s", self.run_id, db.backend.safe_url, exc)
+            try:
+                connection.close()
+            except Exception as exc:
+                log.debug("run %s: closing the connection to %s failed: %s", self.run_id, db.backend.safe_url, exc)
         self.connections.clear()

@@ -29,11 +29,13 @@ class RunResults(dict[str, Any]):
         seconds: float,
         *,
         sensitive: dict[str, set[str]] | None = None,
+        retries: int = 0,
     ):
         super().__init__(outputs)
         self["execution_time"] = seconds
         self.run_id = run_id
         self._timings = timings
+        self.retries = retries  # how many times the run was tried again before it succeeded
         self._sensitive = sensitive or {}  # node id -> columns of sensitive fields, masked in the repr
 
     def __repr__(self) -> str:

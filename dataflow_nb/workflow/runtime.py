@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from dataflow_nb.exceptions import DataflowError, WorkflowError
+from dataflow_nb.nodes.base import CallableNode
 from dataflow_nb.query.scope import Scope
 from dataflow_nb.security.audit import audit_node
 from dataflow_nb.security.guard import refuse_writes
@@ -15,6 +18,8 @@ from dataflow_nb.security.sensitive import mask_exception, sensitive_columns, se
 from dataflow_nb.workflow.builder import Edge, Workflow
 from dataflow_nb.workflow.context import RunContext
 from dataflow_nb.workflow.results import NodeTiming, RunResults
+
+log = logging.getLogger("dataflow_nb")
 
 
 def pick_output(value: Any, connection: Edge) -> Any:
@@ -44,6 +49,15 @@ def pick_output(value: Any, connection: Edge) -> Any:
 class LocalRuntime:
     """Runs workflows in this process; each run is one transaction per database it touches.
 
+    Args:
+        retries: how many times a run is tried again when that is safe (default 2): when
+            connecting failed before anything was sent, or the database rolled the run back for a
+            serialization failure or a deadlock; never once a commit was sent. Waits
+            ``retry_backoff`` seconds, doubling each time, with jitter.
+        retry_backoff: seconds before the first retry.
+        retry_callables: also retry runs with Python callable nodes (off: they may have side
+            effects outside the database that a retry would repeat).
+
     Examples:
         >>> from dataflow_nb import WorkflowBuilder
         >>> workflow = WorkflowBuilder()
@@ -54,6 +68,15 @@ class LocalRuntime:
         2
     """
 
+    def __init__(self, *, retries: int = 2, retry_backoff: float = 0.05, retry_callables: bool = False):
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise DataflowError(f"LocalRuntime(retries={retries!r}): give a whole number >= 0 (0 turns retries off)")
+        if isinstance(retry_backoff, bool) or not isinstance(retry_backoff, int | float) or retry_backoff < 0:
+            raise DataflowError(f"LocalRuntime(retry_backoff={retry_backoff!r}): give seconds >= 0, e.g. 0.05")
+        self.retries = retries
+        self.retry_backoff = float(retry_backoff)
+        self.retry_callables = retry_callables
+
     def execute(
         self,
         workflow: Workflow,
@@ -63,13 +86,17 @@ class LocalRuntime:
     ) -> tuple[RunResults, str]:
         """Run every node in order; on any failure roll back every write and raise WorkflowError.
 
+        A KeyboardInterrupt (or any other BaseException) also rolls back and gives the
+        connections back before it propagates unchanged.
+
         Args:
             workflow: from ``WorkflowBuilder.build()``.
             parameters: per-node overrides, ``{"node_id": {"param": value}}``.
             tenant_id: the tenant the run acts for.
 
         Returns:
-            ``(results, run_id)``: results maps node id to output, plus ``execution_time``.
+            ``(results, run_id)``: results maps node id to output, plus ``execution_time``;
+            ``results.retries`` says how many times the run was tried again.
         """
         if not isinstance(workflow, Workflow):
             raise DataflowError("execute() takes a built workflow: pass workflow.build(), not the builder")
@@ -85,7 +112,44 @@ class LocalRuntime:
                 refuse_writes(checked, spec.node, {**spec.params, **parameters.get(checked, {})})
             except DataflowError as exc:
                 raise WorkflowError(f"{exc} (run {run_id})", node_id=checked, run_id=run_id) from exc
-        ctx = RunContext(run_id, Scope(tenant_id=tenant_id))
+        started = time.perf_counter()
+        retries = 0
+        while True:
+            ctx = RunContext(run_id, Scope(tenant_id=tenant_id), retries=retries)
+            try:
+                results = self._attempt(workflow, parameters, ctx)
+            except WorkflowError as exc:
+                if retries >= self.retries or not self._may_retry(workflow, ctx, exc):
+                    exc.retries = retries
+                    ctx.record_run(time.perf_counter() - started, status="failed", nodes=len(workflow.nodes))
+                    raise
+                retries += 1
+                delay = self.retry_backoff * 2 ** (retries - 1) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
+                log.info("run %s: %s; retry %d of %d in %.2f s", run_id, exc.__cause__, retries, self.retries, delay)
+                ctx.record_retry()
+                time.sleep(delay)
+                continue
+            seconds = time.perf_counter() - started
+            results["execution_time"] = seconds
+            ctx.record_run(seconds, status="ok", nodes=len(workflow.nodes))
+            return results, run_id
+
+    def _may_retry(self, workflow: Workflow, ctx: RunContext, error: WorkflowError) -> bool:
+        """Safe to run again: nothing committed, the database says so, and no callable to repeat."""
+        if ctx.commit_sent:
+            return False
+        if not self.retry_callables and any(isinstance(s.node, CallableNode) for s in workflow.nodes.values()):
+            return False
+        cause: BaseException | None = error.__cause__
+        while cause is not None:
+            if isinstance(cause, DataflowError) and cause.retryable:
+                return True
+            cause = cause.__cause__
+        return False
+
+    def _attempt(self, workflow: Workflow, parameters: Mapping[str, Mapping[str, Any]], ctx: RunContext) -> RunResults:
+        """One try of the run: every node, then the commit; released whatever happens."""
+        run_id = ctx.run_id
         outputs: dict[str, Any] = {}
         sensitive: dict[str, set[str]] = {}
         timings: list[NodeTiming] = []
@@ -108,18 +172,29 @@ class LocalRuntime:
                 timings.append(NodeTiming(node_id, spec.node_type, time.perf_counter() - node_started, "ok"))
             node_id = None
             ctx.commit()
-        except Exception as exc:
+        except BaseException as exc:
+            committed, rolled_back = tuple(ctx.committed), ctx.rolled_back
+            ctx.release()  # first: locks and connections go back even for a KeyboardInterrupt
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: unchanged, after the rollback
             mask_exception(exc, ctx.secrets)  # a traceback shows the chain: mask it all
-            ctx.record_run(time.perf_counter() - started, status="failed", nodes=len(timings))
-            ctx.rollback()
-            ctx.close()
             where = f"node {node_id!r} ({workflow.nodes[node_id].node_type})" if node_id else "the commit"
+            if committed:
+                outcome = (
+                    f"Databases commit one after another, in the order the run first used them, with no atomicity "
+                    f"across them: {list(committed)} committed, {list(rolled_back)} rolled back (run {run_id})."
+                )
+            else:
+                outcome = f"Every write of run {run_id} was rolled back."
             raise WorkflowError(
-                f"{where} failed: {exc}. Every write of run {run_id} was rolled back.",
+                f"{where} failed: {exc}. {outcome}",
                 node_id=node_id,
                 run_id=run_id,
+                committed=committed,
+                rolled_back=rolled_back,
+                retries=ctx.retries,
             ) from exc
-        seconds = time.perf_counter() - started
-        ctx.record_run(seconds, status="ok", nodes=len(timings))
-        ctx.close()
-        return RunResults(run_id, outputs, timings, seconds, sensitive=sensitive), run_id
+        ctx.release()
+        return RunResults(
+            run_id, outputs, timings, time.perf_counter() - started, sensitive=sensitive, retries=ctx.retries
+        )
