@@ -50,6 +50,14 @@ class DataFlow:
         pool_size: PostgreSQL connections kept open.
         pool_max_overflow: extra PostgreSQL connections allowed under load.
         pool_timeout: seconds to wait for a free connection before failing.
+        connect_timeout: seconds to wait for a PostgreSQL server to accept a connection (default
+            10; None: libpq's default; a ``connect_timeout`` in the URL wins). DuckDB opens a
+            file and has nothing to wait for.
+        statement_timeout: seconds a statement may run before it is cancelled and the run fails
+            (default None: no limit). PostgreSQL enforces it, and the client gives up on a server
+            that does not answer at all one second later; DuckDB's statement is interrupted.
+        health_timeout: seconds ``get_health_status()`` waits for the database before it
+            answers ``"unhealthy"`` (default 2).
         name: how workflows qualify this database's nodes when two DataFlows share a model name.
         multi_tenant: give every model a ``tenant_id``; runs must then name their tenant.
         monitoring: record every statement and run; see ``get_monitor()``.
@@ -86,6 +94,9 @@ class DataFlow:
         pool_size: int = 5,
         pool_max_overflow: int = 10,
         pool_timeout: float = 30.0,
+        connect_timeout: float | None = 10.0,
+        statement_timeout: float | None = None,
+        health_timeout: float = 2.0,
         name: str | None = None,
         multi_tenant: bool = False,
         monitoring: bool = False,
@@ -116,6 +127,14 @@ class DataFlow:
             raise DataflowError(f"metrics_export={metrics_export!r} needs monitoring=True")
         if cache_url is not None and not cache_enabled:
             raise DataflowError(f"cache_url={mask_url(str(cache_url))!r} needs cache_enabled=True")
+        for option, value in (
+            ("connect_timeout", connect_timeout),
+            ("statement_timeout", statement_timeout),
+            ("health_timeout", health_timeout),
+        ):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+                raise DataflowError(f"{option}={value!r}: give a number of seconds > 0, e.g. 5 (or None for no limit)")
+        self.health_timeout = float(health_timeout)
         self.frame = frame
         self.json: JsonMode = check_json_mode("DataFlow", json)
         self.multi_tenant = multi_tenant
@@ -126,7 +145,12 @@ class DataFlow:
         self.nodes: dict[str, type[ModelNode]] = {}
         self._pending: dict[str, ModelSpec] = {}  # changed models waiting for migrate()
         self.backend: Backend = open_backend(
-            self._url, pool_size=pool_size, pool_max_overflow=pool_max_overflow, pool_timeout=pool_timeout
+            self._url,
+            pool_size=pool_size,
+            pool_max_overflow=pool_max_overflow,
+            pool_timeout=pool_timeout,
+            connect_timeout=connect_timeout,
+            statement_timeout=statement_timeout,
         )
         self.url = None if self._url is None else self.backend.safe_url
         """The database URL with any password masked (``None`` for the default in-memory DuckDB)."""
@@ -138,6 +162,7 @@ class DataFlow:
                 self.backend.close()
                 raise
         self.monitor: Monitor | None = None
+        self._health_monitor: Monitor | None = None
         if monitoring:
             try:
                 self.monitor = Monitor(
@@ -146,6 +171,7 @@ class DataFlow:
                     metrics_export=metrics_export,
                     ping=_weak_ping(self),
                     cache=None if self.result_cache is None else self.result_cache.cache,
+                    health_timeout=self.health_timeout,
                 )
             except DataflowError:
                 if self.result_cache is not None:
@@ -383,6 +409,22 @@ class DataFlow:
         if self.monitor is None:
             raise DataflowError("monitoring is off: create the DataFlow with monitoring=True")
         return self.monitor
+
+    def get_health_status(self) -> dict[str, Any]:
+        """Whether the database answers within ``health_timeout`` (2 s unless set); never raises.
+
+        The monitor's report when ``monitoring=True`` (with the cache's health), otherwise the
+        same check alone: ``{"status": "healthy" | "unhealthy", "database", "latency_ms",
+        "error", "checked_at"}``, ``error`` reading ``"ConnectionError: ..."``.
+        """
+        if self.monitor is None and self._health_monitor is None:
+            # Only for its health check: it records nothing, since no run reports to it.
+            self._health_monitor = Monitor(
+                database=self.backend.safe_url, ping=_weak_ping(self), health_timeout=self.health_timeout
+            )
+        monitor = self.monitor or self._health_monitor
+        assert monitor is not None
+        return monitor.get_health_status()
 
     def ping(self) -> None:
         """Run ``SELECT 1`` on a fresh connection; raises when the database does not answer."""

@@ -66,6 +66,21 @@ class DatabaseError(DataflowError):
     """The database could not be reached or refused a statement."""
 
 
+class DatabaseFileError(DatabaseError):
+    """A database file could not be opened or written: locked by another process, a full disk,
+    a read-only file system.
+
+    Attributes:
+        path: the file.
+        reason: what stood in the way, in a few words ("locked by another process", ...).
+    """
+
+    def __init__(self, message: str, *, path: str, reason: str):
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
+
+
 class CacheError(DataflowError):
     """The query cache is misconfigured, unreachable or misused."""
 

@@ -38,21 +38,27 @@ def dialect_named(name: str) -> Dialect:
     raise ValidationError(f"unknown dialect {name!r}: choose 'postgresql' or 'duckdb'")
 
 
-def open_backend(url: str | None, **pool: Any) -> Backend:
-    """The backend for a URL: ``None``/``duckdb://`` in memory, ``duckdb:///file``, ``postgresql://``."""
+def open_backend(
+    url: str | None, *, connect_timeout: float | None = None, statement_timeout: float | None = None, **pool: Any
+) -> Backend:
+    """The backend for a URL: ``None``/``duckdb://`` in memory, ``duckdb:///file``, ``postgresql://``.
+
+    ``connect_timeout`` bounds the wait for a server (an embedded DuckDB has none to wait for);
+    ``statement_timeout`` bounds every statement on both.
+    """
     if url is None or url in ("duckdb://", "duckdb:///:memory:", ":memory:"):
         from dataflow_nb.backends.duckdb import DuckDBBackend
 
-        return DuckDBBackend()
+        return DuckDBBackend(statement_timeout=statement_timeout)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "duckdb":
         from dataflow_nb.backends.duckdb import DuckDBBackend
 
-        return DuckDBBackend(url.split("://", 1)[1][1:] or None)
+        return DuckDBBackend(url.split("://", 1)[1][1:] or None, statement_timeout=statement_timeout)
     if scheme in ("postgresql", "postgres", "postgresql+adbc"):
         from dataflow_nb.backends.postgres import PostgresBackend
 
-        return PostgresBackend(url, **pool)
+        return PostgresBackend(url, connect_timeout=connect_timeout, statement_timeout=statement_timeout, **pool)
     shown = url.split("@")[-1] if "@" in url else url
     raise DataflowError(
         f"unknown database URL scheme {scheme or shown!r}: use duckdb:///path.duckdb, "

@@ -7,19 +7,23 @@ import functools
 import re
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.compiler import compiles
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
+from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
 from dataflow_nb.backends.errors import translate_error
 from dataflow_nb.backends.sql import JSONB, RegexMatch
-from dataflow_nb.exceptions import ReadOnlyError
+from dataflow_nb.exceptions import DatabaseError, DatabaseFileError, DataflowError, ReadOnlyError
+
+T = TypeVar("T")
+INTERRUPT_GRACE = 10.0  # seconds DuckDB gets to stop an interrupted statement before the run stops waiting
 
 CAPABILITIES = Capabilities(
     name="duckdb",
@@ -44,6 +48,29 @@ CAPABILITIES = Capabilities(
 _INSERT_TARGET = re.compile(
     r'\s*insert\s+(?:or\s+\w+\s+)?into\s+((?:"(?:[^"]|"")+"|\w+)(?:\.(?:"(?:[^"]|"")+"|\w+))*)', re.I
 )
+
+
+# What stops DuckDB from using its file, as its errors (or the OS's) say it: reason, and the fix.
+_FILE_PROBLEMS = (
+    ("could not set lock on file", "it is locked by another process", "close the DataFlow (or the kernel) that "
+     "has it open, or use another file; DuckDB lets one process write a file at a time"),
+    ("read-only file system", "the file system is read-only", "put the file on a writable disk"),
+    ("no space left on device", "the disk is full", "free some space and run again; the failed run wrote nothing"),
+    ("permission denied", "permission was denied", "check the permissions of the file and its folder"),
+)  # fmt: skip
+
+
+def file_error(exc: BaseException, path: str, doing: str) -> DatabaseFileError | None:
+    """A DatabaseFileError naming the file, the cause and the fix; None for any other error."""
+    lowered = str(exc).lower()
+    for marker, reason, fix in _FILE_PROBLEMS:
+        if marker in lowered:
+            return DatabaseFileError(
+                f"duckdb: cannot {doing} the database file {path!r}: {reason} ({exc}). To fix it: {fix}.",
+                path=path,
+                reason=reason,
+            )
+    return None
 
 
 class DuckDBDialect(PGDialect):
@@ -84,20 +111,43 @@ def _compile_regex_match(element: RegexMatch, compiler: Any, **kw: Any) -> str:
 class DuckDBConnection:
     """A DuckDB cursor (its own connection to the same database) holding one transaction."""
 
-    def __init__(self, cursor: Any):
+    def __init__(self, cursor: Any, *, path: str = ":memory:", statement_timeout: float | None = None):
         self._cursor = cursor
         self._cursor.execute("BEGIN TRANSACTION")
         self._open = True
+        self._path = path
+        self._statement_timeout = statement_timeout
+
+    def _translate(self, exc: Exception, *, at_commit: bool = False) -> DataflowError:
+        """A full disk or a read-only file system names the file; anything else as every backend maps it."""
+        return file_error(exc, self._path, "write") or translate_error(exc, "duckdb", at_commit=at_commit)
+
+    def _limited(self, call: Callable[[], T]) -> T:
+        """Run a statement; past ``statement_timeout`` DuckDB is told to stop it (it has no such setting)."""
+        try:
+            return call_with_deadline(
+                call, self._statement_timeout, on_timeout=self._cursor.interrupt, grace=INTERRUPT_GRACE
+            )
+        except DeadlineExceeded:
+            raise DatabaseError(
+                f"duckdb: the statement ran longer than statement_timeout ({self._statement_timeout:g} s) and "
+                "was interrupted; raise DataFlow(statement_timeout=...) or make the statement faster"
+            ) from None
 
     def _run(self, sql: str, values: Sequence[Any], returns_rows: bool) -> pa.Table | None:
-        try:
+        def run() -> pa.Table | None:
             if returns_rows:
                 relation = self._cursor.sql(sql, params=list(values) or None)
                 return None if relation is None else relation.to_arrow_table()
             self._cursor.execute(sql, list(values))
+            return None
+
+        try:
+            return self._limited(run)
+        except DataflowError:
+            raise
         except Exception as exc:
-            raise translate_error(exc, "duckdb") from exc
-        return None
+            raise self._translate(exc) from exc
 
     def execute(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
         return self._run(compiled.sql, compiled.bind(params), compiled.returns_rows)
@@ -108,9 +158,11 @@ class DuckDBConnection:
     def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
         try:
             # DuckDB answers a DML statement with one row: the number of rows it changed.
-            row = self._cursor.execute(compiled.sql, compiled.bind(params)).fetchone()
+            row = self._limited(lambda: self._cursor.execute(compiled.sql, compiled.bind(params)).fetchone())
+        except DataflowError:
+            raise
         except Exception as exc:
-            raise translate_error(exc, "duckdb") from exc
+            raise self._translate(exc) from exc
         return int(row[0]) if row else 0
 
     def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
@@ -119,13 +171,12 @@ class DuckDBConnection:
         columns = ", ".join(self._quote(name) for name in data.schema.names)
         self._cursor.register(view, data)
         try:
-            row = self._cursor.execute(
-                f"INSERT INTO {self._quote(table)} ({columns}) SELECT {columns} FROM {view}"
-            ).fetchone()
+            insert = f"INSERT INTO {self._quote(table)} ({columns}) SELECT {columns} FROM {view}"
+            row = self._limited(lambda: self._cursor.execute(insert).fetchone())
         except Exception as exc:
             with contextlib.suppress(Exception):  # an aborted transaction refuses this too; the cause matters
                 self._cursor.unregister(view)
-            raise translate_error(exc, "duckdb") from exc
+            raise self._translate(exc) from exc
         self._cursor.unregister(view)
         return int(row[0]) if row else 0
 
@@ -138,7 +189,7 @@ class DuckDBConnection:
         try:
             rows = self._cursor.execute(f"EXPLAIN (FORMAT json) {compiled.sql}", compiled.bind()).fetchall()
         except Exception as exc:
-            raise translate_error(exc, "duckdb") from exc
+            raise self._translate(exc) from exc
         finally:
             self._cursor.execute("PRAGMA enable_optimizer")
             self._cursor.execute("RESET explain_output")
@@ -161,7 +212,7 @@ class DuckDBConnection:
         try:
             self._cursor.execute("COMMIT")
         except Exception as exc:
-            raise translate_error(exc, "duckdb", at_commit=True) from exc
+            raise self._translate(exc, at_commit=True) from exc
 
     def rollback(self) -> None:
         if not self._open:
@@ -170,7 +221,7 @@ class DuckDBConnection:
         try:
             self._cursor.execute("ROLLBACK")
         except Exception as exc:
-            raise translate_error(exc, "duckdb") from exc
+            raise self._translate(exc) from exc
 
     def close(self) -> None:
         if self._open:
@@ -183,20 +234,24 @@ class DuckDBBackend:
 
     capabilities = CAPABILITIES
 
-    def __init__(self, path: str | None = None):
+    def __init__(self, path: str | None = None, *, statement_timeout: float | None = None):
         import duckdb
 
         self.path = path or ":memory:"
-        if path and path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if path and path != ":memory:":
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self._database = duckdb.connect(self.path)
+        except (OSError, duckdb.Error) as exc:
+            raise file_error(exc, self.path, "open") or translate_error(exc, "duckdb") from exc
         self.safe_url = f"duckdb:///{self.path}"
-        self._database = duckdb.connect(self.path)
         self.dialect = DuckDBDialect()
         self.sql_reader = DuckDBSQLReader()
         # Timestamps come back in UTC, the same instant PostgreSQL's ADBC driver returns.
         self._database.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
         self._memory_id = uuid.uuid4().hex
+        self._statement_timeout = statement_timeout
 
     def identity(self) -> str:
         """The file's real path; an in-memory database is new each time, so a fresh id."""
@@ -211,7 +266,7 @@ class DuckDBBackend:
 
     def connect(self) -> DuckDBConnection:
         with self._lock:
-            return DuckDBConnection(self._database.cursor())
+            return DuckDBConnection(self._database.cursor(), path=self.path, statement_timeout=self._statement_timeout)
 
     def isolate_tenant_table(self, connection: Any, table: str) -> None:
         pass  # nothing to set up: see unisolated_tables

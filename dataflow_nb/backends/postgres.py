@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import QueuePool
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
+from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.errors import is_disconnect, translate_error
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
+from dataflow_nb.backends.postgres_url import parse_postgres_url
 from dataflow_nb.backends.row_security import BEGIN_TENANT, isolate_table
-from dataflow_nb.exceptions import DatabaseError, ReadOnlyError
+from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
+
+T = TypeVar("T")
+DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds; libpq's own default is to wait forever
+CLIENT_GRACE = 1.0  # the client gives up this long after the server's statement_timeout should have fired
 
 READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
 
@@ -52,11 +58,41 @@ def _param_batch(values: Sequence[Any], types: Sequence[pa.DataType | None]) -> 
 class PostgresConnection:
     """A pooled ADBC connection holding one transaction (ADBC leaves autocommit off)."""
 
-    def __init__(self, pooled: Any, safe_url: str):
+    def __init__(self, pooled: Any, safe_url: str, *, statement_timeout: float | None = None):
         self._pooled = pooled
         self._safe_url = safe_url
         self._cursor: Any = None
         self._broken = False  # the connection is gone or in an unknown state: discard, never pool it
+        # The server enforces statement_timeout itself; this client-side limit, a little longer,
+        # is for a server that does not answer at all (paused, or cut off by the network).
+        self._deadline = None if statement_timeout is None else statement_timeout + CLIENT_GRACE
+        self._abandoned = False  # a call outlived the limit: its thread closes the connection
+
+    def _call(self, call: Callable[[], T], *, at_commit: bool = False) -> T:
+        """Make a driver call, within the client-side limit when there is one; errors translated."""
+        if self._abandoned:
+            raise DatabaseError(f"postgresql: the connection to {self._safe_url} was given up after a timeout")
+        try:
+            return call_with_deadline(call, self._deadline, on_timeout=self._abandon, abandon=self._close_late)
+        except DeadlineExceeded:
+            raise DatabaseError(
+                f"postgresql: the server at {self._safe_url} did not answer within statement_timeout "
+                f"({self._deadline:g} s with the client's grace); it may be hung or unreachable. The "
+                "connection was discarded" + ("; whether the commit happened is unknown" if at_commit else "")
+            ) from None
+        except Exception as exc:
+            if at_commit:
+                self._broken = True  # whatever happened, the session's state is not worth trusting again
+            raise self._failed(exc, at_commit=at_commit) from exc
+
+    def _abandon(self) -> None:
+        """Out of the pool at once (its slot is free again); the busy connection is left alone."""
+        self._abandoned = self._broken = True
+        self._pooled.detach()
+
+    def _close_late(self, _: Any) -> None:
+        with contextlib.suppress(Exception):
+            self._pooled.close()  # detached: this closes the DBAPI connection itself
 
     @property
     def cursor(self) -> Any:
@@ -65,14 +101,15 @@ class PostgresConnection:
         return self._cursor
 
     def _run(self, sql: str, params: pa.RecordBatch | None, returns_rows: bool) -> pa.Table | None:
-        self.cursor  # noqa: B018 - opens the cursor on first use
-        try:
-            self._cursor.execute(sql, params)
-            if returns_rows or self._cursor.description:
-                return self._cursor.fetch_arrow_table()
-        except Exception as exc:
-            raise self._failed(exc) from exc
-        return None
+        cursor = self.cursor
+
+        def run() -> pa.Table | None:
+            cursor.execute(sql, params)
+            if returns_rows or cursor.description:
+                return cursor.fetch_arrow_table()
+            return None
+
+        return self._call(run)
 
     def _failed(self, exc: Exception, *, at_commit: bool = False) -> Exception:
         """The error to raise; a lost connection is also marked so that ``close`` discards it."""
@@ -91,43 +128,36 @@ class PostgresConnection:
 
     def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
         values = compiled.bind(params)
-        try:
-            # executemany runs ADBC's execute_update, the call that reports rows affected.
-            self.cursor.executemany(compiled.sql, _param_batch(values, compiled.types) if values else None)
-        except Exception as exc:
-            raise self._failed(exc) from exc
-        return int(self.cursor.rowcount)
+        batch = _param_batch(values, compiled.types) if values else None
+        cursor = self.cursor
+        # executemany runs ADBC's execute_update, the call that reports rows affected.
+        self._call(lambda: cursor.executemany(compiled.sql, batch))
+        return int(cursor.rowcount)
 
     def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         # COPY in binary through ADBC: it coerces nothing, so callers send the table's exact types
         # (JSON as the arrow.json extension, UUID through a text staging table).
-        try:
-            return int(self.cursor.adbc_ingest(table, data, mode="append", temporary=temporary))
-        except Exception as exc:
-            raise self._failed(exc) from exc
+        cursor = self.cursor
+        return int(self._call(lambda: cursor.adbc_ingest(table, data, mode="append", temporary=temporary)))
 
     def commit(self) -> None:
         """Commit; a conflict at commit (40001, 40P01, 23505) is a ConflictError, never retried."""
-        try:
-            self._pooled.dbapi_connection.commit()
-        except Exception as exc:
-            self._broken = True  # whatever happened, the session's state is not worth trusting again
-            raise self._failed(exc, at_commit=True) from exc
+        self._call(self._pooled.dbapi_connection.commit, at_commit=True)
 
     def rollback(self) -> None:
         if self._broken:
             return  # nothing to roll back on a lost connection: the server already did
         try:
-            self._pooled.dbapi_connection.rollback()
-        except Exception as exc:
+            self._call(self._pooled.dbapi_connection.rollback)
+        except DataflowError:
             self._broken = True
-            raise self._failed(exc) from exc
+            raise
 
     def close(self) -> None:
         """Back to the pool, which rolls back anything left open; a broken connection is discarded
         instead (invalidated: closed and its pool slot freed, with nothing logged at collection)."""
-        if self._pooled is None:
-            return
+        if self._pooled is None or self._abandoned:
+            return  # an abandoned connection is closed by the thread still waiting on it
         if self._cursor is not None:
             with contextlib.suppress(Exception):  # a lost connection may refuse even this
                 self._cursor.close()
@@ -140,18 +170,33 @@ class PostgresConnection:
 
 
 class PostgresBackend:
-    """PostgreSQL at one URL, with a QueuePool of ADBC connections checked before each use."""
+    """PostgreSQL at one URL (or several hosts, for failover), with a QueuePool of ADBC connections
+    checked at checkout: one round trip that also begins the run's transaction."""
 
     capabilities = CAPABILITIES
 
-    def __init__(self, url: str, *, pool_size: int = 5, pool_max_overflow: int = 10, pool_timeout: float = 30.0):
-        parsed = make_url(url)
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        pool_max_overflow: int = 10,
+        pool_timeout: float = 30.0,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        statement_timeout: float | None = None,
+    ):
+        target = parse_postgres_url(url)
+        parsed = target.url
         self.safe_url = parsed.render_as_string(hide_password=True)
-        self._where = f"database {parsed.database!r} at {parsed.host or 'localhost'}:{parsed.port or 5432}"
+        self._where = target.where
         self.dialect = postgres_dialect()
         self.sql_reader = PostgresSQLReader()
-        libpq_url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        libpq_url = target.libpq(connect_timeout=connect_timeout, statement_timeout=statement_timeout)
         self._password = parsed.password
+        self._statement_timeout = statement_timeout
+        # A checkout waits for a new connection (connect_timeout) or for the check's answer.
+        limits = [t for t in (connect_timeout, statement_timeout) if t is not None]
+        self._checkout_deadline = max(limits) + CLIENT_GRACE if statement_timeout is not None else None
 
         def create() -> Any:
             import adbc_driver_postgresql.dbapi
@@ -165,7 +210,7 @@ class PostgresBackend:
             timeout=pool_timeout,
             reset_on_return="rollback",
         )
-        sa.event.listen(self._pool, "checkout", _ping)
+        sa.event.listen(self._pool, "checkout", _checkout_check(target.checkout_check))
         self.connect().close()  # fail now, with a clear message, if the server is not there
 
     def reflection_dialect(self) -> Any:
@@ -175,7 +220,12 @@ class PostgresBackend:
 
     def connect(self) -> PostgresConnection:
         try:
-            pooled = self._pool.connect()
+            pooled = call_with_deadline(self._pool.connect, self._checkout_deadline, abandon=_return_late)
+        except DeadlineExceeded:
+            raise DatabaseError(
+                f"cannot connect to PostgreSQL {self._where} ({self.safe_url}): no answer within "
+                f"{self._checkout_deadline:g} s; the server may be hung or unreachable"
+            ) from None
         except sa.exc.TimeoutError:
             raise DatabaseError(
                 f"cannot connect to PostgreSQL {self._where}: all {self._pool.size() + self._pool.overflow()} "
@@ -192,7 +242,7 @@ class PostgresBackend:
             )
             error.retryable = True  # nothing was sent: running again is safe
             raise error from None
-        return PostgresConnection(pooled, self.safe_url)
+        return PostgresConnection(pooled, self.safe_url, statement_timeout=self._statement_timeout)
 
     def isolate_tenant_table(self, connection: Any, table: str) -> None:
         isolate_table(connection, table)
@@ -239,12 +289,27 @@ class PostgresBackend:
         self._pool.dispose()
 
 
-def _ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-    """Pessimistic health check: a dead connection is replaced instead of failing a run."""
-    try:
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchall()
-        dbapi_connection.rollback()
-    except Exception as exc:
-        raise sa.exc.DisconnectionError(str(exc)) from exc
+def _checkout_check(sql: str) -> Callable[[Any, Any, Any], None]:
+    """Pessimistic check at checkout, in one round trip: a dead connection, or one to a server that
+    is no longer what ``target_session_attrs`` asks for (a primary that became a standby), is
+    discarded and replaced instead of failing a run. The query begins the run's transaction, so
+    no rollback follows it."""
+
+    def check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(sql)
+                wrong = cursor.fetchall()[0][0]
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+        if wrong:
+            raise sa.exc.DisconnectionError("the server is not the kind target_session_attrs asks for (a standby?)")
+
+    return check
+
+
+def _return_late(pooled: Any) -> None:
+    """A checkout that answered after the caller gave up: straight back to the pool."""
+    if pooled is not None:
+        with contextlib.suppress(Exception):
+            pooled.close()

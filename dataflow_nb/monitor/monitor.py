@@ -96,6 +96,7 @@ class Monitor:
         ping: runs a trivial query (``SELECT 1``) and raises when the database is unreachable.
         cache: the DataFlow's result cache, whose counts and health are reported here too.
         max_slow_queries: how many of the most recent slow queries are kept.
+        health_timeout: seconds ``get_health_status()`` waits for the ping before it answers.
 
     Raises:
         DataflowError: for an unknown ``metrics_export``, a negative threshold, a
@@ -117,6 +118,7 @@ class Monitor:
         ping: Callable[[], None] | None = None,
         max_slow_queries: int = 1000,
         cache: QueryCache | None = None,
+        health_timeout: float = 2.0,
     ) -> None:
         if metrics_export not in METRICS_EXPORTS:
             raise DataflowError(
@@ -137,6 +139,7 @@ class Monitor:
         self.slow_query_threshold = float(slow_query_threshold)
         self.metrics_export = metrics_export
         self._ping = ping
+        self._health = HealthCheck(ping, health_timeout) if ping is not None else None
         self._lock = threading.Lock()
         self._started = time.monotonic()
         self._totals = _Totals()
@@ -291,19 +294,14 @@ class Monitor:
         return to_frame(table, {}, frame)
 
     def get_health_status(self) -> dict[str, Any]:
-        """Ping the database now and say whether it answered; never raises.
+        """Ping the database now and say whether it answered within ``health_timeout``; never raises.
 
         Without a ping function nothing can be checked: status is "healthy" and latency_ms None.
         """
         latency_ms: float | None = None
         error: str | None = None
-        if self._ping is not None:
-            started = time.perf_counter()
-            try:
-                self._ping()
-            except Exception as exc:  # a health check reports failures, it does not raise them
-                error = f"{type(exc).__name__}: {exc}"
-            latency_ms = (time.perf_counter() - started) * 1000.0
+        if self._health is not None:
+            latency_ms, error = self._health.check()
         status = "healthy" if error is None else "unhealthy"
         cache = None if self.cache is None else {**self.cache.health(), **self.cache.stats()}
         if cache is not None and cache["status"] != "ok" and status == "healthy":
@@ -390,6 +388,49 @@ class Monitor:
             for name, value in self._summary().items()
         )
         return f"<table><caption>Monitor</caption>{body}</table>"
+
+
+class HealthCheck:
+    """Runs the ping on a daemon thread and waits at most ``seconds`` for it.
+
+    A hung server (paused, or cut off) never answers a ping, and a ping cannot be stopped from
+    outside; so it runs on its own thread, and the check answers "unhealthy" when the time is up.
+    While such a ping is still waiting, later checks do not start another one.
+    """
+
+    def __init__(self, ping: Callable[[], None], seconds: float) -> None:
+        self._ping = ping
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._pending: tuple[float, threading.Event] | None = None  # a ping that has not answered yet
+
+    def check(self) -> tuple[float, str | None]:
+        """``(latency_ms, error)``; the error reads ``"ConnectionError: ..."``."""
+        started = time.perf_counter()
+        with self._lock:
+            if self._pending is not None and not self._pending[1].is_set():
+                waited = time.perf_counter() - self._pending[0]
+                return 0.0, f"ConnectionError: the database has not answered a ping for {waited:.1f} s"
+            done = threading.Event()
+            self._pending = (started, done)
+        failure: list[BaseException] = []
+
+        def ping() -> None:
+            try:
+                self._ping()
+            except BaseException as exc:  # reported by check(), never raised
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=ping, name="dataflow_nb-health", daemon=True).start()
+        answered = done.wait(self.seconds)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        if not answered:
+            return latency_ms, f"ConnectionError: no answer within {self.seconds:g} s (health_timeout)"
+        if failure:
+            return latency_ms, f"ConnectionError: {failure[0]}"
+        return latency_ms, None
 
 
 def _load_exporter(database: str) -> PrometheusExporter:

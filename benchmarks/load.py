@@ -1,0 +1,262 @@
+#!/usr/bin/env python
+"""Load benchmark: many threads running small workflows on one DataFlow with a small pool.
+
+    .venv/bin/python benchmarks/load.py                          # 16 threads x 200 runs, pool 2/2, both backends
+    .venv/bin/python benchmarks/load.py --threads 4 --runs 50 --backends duckdb
+    .venv/bin/python benchmarks/load.py --profile                # + cProfile of the dataflow_nb side
+
+Each run is one workflow of two nodes: ``CounterUpdateNode`` on a random one of 100 rows, then
+``CounterReadNode`` of it; one transaction, committed. The raw baseline does the same work in the
+same process right after: the same UPDATE ... RETURNING and SELECT by id, then COMMIT, through the
+driver (ADBC on PostgreSQL, with a queue of pool_size + overflow connections; one DuckDB cursor per
+run), from the same number of threads. It prints runs/s for both and the ratio dataflow_nb / raw.
+
+Afterwards it checks what the issue asks for: no error, no hang (every thread joins), and no
+leaked connection: on PostgreSQL, ``pg_stat_activity`` (by this run's application_name) shows no
+session idle in a transaction while the DataFlow is open, and none at all after ``close()``.
+PostgreSQL runs in a fresh schema of the server at ``--pg-url``, dropped at the end.
+"""
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import queue
+import random
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_PG_URL = os.environ.get("DATAFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+ROWS = 100
+
+
+def in_threads(threads: int, runs: int, work: Callable[[random.Random], None]) -> tuple[float, list[str]]:
+    """Run ``work`` ``runs`` times on each of ``threads`` threads; seconds and the errors seen."""
+    errors: list[str] = []
+    barrier = threading.Barrier(threads + 1)
+
+    def loop(seed: int) -> None:
+        rng = random.Random(seed)
+        barrier.wait()
+        for _ in range(runs):
+            try:
+                work(rng)
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in pool:
+        t.join(600)
+        if t.is_alive():
+            errors.append("a thread did not finish within 600 s (hang)")
+    return time.perf_counter() - started, errors
+
+
+def dataflow_side(db: Any, threads: int, runs: int, *, profile: bool = False) -> tuple[float, list[str]]:
+    from dataflow_nb import LocalRuntime, WorkflowBuilder
+
+    runtime = LocalRuntime()
+    update, read = db.nodes["CounterUpdateNode"], db.nodes["CounterReadNode"]
+
+    def work(rng: random.Random) -> None:
+        row = rng.randint(1, ROWS)
+        workflow = WorkflowBuilder()
+        workflow.add_node(update, "bump", {"id": row, "n": rng.randint(0, 1000)})
+        workflow.add_node(read, "read", {"id": row})
+        runtime.execute(workflow.build())
+
+    if profile:  # cProfile sees one thread: profile the same runs one after another, in this one
+        profiled(lambda: [work(random.Random(0)) for _ in range(runs)])
+    return in_threads(threads, runs, work)
+
+
+def raw_postgres(url: str, table: str, threads: int, runs: int, connections: int) -> tuple[float, list[str]]:
+    import adbc_driver_postgresql.dbapi
+
+    free: queue.Queue[Any] = queue.Queue()
+    for _ in range(connections):
+        free.put(adbc_driver_postgresql.dbapi.connect(url))
+    update = f"UPDATE {table} SET n = $1, updated_at = now() WHERE id = $2 RETURNING *"
+    select = f"SELECT * FROM {table} WHERE id = $1"
+
+    def work(rng: random.Random) -> None:
+        import pyarrow as pa
+
+        row = rng.randint(1, ROWS)
+        connection = free.get()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(update, pa.record_batch([pa.array([rng.randint(0, 1000)]), pa.array([row])], ["a", "b"]))
+                cursor.fetch_arrow_table()
+                cursor.execute(select, pa.record_batch([pa.array([row])], ["a"]))
+                cursor.fetch_arrow_table()
+            connection.commit()
+        except Exception:
+            connection.rollback()
+            raise
+        finally:
+            free.put(connection)
+
+    try:
+        return in_threads(threads, runs, work)
+    finally:
+        while not free.empty():
+            free.get().close()
+
+
+def raw_duckdb(database: Any, table: str, threads: int, runs: int) -> tuple[float, list[str]]:
+    lock = threading.Lock()
+    update = f"UPDATE {table} SET n = $1, updated_at = now() WHERE id = $2 RETURNING *"
+    select = f"SELECT * FROM {table} WHERE id = $1"
+
+    def work(rng: random.Random) -> None:
+        row = rng.randint(1, ROWS)
+        with lock:
+            cursor = database.cursor()
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            cursor.sql(update, params=[rng.randint(0, 1000), row]).to_arrow_table()
+            cursor.sql(select, params=[row]).to_arrow_table()
+            cursor.execute("COMMIT")
+        except Exception:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+
+    return in_threads(threads, runs, work)
+
+
+def sessions(admin_url: str, application: str) -> list[tuple[Any, ...]]:
+    import adbc_driver_postgresql.dbapi
+
+    with adbc_driver_postgresql.dbapi.connect(admin_url, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT pid, state FROM pg_stat_activity WHERE application_name = '{application}'")
+        return [tuple(r) for r in cursor.fetchall()]
+
+
+def setup(db: Any) -> str:
+    import polars as pl
+
+    from dataflow_nb import LocalRuntime, WorkflowBuilder
+
+    @db.model
+    class Counter:
+        key: str
+        n: int
+
+    workflow = WorkflowBuilder()
+    frame = pl.DataFrame({"key": [f"k{i}" for i in range(ROWS)], "n": [0] * ROWS})
+    workflow.add_node("CounterBulkCreateNode", "load", {"data": frame})
+    LocalRuntime().execute(workflow.build())
+    return str(db.models["Counter"].table_name)
+
+
+def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    from dataflow_nb import DataFlow
+
+    threads, runs = args.threads, args.runs
+    pool = {"pool_size": args.pool_size, "pool_max_overflow": args.pool_overflow}
+    report: dict[str, Any] = {"backend": backend}
+    if backend == "duckdb":
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="dataflow-load-")
+        db = DataFlow(f"duckdb:///{folder}/load.duckdb", **pool)
+        try:
+            table = setup(db)
+            report["dataflow"] = dataflow_side(db, threads, runs, profile=args.profile)
+            report["raw"] = raw_duckdb(db.backend._database, table, threads, runs)  # type: ignore[attr-defined]
+        finally:
+            db.close()
+        return report
+    import adbc_driver_postgresql.dbapi
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    application = f"dataflow_load_{uuid.uuid4().hex[:8]}"
+    admin = adbc_driver_postgresql.dbapi.connect(args.pg_url, autocommit=True)
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA {schema}")
+    url = f"{args.pg_url}?options=-csearch_path%3D{schema}&application_name={application}"
+    try:
+        db = DataFlow(url, **pool)
+        try:
+            table = setup(db)
+            report["dataflow"] = dataflow_side(db, threads, runs, profile=args.profile)
+            open_sessions = sessions(args.pg_url, application)
+            report["sessions_open"] = len(open_sessions)
+            report["idle_in_transaction"] = sum(1 for _, state in open_sessions if "transaction" in str(state))
+            report["checked_out"] = db.backend._pool.checkedout()  # type: ignore[attr-defined]
+        finally:
+            db.close()
+        report["sessions_after_close"] = len(sessions(args.pg_url, application))
+        raw_url = f"{args.pg_url}?options=-csearch_path%3D{schema}"
+        report["raw"] = raw_postgres(raw_url, table, threads, runs, args.pool_size + args.pool_overflow)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+    return report
+
+
+def profiled(call: Callable[[], Any]) -> Any:
+    profile = cProfile.Profile()
+    result = profile.runcall(call)
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats(os.environ.get("LOAD_SORT", "tottime")).print_stats(35)
+    print(out.getvalue())
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=200, help="runs per thread")
+    parser.add_argument("--pool-size", type=int, default=2)
+    parser.add_argument("--pool-overflow", type=int, default=2)
+    parser.add_argument("--backends", default="duckdb,postgres")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    total = args.threads * args.runs
+    print(f"{args.threads} threads x {args.runs} runs = {total} runs, pool {args.pool_size}/{args.pool_overflow}")
+    print(f"{'backend':10} {'dataflow runs/s':>16} {'raw runs/s':>12} {'ratio':>7} {'errors':>7}  checks")
+    failed = False
+    for backend in args.backends.split(","):
+        report = bench(backend.strip(), args)
+        (df_seconds, df_errors), (raw_seconds, raw_errors) = report["dataflow"], report["raw"]
+        df_rate, raw_rate = total / df_seconds, total / raw_seconds
+        checks = []
+        if "sessions_open" in report:
+            checks.append(
+                f"sessions while open {report['sessions_open']} (idle in transaction {report['idle_in_transaction']}), "
+                f"checked out {report['checked_out']}, after close {report['sessions_after_close']}"
+            )
+            failed |= bool(report["idle_in_transaction"] or report["checked_out"] or report["sessions_after_close"])
+            failed |= report["sessions_open"] > args.pool_size + args.pool_overflow
+        print(
+            f"{backend:10} {df_rate:16.1f} {raw_rate:12.1f} {df_rate / raw_rate:7.2f} {len(df_errors):7d}  "
+            + "; ".join(checks)
+        )
+        for error in sorted(set(df_errors + raw_errors))[:5]:
+            print(f"    error: {error}")
+        failed |= bool(df_errors)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
