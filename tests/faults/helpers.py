@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
+from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder, WorkflowError
 
 
 def define_counter(db: DataFlow) -> Any:
@@ -60,6 +60,21 @@ def finishes_within(seconds: float, call: Any) -> float:
     if "error" in outcome:
         raise outcome["error"]
     return float(outcome["seconds"])
+
+
+def failure_within(seconds: float, workflow: Any) -> WorkflowError:
+    """The WorkflowError a run of ``workflow`` raises, bounded by ``finishes_within``."""
+    errors: list[WorkflowError] = []
+
+    def run() -> None:
+        try:
+            LocalRuntime().execute(workflow)
+        except WorkflowError as exc:
+            errors.append(exc)
+
+    finishes_within(seconds, run)
+    assert len(errors) == 1, "the run did not fail"
+    return errors[0]
 
 
 def idle_in_transaction(admin_url_query: Any, database: str) -> list[tuple[Any, ...]]:

@@ -7,9 +7,16 @@ import time
 
 import pytest
 
-from dataflow_nb import DatabaseError, DataFlow, LocalRuntime, WorkflowBuilder, WorkflowError
+from dataflow_nb import DatabaseError, DataFlow, LocalRuntime, WorkflowBuilder
 from tests.faults.cluster import Cluster
-from tests.faults.helpers import counter_value, create_counter, define_counter, finishes_within, run_nodes
+from tests.faults.helpers import (
+    counter_value,
+    create_counter,
+    define_counter,
+    failure_within,
+    finishes_within,
+    run_nodes,
+)
 
 HEALTH_LIMIT = 2.0
 # How late past its limit the health check may answer on a loaded machine: it waits exactly its
@@ -52,18 +59,9 @@ def test_a_run_on_a_hung_server_fails_with_the_timeout(cluster: Cluster) -> None
         cluster.pause()
         workflow = WorkflowBuilder()
         workflow.add_node("CounterUpdateNode", "bump", {"id": counter, "n": 9})
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                LocalRuntime().execute(workflow.build())
-            except WorkflowError as exc:
-                errors.append(exc)
-
-        finishes_within(60, run)  # bounded by the limits; without them it would hang forever
-        assert len(errors) == 1
-        assert "statement_timeout" in str(errors[0]) or "no answer within" in str(errors[0])
-        assert errors[0].run_id
+        error = failure_within(60, workflow.build())  # bounded by the limits; without them it would hang
+        assert "statement_timeout" in str(error) or "no answer within" in str(error)
+        assert error.run_id
         cluster.resume()
         finishes_within(60, lambda: LocalRuntime().execute(workflow.build()))  # the pool recovered
         assert counter_value(db, counter) == 9
@@ -83,17 +81,9 @@ def test_statement_timeout_cancels_a_slow_statement(fault_url: str) -> None:
         workflow = WorkflowBuilder()
         workflow.add_node("CounterUpdateNode", "bump", {"id": counter, "n": 3})
         workflow.add_node("SQLQueryNode", "slow", {"sql": sql, "db": db})
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                LocalRuntime().execute(workflow.build())
-            except WorkflowError as exc:
-                errors.append(exc)
-
-        finishes_within(60, run)
-        assert len(errors) == 1 and errors[0].node_id == "slow"
-        assert "statement_timeout" in str(errors[0])
+        error = failure_within(60, workflow.build())
+        assert error.node_id == "slow"
+        assert "statement_timeout" in str(error)
         assert counter_value(db, counter) == 0  # the run's update was rolled back
         run_nodes((db.nodes["CounterUpdateNode"], "bump", {"id": counter, "n": 4}))
         assert counter_value(db, counter) == 4
