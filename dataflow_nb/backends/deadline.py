@@ -61,15 +61,24 @@ def call_with_deadline(
             ok, value = outcome[0]
             abandon(value if ok else None)
 
-    threading.Thread(target=target, name="dataflow_nb-deadline", daemon=True).start()
-    if not done.wait(seconds):
+    def give_up(wait: float) -> None:
+        nonlocal given_up
         on_timeout()
-        done.wait(grace)
+        done.wait(wait)
         with lock:
             given_up = not done.is_set()
-        if not given_up:  # it ended during the grace: too late all the same
+        if not given_up:  # it ended meanwhile: too late all the same
             ok, value = outcome[0]
             abandon(value if ok else None)
+
+    threading.Thread(target=target, name="dataflow_nb-deadline", daemon=True).start()
+    try:
+        answered = done.wait(seconds)
+    except BaseException:  # Ctrl-C while waiting: the call must not go on using the connection unseen
+        give_up(0.0)
+        raise
+    if not answered:
+        give_up(grace)
         raise DeadlineExceeded(f"no answer within {seconds:g} s")
     ok, value = outcome[0]
     if ok:

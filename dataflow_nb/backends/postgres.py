@@ -92,6 +92,9 @@ class PostgresConnection:
 
     def _close_late(self, _: Any) -> None:
         with contextlib.suppress(Exception):
+            if self._cursor is not None:
+                self._cursor.close()
+        with contextlib.suppress(Exception):
             self._pooled.close()  # detached: this closes the DBAPI connection itself
 
     @property
