@@ -5,11 +5,13 @@
     .venv/bin/python benchmarks/load.py --threads 4 --runs 50 --backends duckdb
     .venv/bin/python benchmarks/load.py --profile                # + cProfile of the dataflow_nb side
 
-Each run is one workflow of two nodes: ``CounterUpdateNode`` on a random one of 100 rows, then
-``CounterReadNode`` of it; one transaction, committed. The raw baseline does the same work in the
-same process right after: the same UPDATE ... RETURNING and SELECT by id, then COMMIT, through the
-driver (ADBC on PostgreSQL, with a queue of pool_size + overflow connections; one DuckDB cursor per
-run), from the same number of threads. It prints runs/s for both and the ratio dataflow_nb / raw.
+Each run is one workflow of two nodes: ``CounterUpdateNode`` on a random one of its thread's own
+rows (8 per thread: DuckDB's optimistic concurrency would fail two threads writing one row,
+which is a conflict to retry, not load), then ``CounterReadNode`` of it; one transaction,
+committed. The raw baseline does the same work in the same process right after: the same
+UPDATE ... RETURNING and SELECT by id, then COMMIT, through the driver (ADBC on PostgreSQL, with
+a queue of pool_size + overflow connections; one DuckDB cursor per run), from as many threads.
+It prints runs/s for both and the ratio dataflow_nb / raw.
 
 Afterwards it checks what the issue asks for: no error, no hang (every thread joins), and no
 leaked connection: on PostgreSQL, ``pg_stat_activity`` (by this run's application_name) shows no
@@ -37,20 +39,21 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 DEFAULT_PG_URL = os.environ.get("DATAFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-ROWS = 100
+ROWS_PER_THREAD = 8
 
 
-def in_threads(threads: int, runs: int, work: Callable[[random.Random], None]) -> tuple[float, list[str]]:
-    """Run ``work`` ``runs`` times on each of ``threads`` threads; seconds and the errors seen."""
+def in_threads(threads: int, runs: int, work: Callable[[random.Random, int], None]) -> tuple[float, list[str]]:
+    """Run ``work(rng, row)`` ``runs`` times on each of ``threads`` threads, each on rows of its own;
+    the seconds it took and the errors seen."""
     errors: list[str] = []
     barrier = threading.Barrier(threads + 1)
 
-    def loop(seed: int) -> None:
-        rng = random.Random(seed)
+    def loop(thread: int) -> None:
+        rng = random.Random(thread)
         barrier.wait()
         for _ in range(runs):
             try:
-                work(rng)
+                work(rng, thread * ROWS_PER_THREAD + rng.randint(1, ROWS_PER_THREAD))
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -72,15 +75,14 @@ def dataflow_side(db: Any, threads: int, runs: int, *, profile: bool = False) ->
     runtime = LocalRuntime()
     update, read = db.nodes["CounterUpdateNode"], db.nodes["CounterReadNode"]
 
-    def work(rng: random.Random) -> None:
-        row = rng.randint(1, ROWS)
+    def work(rng: random.Random, row: int) -> None:
         workflow = WorkflowBuilder()
         workflow.add_node(update, "bump", {"id": row, "n": rng.randint(0, 1000)})
         workflow.add_node(read, "read", {"id": row})
         runtime.execute(workflow.build())
 
     if profile:  # cProfile sees one thread: profile the same runs one after another, in this one
-        profiled(lambda: [work(random.Random(0)) for _ in range(runs)])
+        profiled(lambda: [work(random.Random(0), 1) for _ in range(runs)])
     return in_threads(threads, runs, work)
 
 
@@ -93,10 +95,9 @@ def raw_postgres(url: str, table: str, threads: int, runs: int, connections: int
     update = f"UPDATE {table} SET n = $1, updated_at = now() WHERE id = $2 RETURNING *"
     select = f"SELECT * FROM {table} WHERE id = $1"
 
-    def work(rng: random.Random) -> None:
+    def work(rng: random.Random, row: int) -> None:
         import pyarrow as pa
 
-        row = rng.randint(1, ROWS)
         connection = free.get()
         try:
             with connection.cursor() as cursor:
@@ -123,8 +124,7 @@ def raw_duckdb(database: Any, table: str, threads: int, runs: int) -> tuple[floa
     update = f"UPDATE {table} SET n = $1, updated_at = now() WHERE id = $2 RETURNING *"
     select = f"SELECT * FROM {table} WHERE id = $1"
 
-    def work(rng: random.Random) -> None:
-        row = rng.randint(1, ROWS)
+    def work(rng: random.Random, row: int) -> None:
         with lock:
             cursor = database.cursor()
         try:
@@ -149,7 +149,7 @@ def sessions(admin_url: str, application: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in cursor.fetchall()]
 
 
-def setup(db: Any) -> str:
+def setup(db: Any, rows: int) -> str:
     import polars as pl
 
     from dataflow_nb import LocalRuntime, WorkflowBuilder
@@ -160,7 +160,7 @@ def setup(db: Any) -> str:
         n: int
 
     workflow = WorkflowBuilder()
-    frame = pl.DataFrame({"key": [f"k{i}" for i in range(ROWS)], "n": [0] * ROWS})
+    frame = pl.DataFrame({"key": [f"k{i}" for i in range(rows)], "n": [0] * rows})
     workflow.add_node("CounterBulkCreateNode", "load", {"data": frame})
     LocalRuntime().execute(workflow.build())
     return str(db.models["Counter"].table_name)
@@ -178,7 +178,7 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         folder = tempfile.mkdtemp(prefix="dataflow-load-")
         db = DataFlow(f"duckdb:///{folder}/load.duckdb", **pool)
         try:
-            table = setup(db)
+            table = setup(db, threads * ROWS_PER_THREAD)
             report["dataflow"] = dataflow_side(db, threads, runs, profile=args.profile)
             report["raw"] = raw_duckdb(db.backend._database, table, threads, runs)  # type: ignore[attr-defined]
         finally:
@@ -195,7 +195,7 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     try:
         db = DataFlow(url, **pool)
         try:
-            table = setup(db)
+            table = setup(db, threads * ROWS_PER_THREAD)
             report["dataflow"] = dataflow_side(db, threads, runs, profile=args.profile)
             open_sessions = sessions(args.pg_url, application)
             report["sessions_open"] = len(open_sessions)
