@@ -22,6 +22,7 @@ from dataflow_nb.exceptions import (
     WorkflowError,
 )
 from dataflow_nb.explain import Explanation, explain
+from dataflow_nb.model.types import Precision
 from dataflow_nb.workflow import LocalRuntime, RunResults, Workflow, WorkflowBuilder
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Explanation",
     "LocalRuntime",
     "NotFoundError",
+    "Precision",
     "ReadOnlyError",
     "RunResults",
     "SchemaError",

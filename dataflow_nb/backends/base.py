@@ -151,6 +151,13 @@ class Backend(Protocol):
 
 def _arrow_bind_type(sa_type: sa.types.TypeEngine[Any]) -> pa.DataType | None:
     """The Arrow type a bound value travels as; None lets Arrow infer it from the value."""
+    if isinstance(sa_type, sa.ARRAY):  # an $in list bound as one array
+        item = _arrow_bind_type(sa_type.item_type)
+        return None if item is None else pa.list_(item)
+    if isinstance(sa_type, sa.Numeric) and not isinstance(sa_type, sa.Float):
+        # The column's own precision and scale: a wider scale than the default must not round.
+        precision, scale = sa_type.precision, sa_type.scale
+        return pa.decimal128(precision or DECIMAL_PRECISION, DECIMAL_SCALE if scale is None else scale)
     # Order matters: Double and BigInteger subclass Float and Integer; Uuid and JSON bind as text.
     table: list[tuple[type, pa.DataType]] = [
         (sa.Boolean, pa.bool_()),

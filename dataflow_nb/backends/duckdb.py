@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.compiler import compiles
 
@@ -19,7 +20,7 @@ from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
 from dataflow_nb.backends.errors import translate_error
-from dataflow_nb.backends.sql import JSONB, RegexMatch
+from dataflow_nb.backends.sql import JSONB, InArray, RegexMatch
 from dataflow_nb.exceptions import DatabaseError, DatabaseFileError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
@@ -106,6 +107,17 @@ def _compile_jsonb(type_: JSONB, compiler: Any, **kw: Any) -> str:
 def _compile_regex_match(element: RegexMatch, compiler: Any, **kw: Any) -> str:
     column, pattern = list(element.clauses)
     return f"regexp_matches({compiler.process(column, **kw)}, {compiler.process(pattern, **kw)}, 's')"
+
+
+@compiles(InArray, "duckdb")
+def _compile_in_array(element: InArray, compiler: Any, **kw: Any) -> str:
+    """DuckDB's binds carry no cast: the array is cast to the column's type (text to UUID, say)."""
+    column, array = list(element.clauses)
+    bound = compiler.process(array, **kw)
+    if not isinstance(array.type, sa.ARRAY) or isinstance(array.type.item_type, sa.types.NullType):
+        return f"({compiler.process(column, **kw)} = ANY({bound}))"
+    kind = compiler.dialect.type_compiler_instance.process(array.type)
+    return f"({compiler.process(column, **kw)} = ANY(CAST({bound} AS {kind})))"
 
 
 class DuckDBConnection:

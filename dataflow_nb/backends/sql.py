@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import JSONB, distinct_on, insert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-__all__ = ["JSONB", "RegexMatch", "distinct_on", "insert"]
+__all__ = ["JSONB", "InArray", "RegexMatch", "distinct_on", "insert"]
 
 
 class RegexMatch(FunctionElement[bool]):
@@ -32,3 +32,22 @@ class RegexMatch(FunctionElement[bool]):
 def _regex_default(element: RegexMatch, compiler: Any, **kw: Any) -> str:
     column, pattern = list(element.clauses)
     return f"({compiler.process(column, **kw)} ~ {compiler.process(pattern, **kw)})"
+
+
+class InArray(FunctionElement[bool]):
+    """Whether a value is in an array bound as ONE parameter: ``col = ANY($1::BIGINT[])``.
+
+    ``col IN ($1, $2, ...)`` binds one parameter per value, and PostgreSQL takes at most 65,535
+    a statement; one array binds any number. DuckDB reads ``= ANY(array)`` the same way. NULL
+    compares as in SQL: a NULL value gives NULL (no match), and the filters add ``IS NULL``.
+    """
+
+    type = sa.Boolean()
+    name = "in_array"
+    inherit_cache = True
+
+
+@compiles(InArray)
+def _in_array_default(element: InArray, compiler: Any, **kw: Any) -> str:
+    column, array = list(element.clauses)
+    return f"({compiler.process(column, **kw)} = ANY({compiler.process(array, **kw)}))"

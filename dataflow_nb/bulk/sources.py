@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from dataflow_nb.bulk.parse import ReadOptions
 from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.model.notebook_values import as_list, is_sequence
 from dataflow_nb.model.spec import MISSING, Field
 
 DEFAULT_BATCH_SIZE = 50_000
@@ -266,6 +267,8 @@ def _to_arrow(data: Any, fields: Mapping[str, Field]) -> pa.Table | pa.RecordBat
         return data
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
+    if is_sequence(data):  # a Series or numpy array of ids: BulkDelete's input rows, keyed on id
+        return pa.table({"id": pa.array(as_list(data))})
     module = type(data).__module__.split(".")[0]
     if module == "polars":
         import polars as pl
@@ -282,5 +285,5 @@ def _to_arrow(data: Any, fields: Mapping[str, Field]) -> pa.Table | pa.RecordBat
         return _records(data, fields)
     raise ValidationError(
         f"data of type {type(data).__name__} is not supported: give a polars or pandas frame, an Arrow table, "
-        "record batch or RecordBatchReader, a list of dicts, or a reader node's output"
+        "record batch or RecordBatchReader, a list of dicts, a Series or array of ids, or a reader node's output"
     )

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.model.types import SUPPORTED, FieldType, field_type_for, unwrap_optional
+from dataflow_nb.model.types import SUPPORTED, FieldType, Precision, decimal_type, field_type_for, unwrap_optional
 
 MISSING: Any = object()
 MANAGED_TIMESTAMPS = ("created_at", "updated_at")
@@ -149,6 +149,7 @@ def spec_from_class(
         raise ValidationError(f"model {model}: a type hint names something undefined ({exc})") from exc
 
     sensitive = _sensitive_fields(cls, model, options, localns)
+    precisions = _precisions(cls, model, localns)
     fields: dict[str, Field] = {"id": Field("id", field_type_for(int), nullable=False, managed=True)}  # type: ignore[arg-type]
     if options.get("multi_tenant", multi_tenant):
         if options.get("tenant_isolation", "strict") != "strict":
@@ -162,6 +163,12 @@ def spec_from_class(
             raise ValidationError(f"model {model}: {name!r} is managed by dataflow_nb; remove the field")
         inner, nullable = unwrap_optional(hint)
         ftype = field_type_for(inner)
+        if name in precisions:
+            if inner is not Decimal:
+                raise ValidationError(
+                    f"model {model}: field {name!r} has Precision(...), which only a Decimal field takes"
+                )
+            ftype = decimal_type(precisions[name].precision, precisions[name].scale)
         if ftype is None:
             raise ValidationError(
                 f"model {model}: field {name!r} has unsupported type {hint!r}; supported types are {SUPPORTED}"
@@ -209,6 +216,28 @@ def _sensitive_fields(cls: type, model: str, options: dict[str, Any], localns: d
     if unknown:
         raise ValidationError(f"model {model}: __dataflow__['sensitive'] names unknown field(s) {sorted(unknown)}")
     return marked
+
+
+def _markers(hint: Any) -> list[Any]:
+    """The ``Annotated`` metadata of a hint, also inside ``Optional[...]``."""
+    found = []
+    for candidate in [hint, *typing.get_args(hint)]:
+        if typing.get_origin(candidate) is typing.Annotated:
+            found += list(candidate.__metadata__)
+    return found
+
+
+def _precisions(cls: type, model: str, localns: dict[str, Any] | None) -> dict[str, Precision]:
+    """Fields declared ``Annotated[Decimal, Precision(p, s)]``."""
+    found: dict[str, Precision] = {}
+    for name, hint in typing.get_type_hints(cls, localns=localns, include_extras=True).items():
+        markers = _markers(hint)
+        if any(m is Precision for m in markers):
+            raise ValidationError(f"model {model}: field {name!r}: give Precision its digits, e.g. Precision(38, 12)")
+        marks = [m for m in markers if isinstance(m, Precision)]
+        if marks:
+            found[name] = marks[-1]
+    return found
 
 
 def server_default(f: Field) -> sa.ColumnElement[Any] | sa.TextClause | str | None:

@@ -62,14 +62,53 @@ def _to_int(value: Any) -> int:
 def _to_float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise TypeError("float")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError("is too large for a float (at most about 1.8e308); use a Decimal or int field") from None
 
 
 def _to_datetime(value: Any) -> dt.datetime:
     if not isinstance(value, dt.datetime):
         raise TypeError("datetime")
     # Naive datetimes are read as UTC, so both backends store the same instant.
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    try:  # the instant in UTC, as both databases store it, must itself be a datetime (years 1-9999)
+        value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 1 to 9999 once in UTC, where the column stores it") from None
+    return value
+
+
+def _to_time(value: Any) -> dt.time:
+    if not isinstance(value, dt.time):
+        raise TypeError("time")
+    # A time column keeps no zone; dropping tzinfo silently would change what the value means.
+    if value.tzinfo is not None:
+        raise ValueError("has a time zone, which a time column cannot keep; give a naive time or use a datetime field")
+    return value
+
+
+NUL_REFUSED = "contains a NUL character (\\x00), which PostgreSQL cannot store in text; remove it or use bytes"
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _to_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("str")
+    if "\x00" in value:  # refused on DuckDB too, so a notebook moves between them unchanged
+        raise ValueError(NUL_REFUSED)
+    return value
 
 
 def _to_date(value: Any) -> dt.date:
@@ -79,19 +118,54 @@ def _to_date(value: Any) -> dt.date:
     return value
 
 
-def _to_decimal(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise TypeError("Decimal")
-    number = Decimal(value)
-    if not number.is_finite():
-        raise ValueError("is not a finite number")
-    _, digits, exponent = number.as_tuple()
-    assert isinstance(exponent, int)
-    if -exponent > DECIMAL_SCALE:
-        raise ValueError(f"has more than {DECIMAL_SCALE} decimal places, the column keeps {DECIMAL_SCALE}")
-    if len(digits) + exponent > DECIMAL_PRECISION - DECIMAL_SCALE:
-        raise ValueError(f"has more than {DECIMAL_PRECISION - DECIMAL_SCALE} digits before the point")
-    return number
+@dataclass(frozen=True)
+class Precision:
+    """Digits and decimal places of a Decimal field: ``amount: Annotated[Decimal, Precision(38, 12)]``.
+
+    Without it a Decimal column keeps 38 digits, 9 of them after the point.
+    """
+
+    precision: int
+    scale: int = 0
+
+    def __post_init__(self) -> None:
+        # 38: the widest decimal DuckDB and Arrow's decimal128 hold (PostgreSQL holds more).
+        if not (isinstance(self.precision, int) and isinstance(self.scale, int)) or not (
+            1 <= self.precision <= DECIMAL_PRECISION and 0 <= self.scale <= self.precision
+        ):
+            raise ValueError(
+                f"Precision({self.precision!r}, {self.scale!r}): give 1 <= precision <= {DECIMAL_PRECISION} "
+                "and 0 <= scale <= precision"
+            )
+
+
+def _to_decimal(precision: int, scale: int) -> Callable[[Any], Decimal]:
+    def to_wire(value: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, Decimal | int):
+            raise TypeError("Decimal")
+        number = Decimal(value)
+        if not number.is_finite():
+            raise ValueError("is not a finite number")
+        _, digits, exponent = number.as_tuple()
+        assert isinstance(exponent, int)
+        if -exponent > scale:
+            raise ValueError(f"has more than {scale} decimal places, the column keeps {scale}")
+        if len(digits) + exponent > precision - scale:
+            raise ValueError(f"has more than {precision - scale} digits before the point")
+        return number
+
+    return to_wire
+
+
+def decimal_type(precision: int = DECIMAL_PRECISION, scale: int = DECIMAL_SCALE) -> FieldType:
+    """The Decimal column of a precision and scale; the default one is labelled plain ``Decimal``."""
+    default = (precision, scale) == (DECIMAL_PRECISION, DECIMAL_SCALE)
+    return FieldType(
+        "Decimal" if default else f"Decimal({precision}, {scale})",
+        lambda: sa.Numeric(precision, scale),
+        pa.decimal128(precision, scale),
+        _to_decimal(precision, scale),
+    )
 
 
 def _to_uuid(value: Any) -> str:
@@ -132,6 +206,8 @@ def _to_json(kind: type) -> Callable[[Any], str]:
                 raise ValueError(f"is a str but not JSON text of a {kind.__name__}") from None
         if not isinstance(value, kind):
             raise TypeError(kind.__name__)
+        if _has_nul(value):
+            raise ValueError(NUL_REFUSED.replace("in text", "in JSON"))
         try:
             return canonical_json(value)
         except (TypeError, ValueError) as exc:
@@ -156,17 +232,12 @@ _SIMPLE: dict[type, FieldType] = {
     bool: FieldType("bool", sa.Boolean, pa.bool_(), _check(bool, "bool")),
     int: FieldType("int", sa.BigInteger, pa.int64(), _to_int),
     float: FieldType("float", lambda: sa.Double(), pa.float64(), _to_float),
-    str: FieldType("str", sa.Text, pa.string(), _check(str, "str")),
+    str: FieldType("str", sa.Text, pa.string(), _to_text),
     bytes: FieldType("bytes", sa.LargeBinary, pa.binary(), _check(bytes, "bytes")),
     dt.datetime: FieldType("datetime", lambda: sa.DateTime(timezone=True), pa.timestamp("us", "UTC"), _to_datetime),
     dt.date: FieldType("date", sa.Date, pa.date32(), _to_date),
-    dt.time: FieldType("time", sa.Time, pa.time64("us"), _check(dt.time, "time")),
-    Decimal: FieldType(
-        "Decimal",
-        lambda: sa.Numeric(DECIMAL_PRECISION, DECIMAL_SCALE),
-        pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE),
-        _to_decimal,
-    ),
+    dt.time: FieldType("time", sa.Time, pa.time64("us"), _to_time),
+    Decimal: decimal_type(),
     uuid.UUID: FieldType("UUID", sa.Uuid, pa.string(), _to_uuid, as_object=True),
     dict: FieldType("dict", JSONB, pa.string(), _to_json(dict), as_object=True),
     list: FieldType("list", JSONB, pa.string(), _to_json(list), as_object=True),

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.model.notebook_values import preview, python_value, to_python
 from dataflow_nb.model.spec import MISSING, ModelSpec
 from dataflow_nb.security.sensitive import MASK, mask_values
 
@@ -32,22 +33,28 @@ def check_known(owner: ModelSpec | str, names: Iterable[str], valid: Iterable[st
 
 
 def to_wire(model: ModelSpec, name: str, value: Any) -> Any:
-    """One value checked against its field and converted to what the driver binds."""
+    """One value checked against its field and converted to what the driver binds.
+
+    numpy and pandas scalars count as the Python values they stand for (``notebook_values``).
+    A value shown in a message is a short preview, and ``***`` for a sensitive field.
+    """
     f = model.fields[name]
-    if value is None:
-        if not f.nullable:
-            raise ValidationError(
-                f"model {model.name}: field {name!r} is not nullable; give a {f.type.label} or declare it Optional[...]"
-            )
-        return None
-    shown = MASK if f.sensitive else repr(value)
+    shown = MASK if f.sensitive else preview(value)
     try:
+        value = to_python(value)
+        if value is None:
+            if not f.nullable:
+                raise ValidationError(
+                    f"model {model.name}: field {name!r} is not nullable; "
+                    f"give a {f.type.label} or declare it Optional[...]"
+                )
+            return None
         return f.type.to_wire(value)
     except TypeError:
         raise ValidationError(
             f"model {model.name}: field {name!r} expects {f.label}, got {shown} of type {type(value).__name__}"
         ) from None
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         reason = mask_values(str(exc), [value]) if f.sensitive else str(exc)
         raise ValidationError(f"model {model.name}: field {name!r}: value {shown} {reason}") from None
 
@@ -87,7 +94,7 @@ def record_id(model: ModelSpec, params: Mapping[str, Any], node: str) -> int:
     """The ``id`` parameter of Read/Update/Delete, checked."""
     if "id" not in params:
         raise ValidationError(f"{node}: parameter 'id' is required (the {model.name} to act on)")
-    value = params["id"]
+    value = python_value(f"{node}: parameter 'id'", params["id"])
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"{node}: 'id' must be an int, got {value!r} of type {type(value).__name__}")
+        raise ValidationError(f"{node}: 'id' must be an int, got {preview(value)} of type {type(value).__name__}")
     return value

@@ -21,6 +21,7 @@ from dataflow_nb.bulk.parse import ReadOptions
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, open_input
 from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.model.notebook_values import to_python
 from dataflow_nb.model.validate import record_values
 from dataflow_nb.nodes.base import check_parameter_names
 from dataflow_nb.nodes.model_node import ModelNode, conflict_keys
@@ -56,7 +57,7 @@ class BulkNode(ModelNode):
         on_error = params.get("on_error", "rollback")
         if on_error not in ON_ERROR:
             raise ValidationError(f"{cls.node_type}: on_error={on_error!r}; choose one of {list(ON_ERROR)}")
-        size = params.get("batch_size", DEFAULT_BATCH_SIZE)
+        size = to_python(params.get("batch_size", DEFAULT_BATCH_SIZE))  # np.int64 from a notebook cell too
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValidationError(f"{cls.node_type}: batch_size must be a positive int, got {size!r}")
         ReadOptions.from_params(params, cls.node_type)
@@ -84,7 +85,7 @@ class BulkNode(ModelNode):
         return load, report
 
     def input(self, params: Mapping[str, Any]) -> tuple[BatchSource, list[str] | None, Iterator[pa.RecordBatch]]:
-        batch_size = params.get("batch_size", DEFAULT_BATCH_SIZE)
+        batch_size = int(to_python(params.get("batch_size", DEFAULT_BATCH_SIZE)))
         options = ReadOptions.from_params(params, self.node_type, base=self.model_options())
         source = open_input(
             params.get("data"), params.get("source"), batch_size=batch_size, fields=self.model.fields, options=options

@@ -12,6 +12,7 @@ from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.cache.results import CACHE_PARAMETERS
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.frames import check_json_mode, to_frame
+from dataflow_nb.model.notebook_values import preview, python_value
 from dataflow_nb.model.spec import Field
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import check_parameter_names
@@ -52,10 +53,11 @@ class ReadNode(ByIdNode):
 
 
 def _non_negative(node: str, name: str, value: Any) -> int | None:
+    value = python_value(f"{node}: {name}", value)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(f"{node}: {name} must be a non-negative int, got {value!r}")
+        raise ValidationError(f"{node}: {name} must be a non-negative int, got {preview(value)}")
     return value
 
 

@@ -33,10 +33,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dataflow_nb.backends.sql import RegexMatch
+from dataflow_nb.backends.sql import InArray, RegexMatch
 from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.model.notebook_values import as_list, preview, to_python
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import check_known, to_wire
+from dataflow_nb.security.sensitive import MASK
 
 Clause = sa.ColumnElement[bool]
 Shape = tuple[Any, ...]
@@ -66,6 +68,8 @@ class FilterTarget:
     label: str
     column: Callable[[Any], sa.ColumnElement[Any]]
     coerce: Callable[[str, Any], Any]
+    # How a message shows a field's value: a short preview, "***" for a sensitive field.
+    show: Callable[[str, Any], str] = lambda name, value: preview(value)
 
     def value(self, name: str, value: Any, op: str) -> Any:
         """A comparison value checked against its field; None is refused (use ``{"f": None}``)."""
@@ -90,7 +94,11 @@ def model_target(model: ModelSpec, table: sa.Table) -> FilterTarget:
         column: sa.ColumnElement[Any] = table.c[name]
         return column
 
-    return FilterTarget(label, column, lambda name, value: to_wire(model, name, value))
+    def show(name: str, value: Any) -> str:
+        field = model.fields.get(name)
+        return MASK if field is not None and field.sensitive else preview(value)
+
+    return FilterTarget(label, column, lambda name, value: to_wire(model, name, value), show)
 
 
 def is_text(col: sa.ColumnElement[Any]) -> bool:
@@ -140,20 +148,43 @@ class _Planner:
 
     def pattern(self, name: str, raw: Any, op: str) -> tuple[int, str]:
         if not isinstance(raw, str):
-            raise ValidationError(f"{self.target.label}: {op} on field {name!r} takes a pattern string, got {raw!r}")
+            raise ValidationError(
+                f"{self.target.label}: {op} on field {name!r} takes a pattern string, got {self.target.show(name, raw)}"
+            )
         if op != "$regex" and (len(raw) - len(raw.rstrip("\\"))) % 2:
             raise ValidationError(
-                f"{self.target.label}: {op} pattern {raw!r} on field {name!r} ends with the escape "
-                "character \\; write \\\\ for a literal backslash"
+                f"{self.target.label}: {op} pattern {self.target.show(name, raw)} on field {name!r} ends with "
+                "the escape character \\; write \\\\ for a literal backslash"
             )
         self.values.append(raw)
         return len(self.values) - 1, "pattern"
 
-    def binds(self, name: str, raw: Any, op: str) -> tuple[tuple[tuple[int, str], ...], bool]:
-        """The binds of an ``$in``/``$nin`` list, and whether it listed None."""
+    def scalar(self, name: str, raw: Any) -> Any:
+        """A numpy or pandas scalar as its Python value (``NaT`` as None), refused if it cannot be."""
+        try:
+            return to_python(raw)
+        except ValueError as exc:
+            shown = self.target.show(name, raw)
+            raise ValidationError(f"{self.target.label}: field {name!r}: value {shown} {exc}") from None
+
+    def array(self, name: str, raw: Any, op: str) -> tuple[tuple[int, str] | None, bool]:
+        """An ``$in``/``$nin`` list as ONE array bind (None when empty), and whether it listed None.
+
+        One bind, whatever the length: PostgreSQL takes at most 65,535 parameters a statement.
+        A polars or pandas Series or a numpy array counts as the list of its values.
+        """
+        raw = as_list(raw)
         if not isinstance(raw, list | tuple | set | frozenset):
-            raise ValidationError(f"{self.target.label}: {op} on field {name!r} takes a list, got {raw!r}")
-        return tuple(self.bind(name, v, op) for v in raw if v is not None), None in raw
+            shown = self.target.show(name, raw)
+            raise ValidationError(f"{self.target.label}: {op} on field {name!r} takes a list, got {shown}")
+        items = [self.scalar(name, v) for v in raw]
+        values = [self.target.value(name, v, op) for v in items if v is not None]
+        if not values:
+            return None, None in items
+        kinds = {type(v).__name__ for v in items if v is not None}
+        kind = kinds.pop() if len(kinds) == 1 else "float" if kinds == {"int", "float"} else "mixed"
+        self.values.append(values)
+        return (len(self.values) - 1, kind), None in items
 
 
 def _check_type(col: sa.ColumnElement[Any], t: FilterTarget, name: str, op: str) -> None:
@@ -168,13 +199,17 @@ def _check_type(col: sa.ColumnElement[Any], t: FilterTarget, name: str, op: str)
 
 def _between(p: _Planner, name: str, value: Any) -> Shape:
     if not isinstance(value, list | tuple) or len(value) != 2:
-        raise ValidationError(f"{p.target.label}: $between on field {name!r} takes [low, high], got {value!r}")
+        raise ValidationError(
+            f"{p.target.label}: $between on field {name!r} takes [low, high], got {p.target.show(name, value)}"
+        )
     return ("between", name, p.bind(name, value[0], "$between"), p.bind(name, value[1], "$between"))
 
 
 def _exists(p: _Planner, name: str, value: Any) -> Shape:
     if not isinstance(value, bool):
-        raise ValidationError(f"{p.target.label}: $exists on field {name!r} takes True or False, got {value!r}")
+        raise ValidationError(
+            f"{p.target.label}: $exists on field {name!r} takes True or False, got {p.target.show(name, value)}"
+        )
     return ("null", name, not value)
 
 
@@ -187,8 +222,8 @@ OPERATORS: dict[str, Operator] = {
     "$gte": lambda p, n, v: ("cmp", n, ">=", p.bind(n, v, "$gte")),
     "$lt": lambda p, n, v: ("cmp", n, "<", p.bind(n, v, "$lt")),
     "$lte": lambda p, n, v: ("cmp", n, "<=", p.bind(n, v, "$lte")),
-    "$in": lambda p, n, v: ("in", n, *p.binds(n, v, "$in")),
-    "$nin": lambda p, n, v: ("nin", n, *p.binds(n, v, "$nin")),
+    "$in": lambda p, n, v: ("in", n, *p.array(n, v, "$in")),
+    "$nin": lambda p, n, v: ("nin", n, *p.array(n, v, "$nin")),
     "$like": lambda p, n, v: ("like", n, p.pattern(n, v, "$like"), False),
     "$ilike": lambda p, n, v: ("like", n, p.pattern(n, v, "$ilike"), True),
     "$regex": lambda p, n, v: ("regex", n, p.pattern(n, v, "$regex")),
@@ -208,6 +243,7 @@ def _field_not(p: _Planner, name: str, condition: Any) -> Shape:
 def _field(p: _Planner, name: str, condition: Any) -> Shape:
     col = p.target.column(name)
     if not isinstance(condition, Mapping):
+        condition = p.scalar(name, condition)  # pd.NaT means None: match NULL
         _check_type(col, p.target, name, "$eq" if condition is not None else "$exists")
         return OPERATORS["$eq"](p, name, condition)
     if not condition:
@@ -219,7 +255,7 @@ def _field(p: _Planner, name: str, condition: Any) -> Shape:
     parts = []
     for op, value in condition.items():
         _check_type(col, p.target, name, op)
-        parts.append(OPERATORS[op](p, name, value))
+        parts.append(OPERATORS[op](p, name, p.scalar(name, value)))
     return ("and", tuple(parts)) if len(parts) > 1 else parts[0]
 
 
@@ -227,7 +263,9 @@ def _plan(p: _Planner, spec: Any) -> Shape | None:
     if spec is None:
         return None
     if not isinstance(spec, Mapping):
-        raise ValidationError(f"{p.target.label}: a filter is a dict like {{'age': {{'$gte': 18}}}}, got {spec!r}")
+        raise ValidationError(
+            f"{p.target.label}: a filter is a dict like {{'age': {{'$gte': 18}}}}, got a {type(spec).__name__}"
+        )
     p.nest()
     shape = _plan_dict(p, spec)
     p.depth -= 1
@@ -239,7 +277,9 @@ def _plan_dict(p: _Planner, spec: Mapping[Any, Any]) -> Shape | None:
     for key, condition in spec.items():
         if key in ("$and", "$or"):
             if not isinstance(condition, list | tuple) or not condition:
-                raise ValidationError(f"{p.target.label}: {key} takes a non-empty list of filters, got {condition!r}")
+                raise ValidationError(
+                    f"{p.target.label}: {key} takes a non-empty list of filters, got a {type(condition).__name__}"
+                )
             subs = [_plan(p, sub) for sub in condition]
             present = tuple(s for s in subs if s is not None)
             if key == "$and":
@@ -283,6 +323,14 @@ def render(target: FilterTarget, plan: FilterPlan, *, prefix: str = "f", unique:
         sa_type = col.type if known else KIND_TYPES.get(kind, sa.types.NullType)()
         return sa.bindparam(f"{prefix}{position}", plan.values[position], type_=sa_type, unique=unique)
 
+    def bind_array(col: sa.ColumnElement[Any], ref: tuple[int, str]) -> sa.BindParameter[Any]:
+        position, kind = ref
+        known = not isinstance(col.type, sa.types.NullType)
+        if not known and kind == "mixed":  # a table without a model: the values say the array's type
+            raise ValidationError(f"{target.label}: the values of $in/$nin on one field must share one type")
+        item = col.type if known else KIND_TYPES.get(kind, sa.types.NullType)()
+        return sa.bindparam(f"{prefix}{position}", plan.values[position], type_=sa.ARRAY(item), unique=unique)
+
     def walk(shape: Shape) -> Clause:
         kind = shape[0]
         if kind in ("and", "or"):
@@ -306,14 +354,15 @@ def render(target: FilterTarget, plan: FilterPlan, *, prefix: str = "f", unique:
             # PostgreSQL cannot parse BETWEEN with a COLLATE on each bound: spell it out.
             return sa.and_(left >= low, left <= high) if is_text(col) else col.between(low, high)
         if kind in ("in", "nin"):
-            values = [bind(col, ref) for ref in shape[2]]
-            listed_none = shape[3]
+            ref, listed_none = shape[2], shape[3]
+            values = None if ref is None else bind_array(col, ref)
             if kind == "in":
-                clause = col.in_(values) if values else sa.false()
+                clause = InArray(col, values) if values is not None else sa.false()
                 return sa.or_(clause, col.is_(None)) if listed_none else clause
+            absent = sa.not_(InArray(col, values)) if values is not None else None
             if listed_none:  # None listed: NULL rows are excluded too
-                return sa.and_(col.not_in(values), col.is_not(None)) if values else col.is_not(None)
-            return sa.or_(col.not_in(values), col.is_(None)) if values else sa.true()
+                return sa.and_(absent, col.is_not(None)) if absent is not None else col.is_not(None)
+            return sa.or_(absent, col.is_(None)) if absent is not None else sa.true()
         if kind == "like":
             # ESCAPE is explicit: PostgreSQL escapes with \ by default, DuckDB only when told.
             pattern = bind(col, shape[2])

@@ -67,7 +67,7 @@ def test_workflows_builders_and_sql_nodes(tasks: DataFlow) -> None:
     assert raw.params == [9]
     assert raw.plan
     builder = create_query_builder(dialect_of(tasks)).table("tasks").where({"title": {"$in": ["a", "b"]}})
-    assert explain(builder).params == ["a", "b"]
+    assert explain(builder).params == [["a", "b"]]  # one array parameter
     assert explain(builder, db=tasks, plan=True).plan
 
 

@@ -25,22 +25,22 @@ SELECT = {
 }
 WHERE = {
     "postgresql": (
-        "WHERE users.id IN ($1::BIGINT, $2::BIGINT) AND (users.name ~ $3::VARCHAR) AND users.key = $4::UUID "
-        "AND users.seen < $5::TIMESTAMP WITH TIME ZONE"
+        "WHERE (users.id = ANY($1::BIGINT[])) AND (users.name ~ $2::VARCHAR) AND users.key = $3::UUID "
+        "AND users.seen < $4::TIMESTAMP WITH TIME ZONE"
     ),
     "duckdb": (
-        "WHERE users.id IN ($1, $2) AND regexp_matches(users.name, $3, 's') AND users.key = $4::UUID "
-        "AND users.seen < $5"
+        "WHERE (users.id = ANY(CAST($1 AS BIGINT[]))) AND regexp_matches(users.name, $2, 's') AND users.key = $3::UUID "
+        "AND users.seen < $4"
     ),
 }
 UPDATE = {
     "postgresql": (
-        "UPDATE users SET status=$1::VARCHAR, n=$2::BIGINT WHERE users.id IN ($3::BIGINT, $4::BIGINT) "
-        "AND (users.name ~ $5::VARCHAR) AND users.key = $6::UUID AND users.seen < $7::TIMESTAMP WITH TIME ZONE"
+        "UPDATE users SET status=$1::VARCHAR, n=$2::BIGINT WHERE (users.id = ANY($3::BIGINT[])) "
+        "AND (users.name ~ $4::VARCHAR) AND users.key = $5::UUID AND users.seen < $6::TIMESTAMP WITH TIME ZONE"
     ),
     "duckdb": (
-        "UPDATE users SET status=$1, n=$2 WHERE users.id IN ($3, $4) AND regexp_matches(users.name, $5, 's') "
-        "AND users.key = $6::UUID AND users.seen < $7"
+        "UPDATE users SET status=$1, n=$2 WHERE (users.id = ANY(CAST($3 AS BIGINT[]))) "
+        "AND regexp_matches(users.name, $4, 's') AND users.key = $5::UUID AND users.seen < $6"
     ),
 }
 SEEN = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -59,7 +59,7 @@ def test_select_snapshot(dialect: str) -> None:
 def test_count_update_delete_snapshots(dialect: str) -> None:
     builder = create_query_builder(dialect).table("users").where("id", "$in", [1, 2])  # type: ignore[arg-type]
     builder.where({"name": {"$regex": "^a"}, "key": KEY, "seen": {"$lt": SEEN}})
-    values = [1, 2, "^a", str(KEY), SEEN]
+    values = [[1, 2], "^a", str(KEY), SEEN]  # the $in list is ONE array parameter
     assert builder.build_count() == (f"SELECT count(*) AS count_1 FROM users {WHERE[dialect]}", values)
     assert builder.build_update({"status": "gone", "n": 3}) == (UPDATE[dialect], ["gone", 3, *values])
     assert builder.build_delete() == (f"DELETE FROM users {WHERE[dialect]}", values)
@@ -71,7 +71,7 @@ def test_where_takes_field_operator_value_or_a_filter_dict() -> None:
     two = create_query_builder("duckdb").table("t").where({"n": {"$between": [1, 5]}, "s": {"$nin": ["a", None]}})
     assert one.build_select() == two.build_select()
     assert one.build_select()[0] == (
-        "SELECT * FROM t WHERE t.n BETWEEN $1 AND $2 AND (t.s NOT IN ($3)) AND t.s IS NOT NULL"
+        "SELECT * FROM t WHERE t.n BETWEEN $1 AND $2 AND NOT (t.s = ANY(CAST($3 AS VARCHAR[]))) AND t.s IS NOT NULL"
     )
     assert create_query_builder("duckdb").table("t").where("s").build_count()[0].endswith("WHERE t.s IS NULL")
 
