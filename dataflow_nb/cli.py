@@ -75,8 +75,12 @@ def _shown_url(url: str) -> str:
 
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "(a URL that could not be parsed)"
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a libpq host list, h1:5432,h2:5432
+        scheme, _, rest = url.partition("://")
+        if rest and "@" in rest.split("/", 1)[0]:
+            userinfo, _, rest = rest.partition("@")
+            rest = f"{userinfo.split(':', 1)[0]}{':***' if ':' in userinfo else ''}@{rest}"
+        return f"{scheme}://{rest}" if rest else "(a URL that could not be parsed)"
 
 
 def _print_frame(frame: Any) -> None:
@@ -133,11 +137,12 @@ def cmd_health(args: argparse.Namespace) -> int:
     from dataflow_nb.exceptions import DatabaseError
 
     try:
-        with _open(args, monitoring=True) as db:
+        # A server that hangs is waited for no longer than a health check waits (libpq's minimum is 2 s).
+        with _open(args, monitoring=True, connect_timeout=2) as db:
             status = db.get_monitor().get_health_status()
     except DatabaseError as exc:  # PostgreSQL connects when the DataFlow opens: unreachable is unhealthy
         status = {"status": "unhealthy", "database": _shown_url(database_url(args.url)), "latency_ms": None}
-        status |= {"error": f"{type(exc).__name__}: {exc}", "checked_at": datetime.now(UTC)}
+        status |= {"error": f"ConnectionError: {exc}", "checked_at": datetime.now(UTC)}
     for key, value in status.items():
         print(f"{key}: {f'{value:.1f}' if isinstance(value, float) else value}")
     return OK if status["status"] == "healthy" else FAILED

@@ -182,6 +182,14 @@ def test_health_of_an_unreachable_database_fails(tmp_path: Path) -> None:
     done = cli("health", "--url", "postgresql://postgres:s3cret@127.0.0.1:1/test", cwd=tmp_path)
     assert done.returncode == 1
     assert "status: unhealthy" in done.stdout and "127.0.0.1:1" in done.stdout
+    assert "error: ConnectionError: " in done.stdout  # as docs/monitoring.md says
+    assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_health_of_unreachable_hosts_in_a_libpq_host_list(tmp_path: Path) -> None:
+    done = cli("health", "--url", "postgresql://postgres:s3cret@127.0.0.1:1,127.0.0.1:2/test", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "status: unhealthy" in done.stdout and "127.0.0.1:1, 127.0.0.1:2" in done.stdout
     assert "s3cret" not in done.stdout + done.stderr
 
 
