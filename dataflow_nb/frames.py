@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import Field
-from dataflow_nb.model.types import canonical_json
+from dataflow_nb.model.types import canonical_json, pandas_dtypes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,8 +156,7 @@ def to_frame(
     if kind == "pandas":
         import pandas as pd
 
-        mapping = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(), pa.float64(): pd.Float64Dtype()}
-        frame = table.to_pandas(types_mapper=mapping.get)
+        frame = table.to_pandas(types_mapper=pandas_dtypes().get)
         for name, values in objects.items():
             frame[name] = pd.Series(values, dtype=object, index=frame.index)
         return frame

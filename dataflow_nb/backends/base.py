@@ -13,7 +13,7 @@ from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.util import find_tables
 
-from dataflow_nb.model.types import DECIMAL_PRECISION, DECIMAL_SCALE
+from dataflow_nb.model.types import arrow_bind_type
 
 
 @dataclass(frozen=True)
@@ -149,35 +149,6 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def _arrow_bind_type(sa_type: sa.types.TypeEngine[Any]) -> pa.DataType | None:
-    """The Arrow type a bound value travels as; None lets Arrow infer it from the value."""
-    if isinstance(sa_type, sa.ARRAY):  # an $in list bound as one array
-        item = _arrow_bind_type(sa_type.item_type)
-        return None if item is None else pa.list_(item)
-    if isinstance(sa_type, sa.Numeric) and not isinstance(sa_type, sa.Float):
-        # The column's own precision and scale: a wider scale than the default must not round.
-        precision, scale = sa_type.precision, sa_type.scale
-        return pa.decimal128(precision or DECIMAL_PRECISION, DECIMAL_SCALE if scale is None else scale)
-    # Order matters: Double and BigInteger subclass Float and Integer; Uuid and JSON bind as text.
-    table: list[tuple[type, pa.DataType]] = [
-        (sa.Boolean, pa.bool_()),
-        (sa.Integer, pa.int64()),
-        (sa.Float, pa.float64()),
-        (sa.Numeric, pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE)),
-        (sa.DateTime, pa.timestamp("us", "UTC")),
-        (sa.Date, pa.date32()),
-        (sa.Time, pa.time64("us")),
-        (sa.LargeBinary, pa.binary()),
-        (sa.Uuid, pa.string()),
-        (sa.JSON, pa.string()),
-        (sa.String, pa.string()),
-    ]
-    for kind, arrow in table:
-        if isinstance(sa_type, kind):
-            return arrow
-    return None
-
-
 def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> CompiledSQL:
     """Compile with the dialect; no value is ever formatted into the SQL text. DDL binds nothing."""
     compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
@@ -191,7 +162,7 @@ def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> Comp
         bind = compiled.binds.get(name)
         if bind is None:
             bind = compiled.binds.get(name.rsplit("_", 1)[0])
-        types.append(_arrow_bind_type(bind.type) if bind is not None else None)
+        types.append(arrow_bind_type(bind.type) if bind is not None else None)
     values = [captured.get(name) for name in names] if captured else [None] * len(names)
     returns_rows = isinstance(statement, sa.Select) or bool(getattr(compiled, "effective_returning", None))
     reads, writes = _tables_of(statement)

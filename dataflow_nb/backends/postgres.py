@@ -44,9 +44,27 @@ CAPABILITIES = Capabilities(
 )
 
 
+_PGDialect: Any = postgresql.dialect
+_PGCompiler: Any = _PGDialect.statement_compiler
+
+
+class _Compiler(_PGCompiler):  # type: ignore[misc]
+    def render_bind_cast(self, type_: Any, dbapi_type: Any, sqltext: str) -> str:
+        """Text binds cast to TEXT, the type of every text column (SQLAlchemy's own choice is VARCHAR)."""
+        if isinstance(type_, sa.String) and not type_.length:
+            return f"{sqltext}::TEXT"
+        return str(super().render_bind_cast(type_, dbapi_type, sqltext))
+
+
+class _Dialect(_PGDialect):  # type: ignore[misc]
+    statement_compiler = _Compiler
+    supports_statement_cache = True
+
+
 def postgres_dialect() -> Dialect:
     """The default PostgreSQL dialect renders ``$1::TYPE`` casts, which ADBC's typed binds need."""
-    return postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+    dialect: Dialect = _Dialect(paramstyle="numeric_dollar")
+    return dialect
 
 
 def _param_batch(values: Sequence[Any], types: Sequence[pa.DataType | None]) -> pa.RecordBatch:

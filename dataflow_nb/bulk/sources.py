@@ -45,7 +45,8 @@ class BatchSource:
         return f"BatchSource({self.label}{rows}{size})"
 
 
-def _paths(pattern: str | os.PathLike[str]) -> list[Path]:
+def matching_paths(pattern: str | os.PathLike[str]) -> list[Path]:
+    """The files a path or glob names, sorted; a ValidationError when there are none."""
     text = os.fspath(pattern)
     matches = sorted(glob.glob(os.path.expanduser(text))) if glob.has_magic(text) else [os.path.expanduser(text)]
     if not matches:
@@ -115,7 +116,7 @@ def csv_source(
     """
     from dataflow_nb.backends.csv_text import CSVSplitter
 
-    paths = _paths(pattern)
+    paths = matching_paths(pattern)
     options = (options or ReadOptions()).for_path(paths[0])
     done = [0]
 
@@ -158,7 +159,7 @@ def parquet_source(
     options = options or ReadOptions()
     if columns is not None:
         options = ReadOptions.from_params({"columns": columns}, "ParquetReaderNode", base=options)
-    paths = _paths(pattern)
+    paths = matching_paths(pattern)
     try:
         # pre_buffer=False: pyarrow's default buffers the whole compressed file before the first batch.
         files = [pq.ParquetFile(p, pre_buffer=False) for p in paths]

@@ -14,45 +14,33 @@ import datetime as dt
 import os
 import re
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Any, Optional
 
 import pyarrow as pa
 
 from dataflow_nb.bulk.parse import ReadOptions, choose_format, is_text, parse_text
-from dataflow_nb.bulk.sources import _paths, csv_source, open_input, parquet_source
+from dataflow_nb.bulk.sources import csv_source, matching_paths, open_input, parquet_source
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import _IDENTIFIER, MANAGED_TIMESTAMPS
+from dataflow_nb.model.types import field_type_for, field_type_for_arrow
 
-_TEXT_KINDS: tuple[tuple[str, pa.DataType, type], ...] = (
-    ("int", pa.int64(), int),
-    ("float", pa.float64(), float),
-    ("bool", pa.bool_(), bool),
-    ("date", pa.date32(), dt.date),
-    ("datetime", pa.timestamp("us", "UTC"), dt.datetime),
-    ("time", pa.time64("us"), dt.time),
+# What polars' CSV reader tries, in its order; each kind's Arrow type comes from the registry.
+_TEXT_KINDS: tuple[tuple[str, pa.DataType, type], ...] = tuple(
+    (f.label, f.arrow, f.python)
+    for f in map(field_type_for, (int, float, bool, dt.date, dt.datetime, dt.time))
+    if f is not None
 )
 
 
 def _python_type(name: str, arrow: pa.DataType) -> type:
-    """The model type for one Arrow type (checked in order: bool before ints, timestamps before dates)."""
-    checks: list[tuple[Any, type]] = [
-        (pa.types.is_boolean, bool),
-        (pa.types.is_integer, int),
-        (pa.types.is_floating, float),
-        (pa.types.is_decimal, Decimal),
-        (pa.types.is_timestamp, dt.datetime),
-        (pa.types.is_date, dt.date),
-        (pa.types.is_time, dt.time),
-        (is_text, str),
-        (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), bytes),
-    ]
-    for check, kind in checks:
-        if check(arrow):
-            return kind
-    raise ValidationError(
-        f"column {name!r} has Arrow type {arrow}, which no model field type holds; convert or drop the column first"
-    )
+    """The model type for one Arrow type, as the type registry reads it."""
+    found = field_type_for_arrow(arrow)
+    if found is None:
+        raise ValidationError(
+            f"column {name!r} has Arrow type {arrow}, which no model field type holds; convert or drop the column first"
+        )
+    kind: type = found.python
+    return kind
 
 
 @dataclass
@@ -166,7 +154,7 @@ def _parquet_nulls(pattern: Any) -> tuple[pa.Schema, dict[str, bool]] | None:
 
     schema: pa.Schema | None = None
     nulls: dict[str, bool] = {}
-    for path in _paths(pattern):
+    for path in matching_paths(pattern):
         parquet = pq.ParquetFile(path)
         schema = schema or parquet.schema_arrow
         meta = parquet.metadata

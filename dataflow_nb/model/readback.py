@@ -9,8 +9,6 @@ such columns come back as plain ``str`` fields and defaults stay the database's 
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -19,26 +17,15 @@ from dataflow_nb.backends.base import Backend, Connection
 from dataflow_nb.backends.reflect import sqlalchemy_connection
 from dataflow_nb.model.history import HISTORY_TABLE, read_history
 from dataflow_nb.model.spec import LIFECYCLE_COLUMNS, default_table_name
-from dataflow_nb.model.types import field_type_for
+from dataflow_nb.model.types import field_type_for_column
 
-# Tried in order: the first whose column type compiles to the reflected one wins (dict before
-# list: both are JSON, and only the values tell them apart).
-_CANDIDATES: tuple[Any, ...] = (bool, int, float, str, bytes, dt.datetime, dt.date, dt.time, Decimal, dict)
 _MANAGED = ("id", "tenant_id", *LIFECYCLE_COLUMNS)
 
 
-def _compiled(sa_type: sa.types.TypeEngine[Any], dialect: sa.engine.Dialect) -> str:
-    return str(sa_type.compile(dialect=dialect)).upper().replace(" ", "")
-
-
 def _python_type(column: Any, dialect: sa.engine.Dialect) -> Any:
-    reflected = _compiled(column["type"], dialect)
-    for kind in _CANDIDATES:
-        ftype = field_type_for(kind)
-        assert ftype is not None
-        if _compiled(ftype.sa_type(), dialect) == reflected:
-            return kind
-    return None
+    """The field type whose column is exactly the reflected one (dict for JSON: only values tell it from list)."""
+    found = field_type_for_column(column["type"], dialect)
+    return None if found is None else found.python
 
 
 def model_tables(connection: Connection, backend: Backend) -> dict[str, str]:

@@ -266,7 +266,8 @@ def build_table(spec: ModelSpec) -> sa.Table:
     """The SQLAlchemy Table for a spec; ``id`` draws from a sequence both databases understand."""
     metadata = sa.MetaData()
     sequence = sa.Sequence(f"{spec.table_name}_id_seq", metadata=metadata)
-    columns = [sa.Column("id", sa.BigInteger, sequence, server_default=sequence.next_value(), primary_key=True)]
+    key = spec.fields["id"].type.sa_type()
+    columns = [sa.Column("id", key, sequence, server_default=sequence.next_value(), primary_key=True)]
     columns += [
         sa.Column(f.name, f.type.sa_type(), nullable=f.nullable, server_default=server_default(f))
         for f in list(spec.fields.values())[1:]

@@ -1,15 +1,23 @@
-"""Type hints to column types: one ordered function, with a clear error for anything unknown.
+"""The one registry of field types: Python hints, SQL column types, Arrow types and frame dtypes.
 
 Each supported hint becomes a ``FieldType``: the SQLAlchemy column type, the Arrow type that
-frames and bound parameters use, and the check that turns a Python value into what the
-driver binds. UUID and JSON are marked ``as_object``: pandas frames give them back as the
-Python objects that went in, polars frames as text (see ``frames``).
+frames and bound parameters use, the pandas dtype a frame gives it, and the check that turns a
+Python value into what the driver binds. UUID and JSON are marked ``as_object``: pandas frames
+give them back as the Python objects that went in, polars frames as text (see ``frames``).
+
+Every other module asks this one, by hint (``field_type_for``: a model's fields), by value
+(``field_type_of``: parameters of SQL nodes, the query builder, filters on untyped columns), by
+SQL type (``field_type_for_sql``, ``arrow_bind_type``: bound parameters; ``field_type_for_column``:
+a table read back) or by Arrow type (``field_type_for_arrow``: a model inferred from data), so a
+type means the same thing everywhere (``tests/unit/test_architecture.py`` checks it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
+import functools
 import json
 import types
 import typing
@@ -21,6 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 
 from dataflow_nb.backends.sql import JSONB
 
@@ -39,6 +48,13 @@ class FieldType:
     to_wire: Callable[[Any], Any]
     as_object: bool = False
     choices: tuple[Any, ...] | None = None
+    python: Any = None  # the hint itself (None for Literal and Enum types, built per hint)
+    # The SQLAlchemy class whose instances hold this type (any width: Integer for BIGINT and
+    # INTEGER), for lookups by SQL type; None: never found that way.
+    sql_kind: type[sa.types.TypeEngine[Any]] | None = None
+    # Which Arrow types a model inferred from data types as this; None: never inferred.
+    reads_arrow: Callable[[pa.DataType], bool] | None = None
+    pandas: str | None = None  # the nullable pandas dtype of its frame column, where it is not numpy's
 
 
 def _check(kind: type | tuple[type, ...], label: str) -> Callable[[Any], Any]:
@@ -165,6 +181,9 @@ def decimal_type(precision: int = DECIMAL_PRECISION, scale: int = DECIMAL_SCALE)
         lambda: sa.Numeric(precision, scale),
         pa.decimal128(precision, scale),
         _to_decimal(precision, scale),
+        python=Decimal,
+        sql_kind=sa.Numeric,
+        reads_arrow=pa.types.is_decimal,
     )
 
 
@@ -228,20 +247,95 @@ def _to_choice(choices: tuple[Any, ...], label: str) -> Callable[[Any], str]:
     return to_wire
 
 
-_SIMPLE: dict[type, FieldType] = {
-    bool: FieldType("bool", sa.Boolean, pa.bool_(), _check(bool, "bool")),
-    int: FieldType("int", sa.BigInteger, pa.int64(), _to_int),
-    float: FieldType("float", lambda: sa.Double(), pa.float64(), _to_float),
-    str: FieldType("str", sa.Text, pa.string(), _to_text),
-    bytes: FieldType("bytes", sa.LargeBinary, pa.binary(), _check(bytes, "bytes")),
-    dt.datetime: FieldType("datetime", lambda: sa.DateTime(timezone=True), pa.timestamp("us", "UTC"), _to_datetime),
-    dt.date: FieldType("date", sa.Date, pa.date32(), _to_date),
-    dt.time: FieldType("time", sa.Time, pa.time64("us"), _to_time),
-    Decimal: decimal_type(),
-    uuid.UUID: FieldType("UUID", sa.Uuid, pa.string(), _to_uuid, as_object=True),
-    dict: FieldType("dict", JSONB, pa.string(), _to_json(dict), as_object=True),
-    list: FieldType("list", JSONB, pa.string(), _to_json(list), as_object=True),
-}
+def _is_text(arrow: pa.DataType) -> bool:
+    return bool(pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow))
+
+
+def _is_binary(arrow: pa.DataType) -> bool:
+    return bool(pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow))
+
+
+# Order matters for every lookup but the one by hint: bool before int (a bool is an int, and
+# BOOLEAN is no INTEGER), float before Decimal (SQLAlchemy 2.0's Float is a Numeric), str before
+# UUID and JSON (all three are text in Arrow), datetime before date (a datetime is a date).
+FIELD_TYPES: tuple[FieldType, ...] = (
+    FieldType(
+        "bool",
+        sa.Boolean,
+        pa.bool_(),
+        _check(bool, "bool"),
+        python=bool,
+        sql_kind=sa.Boolean,
+        reads_arrow=pa.types.is_boolean,
+        pandas="boolean",
+    ),
+    # BIGINT: INTEGER would overflow above 2**31.
+    FieldType(
+        "int",
+        sa.BigInteger,
+        pa.int64(),
+        _to_int,
+        python=int,
+        sql_kind=sa.Integer,
+        reads_arrow=pa.types.is_integer,
+        pandas="Int64",
+    ),
+    FieldType(
+        "float",
+        sa.Double,
+        pa.float64(),
+        _to_float,
+        python=float,
+        sql_kind=sa.Float,
+        reads_arrow=pa.types.is_floating,
+        pandas="Float64",
+    ),
+    decimal_type(),
+    # TEXT everywhere: columns, casts of bound values (``backends/postgres.py``), filters, SQL nodes.
+    FieldType("str", sa.Text, pa.string(), _to_text, python=str, sql_kind=sa.String, reads_arrow=_is_text),
+    FieldType(
+        "bytes",
+        sa.LargeBinary,
+        pa.binary(),
+        _check(bytes, "bytes"),
+        python=bytes,
+        sql_kind=sa.LargeBinary,
+        reads_arrow=_is_binary,
+    ),
+    FieldType(
+        "datetime",
+        lambda: sa.DateTime(timezone=True),
+        pa.timestamp("us", "UTC"),
+        _to_datetime,
+        python=dt.datetime,
+        sql_kind=sa.DateTime,
+        reads_arrow=pa.types.is_timestamp,
+    ),
+    FieldType("date", sa.Date, pa.date32(), _to_date, python=dt.date, sql_kind=sa.Date, reads_arrow=pa.types.is_date),
+    FieldType(
+        "time",
+        sa.Time,
+        pa.time64("us"),
+        _to_time,
+        python=dt.time,
+        sql_kind=sa.Time,
+        reads_arrow=pa.types.is_time,
+    ),
+    # UUID and JSON travel as text: drivers bind str, not uuid.UUID objects or dicts.
+    FieldType(
+        "UUID",
+        lambda: sa.Uuid(as_uuid=False),
+        pa.string(),
+        _to_uuid,
+        as_object=True,
+        python=uuid.UUID,
+        sql_kind=sa.Uuid,
+    ),
+    FieldType("dict", JSONB, pa.string(), _to_json(dict), as_object=True, python=dict, sql_kind=sa.JSON),
+    FieldType("list", JSONB, pa.string(), _to_json(list), as_object=True, python=list, sql_kind=sa.JSON),
+)
+_BY_HINT: dict[Any, FieldType] = {f.python: f for f in FIELD_TYPES}
+_BY_LABEL: dict[str, FieldType] = {f.label: f for f in FIELD_TYPES}
 
 SUPPORTED = "str int float bool datetime date time Decimal UUID bytes dict list Optional[...] Literal[...] Enum"
 
@@ -257,18 +351,92 @@ def unwrap_optional(hint: Any) -> tuple[Any, bool]:
 
 
 def field_type_for(hint: Any) -> FieldType | None:
-    """Map one (non-Optional) type hint to its FieldType, or None when unsupported."""
+    """By hint: one (non-Optional) type hint's FieldType, or None when unsupported."""
     origin = typing.get_origin(hint)
     if origin is typing.Literal:
         choices = typing.get_args(hint)
         if all(isinstance(c, str) for c in choices):
-            label = f"Literal{list(choices)}"
-            return FieldType(label, sa.Text, pa.string(), _to_choice(choices, label), choices=choices)
+            return _choice_type(f"Literal{list(choices)}", choices)
         return None
-    # Check enums before the simple table: a str-Enum is also a str.
+    # Check enums before the table: a str-Enum is also a str.
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        choices = tuple(hint)
-        return FieldType(hint.__name__, sa.Text, pa.string(), _to_choice(choices, hint.__name__), choices=choices)
+        return _choice_type(hint.__name__, tuple(hint))
     if origin in (dict, list):
-        return _SIMPLE[origin]
-    return _SIMPLE.get(hint)
+        return _BY_HINT[origin]
+    return _BY_HINT.get(hint)
+
+
+def _choice_type(label: str, choices: tuple[Any, ...]) -> FieldType:
+    """Literal and Enum fields are text columns that hold one of their choices."""
+    text = _BY_HINT[str]
+    return dataclasses.replace(text, label=label, to_wire=_to_choice(choices, label), choices=choices, python=None)
+
+
+def field_type_named(label: str) -> FieldType | None:
+    """By label: ``"int"``, ``"UUID"``... (the labels messages and filter shapes use)."""
+    return _BY_LABEL.get(label)
+
+
+def field_type_of(value: Any) -> FieldType | None:
+    """By value: the FieldType a Python value binds as where no column types it, or None.
+
+    The nearest class in the value's MRO decides, so a bool is a bool (not an int), a
+    datetime a datetime (not a date), and a subclass (a str-Enum member, numpy's float64,
+    pandas' Timestamp) its base type.
+    """
+    kind = type(value)
+    try:
+        return _BY_CLASS[kind]
+    except KeyError:
+        found = _BY_CLASS[kind] = next((_BY_HINT[c] for c in kind.__mro__ if c in _BY_HINT), None)
+        return found
+
+
+_BY_CLASS: dict[type, FieldType | None] = {}  # filled as values of new classes arrive
+
+
+def field_type_for_sql(sa_type: sa.types.TypeEngine[Any]) -> FieldType | None:
+    """By SQL type: the FieldType whose kind of column ``sa_type`` is (any width), or None."""
+    return next((f for f in FIELD_TYPES if f.sql_kind is not None and isinstance(sa_type, f.sql_kind)), None)
+
+
+def arrow_bind_type(sa_type: sa.types.TypeEngine[Any]) -> pa.DataType | None:
+    """The Arrow type a value bound as ``sa_type`` travels as; None lets Arrow infer it from the value."""
+    if isinstance(sa_type, sa.ARRAY):  # an $in list bound as one array
+        item = arrow_bind_type(sa_type.item_type)
+        return None if item is None else pa.list_(item)
+    found = field_type_for_sql(sa_type)
+    if found is None:
+        return None
+    if found.python is Decimal and isinstance(sa_type, sa.Numeric):
+        # The column's own precision and scale: a wider scale than the default must not round.
+        precision, scale = sa_type.precision, sa_type.scale
+        return pa.decimal128(precision or DECIMAL_PRECISION, DECIMAL_SCALE if scale is None else scale)
+    return found.arrow
+
+
+def field_type_for_column(sa_type: sa.types.TypeEngine[Any], dialect: Dialect) -> FieldType | None:
+    """By backend type: the FieldType whose column is exactly ``sa_type`` in ``dialect`` (its DDL), or None.
+
+    Exact, not by kind: a ``NUMERIC(10, 2)`` or ``INTEGER`` column is not what any field creates,
+    so no field type would check values against it faithfully. dict wins over list (both JSON).
+    """
+    wanted = _ddl(sa_type, dialect)
+    return next((f for f in FIELD_TYPES if _ddl(f.sa_type(), dialect) == wanted), None)
+
+
+def _ddl(sa_type: sa.types.TypeEngine[Any], dialect: Dialect) -> str:
+    return str(sa_type.compile(dialect=dialect)).upper().replace(" ", "")
+
+
+def field_type_for_arrow(arrow: pa.DataType) -> FieldType | None:
+    """By Arrow type: the FieldType a column of data in ``arrow`` infers as, or None."""
+    return next((f for f in FIELD_TYPES if f.reads_arrow is not None and f.reads_arrow(arrow)), None)
+
+
+@functools.cache
+def pandas_dtypes() -> dict[pa.DataType, Any]:
+    """Arrow type to the nullable pandas dtype a frame column gets (ints stay ints with nulls)."""
+    import pandas as pd
+
+    return {f.arrow: pd.api.types.pandas_dtype(f.pandas) for f in FIELD_TYPES if f.pandas is not None}

@@ -52,6 +52,11 @@ def _out(name: str, kind: type) -> Field:
     return Field(name, ftype, nullable=True)
 
 
+def _typed(expression: sa.ColumnElement[Any], output: Field) -> sa.ColumnElement[Any]:
+    """The aggregate cast to its output field's column type, so both databases return that type."""
+    return sa.cast(expression, output.type.sa_type())
+
+
 def _aggregate(model: ModelSpec, table: sa.Table, alias: str, spec: Any) -> tuple[sa.ColumnElement[Any], Field]:
     """One aggregate expression and the output field that types its frame column."""
     label = f"model {model.name}: aggregate {alias!r}"
@@ -60,7 +65,8 @@ def _aggregate(model: ModelSpec, table: sa.Table, alias: str, spec: Any) -> tupl
     ((op, field),) = spec.items()
     check_known(label, [op], AGGREGATES, "aggregate")
     if op == "$count" and field == "*":
-        return sa.func.count(type_=sa.BigInteger()), _out(alias, int)
+        output = _out(alias, int)
+        return sa.func.count(type_=output.type.sa_type()), output
     if not isinstance(field, str) or field == "*":
         hint = " or '*'" if op == "$count" else " ('*' counts rows with $count only)"
         raise ValidationError(f"{label}: {op} takes a field name{hint}, got {field!r}")
@@ -71,14 +77,17 @@ def _aggregate(model: ModelSpec, table: sa.Table, alias: str, spec: Any) -> tupl
         if op == "$count_distinct" and kind in ("dict", "list"):
             raise ValidationError(f"{label}: JSON field {field!r} has no distinct values to count; use $count")
         counted = sa.distinct(col) if op == "$count_distinct" else col
-        return sa.func.count(counted, type_=sa.BigInteger()), _out(alias, int)  # count is BIGINT on both
+        output = _out(alias, int)
+        return sa.func.count(counted, type_=output.type.sa_type()), output  # count is BIGINT on both
     if op in ("$sum", "$avg"):
         if kind not in _NUMBERS:
             raise ValidationError(f"{label}: {op} takes a number field (int, float, Decimal); {field!r} is {kind}")
         if op == "$avg":
-            return sa.cast(sa.func.avg(col), sa.Double()), _out(alias, float)
+            output = _out(alias, float)
+            return _typed(sa.func.avg(col), output), output
         if kind == "int":
-            return sa.cast(sa.func.sum(col), sa.BigInteger()), _out(alias, int)
+            output = _out(alias, int)
+            return _typed(sa.func.sum(col), output), output
         if kind == "Decimal":
             return sa.cast(sa.func.sum(col), col.type), _out(alias, Decimal)
         return sa.func.sum(col), _out(alias, float)
@@ -87,7 +96,7 @@ def _aggregate(model: ModelSpec, table: sa.Table, alias: str, spec: Any) -> tupl
     output = Field(alias, source.type, nullable=True)
     if kind == "bool":  # PostgreSQL has no min(boolean); bool_and/bool_or are the same thing
         function = sa.func.bool_and if op == "$min" else sa.func.bool_or
-        return function(col, type_=sa.Boolean()), output
+        return function(col, type_=source.type.sa_type()), output
     arg = sa.collate(col, BINARY_COLLATION) if is_text(col) else col
     return (sa.func.min(arg) if op == "$min" else sa.func.max(arg)), output
 

@@ -5,7 +5,6 @@ Identifiers are checked and quoted by the dialect; values always travel as bound
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,29 +13,36 @@ from dataflow_nb.backends import DEFAULT_DIALECT, DialectName, dialect_named
 from dataflow_nb.backends.base import compile_statement
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import check_identifier
-from dataflow_nb.query.filters import KIND_TYPES, FilterTarget, compile_filter, order_clauses
+from dataflow_nb.model.types import FIELD_TYPES, field_type_of
+from dataflow_nb.query.filters import FilterTarget, compile_filter, order_clauses
 
 
-def _bind(value: Any) -> Any:
-    """A bound value typed from its Python type; ints as BIGINT (INTEGER overflows above 2**31).
-
-    A UUID travels as its text with a UUID cast: drivers bind text, not ``uuid.UUID`` objects.
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        return sa.literal(value, sa.BigInteger())
-    if isinstance(value, uuid.UUID):
-        return sa.literal(str(value), sa.Uuid(as_uuid=False))
-    return value if value is None else sa.literal(value)
+def _bind(name: str, value: Any) -> Any:
+    """A value to set, bound with the SQL type the registry gives its Python type (None stays NULL)."""
+    if value is None:
+        return value
+    wired = _wire(name, value)
+    found = field_type_of(value)
+    assert found is not None  # _wire refused the rest
+    return sa.literal(wired, found.sa_type())
 
 
 def _wire(name: str, value: Any) -> Any:
-    """A condition's value as the driver binds it (its SQL type comes from the Python type)."""
-    if type(value).__name__ not in KIND_TYPES:
+    """A condition's value as the driver binds it, checked like a model field of its Python type.
+
+    Its SQL type comes from the same registry (``filters.kind_sql_type``); JSON has no column
+    to compare with here, so dicts and lists are refused.
+    """
+    found = field_type_of(value)
+    if found is None or found.label in ("dict", "list"):
+        bindable = [f.label for f in FIELD_TYPES if f.label not in ("dict", "list")]
         raise ValidationError(
-            f"field {name!r}: cannot bind {value!r} of type {type(value).__name__}; use one of "
-            f"{sorted(k for k in KIND_TYPES if k != 'pattern')}"
+            f"field {name!r}: cannot bind {value!r} of type {type(value).__name__}; use one of {sorted(bindable)}"
         )
-    return str(value) if isinstance(value, uuid.UUID) else value
+    try:
+        return found.to_wire(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"field {name!r}: value {value!r} {exc}") from None
 
 
 def _count(name: str, value: Any) -> int:
@@ -54,7 +60,7 @@ class QueryBuilder:
         QueryBuilder('postgresql', table='users', conditions=2)
         >>> sql, params = builder.build_select(["name", "email"])
         >>> print(sql)
-        SELECT users.name, users.email FROM users WHERE users.age > $1::BIGINT AND users.status = $2::VARCHAR
+        SELECT users.name, users.email FROM users WHERE users.age > $1::BIGINT AND users.status = $2::TEXT
         >>> params
         [18, 'active']
     """
@@ -142,7 +148,7 @@ class QueryBuilder:
         if not values:
             raise ValidationError("build_update needs at least one field to set")
         target = self._target()
-        assignments = {target.column(k).key: _bind(v) for k, v in values.items()}
+        assignments = {target.column(k).key: _bind(k, v) for k, v in values.items()}
         assert self._table is not None
         return self._finish(sa.update(self._table).where(*self._conditions).values(assignments))
 

@@ -37,6 +37,7 @@ from dataflow_nb.backends.sql import InArray, RegexMatch
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.notebook_values import as_list, preview, to_python
 from dataflow_nb.model.spec import ModelSpec
+from dataflow_nb.model.types import field_type_named, field_type_of
 from dataflow_nb.model.validate import check_known, to_wire
 from dataflow_nb.security.sensitive import MASK
 
@@ -45,20 +46,19 @@ Shape = tuple[Any, ...]
 LOGICAL = ("$and", "$or", "$not")
 MAX_DEPTH = 50  # deeper filters are a ValidationError, never a RecursionError in SQLAlchemy's compiler
 BINARY_COLLATION = "C"  # code-point order; DuckDB reads "C" as its binary collation too
-# The SQL type of a value bound against a column of unknown type (the query builder's tables).
-KIND_TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
-    "bool": sa.Boolean,
-    "int": sa.BigInteger,  # INTEGER would overflow above 2**31
-    "float": sa.Double,
-    "str": sa.String,
-    "Decimal": sa.Numeric,
-    "datetime": lambda: sa.DateTime(timezone=True),
-    "date": sa.Date,
-    "time": sa.Time,
-    "UUID": lambda: sa.Uuid(as_uuid=False),
-    "bytes": sa.LargeBinary,
-    "pattern": sa.String,
-}
+PATTERN = "pattern"  # the kind of a $like/$ilike/$regex value: text, whatever the column holds
+
+
+def bind_kind(value: Any) -> str:
+    """How a filter shape records a value's type: the registry's label (``"int"``, ``"UUID"``...)."""
+    found = field_type_of(value)
+    return found.label if found is not None else type(value).__name__
+
+
+def kind_sql_type(kind: str) -> sa.types.TypeEngine[Any]:
+    """The SQL type of a value bound against a column of unknown type (the query builder's tables)."""
+    found = field_type_named("str" if kind == PATTERN else kind)
+    return sa.types.NullType() if found is None else found.sa_type()
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class _Planner:
 
     def bind(self, name: str, raw: Any, op: str) -> tuple[int, str]:
         self.values.append(self.target.value(name, raw, op))
-        return len(self.values) - 1, type(raw).__name__
+        return len(self.values) - 1, bind_kind(raw)
 
     def pattern(self, name: str, raw: Any, op: str) -> tuple[int, str]:
         if not isinstance(raw, str):
@@ -157,7 +157,7 @@ class _Planner:
                 "the escape character \\; write \\\\ for a literal backslash"
             )
         self.values.append(raw)
-        return len(self.values) - 1, "pattern"
+        return len(self.values) - 1, PATTERN
 
     def scalar(self, name: str, raw: Any) -> Any:
         """A numpy or pandas scalar as its Python value (``NaT`` as None), refused if it cannot be."""
@@ -181,7 +181,7 @@ class _Planner:
         values = [self.target.value(name, v, op) for v in items if v is not None]
         if not values:
             return None, None in items
-        kinds = {type(v).__name__ for v in items if v is not None}
+        kinds = {bind_kind(v) for v in items if v is not None}
         kind = kinds.pop() if len(kinds) == 1 else "float" if kinds == {"int", "float"} else "mixed"
         self.values.append(values)
         return (len(self.values) - 1, kind), None in items
@@ -319,8 +319,8 @@ def render(target: FilterTarget, plan: FilterPlan, *, prefix: str = "f", unique:
 
     def bind(col: sa.ColumnElement[Any], ref: tuple[int, str]) -> sa.BindParameter[Any]:
         position, kind = ref
-        known = not isinstance(col.type, sa.types.NullType) and kind != "pattern"
-        sa_type = col.type if known else KIND_TYPES.get(kind, sa.types.NullType)()
+        known = not isinstance(col.type, sa.types.NullType) and kind != PATTERN
+        sa_type = col.type if known else kind_sql_type(kind)
         return sa.bindparam(f"{prefix}{position}", plan.values[position], type_=sa_type, unique=unique)
 
     def bind_array(col: sa.ColumnElement[Any], ref: tuple[int, str]) -> sa.BindParameter[Any]:
@@ -328,7 +328,7 @@ def render(target: FilterTarget, plan: FilterPlan, *, prefix: str = "f", unique:
         known = not isinstance(col.type, sa.types.NullType)
         if not known and kind == "mixed":  # a table without a model: the values say the array's type
             raise ValidationError(f"{target.label}: the values of $in/$nin on one field must share one type")
-        item = col.type if known else KIND_TYPES.get(kind, sa.types.NullType)()
+        item = col.type if known else kind_sql_type(kind)
         return sa.bindparam(f"{prefix}{position}", plan.values[position], type_=sa.ARRAY(item), unique=unique)
 
     def walk(shape: Shape) -> Clause:

@@ -9,18 +9,15 @@ parser counts the statements: a second one is refused before anything runs.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
-import uuid
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, SQLReader
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.model.types import field_type_for
+from dataflow_nb.model.types import field_type_of
 
 NODE = "SQLQueryNode"
 # The very pattern ``sqlalchemy.text`` finds binds with, so the two always agree.
@@ -104,32 +101,17 @@ def bound_text(prepared: Prepared, values: Mapping[str, Any]) -> sa.TextClause:
 
 
 def _bind_type(name: str, value: Any) -> tuple[Any, sa.types.TypeEngine[Any]]:
-    """A parameter value as drivers bind it, with the SQL type both databases agree on."""
-    for checked in (int, Decimal, dt.datetime):  # checked like model values: range, scale, UTC
-        if isinstance(value, checked) and not isinstance(value, bool):
-            ftype = field_type_for(checked)
-            assert ftype is not None
-            try:
-                return ftype.to_wire(value), ftype.sa_type()
-            except ValueError as exc:
-                raise ValidationError(f"{NODE}: parameter {name!r}: {value!r} {exc}") from None
-    if isinstance(value, uuid.UUID):
-        return str(value), sa.Uuid(as_uuid=False)
-    simple: list[tuple[type, sa.types.TypeEngine[Any]]] = [
-        (bool, sa.Boolean()),
-        (float, sa.Double()),
-        (str, sa.String()),
-        (bytes, sa.LargeBinary()),
-        (dt.date, sa.Date()),
-        (dt.time, sa.Time()),
-    ]
-    for kind, sa_type in simple:
-        if isinstance(value, kind):
-            return value, sa_type
-    raise ValidationError(
-        f"{NODE}: parameter {name!r} has type {type(value).__name__}; give None, bool, int, float, str, "
-        "bytes, Decimal, date, datetime, time, UUID or a list of those (pass JSON as a json.dumps string)"
-    )
+    """A parameter value as drivers bind it, checked and typed as a model field of its Python type."""
+    found = field_type_of(value)
+    if found is None or found.label in ("dict", "list"):
+        raise ValidationError(
+            f"{NODE}: parameter {name!r} has type {type(value).__name__}; give None, bool, int, float, str, "
+            "bytes, Decimal, date, datetime, time, UUID or a list of those (pass JSON as a json.dumps string)"
+        )
+    try:
+        return found.to_wire(value), found.sa_type()
+    except ValueError as exc:  # range, scale: the value is of the right type
+        raise ValidationError(f"{NODE}: parameter {name!r}: {value!r} {exc}") from None
 
 
 def _bindparam(name: str, value: Any) -> sa.BindParameter[Any]:

@@ -14,7 +14,7 @@ from dataflow_nb.query import create_query_builder
 SELECT = {
     "postgresql": (
         "SELECT users.name, users.email, users.created_at FROM users WHERE users.age > $1::BIGINT "
-        "AND users.status = $2::VARCHAR AND (users.name LIKE $3::VARCHAR ESCAPE '\\' OR users.score IS NULL) "
+        "AND users.status = $2::TEXT AND (users.name LIKE $3::TEXT ESCAPE '\\' OR users.score IS NULL) "
         "ORDER BY users.age DESC NULLS FIRST, users.name ASC NULLS LAST LIMIT $4::INTEGER OFFSET $5::INTEGER"
     ),
     "duckdb": (
@@ -25,7 +25,7 @@ SELECT = {
 }
 WHERE = {
     "postgresql": (
-        "WHERE (users.id = ANY($1::BIGINT[])) AND (users.name ~ $2::VARCHAR) AND users.key = $3::UUID "
+        "WHERE (users.id = ANY($1::BIGINT[])) AND (users.name ~ $2::TEXT) AND users.key = $3::UUID "
         "AND users.seen < $4::TIMESTAMP WITH TIME ZONE"
     ),
     "duckdb": (
@@ -35,8 +35,8 @@ WHERE = {
 }
 UPDATE = {
     "postgresql": (
-        "UPDATE users SET status=$1::VARCHAR, n=$2::BIGINT WHERE (users.id = ANY($3::BIGINT[])) "
-        "AND (users.name ~ $4::VARCHAR) AND users.key = $5::UUID AND users.seen < $6::TIMESTAMP WITH TIME ZONE"
+        "UPDATE users SET status=$1::TEXT, n=$2::BIGINT WHERE (users.id = ANY($3::BIGINT[])) "
+        "AND (users.name ~ $4::TEXT) AND users.key = $5::UUID AND users.seen < $6::TIMESTAMP WITH TIME ZONE"
     ),
     "duckdb": (
         "UPDATE users SET status=$1, n=$2 WHERE (users.id = ANY(CAST($3 AS BIGINT[]))) "
@@ -71,7 +71,7 @@ def test_where_takes_field_operator_value_or_a_filter_dict() -> None:
     two = create_query_builder("duckdb").table("t").where({"n": {"$between": [1, 5]}, "s": {"$nin": ["a", None]}})
     assert one.build_select() == two.build_select()
     assert one.build_select()[0] == (
-        "SELECT * FROM t WHERE t.n BETWEEN $1 AND $2 AND NOT (t.s = ANY(CAST($3 AS VARCHAR[]))) AND t.s IS NOT NULL"
+        "SELECT * FROM t WHERE t.n BETWEEN $1 AND $2 AND NOT (t.s = ANY(CAST($3 AS TEXT[]))) AND t.s IS NOT NULL"
     )
     assert create_query_builder("duckdb").table("t").where("s").build_count()[0].endswith("WHERE t.s IS NULL")
 

@@ -67,7 +67,7 @@ def test_query_builder() -> None:
     ns = run_blocks(2)
     assert ns["sql"] == (
         "SELECT users.name, users.email, users.created_at FROM users "
-        "WHERE users.age > $1::BIGINT AND users.status = $2::VARCHAR"
+        "WHERE users.age > $1::BIGINT AND users.status = $2::TEXT"
     )
     assert ns["params"] == [18, "active"]
 

@@ -1,8 +1,12 @@
-"""Every DuckDB/PostgreSQL difference lives in ``dataflow_nb/backends/``.
+"""Every DuckDB/PostgreSQL difference lives in ``dataflow_nb/backends/``; every type mapping in one registry.
 
-Outside it no module imports a database driver or SQLAlchemy's per-database dialects, and none
-names a backend to branch on it (``if backend == "duckdb"``): what differs is a capability, a
-backend method or a compile rule. A new backend is new modules under ``backends/``, nothing else.
+Outside ``backends/`` no module imports a database driver or SQLAlchemy's per-database dialects,
+and none names a backend to branch on it (``if backend == "duckdb"``): what differs is a
+capability, a backend method or a compile rule. A new backend is new modules under ``backends/``,
+nothing else.
+
+Outside ``model/types.py`` no module pairs a Python type (``int``, ``dt.datetime``, or its label
+``"int"``) with a SQLAlchemy, Arrow, polars or pandas type: they ask the registry instead.
 """
 
 from __future__ import annotations
@@ -72,4 +76,121 @@ def test_the_check_catches_a_branch_and_a_driver_import() -> None:
         "probe.py:2 imports duckdb",
         "probe.py:3 imports sqlalchemy.dialects.postgresql",
         "probe.py:5 names the backend 'duckdb'",
+    ]
+
+
+REGISTRY = PACKAGE / "model" / "types.py"
+HINT_NAMES = {"bool", "int", "float", "str", "bytes", "dict", "list", "Decimal", "UUID", "datetime", "date", "time"}
+# Labels as strings; "float", "date" and "time" are also SQL type names (a catalog's), so they do not count.
+HINT_LABELS = {"bool", "int", "str", "bytes", "dict", "list", "Decimal", "UUID", "datetime"}
+SQL_TYPES = {
+    "Boolean", "Integer", "BigInteger", "SmallInteger", "Float", "Double", "Numeric", "String", "Text",
+    "Unicode", "UnicodeText", "LargeBinary", "DateTime", "Date", "Time", "Uuid", "JSON", "JSONB", "Enum",
+}  # fmt: skip
+TYPE_MODULES = {"sa", "sqlalchemy", "pa", "pyarrow", "pl", "polars", "pd", "pandas"}
+
+
+def _dotted(node: ast.AST) -> list[str]:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return parts[::-1]
+
+
+def _is_hint(node: ast.AST) -> bool:
+    """``int``, ``dt.datetime``, ``uuid.UUID`` or the label ``"int"``."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str) and node.value in HINT_LABELS
+    dotted = _dotted(node)
+    return bool(dotted) and dotted[-1] in HINT_NAMES and len(dotted) <= 2
+
+
+def _is_storage_type(node: ast.AST) -> bool:
+    """A SQLAlchemy type (``sa.Text``, ``sa.BigInteger()``), an Arrow type or check (``pa.int64()``,
+    ``pa.types.is_integer``), a polars dtype (``pl.Int64``) or a pandas one (``pd.Int64Dtype()``)."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Lambda):
+        return _is_storage_type(node.body)
+    dotted = _dotted(node)
+    if not dotted:
+        return False
+    if dotted == ["JSONB"]:
+        return True
+    if dotted[0] not in TYPE_MODULES or len(dotted) < 2:
+        return False
+    if dotted[0] in ("sa", "sqlalchemy"):
+        return dotted[-1] in SQL_TYPES
+    if dotted[0] in ("pa", "pyarrow"):
+        return dotted[1] == "types" or (len(dotted) == 2 and dotted[1][0].islower() and dotted[1] != "array")
+    return dotted[-1][0].isupper()  # polars dtypes and pandas' *Dtype classes
+
+
+def _isinstance_of_hint(test: ast.AST) -> bool:
+    """``isinstance(value, int)``: a value's Python type decides (a label compared is a field's own type)."""
+    for node in ast.walk(test):
+        if isinstance(node, ast.Call) and _dotted(node.func) == ["isinstance"] and len(node.args) == 2:
+            kinds = node.args[1]
+            items = kinds.elts if isinstance(kinds, ast.Tuple) else [kinds]
+            if any(_is_hint(i) for i in items):
+                return True
+    return False
+
+
+def type_mappings(source: str, where: str) -> list[str]:
+    """Places that map a Python type to a storage type: a dict entry, a tuple, a call's arguments,
+    or an ``if isinstance(value, <type>)`` choosing one."""
+    found = []
+    for node in ast.walk(ast.parse(source, where)):
+        pairs: list[tuple[ast.AST, list[ast.AST]]] = []
+        if isinstance(node, ast.Dict):
+            pairs = [(k, [k, v]) for k, v in zip(node.keys, node.values, strict=True) if k is not None]
+        elif isinstance(node, ast.Tuple | ast.List):
+            pairs = [(node, list(node.elts))]
+        elif isinstance(node, ast.Call):  # FieldType("int", sa.BigInteger, pa.int64(), python=int)
+            pairs = [(node, [*node.args, *(k.value for k in node.keywords)])]
+        elif isinstance(node, ast.If | ast.IfExp) and _isinstance_of_hint(node.test):
+            body = node.body if isinstance(node.body, list) else [node.body]
+            if any(_is_storage_type(n) for b in body for n in ast.walk(b)):
+                found.append(f"{where}:{node.lineno} chooses a storage type by Python type")
+            continue
+        for at, items in pairs:
+            if any(_is_hint(i) for i in items) and any(_is_storage_type(i) for i in items):
+                found.append(f"{where}:{getattr(at, 'lineno', node.lineno)} maps a Python type to a storage type")
+    return sorted(found, key=lambda f: int(f.split(":")[1].split()[0]))
+
+
+def test_the_type_mapping_exists_once() -> None:
+    modules = [p for p in sorted(PACKAGE.rglob("*.py")) if p != REGISTRY]
+    found = [v for p in modules for v in type_mappings(p.read_text(), str(p.relative_to(PACKAGE.parent)))]
+    assert found == [], "map types in dataflow_nb/model/types.py (the registry) and look them up:\n" + "\n".join(found)
+    assert type_mappings(REGISTRY.read_text(), "types.py"), "the registry itself maps types (the check works)"
+
+
+def test_the_check_catches_each_kind_of_type_mapping() -> None:
+    source = (
+        "KINDS = {'int': sa.BigInteger, 'str': sa.String}\n"
+        "PAIRS = [(bool, pa.bool_()), (pa.types.is_integer, int)]\n"
+        "POLARS = {dt.date: pl.Date}\n"
+        "def bind(value):\n"
+        "    if isinstance(value, uuid.UUID):\n"
+        "        return sa.literal(str(value), sa.Uuid(as_uuid=False))\n"
+        "    if isinstance(value, (int, float)) and not isinstance(value, bool):\n"
+        "        return sa.literal(value, sa.Double())\n"
+        "    return sa.literal(value)\n"
+        "INT = FieldType('int', sa.BigInteger, pa.int64(), python=int)\n"
+        "TABLE = sa.Table('t', sa.MetaData(), sa.Column('a', sa.Text))\n"  # a column, not a mapping
+    )
+    assert type_mappings(source, "probe.py") == [
+        "probe.py:1 maps a Python type to a storage type",
+        "probe.py:1 maps a Python type to a storage type",
+        "probe.py:2 maps a Python type to a storage type",
+        "probe.py:2 maps a Python type to a storage type",
+        "probe.py:3 maps a Python type to a storage type",
+        "probe.py:5 chooses a storage type by Python type",
+        "probe.py:7 chooses a storage type by Python type",
+        "probe.py:10 maps a Python type to a storage type",
     ]

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from dataflow_nb import ValidationError
 from dataflow_nb.backends.base import compile_statement
 from dataflow_nb.backends.duckdb import DuckDBDialect
+from dataflow_nb.backends.postgres import postgres_dialect
 from dataflow_nb.model.spec import spec_from_class
 from dataflow_nb.query.filters import compile_filter, model_target, order_clauses, plan_filter
 
@@ -35,7 +35,7 @@ class Item:
 
 SPEC = spec_from_class(Item)
 TARGET = model_target(SPEC, SPEC.table)
-DIALECTS = {"postgresql": postgresql.dialect(paramstyle="numeric_dollar"), "duckdb": DuckDBDialect()}
+DIALECTS = {"postgresql": postgres_dialect(), "duckdb": DuckDBDialect()}
 
 
 def where(spec: dict[str, Any], dialect: str) -> tuple[str, list[Any]]:
@@ -55,7 +55,7 @@ SNAPSHOTS = [
     ({"age": {"$gte": 3}}, "items.age >= $1::BIGINT", "items.age >= $1"),
     ({"age": {"$lt": 3}}, "items.age < $1::BIGINT", "items.age < $1"),
     ({"age": {"$lte": 3}}, "items.age <= $1::BIGINT", "items.age <= $1"),
-    ({"name": {"$gt": "b"}}, '(items.name COLLATE "C") > $1::VARCHAR', '(items.name COLLATE "C") > $1'),
+    ({"name": {"$gt": "b"}}, '(items.name COLLATE "C") > $1::TEXT', '(items.name COLLATE "C") > $1'),
     # $in/$nin bind ONE array, whatever its length (PostgreSQL takes at most 65,535 parameters).
     ({"age": {"$in": [1, 2]}}, "(items.age = ANY($1::BIGINT[]))", "(items.age = ANY(CAST($1 AS BIGINT[])))"),
     (
@@ -75,15 +75,15 @@ SNAPSHOTS = [
         "NOT (items.age = ANY(CAST($1 AS BIGINT[]))) AND items.age IS NOT NULL",
     ),
     ({"age": {"$nin": []}}, "true", "true"),
-    ({"name": {"$like": "a%"}}, "items.name LIKE $1::VARCHAR ESCAPE '\\'", "items.name LIKE $1 ESCAPE '\\'"),
-    ({"name": {"$ilike": "a%"}}, "items.name ILIKE $1::VARCHAR ESCAPE '\\'", "items.name ILIKE $1 ESCAPE '\\'"),
-    ({"name": {"$regex": "^a"}}, "(items.name ~ $1::VARCHAR)", "regexp_matches(items.name, $1, 's')"),
+    ({"name": {"$like": "a%"}}, "items.name LIKE $1::TEXT ESCAPE '\\'", "items.name LIKE $1 ESCAPE '\\'"),
+    ({"name": {"$ilike": "a%"}}, "items.name ILIKE $1::TEXT ESCAPE '\\'", "items.name ILIKE $1 ESCAPE '\\'"),
+    ({"name": {"$regex": "^a"}}, "(items.name ~ $1::TEXT)", "regexp_matches(items.name, $1, 's')"),
     ({"age": {"$exists": True}}, "items.age IS NOT NULL", "items.age IS NOT NULL"),
     ({"age": {"$exists": False}}, "items.age IS NULL", "items.age IS NULL"),
     ({"age": {"$between": [1, 5]}}, "items.age BETWEEN $1::BIGINT AND $2::BIGINT", "items.age BETWEEN $1 AND $2"),
     (
         {"name": {"$between": ["a", "c"]}},
-        '(items.name COLLATE "C") >= $1::VARCHAR AND (items.name COLLATE "C") <= $2::VARCHAR',
+        '(items.name COLLATE "C") >= $1::TEXT AND (items.name COLLATE "C") <= $2::TEXT',
         '(items.name COLLATE "C") >= $1 AND (items.name COLLATE "C") <= $2',
     ),
     (
@@ -94,12 +94,12 @@ SNAPSHOTS = [
     ({"$not": {"age": 3}}, "NOT coalesce(items.age = $1::BIGINT, false)", "NOT coalesce(items.age = $1, false)"),
     (
         {"$and": [{"age": 1}, {"name": "x"}]},
-        "items.age = $1::BIGINT AND items.name = $2::VARCHAR",
+        "items.age = $1::BIGINT AND items.name = $2::TEXT",
         "items.age = $1 AND items.name = $2",
     ),
     (
         {"$or": [{"age": 1}, {"name": "x"}]},
-        "items.age = $1::BIGINT OR items.name = $2::VARCHAR",
+        "items.age = $1::BIGINT OR items.name = $2::TEXT",
         "items.age = $1 OR items.name = $2",
     ),
     ({"price": Decimal("1.5")}, "items.price = $1", "items.price = $1"),
