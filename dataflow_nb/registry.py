@@ -10,7 +10,7 @@ warning per name that says how to reach the other. ``DataFlow.close()`` withdraw
 from __future__ import annotations
 
 import difflib
-import importlib
+import functools
 import itertools
 import warnings
 import weakref
@@ -25,16 +25,18 @@ if TYPE_CHECKING:
 _order = itertools.count(1)
 _databases: weakref.WeakKeyDictionary[DataFlow, int] = weakref.WeakKeyDictionary()  # DataFlow -> creation order
 _warned: set[tuple[str, int]] = set()  # (node name, the winner's order): warn once per name and winner
-BUILTIN_NODES: dict[str, type[Node]] = {}
-# Modules that add non-model nodes to BUILTIN_NODES when imported (late, to avoid import cycles).
-BUILTIN_MODULES = ["dataflow_nb.nodes.readers", "dataflow_nb.nodes.sql"]
 
 
+@functools.cache
 def builtin_nodes() -> dict[str, type[Node]]:
-    """Reader, SQL and other nodes that belong to no model."""
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-    return BUILTIN_NODES
+    """Reader, SQL and other nodes that belong to no model, by node type.
+
+    A static table; its modules are imported on first use, since they use this registry too.
+    """
+    from dataflow_nb.nodes.readers import CSVReaderNode, ParquetReaderNode
+    from dataflow_nb.nodes.sql import SQLQueryNode
+
+    return {node.node_type: node for node in (CSVReaderNode, ParquetReaderNode, SQLQueryNode)}
 
 
 def register_database(db: DataFlow) -> None:
@@ -71,8 +73,9 @@ def resolve_node_type(name: str, node_id: str) -> type[Node]:
     When several live DataFlows define it, the newest wins and a ``DataflowWarning`` (once per
     name) names the others and how to address them.
     """
-    if name in builtin_nodes():
-        return BUILTIN_NODES[name]
+    builtin = builtin_nodes().get(name)
+    if builtin is not None:
+        return builtin
     owners = _owners(name)
     node_name = name.split(".", 1)[1] if "." in name else name
     if not owners:

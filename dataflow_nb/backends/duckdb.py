@@ -18,8 +18,8 @@ from sqlalchemy.ext.compiler import compiles
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
+from dataflow_nb.backends.duckdb_errors import translate_error
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
-from dataflow_nb.backends.errors import translate_error
 from dataflow_nb.backends.sql import JSONB, InArray, RegexMatch
 from dataflow_nb.exceptions import DatabaseError, DatabaseFileError, DataflowError, ReadOnlyError
 
@@ -132,7 +132,7 @@ class DuckDBConnection:
 
     def _translate(self, exc: Exception, *, at_commit: bool = False) -> DataflowError:
         """A full disk or a read-only file system names the file; anything else as every backend maps it."""
-        return file_error(exc, self._path, "write") or translate_error(exc, "duckdb", at_commit=at_commit)
+        return file_error(exc, self._path, "write") or translate_error(exc, at_commit=at_commit)
 
     def _limited(self, call: Callable[[], T]) -> T:
         """Run a statement; past ``statement_timeout`` DuckDB is told to stop it (it has no such setting)."""
@@ -255,7 +255,7 @@ class DuckDBBackend:
                 Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self._database = duckdb.connect(self.path)
         except (OSError, duckdb.Error) as exc:
-            raise file_error(exc, self.path, "open") or translate_error(exc, "duckdb") from exc
+            raise file_error(exc, self.path, "open") or translate_error(exc) from exc
         self.safe_url = f"duckdb:///{self.path}"
         self.dialect = DuckDBDialect()
         self.sql_reader = DuckDBSQLReader()

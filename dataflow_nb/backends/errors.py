@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -28,24 +28,8 @@ _WRITE_CONFLICT_MARKERS = (
 _RETRYABLE_SQLSTATES = {"40001": "a serialization failure", "40P01": "a deadlock"}
 _UNIQUE_SQLSTATE = "23505"
 _TIMEOUT_SQLSTATE = "57014"  # query_canceled: statement_timeout, or a cancel request
-# libpq's words for a connection that is gone (the server died, or terminated the backend).
-_DISCONNECT_MARKERS = (
-    "no connection to the server",
-    "server closed the connection",
-    "terminating connection",
-    "connection to server",
-    "could not receive data from server",
-    "could not send data to server",
-    "ssl connection has been closed",
-    "connection not open",
-    "connection has been closed",
-)
-# PostgreSQL's DETAIL: Key (tenant_id, email)=(acme, a@x.io) already exists.
-_PG_KEY = re.compile(r"Key \((?P<columns>[^)]*)\)=\((?P<values>.*)\) already exists", re.S)
 # DuckDB, against an existing row: Duplicate key "email: a@x.io" violates unique constraint.
 _DUCKDB_KEY = re.compile(r'Duplicate key "(?P<pairs>.*)" violates unique constraint', re.S)
-# DuckDB, two rows of one statement: PRIMARY KEY or UNIQUE constraint violation: duplicate key "a@x.io"
-_DUCKDB_BATCH_KEY = re.compile(r'UNIQUE constraint violation: duplicate key "(?P<values>.*)"', re.S)
 _DUCKDB_KEY_COLUMN = re.compile(r"(?:^|, )(\w+): ")
 # Where the databases quote row values in a message; the log keeps what is around them.
 _ROW_VALUES = [
@@ -58,42 +42,28 @@ _ROW_VALUES = [
 ]
 
 
-def _pg_detail(exc: Exception, key: bytes) -> str | None:
-    for name, value in getattr(exc, "details", None) or []:
-        if name == key:
-            return bytes(value).decode(errors="replace")
-    return None
-
-
-def _unique_violation(exc: Exception, message: str, backend: str) -> UniqueViolation:
-    constraint = columns = values = None
-    if backend == "postgresql":
-        constraint = _pg_detail(exc, b"PG_DIAG_CONSTRAINT_NAME")
-        match = _PG_KEY.search(_pg_detail(exc, b"PG_DIAG_MESSAGE_DETAIL") or message)
-        if match:
-            columns = [c.strip().strip('"') for c in match.group("columns").split(",")]
-            values = match.group("values")
-    elif match := _DUCKDB_KEY.search(message):
-        values = match.group("pairs")  # "col: value, col: value"; split with the model's columns
-    elif match := _DUCKDB_BATCH_KEY.search(message):
-        values = match.group("values")
-    return UniqueViolation(
-        f"{backend}: a unique constraint was violated: {message}", constraint=constraint, columns=columns, values=values
-    )
-
-
-def is_disconnect(exc: BaseException) -> bool:
-    """Whether a driver error says the connection itself is gone (it must not go back to the pool)."""
-    lowered = str(exc).lower()
-    return str(getattr(exc, "sqlstate", "") or "").startswith("08") or any(m in lowered for m in _DISCONNECT_MARKERS)
-
-
-def translate_error(exc: Exception, backend: str, *, at_commit: bool = False) -> DataflowError:
+def translate_error(
+    exc: Exception,
+    backend: str,
+    *,
+    unique_violation: Callable[[Exception, str], UniqueViolation],
+    advice: Callable[[str], str] = lambda lowered: "",
+    at_commit: bool = False,
+) -> DataflowError:
     """Map a driver error to ConflictError (unique keys, write conflicts) or DatabaseError.
 
     A serialization failure, a deadlock or a DuckDB write conflict raised by a statement is
     ``retryable`` (the database rolled the transaction back); at the commit (``at_commit``) it
-    is not, since a run is never sent twice once its commit was.
+    is not, since a run is never sent twice once its commit was. What differs is each backend's
+    (``duckdb_errors.py``, ``postgres_errors.py``): how its unique violations name the key, and
+    the advice its messages need.
+
+    Args:
+        exc: the driver's exception.
+        backend: how messages name the database.
+        unique_violation: reads the key out of a unique violation's message and diagnostics.
+        advice: a sentence to add to a DatabaseError, from the lowered message (``""`` for none).
+        at_commit: the error came from COMMIT.
     """
     if isinstance(exc, DataflowError):
         return exc
@@ -103,7 +73,7 @@ def translate_error(exc: Exception, backend: str, *, at_commit: bool = False) ->
     lowered = message.lower()
     sqlstate = str(getattr(exc, "sqlstate", "") or "")
     if sqlstate == _UNIQUE_SQLSTATE or any(marker in lowered for marker in _UNIQUE_MARKERS):
-        return _unique_violation(exc, message, backend)
+        return unique_violation(exc, message)
     if sqlstate in _RETRYABLE_SQLSTATES or any(marker in lowered for marker in _WRITE_CONFLICT_MARKERS):
         what = _RETRYABLE_SQLSTATES.get(sqlstate, "another run changed the same row at the same time")
         conflict = ConflictError(
@@ -117,12 +87,7 @@ def translate_error(exc: Exception, backend: str, *, at_commit: bool = False) ->
             f"{backend}: the statement ran longer than statement_timeout and was cancelled ({message}); "
             "raise DataFlow(statement_timeout=...) or make the statement faster"
         )
-    if backend == "duckdb" and "depend" in lowered:
-        message += (
-            ". DuckDB cannot drop or alter a column that an index or a unique key depends on, nor a column "
-            "that comes before a unique key's column; keep the field, or copy the rows into a new table"
-        )
-    return DatabaseError(f"{backend}: {message}")
+    return DatabaseError(f"{backend}: {message}{advice(lowered)}")
 
 
 def loggable_error(exc: BaseException) -> str:

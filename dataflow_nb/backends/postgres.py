@@ -14,7 +14,7 @@ from sqlalchemy.pool import QueuePool
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
-from dataflow_nb.backends.errors import is_disconnect, translate_error
+from dataflow_nb.backends.postgres_errors import is_disconnect, translate_error
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.postgres_url import parse_postgres_url
 from dataflow_nb.backends.row_security import BEGIN_TENANT, isolate_table
@@ -136,7 +136,7 @@ class PostgresConnection:
         """The error to raise; a lost connection is also marked so that ``close`` discards it."""
         if is_disconnect(exc):
             self._broken = True
-        return translate_error(exc, "postgresql", at_commit=at_commit)
+        return translate_error(exc, at_commit=at_commit)
 
     def execute(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
         values = compiled.bind(params)

@@ -22,10 +22,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine.default import DefaultDialect
 
 from dataflow_nb.backends.base import Backend, Connection
+from dataflow_nb.backends.sql import JSONB
 
 
 class _Error(Exception):

@@ -13,7 +13,6 @@ from dataflow_nb.bulk.parse import ReadOptions
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, csv_source, parquet_source
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.nodes.base import Node, check_parameter_names
-from dataflow_nb.registry import BUILTIN_NODES
 
 if TYPE_CHECKING:
     from dataflow_nb.workflow.context import RunContext
@@ -66,6 +65,3 @@ class ParquetReaderNode(_ReaderNode):
         return parquet_source(
             params["path"], batch_size=params.get("batch_size", DEFAULT_BATCH_SIZE), options=self.options(params)
         )
-
-
-BUILTIN_NODES.update({"CSVReaderNode": CSVReaderNode, "ParquetReaderNode": ParquetReaderNode})

@@ -25,7 +25,7 @@ from dataflow_nb.exceptions import ReadOnlyError, TenantError, ValidationError
 from dataflow_nb.frames import Frame, to_frame
 from dataflow_nb.nodes.base import Node, check_parameter_names
 from dataflow_nb.query.user_sql import NODE, bound_text, check_statement, check_values, prepare
-from dataflow_nb.registry import BUILTIN_NODES, live_databases
+from dataflow_nb.registry import live_databases
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
@@ -157,6 +157,3 @@ def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, 
             "tenant. Use the generated nodes (they are scoped), or pass unscoped=True to the node to read "
             "every tenant's rows on purpose (it is logged)."
         )
-
-
-BUILTIN_NODES[NODE] = SQLQueryNode

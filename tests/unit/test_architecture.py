@@ -19,6 +19,7 @@ BACKENDS = PACKAGE / "backends"
 DRIVERS = ("duckdb", "adbc_driver_manager", "adbc_driver_postgresql", "pglast", "psycopg", "psycopg2", "asyncpg")
 DIALECTS = "sqlalchemy.dialects"
 BACKEND_NAMES = {"duckdb", "postgres", "postgresql"}
+SHARED = ("base.py", "errors.py", "reflect.py")  # the contract, the error mapping's frame, reflection's frame
 
 
 def _docstrings(tree: ast.Module) -> set[int]:
@@ -62,6 +63,12 @@ def test_no_module_outside_backends_names_a_backend_or_imports_a_driver() -> Non
     assert len(modules) > 30  # the walk found the package
     found = [v for p in modules for v in violations(p.read_text(), str(p.relative_to(PACKAGE.parent)))]
     assert found == [], "backend differences belong in dataflow_nb/backends/:\n" + "\n".join(found)
+
+
+def test_the_shared_backend_modules_name_no_backend() -> None:
+    """What both backends share branches on neither: each backend module brings its own part."""
+    found = [v for name in SHARED for v in violations((BACKENDS / name).read_text(), f"backends/{name}")]
+    assert found == []
 
 
 def test_the_check_catches_a_branch_and_a_driver_import() -> None:
