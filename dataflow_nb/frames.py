@@ -1,8 +1,9 @@
 """Arrow results to polars or pandas frames, with each model column in its declared type.
 
-Both drivers return Arrow; this is the one place that evens out what differs (PostgreSQL's
-numeric arrives as text, UUID and JSON as extension types, DuckDB's time zone is named
-``Etc/UTC``), so the same query gives the same frame on both backends.
+Each backend evens out its own driver's quirks before a result leaves it
+(``backends/*_results.py``); here model columns are cast to their declared types (a column
+the database typed wider or narrower, a cached result), so the same query gives the same frame
+on both backends.
 
 A polars frame never holds ``Object`` columns (they cannot be written to Parquet, joined,
 sorted, grouped or pickled): UUID is a String in canonical form and JSON a String of JSON text,
@@ -59,7 +60,7 @@ def _uuid_chunk(chunk: pa.Array) -> pa.Array:
 
 
 def uuid_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A UUID column (PostgreSQL's 16-byte ``arrow.uuid`` or DuckDB's text) as canonical text."""
+    """A UUID column (16 bytes, Arrow's ``arrow.uuid``, or text) as canonical text."""
     raw = _storage(column)
     if pa.types.is_fixed_size_binary(raw.type):
         return pa.chunked_array([_uuid_chunk(chunk) for chunk in raw.chunks], type=pa.string())
@@ -114,9 +115,6 @@ def _same(wanted: pa.DataType, actual: pa.DataType) -> bool:
 
 
 def _cast(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
-    # DuckDB names UTC "Etc/UTC": the same instants, so relabel without computing anything.
-    if pa.types.is_timestamp(column.type) and pa.types.is_timestamp(target) and column.type.unit == target.unit:
-        return pa.chunked_array([chunk.view(target) for chunk in column.chunks], type=target)
     return pc.cast(_storage(column), target)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.duckdb_errors import translate_error
+from dataflow_nb.backends.duckdb_results import normalize_result
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
 from dataflow_nb.backends.sql import JSONB, InArray, RegexMatch
 from dataflow_nb.exceptions import DatabaseError, DatabaseFileError, DataflowError, ReadOnlyError
@@ -150,7 +151,7 @@ class DuckDBConnection:
         def run() -> pa.Table | None:
             if returns_rows:
                 relation = self._cursor.sql(sql, params=list(values) or None)
-                return None if relation is None else relation.to_arrow_table()
+                return None if relation is None else normalize_result(relation.to_arrow_table())
             self._cursor.execute(sql, list(values))
             return None
 

@@ -15,6 +15,7 @@ from sqlalchemy.pool import QueuePool
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.postgres_errors import is_disconnect, translate_error
+from dataflow_nb.backends.postgres_results import normalize_result
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.postgres_url import parse_postgres_url
 from dataflow_nb.backends.row_security import BEGIN_TENANT, isolate_table
@@ -127,7 +128,7 @@ class PostgresConnection:
         def run() -> pa.Table | None:
             cursor.execute(sql, params)
             if returns_rows or cursor.description:
-                return cursor.fetch_arrow_table()
+                return normalize_result(cursor.fetch_arrow_table())
             return None
 
         return self._call(run)

@@ -1,47 +1,34 @@
-"""Arrow results of SQL we did not build, evened out across drivers (SQLQueryNode, migration history).
+"""What both backends' result normalization shares: Arrow results with the same types on each.
 
-PostgreSQL's driver sends numeric as text and UUID and JSON as extension types; DuckDB names
-UTC ``Etc/UTC``. Model nodes cast to the model's types instead (``frames.py``).
+Each backend evens out its own driver's quirks on every result it returns
+(``duckdb_results.py``, ``postgres_results.py``), so nothing outside ``backends/`` sees them:
+``frames.py`` only turns Arrow into frames and casts model columns to their declared types.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from dataflow_nb.frames import uuid_text
-
-
-def _numeric(field: pa.Field, column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """PostgreSQL numeric arrives as text: a decimal of its declared (or widest needed) scale."""
-    typmod = int((field.metadata or {}).get(b"POSTGRESQL:typmod", b"-1"))
-    if typmod >= 4:
-        precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
-        return pc.cast(column, pa.decimal128(precision, scale)) if precision <= 38 else column
-    texts = [t for t in column.to_pylist() if t is not None]
-    if any(not re.fullmatch(r"-?\d+(\.\d+)?", t) for t in texts):
-        return column  # NaN or Infinity: keep the text rather than lose them
-    scale = max((len(t.partition(".")[2]) for t in texts), default=0)
-    digits = max((len(t.lstrip("-").partition(".")[0]) for t in texts), default=1)
-    # DuckDB types such results DECIMAL(38, s) (its sum of BIGINT is DECIMAL(38, 0)): do the same.
-    return pc.cast(column, pa.decimal128(38, scale)) if digits + scale <= 38 else column
+Fix = Callable[[pa.Field, pa.ChunkedArray], pa.ChunkedArray | None]
 
 
-def normalize_result(table: pa.Table) -> pa.Table:
-    """Driver differences evened out: numeric as decimal, UUID and JSON as text, UTC named UTC."""
-    columns = []
-    for field, column in zip(table.schema, table.columns, strict=True):
-        kind = column.type
-        if hasattr(kind, "storage_type"):  # an extension type: PostgreSQL's numeric, uuid, json
-            column = pa.chunked_array([chunk.storage for chunk in column.chunks], type=kind.storage_type)
-            if pa.types.is_fixed_size_binary(column.type):
-                column = uuid_text(column)
-            elif (field.metadata or {}).get(b"POSTGRESQL:type") == b"numeric":
-                column = _numeric(field, column)
-        elif pa.types.is_timestamp(kind) and kind.tz in ("Etc/UTC", "UTC", "+00:00"):
-            utc = pa.timestamp(kind.unit, "UTC")
-            column = pa.chunked_array([chunk.view(utc) for chunk in column.chunks], type=utc)
-        columns.append(column)
-    return pa.table(columns, names=table.column_names)
+def normalize_columns(table: pa.Table, fix: Fix) -> pa.Table:
+    """``table`` with each column ``fix`` returns a replacement for replaced (the table itself when none is)."""
+    columns = list(table.columns)
+    changed = False
+    for index, field in enumerate(table.schema):
+        fixed = fix(field, columns[index])
+        if fixed is not None:
+            columns[index], changed = fixed, True
+    return pa.table(columns, names=table.column_names) if changed else table
+
+
+def utc_named(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """A timestamp column in UTC under another name (``Etc/UTC``, ``+00:00``) relabelled ``UTC``, without a copy."""
+    kind = column.type
+    if not pa.types.is_timestamp(kind) or kind.tz not in ("Etc/UTC", "+00:00", "Z"):
+        return None
+    utc = pa.timestamp(kind.unit, "UTC")
+    return pa.chunked_array([chunk.view(utc) for chunk in column.chunks], type=utc)

@@ -15,7 +15,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateSequence, CreateTable
 
 from dataflow_nb.backends.base import Connection, compile_statement
-from dataflow_nb.backends.results import normalize_result
 from dataflow_nb.exceptions import DatabaseError, SchemaError
 from dataflow_nb.model.migrate import MigrationPlan
 
@@ -81,4 +80,4 @@ def read_history(connection: Connection, dialect: Dialect) -> pa.Table:
     columns = [c for c in history.c if c.name != "id"]
     result = connection.execute(compile_statement(sa.select(*columns).order_by(history.c.id), dialect))
     assert result is not None
-    return normalize_result(result)
+    return result

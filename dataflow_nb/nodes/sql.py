@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
-from dataflow_nb.backends.results import normalize_result
 from dataflow_nb.cache.results import CACHE_PARAMETERS
 from dataflow_nb.exceptions import ReadOnlyError, TenantError, ValidationError
 from dataflow_nb.frames import Frame, to_frame
@@ -122,7 +121,7 @@ class SQLQueryNode(Node):
                 f"{NODE} {ctx.node_id!r}: {why}, and this statement writes ({exc}); nothing was changed. "
                 + ("" if db.read_only else "Pass allow_writes=True to the node if it should write.")
             ) from exc
-        return to_frame(pa.table({}) if result is None else normalize_result(result), {}, db.frame)
+        return to_frame(pa.table({}) if result is None else result, {}, db.frame)
 
 
 def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, unscoped: bool) -> None:

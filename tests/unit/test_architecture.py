@@ -19,7 +19,7 @@ BACKENDS = PACKAGE / "backends"
 DRIVERS = ("duckdb", "adbc_driver_manager", "adbc_driver_postgresql", "pglast", "psycopg", "psycopg2", "asyncpg")
 DIALECTS = "sqlalchemy.dialects"
 BACKEND_NAMES = {"duckdb", "postgres", "postgresql"}
-SHARED = ("base.py", "errors.py", "reflect.py")  # the contract, the error mapping's frame, reflection's frame
+SHARED = ("base.py", "errors.py", "reflect.py", "results.py")  # what both backends share
 
 
 def _docstrings(tree: ast.Module) -> set[int]:
@@ -68,6 +68,20 @@ def test_no_module_outside_backends_names_a_backend_or_imports_a_driver() -> Non
 def test_the_shared_backend_modules_name_no_backend() -> None:
     """What both backends share branches on neither: each backend module brings its own part."""
     found = [v for name in SHARED for v in violations((BACKENDS / name).read_text(), f"backends/{name}")]
+    assert found == []
+
+
+def test_results_are_normalized_inside_the_backends() -> None:
+    """Each backend evens out its own results; nothing outside ``backends/`` normalizes them again."""
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports {node.module}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if BACKENDS not in path.parents
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        and (node.module or "").startswith("dataflow_nb.backends")
+        and (node.module or "").endswith("results")
+    ]
     assert found == []
 
 

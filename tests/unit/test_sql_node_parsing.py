@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from dataflow_nb import ValidationError
+from dataflow_nb.backends import duckdb_results, postgres_results
 from dataflow_nb.backends.base import SQLReader, compile_statement
 from dataflow_nb.backends.duckdb import DuckDBDialect
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
-from dataflow_nb.backends.results import normalize_result
 from dataflow_nb.query.user_sql import Prepared, check_statement, prepare
 
 READERS: dict[str, tuple[SQLReader, Any]] = {
@@ -123,9 +123,13 @@ def test_results_are_evened_out_across_drivers() -> None:
             ]
         ),
     )
-    result = normalize_result(table)
+    result = postgres_results.normalize_result(table)
     assert result.schema.field("n").type == pa.decimal128(38, 1)
     assert result.column("n").to_pylist() == [Decimal("1.5"), Decimal("-2.0")]
     assert result.schema.field("d").type == pa.decimal128(10, 2)
     assert result.column("u").to_pylist() == [str(uuid.UUID(int=1)), None]
     assert result.schema.field("t").type == pa.timestamp("us", "UTC")
+    relabelled = duckdb_results.normalize_result(table.select(["t"]))
+    assert relabelled.schema.field("t").type == pa.timestamp("us", "UTC")
+    plain = pa.table({"a": [1]})
+    assert duckdb_results.normalize_result(plain) is plain  # nothing to even out: the table itself
