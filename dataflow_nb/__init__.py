@@ -5,6 +5,7 @@ Importing this package imports no database driver; backends load them when first
 
 from __future__ import annotations
 
+from dataflow_nb.cache import create_query_cache
 from dataflow_nb.dataflow import DataFlow
 from dataflow_nb.exceptions import (
     CacheError,
@@ -23,6 +24,7 @@ from dataflow_nb.exceptions import (
 )
 from dataflow_nb.explain import Explanation, explain
 from dataflow_nb.model.types import Precision
+from dataflow_nb.query.builder import create_query_builder
 from dataflow_nb.workflow import LocalRuntime, RunResults, Workflow, WorkflowBuilder
 
 __all__ = [
@@ -46,6 +48,8 @@ __all__ = [
     "Workflow",
     "WorkflowBuilder",
     "WorkflowError",
+    "create_query_builder",
+    "create_query_cache",
     "explain",
 ]
 

@@ -7,6 +7,7 @@ is watching (a notebook, or a terminal on stderr) and stays quiet in logs and CI
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -30,25 +31,42 @@ def wanted(progress: bool | None) -> bool:
 
 
 class Progress:
-    """Rows (and megabytes read, for files) of one load; a no-op when not wanted."""
+    """Rows (and megabytes read, for files) of one load; a no-op when not wanted.
+
+    In a notebook the bar is tqdm's widget, displayed under a display id: a saved notebook keeps
+    the text a widget was first shown with (``0%``), so ``close`` updates that display with the
+    final count as its text, next to the widget itself.
+    """
 
     def __init__(self, enabled: bool, *, description: str, total_rows: int | None, total_bytes: int | None):
         self._bar: Any = None
+        self._display: Any = None
         self._total_bytes = total_bytes
         if not enabled:
             return
+        options: dict[str, Any] = {
+            "total": total_rows,
+            "desc": description,
+            "unit": " rows",
+            "unit_scale": True,
+            "leave": True,
+            "dynamic_ncols": True,
+        }
         try:
             if _in_notebook():
                 try:
                     import ipywidgets  # noqa: F401 - only checking that the widget can render
-                    from tqdm.notebook import tqdm
+                    from IPython.display import display
+                    from tqdm.notebook import tqdm as notebook_bar
                 except ImportError:
-                    from tqdm.std import tqdm
-            else:
-                from tqdm.std import tqdm
-            self._bar = tqdm(
-                total=total_rows, desc=description, unit=" rows", unit_scale=True, leave=True, dynamic_ncols=True
-            )
+                    notebook_bar = None
+                if notebook_bar is not None:
+                    self._bar = notebook_bar(**options, display=False)
+                    self._display = display(self._bar.container, display_id=True)  # type: ignore[no-untyped-call]
+                    return
+            from tqdm.std import tqdm
+
+            self._bar = tqdm(**options)
         except Exception:  # a progress bar is never worth a failed load
             self._bar = None
 
@@ -66,5 +84,15 @@ class Progress:
         if self._bar is not None:
             try:
                 self._bar.close()
+                with contextlib.suppress(Exception):  # the load is done; its bar must not fail it now
+                    self._show_final()
             finally:
                 self._bar = None
+
+    def _show_final(self) -> None:
+        """The notebook display's text becomes the final count (what a saved notebook shows)."""
+        if self._display is None:
+            return
+        bundle = dict(self._bar.container._repr_mimebundle_())
+        bundle["text/plain"] = self._bar.format_meter(**{**self._bar.format_dict, "ncols": 80})
+        self._display.update(bundle, raw=True)

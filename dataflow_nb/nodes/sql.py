@@ -23,6 +23,7 @@ from dataflow_nb.cache.results import CACHE_PARAMETERS
 from dataflow_nb.exceptions import ReadOnlyError, TenantError, ValidationError
 from dataflow_nb.frames import Frame, to_frame
 from dataflow_nb.nodes.base import Node, check_parameter_names
+from dataflow_nb.query.builder import QueryBuilder
 from dataflow_nb.query.user_sql import NODE, bound_text, check_statement, check_values, prepare
 from dataflow_nb.registry import live_databases
 
@@ -70,6 +71,9 @@ class SQLQueryNode(Node):
             if not isinstance(params.get(flag, False), bool):
                 raise ValidationError(f"{NODE}: {flag} takes True or False, got {params[flag]!r}")
         db = resolve_database(params.get("db"))  # an ambiguous database fails at build time, not mid-run
+        if isinstance(params.get("sql"), QueryBuilder):
+            cls.compiled(db, params)
+            return
         if "sql" not in params and not complete:
             return  # it may arrive through a connection
         if params.get("params") is None and not complete:
@@ -80,6 +84,8 @@ class SQLQueryNode(Node):
     @staticmethod
     def compiled(db: DataFlow, params: Mapping[str, Any]) -> CompiledSQL:
         """The statement, checked by the database's own parser and compiled with its values bound."""
+        if isinstance(params.get("sql"), QueryBuilder):
+            return compiled_builder(db, params)
         prepared = prepare(params.get("sql"), db.backend.sql_reader)
         values = params.get("params")
         values = {} if values is None else values
@@ -101,7 +107,7 @@ class SQLQueryNode(Node):
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Frame:
         db = self.database(params)
-        if not prepare(params["sql"], db.backend.sql_reader).cacheable:
+        if not isinstance(params["sql"], QueryBuilder) and not prepare(params["sql"], db.backend.sql_reader).cacheable:
             ctx.cache_policy = None  # a volatile query gives another answer each time
         compiled = self.sql_for(ctx, params)
         if ctx.scope.tenant_id:
@@ -122,6 +128,14 @@ class SQLQueryNode(Node):
                 + ("" if db.read_only else "Pass allow_writes=True to the node if it should write.")
             ) from exc
         return to_frame(pa.table({}) if result is None else result, {}, db.frame)
+
+
+def compiled_builder(db: DataFlow, params: Mapping[str, Any]) -> CompiledSQL:
+    """A query builder's SELECT compiled for the node's database, whatever dialect it was made for."""
+    if params.get("params") is not None:
+        raise ValidationError(f"{NODE}: a query builder binds its own values; leave out params")
+    compiled = compile_statement(params["sql"].select_statement(), db.backend.dialect)
+    return dataclasses.replace(compiled, returns_rows=True)
 
 
 def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, unscoped: bool) -> None:

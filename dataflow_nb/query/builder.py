@@ -73,11 +73,25 @@ class QueryBuilder:
         self._order: list[Any] = []
         self._limit: int | None = None
         self._offset: int | None = None
+        self._fields: list[str] | None = None
 
     def table(self, name: str) -> QueryBuilder:
         """Set the table and start over with no conditions."""
         self._table = sa.table(check_identifier(name, "table"))
         self._conditions, self._order, self._limit, self._offset = [], [], None, None
+        self._fields = None
+        return self
+
+    def select(self, *fields: str) -> QueryBuilder:
+        """Choose the fields a select returns (all when none are chosen).
+
+        ``build_select(fields)`` chooses them too; ``explain(builder)`` and
+        ``SQLQueryNode`` with ``{"sql": builder}`` use the fields chosen last.
+        """
+        target = self._target()
+        for name in fields:
+            target.column(name)
+        self._fields = list(fields) or None
         return self
 
     def _target(self) -> FilterTarget:
@@ -126,16 +140,22 @@ class QueryBuilder:
         return sql, list(compiled.values)
 
     def build_select(self, fields: list[str] | None = None) -> tuple[str, list[Any]]:
-        """``(sql, params)`` for SELECT of ``fields`` (all columns when None)."""
+        """``(sql, params)`` for SELECT of ``fields`` (the fields chosen before, or all columns)."""
+        if fields:
+            self.select(*fields)
+        return self._finish(self.select_statement())
+
+    def select_statement(self) -> sa.Select[Any]:
+        """The SELECT as SQLAlchemy Core, for any dialect (how SQLQueryNode runs a builder)."""
         target = self._target()
-        columns = [target.column(f) for f in fields] if fields else [sa.text("*")]
+        columns = [target.column(f) for f in self._fields] if self._fields else [sa.text("*")]
         assert self._table is not None
         statement = sa.select(*columns).select_from(self._table).where(*self._conditions).order_by(*self._order)
         if self._limit is not None:
             statement = statement.limit(self._limit)
         if self._offset is not None:
             statement = statement.offset(self._offset)
-        return self._finish(statement)
+        return statement
 
     def build_count(self) -> tuple[str, list[Any]]:
         """``(sql, params)`` counting the rows that match."""

@@ -18,12 +18,13 @@ from tests.conftest import unavailable
 
 SEED = Path(__file__).with_name("seed_concepts.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", SEED, re.S)
+# The seed's spelling, module for module: every name it imports comes from dataflow_nb itself.
 IMPORTS = {
     "from kailash_dataflow import DataFlow": "from dataflow_nb import DataFlow",
     "from kailash.workflow.builder import WorkflowBuilder": "from dataflow_nb import WorkflowBuilder",
     "from kailash.runtime.local import LocalRuntime": "from dataflow_nb import LocalRuntime",
-    "from kailash.nodes.data import create_query_builder": "from dataflow_nb.query import create_query_builder",
-    "from kailash.nodes.data import create_query_cache": "from dataflow_nb.cache import create_query_cache",
+    "from kailash.nodes.data import create_query_builder": "from dataflow_nb import create_query_builder",
+    "from kailash.nodes.data import create_query_cache": "from dataflow_nb import create_query_cache",
 }
 
 
