@@ -31,7 +31,7 @@ from dataflow_nb.bulk.parse import (
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.frames import uuid_text
 from dataflow_nb.model.spec import MISSING, Field, ModelSpec
-from dataflow_nb.model.types import canonical_json
+from dataflow_nb.model.types import NUL_REFUSED, canonical_json, has_nul
 from dataflow_nb.security.sensitive import MASK
 
 ROW = "__row"  # source row numbers travel with each batch
@@ -188,6 +188,8 @@ class Conformer:
                 for i in bad:
                     self._reject(rejected, first_row, i, field, array[i].as_py(), f"does not fit {field.label}")
                 array = _cast_or_raise(pc.if_else(_mask(len(array), bad), pa.scalar(None, array.type), array), target)
+        if pa.types.is_string(target) and field.type.label not in ("UUID", "dict", "list"):
+            self._reject_nul(field, array, first_row, rejected)
         if field.type.choices is not None:
             allowed = pa.array([getattr(c, "value", c) for c in field.type.choices])
             outside = pc.and_(pc.invert(pc.is_in(array, value_set=allowed)), pc.is_valid(array))
@@ -248,12 +250,25 @@ class Conformer:
                 self._reject(rejected, first_row, i, field, value, f"is JSON but not a {kind.__name__}")
                 texts.append(None)
                 continue
+            if value is not None and has_nul(value):
+                self._reject(rejected, first_row, i, field, value, NUL_REFUSED.replace("in text", "in JSON"))
+                texts.append(None)
+                continue
             try:
                 texts.append(None if value is None else canonical_json(value))
             except ValueError as exc:  # NaN or Infinity inside: JSON (and PostgreSQL) has no such numbers
                 self._reject(rejected, first_row, i, field, value, f"is not valid JSON ({exc})")
                 texts.append(None)
         return pa.array(texts, pa.string())
+
+    def _reject_nul(self, field: Field, array: pa.Array, first_row: int, rejected: dict[int, Rejection]) -> None:
+        """Text with a NUL character: PostgreSQL cannot store it, so both backends refuse the row."""
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            return
+        found = pc.match_substring(array, "\x00")
+        if pc.any(found).as_py():
+            for i in pc.indices_nonzero(pc.fill_null(found, False)).to_pylist():
+                self._reject(rejected, first_row, i, field, array[i].as_py(), NUL_REFUSED)
 
     def _reject(
         self, rejected: dict[int, Rejection], first_row: int, index: int, field: Field, value: Any, reason: str

@@ -109,13 +109,14 @@ def _to_time(value: Any) -> dt.time:
 NUL_REFUSED = "contains a NUL character (\\x00), which PostgreSQL cannot store in text; remove it or use bytes"
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
+    """Whether a str, or any key or string inside a dict or list, holds a NUL character."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
+        return any(has_nul(v) for v in value)
     return False
 
 
@@ -225,7 +226,7 @@ def _to_json(kind: type) -> Callable[[Any], str]:
                 raise ValueError(f"is a str but not JSON text of a {kind.__name__}") from None
         if not isinstance(value, kind):
             raise TypeError(kind.__name__)
-        if _has_nul(value):
+        if has_nul(value):
             raise ValueError(NUL_REFUSED.replace("in text", "in JSON"))
         try:
             return canonical_json(value)

@@ -240,3 +240,16 @@ def test_a_sensitive_value_is_masked_in_the_new_messages(db: DataFlow) -> None:
         shown = str(info.value)
         assert "***" in shown, shown
         assert ssn_value[:8] not in shown, shown
+
+
+def test_bulk_loads_refuse_nul_in_text_and_json_on_both_backends(things: DataFlow, run: Any) -> None:
+    rows = pl.DataFrame({"name": ["ok", "bad\x00name", "fine"], "doc": ['{"a": 1}', '{"a": 2}', '{"a": "x\\u0000"}']})
+    with pytest.raises(Exception, match=r"row 2, column 'name'.* contains a NUL character") as info:
+        run("ThingBulkCreateNode", {"data": rows})
+    assert "Nothing was written" in str(info.value)
+    assert run("ThingCountNode", {}) == 0
+    report = run("ThingBulkCreateNode", {"data": rows, "on_error": "quarantine"})
+    assert report.rows_written == 1
+    reasons = dict(zip(report.rejected["column"].to_list(), report.rejected["reason"].to_list(), strict=True))
+    assert "contains a NUL character" in reasons["name"] and "in JSON" in reasons["doc"]
+    assert run("ThingListNode", {})["name"].to_list() == ["ok"]
