@@ -216,6 +216,7 @@ class PostgresBackend:
         libpq_url = target.libpq(connect_timeout=connect_timeout, statement_timeout=statement_timeout)
         self._password = parsed.password
         self._statement_timeout = statement_timeout
+        self._connect_timeout = connect_timeout
         # A checkout waits for a new connection (connect_timeout) or for the check's answer.
         limits = [t for t in (connect_timeout, statement_timeout) if t is not None]
         self._checkout_deadline = max(limits) + CLIENT_GRACE if statement_timeout is not None else None
@@ -246,7 +247,9 @@ class PostgresBackend:
         except DeadlineExceeded:
             raise DatabaseError(
                 f"cannot connect to PostgreSQL {self._where} ({self.safe_url}): no answer within "
-                f"{self._checkout_deadline:g} s; the server may be hung or unreachable"
+                f"{self._checkout_deadline:g} s (the longer of connect_timeout={self._connect_timeout} s and "
+                f"statement_timeout={self._statement_timeout} s, plus {CLIENT_GRACE:g} s); the server may be "
+                "hung or unreachable"
             ) from None
         except sa.exc.TimeoutError:
             raise DatabaseError(

@@ -59,7 +59,8 @@ class RunResults(dict[str, Any]):
             f"<td>{t.seconds * 1000:.1f} ms</td><td>{html.escape(t.status)}</td></tr>"
             for t in self._timings
         )
+        retried = f" &middot; retried {self.retries}&times;" if self.retries else ""
         return (
-            f"<b>Run</b> <code>{html.escape(self.run_id)}</code> &middot; {self['execution_time']:.3f} s"
+            f"<b>Run</b> <code>{html.escape(self.run_id)}</code> &middot; {self['execution_time']:.3f} s{retried}"
             f"<table><tr><th>node</th><th>type</th><th>time</th><th>status</th></tr>{rows}</table>"
         )

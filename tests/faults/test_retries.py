@@ -60,6 +60,7 @@ def test_a_serialization_failure_is_retried_and_succeeds(fault_url: str, caplog:
             results, error = lost_update(db, LocalRuntime(retry_callables=True))
         assert error is None
         assert results.retries == 1
+        assert "retried 1&times;" in results._repr_html_()
         assert counter_value(db, int(results["read"]["id"][0])) == 2
         assert db.get_monitor().get_metrics()["retries"] == 1
         assert [r for r in caplog.records if "retry 1 of 2" in r.getMessage()]

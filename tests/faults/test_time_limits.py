@@ -36,7 +36,6 @@ def test_health_answers_unhealthy_within_its_limit_when_the_server_hangs(cluster
             assert status["status"] == "unhealthy"
             assert status["error"].startswith("ConnectionError: ")
         cluster.resume()
-        assert finishes_within(30, lambda: None) >= 0
         deadline = time.monotonic() + 30
         while db.get_health_status()["status"] != "healthy":  # the hung ping returns once resumed
             assert time.monotonic() < deadline, "still unhealthy 30 s after the server resumed"
@@ -60,7 +59,7 @@ def test_a_run_on_a_hung_server_fails_with_the_timeout(cluster: Cluster) -> None
         workflow = WorkflowBuilder()
         workflow.add_node("CounterUpdateNode", "bump", {"id": counter, "n": 9})
         error = failure_within(60, workflow.build())  # bounded by the limits; without them it would hang
-        assert "statement_timeout" in str(error) or "no answer within" in str(error)
+        assert "statement_timeout=1 s" in str(error) or "within statement_timeout" in str(error)
         assert error.run_id
         cluster.resume()
         finishes_within(60, lambda: LocalRuntime().execute(workflow.build()))  # the pool recovered
