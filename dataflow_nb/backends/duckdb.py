@@ -18,11 +18,11 @@ from sqlalchemy.ext.compiler import compiles
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
-from dataflow_nb.backends.duckdb_errors import translate_error
+from dataflow_nb.backends.duckdb_errors import file_error, translate_error
 from dataflow_nb.backends.duckdb_results import normalize_result
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
 from dataflow_nb.backends.sql import JSONB, InArray, RegexMatch
-from dataflow_nb.exceptions import DatabaseError, DatabaseFileError, DataflowError, ReadOnlyError
+from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
 INTERRUPT_GRACE = 10.0  # seconds DuckDB gets to stop an interrupted statement before the run stops waiting
@@ -50,29 +50,6 @@ CAPABILITIES = Capabilities(
 _INSERT_TARGET = re.compile(
     r'\s*insert\s+(?:or\s+\w+\s+)?into\s+((?:"(?:[^"]|"")+"|\w+)(?:\.(?:"(?:[^"]|"")+"|\w+))*)', re.I
 )
-
-
-# What stops DuckDB from using its file, as its errors (or the OS's) say it: reason, and the fix.
-_FILE_PROBLEMS = (
-    ("could not set lock on file", "it is locked by another process", "close the DataFlow (or the kernel) that "
-     "has it open, or use another file; DuckDB lets one process write a file at a time"),
-    ("read-only file system", "the file system is read-only", "put the file on a writable disk"),
-    ("no space left on device", "the disk is full", "free some space and run again; the failed run wrote nothing"),
-    ("permission denied", "permission was denied", "check the permissions of the file and its folder"),
-)  # fmt: skip
-
-
-def file_error(exc: BaseException, path: str, doing: str) -> DatabaseFileError | None:
-    """A DatabaseFileError naming the file, the cause and the fix; None for any other error."""
-    lowered = str(exc).lower()
-    for marker, reason, fix in _FILE_PROBLEMS:
-        if marker in lowered:
-            return DatabaseFileError(
-                f"duckdb: cannot {doing} the database file {path!r}: {reason} ({exc}). To fix it: {fix}.",
-                path=path,
-                reason=reason,
-            )
-    return None
 
 
 class DuckDBDialect(PGDialect):

@@ -1,11 +1,12 @@
-"""DuckDB's errors as dataflow_nb errors: how its messages name a unique key, and what to advise."""
+"""DuckDB's errors as dataflow_nb errors: how its messages name a unique key, what to advise, and what
+stops it from using its file (a lock, a read-only file system, a full disk)."""
 
 from __future__ import annotations
 
 import re
 
 from dataflow_nb.backends import errors
-from dataflow_nb.exceptions import DataflowError, UniqueViolation
+from dataflow_nb.exceptions import DatabaseFileError, DataflowError, UniqueViolation
 
 # Against an existing row: Duplicate key "email: a@x.io" violates unique constraint.
 _KEY = re.compile(r'Duplicate key "(?P<pairs>.*)" violates unique constraint', re.S)
@@ -39,3 +40,26 @@ def translate_error(exc: Exception, *, at_commit: bool = False) -> DataflowError
     return errors.translate_error(
         exc, "duckdb", unique_violation=_unique_violation, advice=_advice, at_commit=at_commit
     )
+
+
+# What stops DuckDB from using its file, as its errors (or the OS's) say it: reason, and the fix.
+_FILE_PROBLEMS = (
+    ("could not set lock on file", "it is locked by another process", "close the DataFlow (or the kernel) that "
+     "has it open, or use another file; DuckDB lets one process write a file at a time"),
+    ("read-only file system", "the file system is read-only", "put the file on a writable disk"),
+    ("no space left on device", "the disk is full", "free some space and run again; the failed run wrote nothing"),
+    ("permission denied", "permission was denied", "check the permissions of the file and its folder"),
+)  # fmt: skip
+
+
+def file_error(exc: BaseException, path: str, doing: str) -> DatabaseFileError | None:
+    """A DatabaseFileError naming the file, the cause and the fix; None for any other error."""
+    lowered = str(exc).lower()
+    for marker, reason, fix in _FILE_PROBLEMS:
+        if marker in lowered:
+            return DatabaseFileError(
+                f"duckdb: cannot {doing} the database file {path!r}: {reason} ({exc}). To fix it: {fix}.",
+                path=path,
+                reason=reason,
+            )
+    return None
