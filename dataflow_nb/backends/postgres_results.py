@@ -7,7 +7,7 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataflow_nb.backends.results import normalize_columns, utc_named
+from dataflow_nb.backends.results import is_utc_alias, normalize_columns, utc_named
 from dataflow_nb.frames import uuid_text
 
 
@@ -26,18 +26,22 @@ def _numeric(field: pa.Field, column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(column, pa.decimal128(38, scale)) if digits + scale <= 38 else column
 
 
-def _fix(field: pa.Field, column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+def _needs_fix(kind: pa.DataType) -> bool:
+    return isinstance(kind, pa.BaseExtensionType) or is_utc_alias(kind)
+
+
+def _fix(field: pa.Field, column: pa.ChunkedArray) -> pa.ChunkedArray:
     kind = column.type
-    if not hasattr(kind, "storage_type"):  # not an extension type (numeric, uuid, json)
+    if not isinstance(kind, pa.BaseExtensionType):
         return utc_named(column)
     column = pa.chunked_array([chunk.storage for chunk in column.chunks], type=kind.storage_type)
     if pa.types.is_fixed_size_binary(column.type):
         return uuid_text(column)
     if (field.metadata or {}).get(b"POSTGRESQL:type") == b"numeric":
         return _numeric(field, column)
-    return column
+    return column  # JSON: its text
 
 
 def normalize_result(table: pa.Table) -> pa.Table:
     """Numeric as decimal, UUID as canonical text, JSON as text, UTC named UTC."""
-    return normalize_columns(table, _fix)
+    return normalize_columns(table, _needs_fix, _fix)

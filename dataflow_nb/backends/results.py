@@ -11,24 +11,31 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-Fix = Callable[[pa.Field, pa.ChunkedArray], pa.ChunkedArray | None]
+Fix = Callable[[pa.Field, pa.ChunkedArray], pa.ChunkedArray]
+UTC_ALIASES = ("Etc/UTC", "+00:00", "Z")  # UTC under another name
 
 
-def normalize_columns(table: pa.Table, fix: Fix) -> pa.Table:
-    """``table`` with each column ``fix`` returns a replacement for replaced (the table itself when none is)."""
+def normalize_columns(table: pa.Table, needs_fix: Callable[[pa.DataType], bool], fix: Fix) -> pa.Table:
+    """``table`` with each column whose type ``needs_fix`` replaced by ``fix``; the table itself when none does.
+
+    The types are checked first, so a result with nothing to even out (most of them) costs one
+    pass over its schema, not one over its columns.
+    """
+    todo = [index for index, kind in enumerate(table.schema.types) if needs_fix(kind)]
+    if not todo:
+        return table
     columns = list(table.columns)
-    changed = False
-    for index, field in enumerate(table.schema):
-        fixed = fix(field, columns[index])
-        if fixed is not None:
-            columns[index], changed = fixed, True
-    return pa.table(columns, names=table.column_names) if changed else table
+    for index in todo:
+        columns[index] = fix(table.schema.field(index), columns[index])
+    return pa.table(columns, names=table.column_names)
 
 
-def utc_named(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
-    """A timestamp column in UTC under another name (``Etc/UTC``, ``+00:00``) relabelled ``UTC``, without a copy."""
-    kind = column.type
-    if not pa.types.is_timestamp(kind) or kind.tz not in ("Etc/UTC", "+00:00", "Z"):
-        return None
-    utc = pa.timestamp(kind.unit, "UTC")
+def is_utc_alias(kind: pa.DataType) -> bool:
+    """A timestamp in UTC under another name (``Etc/UTC``, ``+00:00``)."""
+    return isinstance(kind, pa.TimestampType) and kind.tz in UTC_ALIASES
+
+
+def utc_named(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A timestamp column in UTC under another name relabelled ``UTC``, without a copy."""
+    utc = pa.timestamp(column.type.unit, "UTC")
     return pa.chunked_array([chunk.view(utc) for chunk in column.chunks], type=utc)
