@@ -38,8 +38,12 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 import polars as pl  # noqa: E402
 
-from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder  # noqa: E402
-from dataflow_nb.query import explain  # noqa: E402
+from dataflow_nb import (  # noqa: E402
+    DataFlow,
+    LocalRuntime,
+    WorkflowBuilder,
+    explain,
+)
 
 PG_URL = os.environ.get("DATAFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 COMPILE_TARGET_MS = 1.0

@@ -16,6 +16,7 @@ from dataflow_nb.backends.base import compile_statement
 from dataflow_nb.backends.errors import naming_conflicts
 from dataflow_nb.backends.sql import insert as upsert_insert
 from dataflow_nb.exceptions import ConflictError, NotFoundError, ValidationError
+from dataflow_nb.model.notebook_values import python_value
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import record_id, record_values
 from dataflow_nb.nodes.model_node import ByIdNode, ModelNode, conflict_keys, node_class, with_tenant
@@ -60,7 +61,7 @@ class UpdateNode(ModelNode):
     @classmethod
     def split(cls, params: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
         """The changes, and the expected version (None when not given)."""
-        expected = params.get("version")
+        expected = python_value(f"{cls.node_type}: parameter 'version'", params.get("version"))  # np.int64 too
         if "version" in params:
             if not cls.model.versioned:
                 raise ValidationError(

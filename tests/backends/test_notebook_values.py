@@ -253,3 +253,18 @@ def test_bulk_loads_refuse_nul_in_text_and_json_on_both_backends(things: DataFlo
     reasons = dict(zip(report.rejected["column"].to_list(), report.rejected["reason"].to_list(), strict=True))
     assert "contains a NUL character" in reasons["name"] and "in JSON" in reasons["doc"]
     assert run("ThingListNode", {})["name"].to_list() == ["ok"]
+
+
+def test_a_version_read_into_pandas_updates_a_versioned_record(db: DataFlow, run: Any) -> None:
+    @db.model
+    class Doc:
+        title: str
+
+        __dataflow__ = {"versioned": True}
+
+    created = run("DocCreateNode", {"title": "a"})
+    read = created.to_pandas()
+    record, version = read["id"].iloc[0], read["version"].iloc[0]  # numpy scalars, as pandas gives them
+    assert isinstance(version, np.integer)
+    updated = run("DocUpdateNode", {"id": record, "version": version, "title": "b"})
+    assert updated["version"].to_list() == [2]
