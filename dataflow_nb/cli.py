@@ -194,6 +194,29 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    """The run history kept in the database: the newest runs, or one run's nodes with --run."""
+    with _open(args, run_history=False) as db:  # reading the history records no run
+        if args.run:
+            nodes = db.run(args.run)
+            run = db.runs(last=db.history.keep).filter(run_id=args.run)
+            if run.height:
+                row = run.row(0, named=True)
+                print(
+                    f"run {row['run_id']} on {row['database']}: {row['status']}, "
+                    f"{row['seconds'] or 0:.3f}s, tenant {row['tenant_id'] or '-'}, started {row['started_at']}"
+                )
+                if row["error"]:
+                    print(f"error in node {row['error_node']}: {row['error']}")
+            _print_frame(nodes)
+            return OK
+        runs = db.runs(last=args.last)
+        print(f"{runs.height} run(s) on {db.backend.safe_url}, newest first")
+        if runs.height:
+            _print_frame(runs.drop("database"))
+    return OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Define a model, run one workflow (creates, an update and a filtered list), print the frames."""
     from datetime import UTC, datetime
@@ -281,7 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--rename", action="append", default=[], metavar="OLD=NEW", help="rename a column, keeping its values"
     )
 
-    # Further commands (such as `runs`, the run history) register here the same way.
+    runs = command("runs", cmd_runs, "show the run history kept in the database (newest first)")
+    runs.add_argument("--last", type=int, default=20, help="how many of the newest runs (default 20)")
+    runs.add_argument("--run", metavar="RUN_ID", help="show this run's nodes: status, seconds, rows, error")
+
+    # Further commands register here the same way.
 
     demo = command("demo", cmd_demo, "run a small workflow and print the resulting frame", database=False)
     # The demo's own default leaves nothing behind (its unique emails would clash on a second run).

@@ -22,6 +22,7 @@ from dataflow_nb.exceptions import DataflowError, ReadOnlyError, SchemaError
 from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
+from dataflow_nb.monitor.runs import DEFAULT_KEEP, RunHistory
 from dataflow_nb.nodes.generate import make_nodes
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.nodes.write import make_restore_node
@@ -73,6 +74,10 @@ class DataFlow:
             ``"redis://host:6379/0"`` to share entries and invalidations between processes.
         cache_ttl: seconds an entry lives; it also bounds how long a write made outside
             dataflow_nb can go unseen.
+        run_history: record every run in the database itself (``runs()``, ``run()``, the
+            widgets and ``dataflow-nb runs``); ``False`` records nothing (what others recorded
+            can still be read). A read-only DataFlow never records.
+        keep_runs: how many of the newest runs the history keeps; older ones are pruned.
 
     Examples:
         >>> db = DataFlow()
@@ -107,6 +112,8 @@ class DataFlow:
         cache_enabled: bool = False,
         cache_url: str | None = None,
         cache_ttl: float = 300,
+        run_history: bool = True,
+        keep_runs: int = DEFAULT_KEEP,
         **planned: Any,
     ):
         unknown = set(planned) - set(_PLANNED)
@@ -154,6 +161,11 @@ class DataFlow:
         )
         self.url = None if self._url is None else self.backend.safe_url
         """The database URL with any password masked (``None`` for the default in-memory DuckDB)."""
+        try:
+            self.history = RunHistory(self.backend, keep=keep_runs, record=run_history and not read_only)
+        except DataflowError:
+            self.backend.close()
+            raise
         self.result_cache: ResultCache | None = None
         if cache_enabled:
             try:
@@ -404,6 +416,49 @@ class DataFlow:
             table = read_audit_log(connection, self, last)
         return to_frame(table, {}, self.frame)
 
+    def runs(self, last: int = 50) -> Frame:
+        """The newest ``last`` runs, newest first, from the run history kept in the database.
+
+        Columns: run_id, database (password masked), tenant_id, started_at, finished_at, seconds,
+        status (running, ok, failed, interrupted, retried), nodes (in the workflow), error_node
+        and error. Runs of other kernels on the same database are there too.
+
+        Examples:
+            >>> from dataflow_nb import LocalRuntime, WorkflowBuilder
+            >>> db = DataFlow()
+            >>> @db.model
+            ... class Note:
+            ...     text: str
+            >>> workflow = WorkflowBuilder()
+            >>> workflow.add_node("NoteCreateNode", "add", {"text": "hi"})
+            'add'
+            >>> _, run_id = LocalRuntime().execute(workflow.build())
+            >>> db.runs().select("run_id", "status", "nodes").row(0) == (run_id, "ok", 1)
+            True
+            >>> db.close()
+        """
+        if isinstance(last, bool) or not isinstance(last, int) or last < 1:
+            raise DataflowError(f"runs(last={last!r}): give a whole number >= 1, e.g. 50")
+        return to_frame(self.history.read_runs(last), {}, self.frame)
+
+    def run(self, run_id: str) -> Frame:
+        """The nodes of one run in the order they ran: node_id, node_type, status, started (seconds
+        after the run started), seconds, rows_read, rows_written and error. Live while the run
+        executes in this process.
+
+        Raises:
+            NotFoundError: when the history has no run ``run_id``.
+        """
+        from dataflow_nb.exceptions import NotFoundError
+
+        table = self.history.read_nodes(run_id)
+        if table.num_rows == 0 and not self.history.has_run(run_id):
+            raise NotFoundError(
+                f"no run {run_id!r} in the run history of {self.backend.safe_url}; db.runs() lists the "
+                f"newest runs (the history keeps the last {self.history.keep:,})"
+            )
+        return to_frame(table, {}, self.frame)
+
     def get_monitor(self) -> Monitor:
         """The monitor: metrics, health, slow queries (``DataFlow(monitoring=True)``)."""
         if self.monitor is None:
@@ -455,16 +510,49 @@ class DataFlow:
     def __repr__(self) -> str:
         return f"DataFlow({self.backend.safe_url!r}, name={self.name!r}, models={list(self.models)})"
 
+    def _row_counts(self) -> dict[str, str]:
+        """Rows in each model's table, as shown (``?`` when the table cannot be counted now)."""
+        import sqlalchemy as sa
+
+        from dataflow_nb.backends.base import compile_statement
+
+        counts: dict[str, str] = {}
+        try:
+            with self._migration_connection() as connection:
+                for spec in self.models.values():
+                    query = sa.select(sa.func.count()).select_from(sa.table(spec.table_name))
+                    try:
+                        counted = connection.execute(compile_statement(query, self.backend.dialect))
+                        counts[spec.name] = f"{counted.column(0)[0].as_py():,}" if counted is not None else "?"
+                    except DataflowError:
+                        counts[spec.name] = "?"
+                        connection.rollback()
+        except DataflowError:
+            pass
+        return counts
+
     def _repr_html_(self) -> str:
+        """The models, their tables, row counts and columns."""
+        counts = self._row_counts()
         rows = "".join(
             f"<tr><td>{html.escape(m.name)}</td><td>{html.escape(m.table_name)}</td>"
+            f"<td>{counts.get(m.name, '?')}</td>"
             f"<td>{html.escape(', '.join(f'{f.name}: {f.label}' for f in m.fields.values()))}</td></tr>"
             for m in self.models.values()
         )
         return (
             f"<b>DataFlow</b> {html.escape(self.name)} &middot; <code>{html.escape(self.backend.safe_url)}</code>"
-            f"<table><tr><th>model</th><th>table</th><th>columns</th></tr>{rows}</table>"
+            f"<table><tr><th>model</th><th>table</th><th>rows</th><th>columns</th></tr>{rows}</table>"
         )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Plain text for a notebook without HTML: the same models, tables and row counts."""
+        counts = self._row_counts()
+        lines = [f"DataFlow {self.name} on {self.backend.safe_url}: {len(self.models)} model(s)"]
+        for m in self.models.values():
+            lines.append(f"  {m.name}: table {m.table_name}, {counts.get(m.name, '?')} rows")
+            lines.append("    " + ", ".join(f"{f.name}: {f.label}" for f in m.fields.values()))
+        printer.text("\n".join(lines))
 
 
 def _weak_ping(db: DataFlow) -> Callable[[], None]:

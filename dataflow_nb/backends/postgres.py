@@ -36,6 +36,8 @@ CAPABILITIES = Capabilities(
     supports_sequence_setval=True,
     # https://www.postgresql.org/docs/current/ddl-rowsecurity.html (see backends/row_security.py)
     supports_row_level_security=True,
+    # A server: every kernel and the CLI share it, so a run's "running" row is committed at its start.
+    supports_concurrent_processes=True,
     # The ingest is ADBC's binary COPY, which coerces nothing: it writes jsonb only from the
     # arrow.json extension type, and cannot take UUID text (staged as text, cast in SQL).
     ingest_json_extension=True,

@@ -91,3 +91,12 @@ class BulkReport:
                 f"<th>value</th><th>reason</th></tr>{shown}</table>"
             )
         return f"<b>{html.escape(self.node)}</b> on {html.escape(self.model)}<table>{rows}</table>{bad}"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Plain text for a notebook without HTML: the counts, then the first rejected rows."""
+        lines = [f"{self.node} on {self.model}"]
+        lines += [f"  {k}: {v:,.3f}" if isinstance(v, float) else f"  {k}: {v:,}" for k, v in self.as_dict().items()]
+        if self.rejections:
+            lines.append(f"first rejected rows (of {self.rows_rejected:,}):")
+            lines += [f"  row {r.row}, {r.column}={r.value!s}: {r.reason}" for r in self.rejections[:10]]
+        printer.text("\n".join(lines))

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from dataflow_nb.monitor.prometheus import PrometheusExporter
 
 METRICS_EXPORTS = (None, "prometheus")
-RUN_STATUSES = ("ok", "failed")
+RUN_STATUSES = ("ok", "failed", "interrupted", "retried")
 RESERVOIR_SIZE = 10_000
 SLOW_QUERY_COLUMNS = ("at", "seconds", "rows", "node_id", "run_id", "sql", "error")
 
@@ -68,17 +68,29 @@ class _TenantTotals:
     rows: int = 0
     seconds_total: float = 0.0
     seconds_max: float = 0.0
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=TENANT_RESERVOIR_SIZE))
 
 
-TENANT_COLUMNS = ("tenant", "statements", "failed", "rows", "seconds_total", "seconds_avg", "seconds_max")
+TENANT_RESERVOIR_SIZE = 1000  # per tenant: p50/p95 over its last 1000 statements
+TENANT_COLUMNS = (
+    "tenant",
+    "statements",
+    "failed",
+    "rows",
+    "seconds_total",
+    "seconds_avg",
+    "seconds_max",
+    "p50_seconds",
+    "p95_seconds",
+)
 
 
-def _p95(samples: list[float]) -> float:
-    """Nearest-rank 95th percentile: always a time that was actually observed."""
+def _p95(samples: list[float], rank: float = 0.95) -> float:
+    """Nearest-rank percentile (95th by default): always a time that was actually observed."""
     if not samples:
         return 0.0
     samples.sort()
-    return samples[max(math.ceil(0.95 * len(samples)) - 1, 0)]
+    return samples[max(math.ceil(rank * len(samples)) - 1, 0)]
 
 
 def _seconds(value: float) -> float:
@@ -199,6 +211,7 @@ class Monitor:
                 per.rows += rows
                 per.seconds_total += seconds
                 per.seconds_max = max(per.seconds_max, seconds)
+                per.recent.append(seconds)
             if entry is not None:
                 totals.slow_queries += 1
                 self._slow.append(entry)
@@ -211,17 +224,18 @@ class Monitor:
         Args:
             run_id: the run's id.
             seconds: wall-clock seconds of the whole run, retries included.
-            status: ``"ok"``, or ``"failed"`` when the run raised and was rolled back.
+            status: ``"ok"``; ``"failed"`` when the run raised and was rolled back, ``"interrupted"``
+                when an interrupt (Ctrl-C) stopped it, ``"retried"`` when it ran again after a failure.
             nodes: how many nodes the run has; accepted from the runtime, not aggregated yet.
             retries: how many times the run was tried again (each was counted by ``record_retry``).
 
         Raises:
-            DataflowError: if ``status`` is not ``"ok"`` or ``"failed"``.
+            DataflowError: if ``status`` is none of those.
         """
         if status not in RUN_STATUSES:
-            raise DataflowError(f"record_run(status={status!r}) for run {run_id!r}: use 'ok' or 'failed'.")
+            raise DataflowError(f"record_run(status={status!r}) for run {run_id!r}: use one of {list(RUN_STATUSES)}.")
         seconds = _seconds(seconds)
-        failed = status == "failed"
+        failed = status in ("failed", "interrupted")
         with self._lock:
             self._totals.runs += 1
             self._totals.failed_runs += failed
@@ -264,7 +278,8 @@ class Monitor:
         }
 
     def tenant_metrics(self, frame: FrameKind = "polars") -> Any:
-        """Statements, failed statements, rows and seconds per tenant, one row each, by tenant name.
+        """Statements, failed statements, rows and seconds (total, mean, max, p50 and p95 of the last
+        1000) per tenant, one row each, by tenant name.
 
         Counts come from runs with a ``tenant_id``; the tenant metrics view shows this frame.
 
@@ -279,7 +294,9 @@ class Monitor:
         from dataflow_nb.frames import to_frame
 
         with self._lock:
-            rows = [(t, _TenantTotals(**vars(v))) for t, v in sorted(self._tenants.items())]
+            rows = [
+                (t, _TenantTotals(**{**vars(v), "recent": list(v.recent)})) for t, v in sorted(self._tenants.items())
+            ]
         table = pa.table(
             {
                 "tenant": pa.array([t for t, _ in rows], pa.string()),
@@ -289,6 +306,8 @@ class Monitor:
                 "seconds_total": pa.array([v.seconds_total for _, v in rows], pa.float64()),
                 "seconds_avg": pa.array([v.seconds_total / v.statements for _, v in rows], pa.float64()),
                 "seconds_max": pa.array([v.seconds_max for _, v in rows], pa.float64()),
+                "p50_seconds": pa.array([_p95(list(v.recent), 0.5) for _, v in rows], pa.float64()),
+                "p95_seconds": pa.array([_p95(list(v.recent)) for _, v in rows], pa.float64()),
             }
         )
         return to_frame(table, {}, frame)
@@ -388,6 +407,12 @@ class Monitor:
             for name, value in self._summary().items()
         )
         return f"<table><caption>Monitor</caption>{body}</table>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Plain text for a notebook without HTML: the same numbers, one per line."""
+        summary = self._summary()
+        width = max(map(len, summary), default=0)
+        printer.text("Monitor\n" + "\n".join(f"  {k.ljust(width)}  {v}" for k, v in summary.items()))
 
 
 class HealthCheck:

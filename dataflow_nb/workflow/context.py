@@ -22,6 +22,7 @@ from dataflow_nb.security.sensitive import mask_values
 if TYPE_CHECKING:
     from dataflow_nb.cache.results import Lookup
     from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.monitor.runs import NodeRecord, RunLog
     from dataflow_nb.nodes.base import Node
     from dataflow_nb.security.audit import InputDigest
 
@@ -56,6 +57,9 @@ class RunContext:
     commit_sent: bool = False  # from here on the run is never retried: a commit may have happened
     committed: list[str] = field(default_factory=list)  # names of the databases that committed, in order
     touched: dict[int, DataFlow] = field(default_factory=dict)  # every database the run used, kept after release
+    log: RunLog | None = None  # the run's history record (runs of the runtime; not explain's)
+    recorded: dict[int, tuple[DataFlow, int | None]] = field(default_factory=dict)  # database -> its run number
+    current: NodeRecord | None = None  # the running node's history record: its rows are counted here
 
     def connection(self, db: DataFlow) -> Connection:
         entry = self.connections.get(id(db))
@@ -63,6 +67,9 @@ class RunContext:
             if db.result_cache is not None:
                 self.snapshots[id(db)] = db.result_cache.commits
             self.touched[id(db)] = db
+            if self.log is not None:
+                # Before the run's connection: a pool of one must not wait for itself.
+                self.recorded[id(db)] = (db, db.history.start(self.log))
             entry = (db, db.backend.connect())
             self.connections[id(db)] = entry
             if self.scope.tenant_id and any(m.multi_tenant for m in db.models.values()):
@@ -74,6 +81,8 @@ class RunContext:
         """Before a node runs: its id for the monitor, its cache choice, and the model it writes
         (noted up front, so even a statement that bypasses this context is invalidated)."""
         self.node_id = node_id
+        if self.log is not None:
+            self.current = self.log.start_node(node_id, node.node_type)
         self.cache_policy = cache_policy(node, params)
         if self.cache_policy is None and isinstance(node, ModelNode):
             self.note_writes(node.db, {node.model.table_name})
@@ -103,7 +112,8 @@ class RunContext:
                 return db.backend.execute_read_only(connection, compiled)
             return connection.execute(compiled, params)
 
-        result = self._measured(db, compiled.sql, run, lambda r: 0 if r is None else r.num_rows)
+        writes = compiled.writes is None or bool(compiled.writes)
+        result = self._measured(db, compiled.sql, run, lambda r: 0 if r is None else r.num_rows, writes=writes)
         if lookup is not None and result is not None:
             assert db.result_cache is not None
             db.result_cache.put(lookup, result)
@@ -112,14 +122,18 @@ class RunContext:
     def execute_count(self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
         """Run a write that returns no rows; the rows it changed are counted and returned."""
         self._note_statement(db, compiled)
-        return self._measured(db, compiled.sql, lambda c: c.execute_count(compiled, params), lambda n: n)
+        return self._measured(db, compiled.sql, lambda c: c.execute_count(compiled, params), lambda n: n, writes=True)
 
     def ingest(self, db: DataFlow, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         """Append a stream of batches to a table; the rows written are counted and returned."""
         if not temporary:
             self.note_writes(db, {table})
         return self._measured(
-            db, f"COPY {table} (bulk ingest)", lambda c: c.ingest(table, data, temporary=temporary), lambda n: n
+            db,
+            f"COPY {table} (bulk ingest)",
+            lambda c: c.ingest(table, data, temporary=temporary),
+            lambda n: n,
+            writes=not temporary,  # a staging table's rows are counted when they reach the model's
         )
 
     def _note_statement(self, db: DataFlow, compiled: CompiledSQL) -> None:
@@ -140,7 +154,15 @@ class RunContext:
             tenant=self.scope.tenant_id,
         )
 
-    def _measured(self, db: DataFlow, sql: str, call: Callable[[Connection], T], rows_of: Callable[[T], int]) -> T:
+    def _measured(
+        self,
+        db: DataFlow,
+        sql: str,
+        call: Callable[[Connection], T],
+        rows_of: Callable[[T], int],
+        *,
+        writes: bool = False,
+    ) -> T:
         """The one instrumentation point: every statement of a run is timed, counted and reported here."""
         connection = self.connection(db)
         started = time.perf_counter()
@@ -150,7 +172,13 @@ class RunContext:
             error = mask_values(loggable_error(exc), self.secrets)
             self._record(db, sql, time.perf_counter() - started, 0, error=error)
             raise
-        self._record(db, sql, time.perf_counter() - started, rows_of(result))
+        rows = rows_of(result)
+        self._record(db, sql, time.perf_counter() - started, rows)
+        if self.current is not None and rows > 0:
+            if writes:
+                self.current.rows_written += rows
+            else:
+                self.current.rows_read += rows
         return result
 
     def _record(self, db: DataFlow, sql: str, seconds: float, rows: int, *, error: str | None = None) -> None:
@@ -174,15 +202,40 @@ class RunContext:
             if db.monitor is not None:
                 db.monitor.record_retry(self.run_id)
 
+    def finish_node(self, status: str = "ok", *, error: str | None = None) -> None:
+        """The running node ended: its history record says how, and for how long."""
+        if self.current is not None and self.log is not None:
+            self.current.seconds = time.perf_counter() - self.log.clock - self.current.started
+            self.current.error = None if error is None else mask_values(error, self.secrets)
+            self.current.status = status
+            self.current = None
+
+    def record_history_apart(self) -> None:
+        """After the rollback: each database records the failed or interrupted run on its own."""
+        if self.log is not None:
+            for db, seq in self.recorded.values():
+                if seq is not None:
+                    db.history.finish_apart(self.log, seq)
+
+    def forget_history(self) -> None:
+        """The run is over: it is no longer live in this process."""
+        if self.log is not None:
+            for db, _ in self.recorded.values():
+                db.history.forget(self.log)
+
     def commit(self) -> None:
         """Commit every database the run touched, in the order it first touched them.
 
         There is no atomicity across databases: when one commit fails, the ones before it stay
         committed (``committed`` names them) and the rest are rolled back by ``release``. Each
         database's cached reads of what the run wrote are invalidated as soon as it committed.
+        An ok run's history is written on each connection first, so it commits with the run.
         """
         self.commit_sent = True
         for key, (db, connection) in self.connections.items():
+            seq = self.recorded.get(key, (db, None))[1]
+            if self.log is not None and seq is not None:
+                db.history.finish_in(connection, self.log, seq)
             connection.commit()
             self.committed.append(db.name)
             if db.result_cache is not None:

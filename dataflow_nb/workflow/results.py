@@ -53,14 +53,45 @@ class RunResults(dict[str, Any]):
             schema={"node_id": pl.String, "node_type": pl.String, "seconds": pl.Float64, "status": pl.String},
         )
 
+    def _outputs(self) -> list[tuple[str, Any]]:
+        """Each node's output as shown: sensitive columns masked."""
+        from dataflow_nb.security.sensitive import mask_columns
+
+        return [(k, mask_columns(v, self._sensitive.get(k, set()))) for k, v in self.items() if k != "execution_time"]
+
     def _repr_html_(self) -> str:
+        """The run, its nodes' timings, then each node's output (frames truncated as their library does)."""
         rows = "".join(
             f"<tr><td>{html.escape(t.node_id)}</td><td>{html.escape(t.node_type)}</td>"
             f"<td>{t.seconds * 1000:.1f} ms</td><td>{html.escape(t.status)}</td></tr>"
             for t in self._timings
         )
         retried = f" &middot; retried {self.retries}&times;" if self.retries else ""
+        outputs = "".join(
+            f"<details open><summary><code>{html.escape(k)}</code></summary>{_html_of(v)}</details>"
+            for k, v in self._outputs()
+        )
         return (
             f"<b>Run</b> <code>{html.escape(self.run_id)}</code> &middot; {self['execution_time']:.3f} s{retried}"
-            f"<table><tr><th>node</th><th>type</th><th>time</th><th>status</th></tr>{rows}</table>"
+            f"<table><tr><th>node</th><th>type</th><th>time</th><th>status</th></tr>{rows}</table>{outputs}"
         )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """The plain-text view for a notebook without HTML (and IPython's terminal)."""
+        retried = f" · retried {self.retries}x" if self.retries else ""
+        lines = [f"Run {self.run_id} · {self['execution_time']:.3f} s{retried}"]
+        lines += [f"  {t.node_id} ({t.node_type}): {t.status}, {t.seconds * 1000:.1f} ms" for t in self._timings]
+        printer.text("\n".join(lines))
+        for k, v in self._outputs():
+            printer.text(f"\n\n{k}:\n")
+            printer.pretty(v)  # a bulk report's own text; a frame's repr, truncated as its library does
+
+
+def _html_of(value: Any) -> str:
+    """An output as HTML: its own ``_repr_html_`` (polars and pandas truncate long frames), else its repr."""
+    render = getattr(value, "_repr_html_", None)
+    if callable(render):
+        shown = render()
+        if isinstance(shown, str):
+            return shown
+    return f"<pre>{html.escape(repr(value))}</pre>"

@@ -9,12 +9,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from dataflow_nb.backends.errors import loggable_error
 from dataflow_nb.exceptions import DataflowError, WorkflowError
+from dataflow_nb.monitor.runs import RunLog
 from dataflow_nb.nodes.base import CallableNode
 from dataflow_nb.query.scope import Scope
 from dataflow_nb.security.audit import audit_node
 from dataflow_nb.security.guard import refuse_writes
-from dataflow_nb.security.sensitive import mask_exception, sensitive_columns, sensitive_values
+from dataflow_nb.security.sensitive import mask_exception, mask_values, sensitive_columns, sensitive_values
 from dataflow_nb.workflow.builder import Edge, Workflow
 from dataflow_nb.workflow.context import RunContext
 from dataflow_nb.workflow.results import NodeTiming, RunResults
@@ -114,14 +116,18 @@ class LocalRuntime:
                 raise WorkflowError(f"{exc} (run {run_id})", node_id=checked, run_id=run_id) from exc
         started = time.perf_counter()
         retries = 0
+        history = RunLog(run_id, tenant_id, len(workflow.order))  # the run's record, across its attempts
         while True:
-            ctx = RunContext(run_id, Scope(tenant_id=tenant_id), retries=retries)
+            ctx = RunContext(run_id, Scope(tenant_id=tenant_id), retries=retries, log=history)
+            history.nodes.clear()  # the history shows the last attempt's nodes
             try:
                 results = self._attempt(workflow, parameters, ctx)
             except WorkflowError as exc:
                 if retries >= self.retries or not self._may_retry(workflow, ctx, exc):
                     exc.retries = retries
                     ctx.record_run(time.perf_counter() - started, status="failed", nodes=len(workflow.nodes))
+                    ctx.record_history_apart()  # after the rollback, in a transaction of its own
+                    ctx.forget_history()
                     raise
                 retries += 1
                 delay = self.retry_backoff * 2 ** (retries - 1) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
@@ -129,9 +135,15 @@ class LocalRuntime:
                 ctx.record_retry()
                 time.sleep(delay)
                 continue
+            except BaseException:
+                ctx.record_run(time.perf_counter() - started, status="interrupted", nodes=len(workflow.nodes))
+                ctx.record_history_apart()
+                ctx.forget_history()
+                raise
             seconds = time.perf_counter() - started
             results["execution_time"] = seconds
             ctx.record_run(seconds, status="ok", nodes=len(workflow.nodes))
+            ctx.forget_history()
             return results, run_id
 
     def _may_retry(self, workflow: Workflow, ctx: RunContext, error: WorkflowError) -> bool:
@@ -169,10 +181,18 @@ class LocalRuntime:
                 outputs[node_id] = spec.node.run(ctx, params)
                 sensitive[node_id] = sensitive_columns(spec.node, params)
                 audit_node(ctx, spec.node, params, outputs[node_id])
+                ctx.finish_node("ok")
                 timings.append(NodeTiming(node_id, spec.node_type, time.perf_counter() - node_started, "ok"))
             node_id = None
+            if ctx.log is not None:  # an ok run's record commits with it; "retried": it needed more than one try
+                ctx.log.finish("retried" if ctx.retries else "ok")
             ctx.commit()
         except BaseException as exc:
+            if ctx.log is not None:
+                status = "failed" if isinstance(exc, Exception) else "interrupted"
+                error = mask_values(loggable_error(exc), ctx.secrets)
+                ctx.finish_node(status, error=error)
+                ctx.log.finish(status, error_node=node_id, error=error)
             committed, rolled_back = tuple(ctx.committed), ctx.rolled_back
             ctx.release()  # first: locks and connections go back even for a KeyboardInterrupt
             if not isinstance(exc, Exception):

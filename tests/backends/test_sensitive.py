@@ -46,6 +46,30 @@ def shown_by_error(call: Any) -> str:
     return "".join(traceback.format_exception(info.value))
 
 
+def widget_state(db: DataFlow) -> list[str]:
+    """Every trait and every piece of HTML the three views hold, each run selected in turn."""
+    from dataflow_nb.widgets import RunsView, SlowQueriesView, TenantMetricsView
+
+    state: list[str] = []
+    views = [RunsView(db, interval=0), SlowQueriesView(db, interval=0), TenantMetricsView(db, interval=0)]
+    try:
+        runs, slow, _ = views
+        for run_id in [r["run_id"] for r in runs.runs]:
+            runs.select(run_id)
+            state += [str(runs.nodes), runs.error, runs._timeline.value]
+        for index in range(min(len(slow.rows), 5)):
+            state.append(slow.explain(index))
+        for view in views:
+            state.append(str(view.trait_values()))
+            state += [
+                child.value for child in view.children if hasattr(child, "value") and isinstance(child.value, str)
+            ]
+    finally:
+        for view in views:
+            view.close()
+    return state
+
+
 def test_a_sensitive_value_is_never_shown(people: DataFlow, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     assert people.models["Person"].fields["ssn"].sensitive and people.models["Person"].fields["card"].sensitive
@@ -76,6 +100,10 @@ def test_a_sensitive_value_is_never_shown(people: DataFlow, caplog: pytest.LogCa
     monitor = people.get_monitor()
     shown += [str(monitor.slow_queries().rows()), repr(monitor.get_metrics()), monitor._repr_html_()]
     shown += [str(people.audit_log().rows()), caplog.text]
+    history = people.runs(last=100)
+    assert history.height >= 5 and "failed" in history["status"].to_list()
+    shown += [str(history.rows()), *(str(people.run(r).rows()) for r in history["run_id"])]
+    shown += widget_state(people)
     assert any("***" in text for text in shown)  # the masking did happen, somewhere it matters
     for text in shown:
         for value in (SSN, CARD):

@@ -44,7 +44,8 @@ def table_names(db: Any) -> list[str]:
         table = connection.execute_sql(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
         )
-        return table.column(0).to_pylist()
+        # The run history's tables appear with the first run: bookkeeping, not what a run created.
+        return [t for t in table.column(0).to_pylist() if not t.startswith("dataflow_nb_run")]
     finally:
         connection.close()
 

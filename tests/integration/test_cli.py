@@ -226,7 +226,7 @@ def test_usage_errors_exit_2(argv: list[str], message: str, tmp_path: Path) -> N
     assert message in done.stderr
 
 
-@pytest.mark.parametrize("command", ["load", "health", "models", "migrate", "demo"])
+@pytest.mark.parametrize("command", ["load", "health", "models", "migrate", "runs", "demo"])
 def test_help_of_each_command(command: str, tmp_path: Path) -> None:
     done = cli(command, "--help", cwd=tmp_path)
     assert done.returncode == 0
@@ -237,7 +237,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     done = cli("--help", cwd=tmp_path)
     assert done.returncode == 0
     listed = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("    ") and line.split()]
-    assert listed == ["load", "health", "models", "migrate", "demo"]
+    assert listed == ["load", "health", "models", "migrate", "runs", "demo"]
 
 
 def test_demo_prints_the_resulting_frame(tmp_path: Path) -> None:
@@ -255,3 +255,36 @@ def test_demo_on_both_databases(url: str, tmp_path: Path, query: Any) -> None:
     done = cli("demo", "--url", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert query("SELECT count(*) AS n FROM users")["n"].item() == 4
+
+
+def test_runs_prints_the_history_and_one_runs_nodes(url: str, tmp_path: Path) -> None:
+    from dataflow_nb import LocalRuntime, WorkflowBuilder, WorkflowError
+
+    def boom() -> None:
+        raise ValueError("boom in the node")
+
+    with DataFlow(url) as db:
+        db.model(type("Note", (), {"__annotations__": {"text": str}}))
+        workflow = WorkflowBuilder()
+        workflow.add_node("NoteCreateNode", "add_note", {"text": "a"})
+        _, ok_id = LocalRuntime().execute(workflow.build())
+        workflow.add_node(boom, "explode")
+        with pytest.raises(WorkflowError) as info:
+            LocalRuntime().execute(workflow.build())
+    failed_id = info.value.run_id
+    assert failed_id is not None
+
+    listed = cli("runs", "--url", url, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "2 run(s) on" in listed.stdout
+    assert listed.stdout.index(failed_id[:8]) < listed.stdout.index(ok_id[:8])  # newest first
+    assert "failed" in listed.stdout and "ok" in listed.stdout
+
+    one = cli("runs", "--url", url, "--run", failed_id, cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert f"run {failed_id}" in one.stdout and ": failed," in one.stdout
+    assert "error in node explode: ValueError: boom in the node" in one.stdout
+    assert "add_note" in one.stdout and "NoteCreateNode" in one.stdout
+
+    missing = cli("runs", "--url", url, "--run", "nope", cwd=tmp_path)
+    assert missing.returncode == 1 and "no run 'nope'" in missing.stderr

@@ -234,7 +234,7 @@ def test_bad_options_raise(options: dict[str, object], match: str) -> None:
 
 
 def test_bad_run_status_raises() -> None:
-    with pytest.raises(DataflowError, match="'ok' or 'failed'"):
+    with pytest.raises(DataflowError, match="'ok', 'failed', 'interrupted', 'retried'"):
         Monitor(database=DB).record_run("r1", 0.1, status="done", nodes=1)
 
 

@@ -1,0 +1,438 @@
+"""Run history kept in the database itself, so a restarted kernel, another kernel or the CLI sees it.
+
+One table with the reserved prefix, ``dataflow_nb_runs``, created on first use and never listed
+as a model: one row per run, its nodes kept in the row as JSON text (one statement writes a run
+of any size). An in-memory DuckDB keeps it in memory, like everything else it holds.
+
+Writing is kept cheap, because every run pays for it:
+
+- on a database other processes share (PostgreSQL), a ``running`` row goes in its own short
+  transaction when a run first touches it, so other kernels see the run while it executes;
+  DuckDB (one process at a time) skips it: this process sees its own runs live in memory;
+- an ok run's outcome and its nodes (one statement: that row's UPDATE, or the whole row) are
+  written on the run's own connection just before its commit, so they commit with it; older
+  runs are pruned now and then, in the same statement's transaction;
+- a failed or interrupted run is written after the rollback, in its own short transaction, never
+  inside the run's transaction (which is gone by then).
+
+Runs executing in this process are also kept in memory (``live_run``), so a view shows their
+nodes changing state as they finish without any extra statement.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.schema import CreateSequence, CreateTable
+
+from dataflow_nb.backends.base import CompiledSQL, Connection, compile_statement
+
+if TYPE_CHECKING:
+    from dataflow_nb.backends.base import Backend
+
+log = logging.getLogger("dataflow_nb")
+
+RUNS_TABLE = "dataflow_nb_runs"
+RUN_STATUSES = ("running", "ok", "failed", "interrupted", "retried")
+DEFAULT_KEEP = 10_000
+
+_metadata = sa.MetaData()
+_sequence = sa.Sequence(f"{RUNS_TABLE}_seq", metadata=_metadata)
+runs_table = sa.Table(
+    RUNS_TABLE,
+    _metadata,
+    # Runs are numbered in the order they started, by the database: pruning keeps the newest N.
+    sa.Column("seq", sa.BigInteger, server_default=_sequence.next_value(), primary_key=True, autoincrement=False),
+    sa.Column("run_id", sa.Text, nullable=False, unique=True),
+    sa.Column("database", sa.Text, nullable=False),  # the URL with any password masked
+    sa.Column("tenant_id", sa.Text),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("seconds", sa.Float),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("nodes", sa.Integer, nullable=False),  # nodes in the workflow
+    sa.Column("error_node", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("rows_read", sa.BigInteger),  # summed over the run's nodes
+    sa.Column("rows_written", sa.BigInteger),
+    sa.Column("node_log", sa.Text),  # the nodes as a JSON list (NODE_COLUMNS each), written at the end
+)
+RUN_COLUMNS = tuple(c.name for c in runs_table.columns if c.name not in ("seq", "node_log"))
+NODE_COLUMNS = ("node_id", "node_type", "status", "started", "seconds", "rows_read", "rows_written", "error")
+_NODE_SCHEMA = pa.schema(
+    [
+        ("position", pa.int32()),
+        ("node_id", pa.string()),
+        ("node_type", pa.string()),
+        ("status", pa.string()),
+        ("started", pa.float64()),
+        ("seconds", pa.float64()),
+        ("rows_read", pa.int64()),
+        ("rows_written", pa.int64()),
+        ("error", pa.string()),
+    ]
+)
+
+
+@dataclass
+class NodeRecord:
+    """One node of a run: what it did, how long it took, how it ended."""
+
+    node_id: str
+    node_type: str
+    started: float  # seconds after the run started
+    status: str = "running"
+    seconds: float = 0.0
+    rows_read: int = 0
+    rows_written: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RunLog:
+    """A run as it happens: the runtime fills it, the history writes it, views read it live."""
+
+    run_id: str
+    tenant_id: str | None
+    nodes_planned: int
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    clock: float = field(default_factory=time.perf_counter)
+    nodes: list[NodeRecord] = field(default_factory=list)
+    status: str = "running"
+    seconds: float | None = None
+    finished_at: datetime | None = None
+    error_node: str | None = None
+    error: str | None = None
+    numbers: dict[str, int | None] = field(default_factory=dict)  # database identity -> its row's number
+
+    def start_node(self, node_id: str, node_type: str) -> NodeRecord:
+        record = NodeRecord(node_id, node_type, time.perf_counter() - self.clock)
+        self.nodes.append(record)
+        return record
+
+    def finish(self, status: str, *, error_node: str | None = None, error: str | None = None) -> None:
+        self.seconds = time.perf_counter() - self.clock
+        self.finished_at = datetime.now(UTC)
+        self.status = status
+        self.error_node = error_node
+        self.error = error
+
+    def row(self, database: str) -> dict[str, Any]:
+        """The run as a row of ``db.runs()``."""
+        return {
+            "run_id": self.run_id,
+            "database": database,
+            "tenant_id": self.tenant_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "seconds": self.seconds,
+            "status": self.status,
+            "nodes": self.nodes_planned,
+            "error_node": self.error_node,
+            "error": self.error,
+            "rows_read": sum(n.rows_read for n in self.nodes),
+            "rows_written": sum(n.rows_written for n in self.nodes),
+        }
+
+    def node_rows(self) -> list[dict[str, Any]]:
+        """The nodes as rows of ``db.run(run_id)``; a running node's seconds count up."""
+        now = time.perf_counter() - self.clock
+        return [
+            {
+                "position": i,
+                **vars(n),
+                "seconds": (now - n.started) if n.status == "running" else n.seconds,
+            }
+            for i, n in enumerate(list(self.nodes))
+        ]
+
+
+_live_lock = threading.Lock()
+_live: dict[str, dict[str, RunLog]] = {}  # database identity -> run id -> the run executing here
+
+
+def live_runs(identity: str) -> list[RunLog]:
+    """Runs executing in this process on the database ``identity`` (any DataFlow on it)."""
+    with _live_lock:
+        return list(_live.get(identity, {}).values())
+
+
+def live_run(identity: str, run_id: str) -> RunLog | None:
+    with _live_lock:
+        return _live.get(identity, {}).get(run_id)
+
+
+@contextmanager
+def _short_transaction(backend: Backend) -> Iterator[Connection]:
+    connection = backend.connect()
+    try:
+        yield connection
+        connection.commit()
+    finally:
+        connection.close()
+
+
+class RunHistory:
+    """The run history of one DataFlow's database: written by runs, read by ``db.runs()`` and views.
+
+    Args:
+        backend: the database.
+        keep: how many of the newest runs are kept; older ones are pruned (checked every
+            ``max(1, keep // 100)`` runs, so the tables hold at most that many more in between).
+        record: write runs (``False`` still reads what others wrote).
+    """
+
+    def __init__(self, backend: Backend, *, keep: int = DEFAULT_KEEP, record: bool = True) -> None:
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            from dataflow_nb.exceptions import DataflowError
+
+            raise DataflowError(f"keep_runs={keep!r}: give a whole number >= 1, e.g. 10_000.")
+        self.backend = backend
+        self.identity = backend.identity()
+        self.keep = keep
+        self.record = record
+        self._ready = False
+        self._lock = threading.Lock()
+        self._compiled: dict[str, CompiledSQL] = {}
+
+    # -- tables ------------------------------------------------------------------------------
+
+    def ensure_tables(self) -> None:
+        """Create the history tables when they are missing (once per DataFlow, in their own transaction)."""
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            dialect = self.backend.dialect
+            with _short_transaction(self.backend) as connection:
+                exists = connection.execute_sql(
+                    "SELECT count(*) FROM information_schema.tables "
+                    "WHERE table_schema = current_schema() AND table_name = $1",
+                    [RUNS_TABLE],
+                )
+                if exists is None or not exists.column(0)[0].as_py():
+                    statements: list[Any] = [
+                        CreateSequence(_sequence, if_not_exists=True),
+                        CreateTable(runs_table, if_not_exists=True),
+                    ]
+                    for statement in statements:
+                        connection.execute_sql(str(statement.compile(dialect=dialect)))
+            self._ready = True
+
+    def _statement(self, name: str) -> CompiledSQL:
+        """Each statement compiled once per DataFlow: compiling costs more than running it."""
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            compiled = compile_statement(_STATEMENTS[name](), self.backend.dialect)
+            self._compiled[name] = compiled
+        return compiled
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def start(self, run: RunLog) -> int | None:
+        """Note ``run`` as running; returns its number, ``0`` when its row is written at the end,
+        or None when it is not recorded.
+
+        A database that refuses (a role that may not create or write the table) keeps no history
+        for this DataFlow, said once in the log, and the run goes on.
+        """
+        if self.identity in run.numbers:  # a retry: the run already has its row
+            return run.numbers[self.identity]
+        with _live_lock:
+            _live.setdefault(self.identity, {})[run.run_id] = run
+        run.numbers[self.identity] = number = self._start(run)
+        return number
+
+    def _start(self, run: RunLog) -> int | None:
+        if not self.record:
+            return None
+        try:
+            self.ensure_tables()
+            if not self.backend.capabilities.supports_concurrent_processes:
+                return 0
+            with _short_transaction(self.backend) as connection:
+                return self._insert(connection, {**run.row(self.backend.safe_url), "node_log": None})
+        except Exception as exc:
+            self.record = False
+            log.warning("run history is off for %s: %s", self.backend.safe_url, exc)
+            return None
+
+    def _insert(self, connection: Connection, values: dict[str, Any]) -> int:
+        """Insert a run's row; every ``keep // 100`` runs, prune the oldest beyond ``keep``."""
+        inserted = connection.execute(self._statement("start"), values)
+        assert inserted is not None
+        seq = int(inserted.column(0)[0].as_py())
+        every = max(1, self.keep // 100)
+        if seq % every == 0 and seq > self.keep:
+            connection.execute_count(self._statement("prune"), {"cut": seq - self.keep})
+        return seq
+
+    def finish_in(self, connection: Connection, run: RunLog, seq: int) -> None:
+        """Write a run's outcome and nodes on ``connection`` (an ok run's own, before its commit)."""
+        finished = _finish_values(run)
+        if seq:
+            connection.execute_count(self._statement("finish"), finished)
+        else:
+            self._insert(connection, {**run.row(self.backend.safe_url), **finished})
+
+    def finish_apart(self, run: RunLog, seq: int) -> None:
+        """Write a failed or interrupted run after its rollback, in a short transaction of its own."""
+        try:
+            with _short_transaction(self.backend) as connection:
+                self.finish_in(connection, run, seq)
+        except Exception as exc:  # the run's own error is what the user must see
+            log.warning("run %s could not be recorded on %s: %s", run.run_id, self.backend.safe_url, exc)
+
+    def forget(self, run: RunLog) -> None:
+        """The run is over: views read it from the tables from now on."""
+        with _live_lock:
+            self_runs = _live.get(self.identity, {})
+            self_runs.pop(run.run_id, None)
+            if not self_runs:
+                _live.pop(self.identity, None)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read_runs(self, last: int) -> pa.Table:
+        """The newest ``last`` runs, newest first (runs executing in this process as they stand)."""
+        self.ensure_tables()
+        with self.backend_connection() as connection:
+            table = connection.execute(self._statement("runs"), {"last": last})
+        assert table is not None
+        table = table.select(list(RUN_COLUMNS))
+        live = {r.run_id: r for r in live_runs(self.identity)}
+        if not live:
+            return table
+        rows = table.to_pylist()
+        shown = {row["run_id"] for row in rows}
+        for i, row in enumerate(rows):
+            if row["run_id"] in live and row["status"] == "running":
+                rows[i] = live[row["run_id"]].row(row["database"])
+        # A run of this process that has not touched the database yet is not in the table.
+        extra = [r.row(self.backend.safe_url) for r in live.values() if r.run_id not in shown]
+        rows = sorted(extra, key=lambda r: r["started_at"], reverse=True) + rows
+        return pa.Table.from_pylist(rows[:last], schema=table.schema)
+
+    def read_nodes(self, run_id: str) -> pa.Table:
+        """The nodes of one run in the order they ran (live for a run executing in this process)."""
+        schema = pa.schema([f for f in _NODE_SCHEMA if f.name in NODE_COLUMNS])
+        run = live_run(self.identity, run_id)
+        if run is not None:
+            return pa.Table.from_pylist(run.node_rows(), schema=schema)
+        self.ensure_tables()
+        with self.backend_connection() as connection:
+            table = connection.execute(self._statement("nodes"), {"run_id": run_id})
+        assert table is not None
+        logged = table.column(0).to_pylist() if table.num_rows else []
+        rows = json.loads(logged[0]) if logged and logged[0] else []
+        return pa.Table.from_pylist([{"position": i, **row} for i, row in enumerate(rows)], schema=schema)
+
+    def tenant_summary(self) -> pa.Table:
+        """Per tenant (null: runs without one): runs, failed runs, rows read and written by their nodes."""
+        self.ensure_tables()
+        with self.backend_connection() as connection:
+            table = connection.execute(self._statement("tenants"))
+        assert table is not None
+        return table.cast(
+            pa.schema(
+                [
+                    ("tenant_id", pa.string()),
+                    ("runs", pa.int64()),
+                    ("failed_runs", pa.int64()),
+                    ("rows_read", pa.int64()),
+                    ("rows_written", pa.int64()),
+                ]
+            )
+        )
+
+    def has_run(self, run_id: str) -> bool:
+        """Whether the history holds ``run_id`` (or it executes in this process now)."""
+        if live_run(self.identity, run_id) is not None:
+            return True
+        self.ensure_tables()
+        with self.backend_connection() as connection:
+            found = connection.execute(self._statement("has_run"), {"run_id": run_id})
+        return found is not None and found.num_rows > 0
+
+    @contextmanager
+    def backend_connection(self) -> Iterator[Connection]:
+        connection = self.backend.connect()
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+def _finish_values(run: RunLog) -> dict[str, Any]:
+    nodes = [{c: getattr(n, c) for c in NODE_COLUMNS} for n in run.nodes]
+    return {
+        "run_id": run.run_id,
+        "finished_at": run.finished_at,
+        "seconds": run.seconds,
+        "status": run.status,
+        "error_node": run.error_node,
+        "error": run.error,
+        "rows_read": sum(n.rows_read for n in run.nodes),
+        "rows_written": sum(n.rows_written for n in run.nodes),
+        "node_log": json.dumps(nodes, separators=(",", ":")),
+    }
+
+
+_FINISHED = ("finished_at", "seconds", "status", "error_node", "error", "rows_read", "rows_written", "node_log")
+
+
+def _bind(table: sa.Table, names: tuple[str, ...]) -> dict[str, Any]:
+    return {n: sa.bindparam(n, type_=table.c[n].type) for n in names}
+
+
+def _tenants() -> sa.Select[Any]:
+    failed = sa.case((runs_table.c.status.in_(["failed", "interrupted"]), 1), else_=0)
+
+    def total(column: Any) -> Any:
+        return sa.cast(sa.func.coalesce(sa.func.sum(column), 0), sa.BigInteger)
+
+    return (
+        sa.select(
+            runs_table.c.tenant_id,
+            sa.cast(sa.func.count(), sa.BigInteger).label("runs"),
+            total(failed).label("failed_runs"),
+            total(runs_table.c.rows_read).label("rows_read"),
+            total(runs_table.c.rows_written).label("rows_written"),
+        )
+        .group_by(runs_table.c.tenant_id)
+        .order_by(runs_table.c.tenant_id)
+    )
+
+
+_STATEMENTS: dict[str, Any] = {
+    "tenants": _tenants,
+    "start": lambda: (
+        sa.insert(runs_table).values(_bind(runs_table, (*RUN_COLUMNS, "node_log"))).returning(runs_table.c.seq)
+    ),
+    "finish": lambda: (
+        sa.update(runs_table)
+        .where(runs_table.c.run_id == sa.bindparam("run_id", type_=sa.Text))
+        .values(_bind(runs_table, _FINISHED))
+    ),
+    "prune": lambda: sa.delete(runs_table).where(runs_table.c.seq <= sa.bindparam("cut", type_=sa.BigInteger)),
+    "runs": lambda: (
+        sa.select(*(runs_table.c[c] for c in RUN_COLUMNS))
+        .order_by(runs_table.c.seq.desc())
+        .limit(sa.bindparam("last", type_=sa.BigInteger))
+    ),
+    "has_run": lambda: sa.select(runs_table.c.seq).where(runs_table.c.run_id == sa.bindparam("run_id", type_=sa.Text)),
+    "nodes": lambda: sa.select(runs_table.c.node_log).where(
+        runs_table.c.run_id == sa.bindparam("run_id", type_=sa.Text)
+    ),
+}

@@ -1,0 +1,164 @@
+"""The three views as a person sees them: JupyterLab on 127.0.0.1, the system's Chromium driven
+by Playwright (no browser is downloaded), notebooks/04 run from the Run menu.
+
+It asserts what is visible — run ids, node names, the failed node's error, both tenants' rows —
+and saves screenshots under tests/artifacts/ (not committed). The kernel uses an in-memory DuckDB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = "04-monitor-and-tenants.ipynb"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = os.environ.get("DATAFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
+TIMEOUT_MS = int(os.environ.get("DATAFLOW_TEST_BROWSER_TIMEOUT_MS", "180000"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[str]:
+    """A JupyterLab server on 127.0.0.1 serving a copy of the notebook; its URL with the token."""
+    if not Path(CHROMIUM).is_file():
+        unavailable(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (.ci/run does)")
+    try:
+        import jupyterlab  # noqa: F401
+        import playwright  # noqa: F401
+    except ImportError as exc:
+        unavailable(f"{exc.name} is missing: pip install -e '.[dev]'")
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "notebooks" / NOTEBOOK, work / NOTEBOOK)
+    port, token = free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "config")  # no user settings, no announcements
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    # Every cell stays in the page (JupyterLab 4 otherwise detaches cells scrolled out of view).
+    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "settings")
+    log = (tmp_path / "lab.log").open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--allow-root",
+        ],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"JupyterLab exited: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"JupyterLab did not answer: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+        yield f"{base}/lab/tree/{NOTEBOOK}?token={token}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and the kernels it started
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+        log.close()
+
+
+def test_the_views_render_in_jupyterlab(lab: str) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    expect.set_options(timeout=TIMEOUT_MS)  # a loaded machine runs the notebook slowly
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(lab)
+            page.locator(".jp-Notebook").wait_for()
+            choose = page.locator(".jp-Dialog").get_by_role("button", name="Select", exact=True)
+            with contextlib.suppress(PlaywrightTimeout):  # JupyterLab may ask for a kernel; its own is preselected
+                choose.click(timeout=15_000)
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1)
+            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+            runs = page.locator(".dataflow-runs-view")
+            tenants = page.locator(".dataflow-tenant-metrics-view")
+            slow = page.locator(".dataflow-slow-queries-view")
+            expect(tenants.locator(".dataflow-tenant-models")).to_be_visible()  # the last view rendered
+
+            printed = (
+                page.locator(".jp-OutputArea-output", has_text="failed in node 'check_stock'").text_content() or ""
+            )
+            failed_run = re.search(r"run ([0-9a-f]{32}) failed", printed)
+            assert failed_run, printed
+            run_ids = runs.locator(".dataflow-runs tbody tr td:first-child").all_inner_texts()
+            assert len(run_ids) == 5 and all(re.fullmatch(r"[0-9a-f]{32}", r) for r in run_ids), run_ids
+            assert failed_run.group(1) in run_ids
+
+            timeline = runs.locator(".dataflow-timeline")
+            expect(timeline).to_contain_text(failed_run.group(1))
+            for node in ("add_order", "list_orders", "count_orders", "check_stock"):
+                expect(timeline).to_contain_text(node)
+            expect(timeline.locator(".dataflow-run-error")).to_contain_text(
+                "ValueError: out of stock: quantity must be at most 10"
+            )
+            expect(timeline.locator(".dataflow-node-error")).to_have_count(1)
+
+            tenant_rows = tenants.locator(".dataflow-tenants tbody tr").all_inner_texts()
+            assert [row.split()[0] for row in tenant_rows] == ["acme", "globex"], tenant_rows
+            expect(tenants.locator(".dataflow-tenant-models")).to_contain_text("Order")
+            expect(slow.locator(".dataflow-slow-queries")).to_contain_text("SELECT")
+            expect(slow.locator("pre")).to_be_visible()  # the plan asked for in the notebook
+
+            page.screenshot(path=str(ARTIFACTS / "notebook-04.png"), full_page=True)
+            for name, view in (("runs", runs), ("slow-queries", slow), ("tenants", tenants)):
+                view.scroll_into_view_if_needed()
+                view.screenshot(path=str(ARTIFACTS / f"view-{name}.png"))
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)  # what the browser showed
+            raise
+        finally:
+            browser.close()
