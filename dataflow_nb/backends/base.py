@@ -149,6 +149,9 @@ class Backend(Protocol):
     def identity(self) -> str:
         """What tells this database apart from every other (the result cache's namespace)."""
 
+    def has_spare_connection(self) -> bool:
+        """A connection can be had now without waiting for a run to give one back."""
+
     def close(self) -> None: ...
 
 

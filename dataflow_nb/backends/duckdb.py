@@ -246,6 +246,10 @@ class DuckDBBackend:
         self._memory_id = uuid.uuid4().hex
         self._statement_timeout = statement_timeout
 
+    def has_spare_connection(self) -> bool:
+        """Always: a connection is a cursor of the one open database."""
+        return True
+
     def identity(self) -> str:
         """The file's real path; an in-memory database is new each time, so a fresh id."""
         if self.path == ":memory:":

@@ -228,6 +228,7 @@ class PostgresBackend:
 
             return adbc_driver_postgresql.dbapi.connect(libpq_url)
 
+        self._pool_limit = pool_size + max(pool_max_overflow, 0)
         self._pool = QueuePool(
             create,
             pool_size=pool_size,
@@ -297,6 +298,10 @@ class PostgresBackend:
         connection.execute_sql("ROLLBACK TO SAVEPOINT dataflow_nb_read_only")
         connection.execute_sql("RELEASE SAVEPOINT dataflow_nb_read_only")
         return result
+
+    def has_spare_connection(self) -> bool:
+        """Fewer connections are checked out than the pool may hold (pool_size + pool_max_overflow)."""
+        return bool(self._pool.checkedout() < self._pool_limit)
 
     def identity(self) -> str:
         """The cluster's system identifier, the database and the schema in use, asked of the server:

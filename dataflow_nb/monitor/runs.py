@@ -45,6 +45,7 @@ log = logging.getLogger("dataflow_nb")
 RUNS_TABLE = "dataflow_nb_runs"
 RUN_STATUSES = ("running", "ok", "failed", "interrupted", "retried")
 DEFAULT_KEEP = 10_000
+PROGRESS_INTERVAL = 1.0  # seconds: how often a long run's finished nodes are shown to other kernels
 
 _metadata = sa.MetaData()
 _sequence = sa.Sequence(f"{RUNS_TABLE}_seq", metadata=_metadata)
@@ -114,6 +115,7 @@ class RunLog:
     error_node: str | None = None
     error: str | None = None
     numbers: dict[str, int | None] = field(default_factory=dict)  # database identity -> its row's number
+    shown_at: float = field(default_factory=time.perf_counter)  # when other kernels last got its nodes
 
     def start_node(self, node_id: str, node_type: str) -> NodeRecord:
         record = NodeRecord(node_id, node_type, time.perf_counter() - self.clock)
@@ -277,6 +279,20 @@ class RunHistory:
         if seq % every == 0 and seq > self.keep:
             connection.execute_count(self._statement("prune"), {"cut": seq - self.keep})
         return seq
+
+    def show_progress(self, run: RunLog, seq: int) -> None:
+        """Let other kernels see a long run's nodes so far: a short transaction of its own, at most
+        once a second per run, only where other processes share the database and a connection is
+        free now (a run never waits for its own history)."""
+        if not seq or not self.record or not self.backend.has_spare_connection():
+            return
+        try:
+            with _short_transaction(self.backend) as connection:
+                progress = _finish_values(run)
+                progress.update(status="running", finished_at=None, seconds=None)
+                connection.execute_count(self._statement("finish"), progress)
+        except Exception as exc:  # progress is a courtesy; the run goes on
+            log.debug("run %s: progress not shown on %s: %s", run.run_id, self.backend.safe_url, exc)
 
     def finish_in(self, connection: Connection, run: RunLog, seq: int) -> None:
         """Write a run's outcome and nodes on ``connection`` (an ok run's own, before its commit)."""

@@ -15,6 +15,7 @@ import pyarrow as pa
 from dataflow_nb.backends.base import CompiledSQL, Connection
 from dataflow_nb.backends.errors import loggable_error
 from dataflow_nb.cache.results import EVERYTHING, CachePolicy, cache_policy
+from dataflow_nb.monitor.runs import PROGRESS_INTERVAL
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.query.scope import Scope
 from dataflow_nb.security.sensitive import mask_values
@@ -209,6 +210,11 @@ class RunContext:
             self.current.error = None if error is None else mask_values(error, self.secrets)
             self.current.status = status
             self.current = None
+            if status == "ok" and time.perf_counter() - self.log.shown_at >= PROGRESS_INTERVAL:
+                self.log.shown_at = time.perf_counter()
+                for db, seq in self.recorded.values():
+                    if seq:
+                        db.history.show_progress(self.log, seq)
 
     def record_history_apart(self) -> None:
         """After the rollback: each database records the failed or interrupted run on its own."""

@@ -166,3 +166,21 @@ def test_bad_options_say_what_to_give(backend_url: str | None) -> None:
         DataFlow(backend_url, keep_runs=0)
     with DataFlow(backend_url) as db, pytest.raises(Exception, match="last=0"):
         db.runs(last=0)
+
+
+def test_a_run_that_needed_a_retry_is_recorded_once_as_retried(notes: DataFlow) -> None:
+    from dataflow_nb import DatabaseError
+
+    attempts: list[int] = []
+
+    def flaky() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            error = DatabaseError("serialization failure (a stand-in for 40001)")
+            error.retryable = True
+            raise error
+
+    _, run_id = LocalRuntime(retries=1, retry_backoff=0, retry_callables=True).execute(notes_workflow((flaky, "flaky")))
+    assert len(attempts) == 2 and count(notes) == 3  # the first attempt's writes were rolled back
+    assert_frame_rows(notes.runs().filter(run_id=run_id), [{"status": "retried", "error": None}])
+    assert notes.run(run_id)["node_id"].to_list() == ["add", "load", "list", "flaky"]  # the last attempt's
