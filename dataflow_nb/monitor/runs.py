@@ -9,9 +9,11 @@ Writing is kept cheap, because every run pays for it:
 - on a database other processes share (PostgreSQL), a ``running`` row goes in its own short
   transaction when a run first touches it, so other kernels see the run while it executes;
   DuckDB (one process at a time) skips it: this process sees its own runs live in memory;
-- an ok run's outcome and its nodes (one statement: that row's UPDATE, or the whole row) are
-  written on the run's own connection just before its commit, so they commit with it; older
-  runs are pruned now and then, in the same statement's transaction;
+- an ok run's outcome and its nodes are one statement: on DuckDB the whole row, written on the
+  run's own connection just before its commit (so it commits with it); where a ``running`` row
+  exists, its UPDATE in a short transaction after the commit (no bookkeeping statement inside the
+  run's transaction, where PostgreSQL's serializable checks could fail it); older runs are
+  pruned now and then, with an insert;
 - a failed or interrupted run is written after the rollback, in its own short transaction, never
   inside the run's transaction (which is gone by then).
 
@@ -303,7 +305,8 @@ class RunHistory:
             self._insert(connection, {**run.row(self.backend.safe_url), **finished})
 
     def finish_apart(self, run: RunLog, seq: int) -> None:
-        """Write a failed or interrupted run after its rollback, in a short transaction of its own."""
+        """Write a run's outcome in a short transaction of its own: after the rollback of a failed
+        or interrupted run, after the commit of an ok one whose row was written when it started."""
         try:
             with _short_transaction(self.backend) as connection:
                 self.finish_in(connection, run, seq)

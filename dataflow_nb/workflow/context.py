@@ -216,11 +216,13 @@ class RunContext:
                     if seq:
                         db.history.show_progress(self.log, seq)
 
-    def record_history_apart(self) -> None:
-        """After the rollback: each database records the failed or interrupted run on its own."""
+    def record_history_apart(self, *, committed: bool = False) -> None:
+        """After the connections were released: each database records the run in a transaction of
+        its own; a failed or interrupted run always, a ``committed`` one where its row was written
+        when it started (the others wrote it in the run's transaction)."""
         if self.log is not None:
             for db, seq in self.recorded.values():
-                if seq is not None:
+                if seq is not None and (seq or not committed):
                     db.history.finish_apart(self.log, seq)
 
     def forget_history(self) -> None:
@@ -235,13 +237,17 @@ class RunContext:
         There is no atomicity across databases: when one commit fails, the ones before it stay
         committed (``committed`` names them) and the rest are rolled back by ``release``. Each
         database's cached reads of what the run wrote are invalidated as soon as it committed.
-        An ok run's history is written on each connection first, so it commits with the run.
+        An ok run's history row is written on the run's own connection before any commit (one
+        statement, so it commits with the run) where the run has no row yet; a row written when
+        the run started is finished after the run (``record_history_apart``), in a transaction of
+        its own, so bookkeeping never adds a statement (or a serialization conflict) to the run's.
         """
+        if self.log is not None:
+            for key, (db, connection) in self.connections.items():
+                if self.recorded.get(key, (db, None))[1] == 0:
+                    db.history.finish_in(connection, self.log, 0)
         self.commit_sent = True
         for key, (db, connection) in self.connections.items():
-            seq = self.recorded.get(key, (db, None))[1]
-            if self.log is not None and seq is not None:
-                db.history.finish_in(connection, self.log, seq)
             connection.commit()
             self.committed.append(db.name)
             if db.result_cache is not None:
