@@ -13,6 +13,7 @@ from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.util import find_tables
 
+from dataflow_nb.backends.load_job import LoadJob
 from dataflow_nb.model.types import arrow_bind_type
 
 
@@ -24,8 +25,6 @@ class Capabilities:
     label: str  # how messages name the database, e.g. "DuckDB"
     max_identifier_length: int  # model, table and field names longer than this are refused
     supports_sequence_setval: bool  # else a sequence is moved past explicit ids by drawing values
-    ingest_json_extension: bool  # ingest writes JSON only from Arrow's arrow.json extension type
-    ingest_casts_uuid_text: bool  # ingest turns UUID text into the uuid column (else: stage, cast in SQL)
     drops_constraints: bool  # ALTER TABLE ... DROP CONSTRAINT works (a migration may drop a unique key)
     alters_indexed_tables: bool  # ALTER TABLE works on a table with indexes (else: drop them, recreate after)
     # The database itself keeps each run to its tenant's rows, whatever SQL the run sends.
@@ -127,6 +126,10 @@ class Backend(Protocol):
 
     @property
     def sql_reader(self) -> SQLReader: ...
+
+    @property
+    def load_job(self) -> LoadJob:
+        """What this database's bulk ingest accepts (``backends/load_job.py``)."""
 
     def reflection_dialect(self) -> Any:
         """A SQLAlchemy dialect whose Inspector reads this database's catalog (``backends/reflect.py``)."""

@@ -19,6 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.duckdb_errors import file_error, translate_error
+from dataflow_nb.backends.duckdb_load import DuckDBLoadJob
 from dataflow_nb.backends.duckdb_results import normalize_result
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
 from dataflow_nb.backends.sql import JSONB, InArray, RegexMatch
@@ -34,9 +35,6 @@ CAPABILITIES = Capabilities(
     max_identifier_length=63,
     # No setval: https://duckdb.org/docs/stable/sql/statements/create_sequence (only nextval/currval)
     supports_sequence_setval=False,
-    # The ingest is an INSERT ... SELECT over the Arrow stream: DuckDB casts text to JSON and UUID.
-    ingest_json_extension=False,
-    ingest_casts_uuid_text=True,
     # ALTER TABLE ... DROP CONSTRAINT is not implemented, and most ALTER TABLE fails on a table
     # with an index: https://duckdb.org/docs/stable/sql/statements/alter_table
     drops_constraints=False,
@@ -226,6 +224,7 @@ class DuckDBBackend:
     """An embedded DuckDB database, in memory or in a file."""
 
     capabilities = CAPABILITIES
+    load_job = DuckDBLoadJob()
 
     def __init__(self, path: str | None = None, *, statement_timeout: float | None = None):
         import duckdb

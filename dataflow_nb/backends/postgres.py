@@ -15,6 +15,7 @@ from sqlalchemy.pool import QueuePool
 from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.postgres_errors import is_disconnect, translate_error
+from dataflow_nb.backends.postgres_load import PostgresLoadJob
 from dataflow_nb.backends.postgres_results import normalize_result
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.postgres_url import parse_postgres_url
@@ -38,10 +39,6 @@ CAPABILITIES = Capabilities(
     supports_row_level_security=True,
     # A server: every kernel and the CLI share it, so a run's "running" row is committed at its start.
     supports_concurrent_processes=True,
-    # The ingest is ADBC's binary COPY, which coerces nothing: it writes jsonb only from the
-    # arrow.json extension type, and cannot take UUID text (staged as text, cast in SQL).
-    ingest_json_extension=True,
-    ingest_casts_uuid_text=False,
     drops_constraints=True,
     alters_indexed_tables=True,
 )
@@ -198,6 +195,7 @@ class PostgresBackend:
     checked at checkout: one round trip that also begins the run's transaction."""
 
     capabilities = CAPABILITIES
+    load_job = PostgresLoadJob()
 
     def __init__(
         self,

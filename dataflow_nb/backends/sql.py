@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, distinct_on, insert
+from sqlalchemy.dialects.postgresql import JSONB, Insert, distinct_on, insert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-__all__ = ["JSONB", "InArray", "RegexMatch", "distinct_on", "insert"]
+__all__ = ["JSONB", "InArray", "Insert", "RegexMatch", "distinct_on", "insert"]
 
 
 class RegexMatch(FunctionElement[bool]):

@@ -14,13 +14,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable, DropTable
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.backends.errors import naming_conflicts
-from dataflow_nb.backends.sql import distinct_on, insert
+from dataflow_nb.backends.sql import Insert, distinct_on, insert
 from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
@@ -54,6 +53,7 @@ class BulkLoad:
         self.report = report
         self.tenant = tenant_of(model, ctx.scope)
         self.capabilities = db.backend.capabilities
+        self.job = db.backend.load_job  # what this database's ingest accepts
         self.error: BaseException | None = None  # what the stream raised, before a driver wrapped it
 
     # -- streaming -------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ class BulkLoad:
     ) -> pa.RecordBatchReader:
         """Conformed batches as a reader the database pulls from; bad rows handled per ``on_error``."""
         names = self.stamped(conformer.output)
-        fields = [pa.field(n, self._wire_type(n)) for n in names]
+        fields = [pa.field(n, self.job.wire_type(self.model.fields[n])) for n in names]
         schema = pa.schema([pa.field(ROW, pa.int64()), *fields] if with_row else fields)
         bar = Progress(
             wanted(self.progress),
@@ -94,7 +94,7 @@ class BulkLoad:
                     columns = list(batch.columns)[0 if with_row else 1 :]
                     if self.tenant is not None:
                         columns.append(pa.repeat(pa.scalar(self.tenant, pa.string()), batch.num_rows))
-                    columns = [self._to_wire(c, f.type) for c, f in zip(columns, schema, strict=True)]
+                    columns = [self.job.to_wire(c, f.type) for c, f in zip(columns, schema, strict=True)]
                     first_row += raw.num_rows
                     now = time.perf_counter()
                     self.report.batch_log.append((number, batch.num_rows, now - started))
@@ -130,24 +130,9 @@ class BulkLoad:
                 raise self.error from None
             raise
 
-    def _wire_type(self, name: str) -> pa.DataType:
-        field = self.model.fields[name]
-        if self.capabilities.ingest_json_extension and field.type.label in ("dict", "list"):
-            return pa.json_()
-        return field.type.arrow
-
     def needs_staging(self, names: Sequence[str]) -> bool:
-        """Whether a create must stage the rows and move them with INSERT ... SELECT: UUIDs the ingest
-        cannot take as text, or a table under row-level security (PostgreSQL refuses COPY into it)."""
-        uuids = any(self.model.fields[n].type.label == "UUID" for n in names)
-        rls = self.model.multi_tenant and self.capabilities.supports_row_level_security
-        return (uuids and not self.capabilities.ingest_casts_uuid_text) or rls
-
-    @staticmethod
-    def _to_wire(column: pa.Array, target: pa.DataType) -> pa.Array:
-        if isinstance(target, pa.ExtensionType) and column.type != target:
-            return pa.ExtensionArray.from_storage(target, pc.cast(column, target.storage_type))
-        return column
+        """Whether a create must stage the rows and move them with INSERT ... SELECT (the backend's call)."""
+        return self.job.needs_staging(self.model, names)
 
     def stamped(self, names: Sequence[str]) -> list[str]:
         """The columns a stream carries: the input's, then ``tenant_id`` when the run stamps one."""
@@ -170,6 +155,12 @@ class BulkLoad:
         assert result is not None
         return [int(column[0].as_py()) for column in result.columns]
 
+    def written_counts(self, statement: sa.sql.ClauseElement) -> list[int]:
+        """The counts of a query over a data-modifying CTE that writes the model's table."""
+        self.ctx.note_writes(self.db, {self.model.table_name})
+        with naming_conflicts(self.model, self.node):
+            return self.counts(statement)
+
     def changed(self, statement: sa.sql.ClauseElement) -> int:
         """Run a write; return the rows it changed (a unique violation names the model's key)."""
         with naming_conflicts(self.model, self.node):
@@ -179,12 +170,10 @@ class BulkLoad:
         return scope_clauses(self.model, table, self.ctx.scope)
 
     def staging(self, names: Sequence[str]) -> sa.Table:
-        """A temporary table for the input: UUID and JSON as text, cast when moved to the model's table."""
+        """A temporary table for the input (UUID and JSON as text where the ingest cannot write them)."""
         columns = [sa.Column(ROW, sa.BigInteger)]
         for name in names:
-            field = self.model.fields[name]
-            text = field.type.as_object and self._wire_type(name) == field.type.arrow  # not written natively
-            kind: sa.types.TypeEngine[Any] = sa.Text() if text else self.model.table.c[name].type
+            kind = self.job.staged_type(self.model.fields[name], self.model.table.c[name])
             columns.append(sa.Column(name, kind))
         table = sa.Table(f"dataflow_stage_{uuid.uuid4().hex[:16]}", sa.MetaData(), *columns, prefixes=["TEMPORARY"])
         self.run(CreateTable(table))
@@ -250,7 +239,7 @@ class BulkLoad:
 
 def upsert_statement(
     load: BulkLoad, latest: sa.Subquery, names: Sequence[str], keys: Sequence[str], update: Sequence[str]
-) -> sa.sql.ClauseElement:
+) -> Insert:
     table = load.model.table
     rows = insert(table).from_select(list(names), sa.select(*(load.casted(latest, n) for n in names)))
     changes = upsert_assignments(load.model, table, rows.excluded, list(update))

@@ -179,15 +179,27 @@ class BulkUpsertNode(BulkNode):
                 report.seconds = time.perf_counter() - started
                 return report
             table = self.model.table
-            found = sa.exists().where(*(table.c[k] == load.casted(latest, k) for k in match), *load.scope(table))
-            staged, distinct, existing = load.counts(
-                sa.select(
-                    sa.select(sa.func.count()).select_from(stage).scalar_subquery(),
-                    sa.func.count(),
-                    sa.func.count().filter(found),
-                ).select_from(latest)
-            )
-            load.changed(upsert_statement(load, latest, columns, match, changed))
+            statement = upsert_statement(load, latest, columns, match, changed)
+            flag = load.job.inserted_flag()
+            if flag is not None and not self.model.soft_delete:
+                # The upsert itself says which rows it inserted: no pass over the input before it.
+                # (A soft-deleted record brought back counts as inserted, which only a query before tells.)
+                staged = sum(rows for _, rows, _ in report.batch_log)
+                written = statement.returning(flag.label("inserted")).cte("written")
+                inserted, distinct = load.written_counts(
+                    sa.select(sa.func.count().filter(written.c.inserted), sa.func.count()).select_from(written)
+                )
+                existing = distinct - inserted
+            else:
+                found = sa.exists().where(*(table.c[k] == load.casted(latest, k) for k in match), *load.scope(table))
+                staged, distinct, existing = load.counts(
+                    sa.select(
+                        sa.select(sa.func.count()).select_from(stage).scalar_subquery(),
+                        sa.func.count(),
+                        sa.func.count().filter(found),
+                    ).select_from(latest)
+                )
+                load.changed(statement)
             load.drop(stage)
             if "id" in keys:
                 load.advance_id_sequence()

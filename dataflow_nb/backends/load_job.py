@@ -1,0 +1,47 @@
+"""Each backend's load job: the Arrow types its ingest accepts, and when a create must stage rows.
+
+A bulk node streams conformed batches into the database through ``Connection.ingest``. What that
+ingest takes differs (PostgreSQL's binary COPY converts nothing; DuckDB's Arrow scan casts text to
+UUID and JSON), so each backend has a ``LoadJob`` saying so; ``bulk/load.py`` only asks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from dataflow_nb.model.spec import Field, ModelSpec
+
+
+class LoadJob:
+    """The shared rules: every field travels as its own Arrow type, and nothing needs staging."""
+
+    def wire_type(self, field: Field) -> pa.DataType:
+        """The Arrow type the ingest is sent for this field."""
+        return field.type.arrow
+
+    def to_wire(self, column: pa.Array, target: pa.DataType) -> pa.Array:
+        """A conformed column as ``target`` (its ``wire_type``): storage wrapped as the extension type."""
+        if isinstance(target, pa.ExtensionType) and column.type != target:
+            return pa.ExtensionArray.from_storage(target, pc.cast(column, target.storage_type))
+        return column
+
+    def needs_staging(self, model: ModelSpec, names: Sequence[str]) -> bool:
+        """Whether a create must ingest into a staging table and move the rows with INSERT ... SELECT."""
+        return False
+
+    def staged_type(self, field: Field, column: sa.Column[Any]) -> sa.types.TypeEngine[Any]:
+        """A staging table's column type: text for UUID and JSON the ingest cannot write natively
+        (cast to ``column``'s type when moved to the model's table)."""
+        native = self.wire_type(field) != field.type.arrow
+        return sa.Text() if field.type.as_object and not native else column.type
+
+    def inserted_flag(self) -> sa.ColumnElement[bool] | None:
+        """In the RETURNING of ``INSERT ... ON CONFLICT DO UPDATE``: true for a row inserted, false
+        for one updated; None when the database cannot tell (the counts are then queried first)."""
+        return None
