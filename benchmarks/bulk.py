@@ -34,7 +34,6 @@ import os
 import pstats
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -655,12 +654,22 @@ class Outcome:
     error: str | None = None  # why the method failed (then it has no line in the table)
 
     @property
+    def best(self) -> dict[str, Any]:
+        """The fastest run: on a shared machine the others measure the neighbours' load."""
+        return min(self.runs, key=lambda r: r["seconds"])
+
+    @property
     def seconds(self) -> float:
-        return statistics.median(r["seconds"] for r in self.runs)
+        return float(self.best["seconds"])
 
     @property
     def cpu(self) -> float:
-        return statistics.median(r["cpu_seconds"] for r in self.runs)
+        return float(self.best["cpu_seconds"])
+
+    @property
+    def load(self) -> float:
+        """The 1-minute load average when the fastest run started."""
+        return float(self.best.get("load", 0.0))
 
     @property
     def rate(self) -> float:
@@ -787,6 +796,7 @@ def measure(
     """One load of ``method`` into an empty table: the child's result, the table's fingerprint, and
     for raw adbc_ingest the fingerprint of its first PANDAS_ROWS rows (what pandas writes)."""
     sliced = None
+    load = os.getloadavg()[0]
     if method.backend == "postgres":
         assert pg is not None
         pg.reset(method, rows)
@@ -804,6 +814,7 @@ def measure(
         result = spawn_child(method, url, rows, batch_size, profile and method.name.startswith("node"))
         fingerprint = duck.fingerprint()
         duck.drop()
+    result["load"] = load
     expected = written_rows(method, rows)
     if method.kind == "upsert":
         half = expected // 2
@@ -827,7 +838,7 @@ def describe(outcome: Outcome, result: dict[str, Any]) -> str:
     return (
         f"  {outcome.method.backend:8} {outcome.method.name:13} {outcome.rows:>10,} rows in {result['seconds']:7.2f} s"
         f" = {outcome.rows / result['seconds']:>10,.0f} rows/s, client CPU {result['cpu_seconds']:6.2f} s, "
-        f"peak RSS {result['VmHWM']:5.0f} MB{before_text}"
+        f"peak RSS {result['VmHWM']:5.0f} MB{before_text}, load average {result['load']:.2f}"
     )
 
 
@@ -905,7 +916,21 @@ ALSO_AGAINST = {  # extra ratio lines: (backend, method) -> the other raw method
     ("postgres", "node-csv"): "adbc",
     ("duckdb", "node-parquet"): "arrow-stream",
 }
-HEADER = ("backend", "method", "rows", "s", "rows/s", "vs", "ratio", "target", "", "CPU s", "peak MB", "Δ raw MB")
+HEADER = (
+    "backend",
+    "method",
+    "rows",
+    "s",
+    "rows/s",
+    "vs",
+    "ratio",
+    "target",
+    "",
+    "CPU s",
+    "peak MB",
+    "Δ raw MB",
+    "load",
+)
 
 
 def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
@@ -929,21 +954,23 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
                 delta += " ok" if o.peak - raw.peak <= RSS_TARGET_MB else " MISS"
         cells = [m.backend, m.what, human(o.rows) + mark, f"{o.seconds * scale:.2f}{mark}", f"{o.rate:,.0f}"]
         cells += [m.baseline or "-", f"{ratio:.2f}" if ratio is not None else "-", target, verdict]
-        cells += [f"{o.cpu * scale:.2f}{mark}", f"{o.peak:.0f}", delta, marks[(m.backend, m.name)]]
+        cells += [f"{o.cpu * scale:.2f}{mark}", f"{o.peak:.0f}", delta, f"{o.load:.1f}", marks[(m.backend, m.name)]]
         lines.append(tuple(cells))
         other = found.get((m.backend, ALSO_AGAINST.get((m.backend, m.name), "")))
         if other is not None:
             ratio = o.rate / other.rate
-            lines.append((m.backend, "  (also vs)", "", "", "", other.method.name, f"{ratio:.2f}", *[""] * 6))
+            lines.append((m.backend, "  (also vs)", "", "", "", other.method.name, f"{ratio:.2f}", *[""] * 7))
     table((*HEADER, "table"), lines)
     print(
-        f"\nrows={args.rows:,} batch_size={args.batch_size:,} repeats={args.repeats} (median time and CPU, max peak); "
+        f"\nrows={args.rows:,} batch_size={args.batch_size:,} repeats={args.repeats} "
+        "(time and CPU of the fastest run, max peak); "
         "ratio = rows/s / the 'vs' method's rows/s; CPU s = user+system CPU of the loading process alone (not the "
         "database server's; DuckDB runs inside it); peak = VmHWM of the method's own fresh process (psql: psql's); "
         f"Δ raw = peak - the raw method's peak (adbc_ingest / read_parquet; target for BulkCreateNode from Parquet "
         f"on PostgreSQL: <= {RSS_TARGET_MB} MB); (x) = pandas ran {human(min(PANDAS_ROWS, args.rows))} rows, time "
         f"extrapolated to {human(args.rows)}; table = the data columns hash-identical to the raw method's table "
-        "(ref = the raw method)"
+        "(ref = the raw method); load = the 1-minute load average when the fastest run started "
+        f"(now: {' '.join(f'{x:.2f}' for x in os.getloadavg())})"
     )
 
 
@@ -982,7 +1009,7 @@ def sweep(args: argparse.Namespace, pg: Postgres | None, duck: DuckDBFiles | Non
             )
     table(("backend", "method", "batch", "s", "rows/s", "ratio", "CPU s", "peak MB"), lines)
     print(
-        f"\nrows={args.rows:,} repeats={args.repeats} (median time, max peak RSS); ratio = rows/s / raw rows/s "
+        f"\nrows={args.rows:,} repeats={args.repeats} (fastest run, max peak RSS); ratio = rows/s / raw rows/s "
         "at the same batch size"
     )
 
@@ -1037,7 +1064,7 @@ def main() -> int:
         "(default: all but adbc-prebuffer)",
     )
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="rows per batch (node and raw)")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per method, interleaved; the median is shown")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per method, interleaved; the fastest is shown")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (a schema is created in it)")
     parser.add_argument("--batch-sweep", action="store_true", help=f"node-parquet at batch sizes {SWEEP_BATCH_SIZES}")
     parser.add_argument("--scale-check", action="store_true", help="node-parquet and adbc at 2M and 8M rows (slow)")
