@@ -42,15 +42,25 @@ class CSVSplitter:
         self, path: Path, names: list[str], selected: list[str], skip: int, options: ReadOptions, batch_size: int
     ) -> Iterator[pa.RecordBatch]:
         """The ``selected`` columns (renamed per ``options.rename``) of a file whose header is ``names``."""
-        query, values = _csv_query(path, names, selected, skip, options)
+        query, values = csv_query(str(path), names, selected, skip, options)
         try:
             yield from self.connection.sql(query, params=values).to_arrow_reader(batch_size)
         except self.error as exc:
             raise ValidationError(f"{path}: {_csv_problem(str(exc))}") from None
 
+    def head(
+        self, path: Path, names: list[str], selected: list[str], skip: int, options: ReadOptions, rows: int
+    ) -> pa.Table:
+        """The first ``rows`` rows, as ``batches`` gives them (DuckDB stops reading after them)."""
+        query, values = csv_query(str(path), names, selected, skip, options)
+        try:
+            return self.connection.sql(f"{query} LIMIT ?", params=[*values, rows]).to_arrow_table()
+        except self.error as exc:
+            raise ValidationError(f"{path}: {_csv_problem(str(exc))}") from None
 
-def _csv_query(
-    path: Path, names: list[str], selected: list[str], skip: int, options: ReadOptions
+
+def csv_query(
+    path: str, names: list[str], selected: list[str], skip: int, options: ReadOptions
 ) -> tuple[str, list[Any]]:
     """DuckDB's ``read_csv`` with every option set (no sniffing): all columns text, errors with their line."""
     encoding = options.encoding.lower().replace("_", "-").replace("utf8", "utf-8").replace("-sig", "")
@@ -78,7 +88,7 @@ def _csv_query(
         f'"{n.replace(chr(34), chr(34) * 2)}" AS "{options.rename.get(n, n).replace(chr(34), chr(34) * 2)}"'
         for n in selected
     )
-    return f"SELECT {columns} FROM read_csv(?, {arguments})", [str(path), *values]
+    return f"SELECT {columns} FROM read_csv(?, {arguments})", [path, *values]
 
 
 def _csv_problem(message: str) -> str:

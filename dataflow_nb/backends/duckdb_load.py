@@ -1,10 +1,130 @@
-"""DuckDB's load job: an INSERT ... SELECT over the Arrow stream, which casts text to UUID and JSON."""
+"""DuckDB's load job: an INSERT ... SELECT over the Arrow stream, or over the file itself.
+
+The stream path casts text to UUID and JSON in DuckDB, so every field travels as its own Arrow
+type. A bulk create from one CSV or Parquet file may instead hand DuckDB the file: DuckDB reads
+it in parallel inside the INSERT, with no batch crossing into Python. Only what reads exactly as
+the streamed path reads it is handed over (ints, floats, booleans, text, ISO 8601 dates and
+timestamps; Parquet columns of the field's own type or a lossless widening of it). A CSV value
+that does not fit stops the INSERT (``error()``), and the bulk node then finds and reports the
+bad rows the way the streamed path does.
+"""
 
 from __future__ import annotations
 
-from dataflow_nb.backends.load_job import LoadJob
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from dataflow_nb.backends.base import CompiledSQL
+from dataflow_nb.backends.csv_text import csv_query
+from dataflow_nb.backends.load_job import BAD_VALUE, FileScan, LoadJob, ScanColumn
+
+if TYPE_CHECKING:
+    from dataflow_nb.bulk.parse import ReadOptions
+
+# Unicode White_Space, which polars' strip_chars() removes around a value.
+_WS = r"[\t\n\x0B\f\r\x{85}\x{2028}\x{2029}\p{Zs}]"
+_INT = rf"{_WS}*[+-]?[0-9]+(\.0*)?{_WS}*"
+_FLOAT = rf"(?i){_WS}*[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan){_WS}*"
+_DATE = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_TIMESTAMP = (
+    rf"{_WS}*{_DATE}[T ][0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(\.[0-9]{{1,9}})?(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)?{_WS}*"
+)
+_ISO_DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
+_WIDER_INTS = ("int8", "int16", "int32", "uint8", "uint16", "uint32")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _trimmed(column: str) -> str:
+    return f"regexp_replace({column}, '^{_WS}+|{_WS}+$', '', 'g')"
+
+
+def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any]) -> str | None:
+    """SQL reading a CSV text column as its field's type: NULL where the value does not fit."""
+    x = _quote(column.field.name)
+    target = column.field.type.arrow
+    if pa.types.is_string(target):
+        return x
+    if pa.types.is_int64(target):
+        digits = f"regexp_replace({x}, '^{_WS}*[+]?|(\\.0*)?{_WS}*$', '', 'g')"
+        return f"CASE WHEN regexp_full_match({x}, '{_INT}') THEN TRY_CAST({digits} AS BIGINT) END"
+    if pa.types.is_float64(target):
+        return f"CASE WHEN regexp_full_match({x}, '{_FLOAT}') THEN TRY_CAST({_trimmed(x)} AS DOUBLE) END"
+    if pa.types.is_boolean(target):
+        values += [[v.lower() for v in options.true_values], [v.lower() for v in options.false_values]]
+        lowered = f"lower({_trimmed(x)})"
+        return f"CASE WHEN list_contains(?, {lowered}) THEN true WHEN list_contains(?, {lowered}) THEN false END"
+    if pa.types.is_date32(target) and column.format == "%Y-%m-%d":
+        return f"CASE WHEN regexp_full_match({x}, '{_WS}*{_DATE}{_WS}*') THEN TRY_CAST({_trimmed(x)} AS DATE) END"
+    if target == pa.timestamp("us", "UTC") and column.format in _ISO_DATETIME_FORMATS:
+        return f"CASE WHEN regexp_full_match({x}, '{_TIMESTAMP}') THEN TRY_CAST({_trimmed(x)} AS TIMESTAMPTZ) END"
+    return None
+
+
+def _parquet_value(column: ScanColumn) -> str | None:
+    """SQL reading a Parquet column as its field's type, where that loses nothing; None: stream it."""
+    source, target = column.source_type, column.field.type.arrow
+    x = _quote(column.field.name)
+    if source is None:
+        return None
+    if source == target or (pa.types.is_string(target) and (pa.types.is_large_string(source))):
+        return x
+    if pa.types.is_int64(target) and str(source) in _WIDER_INTS:
+        return f"CAST({x} AS BIGINT)"
+    if pa.types.is_float64(target) and pa.types.is_float32(source):
+        return f"CAST({x} AS DOUBLE)"
+    if target == pa.timestamp("us", "UTC") and pa.types.is_timestamp(source) and source.unit in ("s", "ms", "us"):
+        return x  # naive values are read as UTC (the session's time zone), like the streamed path
+    return None
 
 
 class DuckDBLoadJob(LoadJob):
     """Every field as its own Arrow type (UUID and JSON as text, cast by DuckDB); no row-level
-    security, so nothing is staged."""
+    security, so nothing is staged; one CSV or Parquet file read by DuckDB itself where it can."""
+
+    reads_files = True
+
+    def scan_file(self, table: str, scan: FileScan) -> CompiledSQL | None:
+        values: list[Any] = []
+        if scan.kind == "csv":
+            assert scan.options is not None
+            source, source_values = csv_query(
+                scan.path, list(scan.csv_header), [c.source for c in scan.columns], scan.csv_skip, scan.options
+            )
+            typed = [_csv_value(c, scan.options, values) for c in scan.columns]
+        else:
+            selected = ", ".join(f"{_quote(c.source)} AS {_quote(c.field.name)}" for c in scan.columns)
+            source, source_values = f"SELECT {selected} FROM read_parquet(?)", [scan.path]
+            typed = [_parquet_value(c) for c in scan.columns]
+        if any(t is None for t in typed):
+            return None
+        names = [c.field.name for c in scan.columns]
+        inner = ", ".join(f"{t} AS {_quote('__typed_' + n)}" for t, n in zip(typed, names, strict=True))
+        checked = [
+            f"CASE WHEN {_quote(n)} IS NOT NULL AND {_quote('__typed_' + n)} IS NULL "
+            f"THEN error('{BAD_VALUE}') ELSE {_quote('__typed_' + n)} END"
+            if scan.kind == "csv" and t != _quote(n)
+            else _quote("__typed_" + n)
+            for t, n in zip(typed, names, strict=True)
+        ]
+        defaults = [name for name, _ in scan.defaults]
+        columns = ", ".join(_quote(n) for n in [*names, *defaults])
+        outputs = ", ".join([*checked, *("?" for _ in defaults)])
+        sql = (
+            f"INSERT INTO {_quote(table)} ({columns}) SELECT {outputs} "
+            f"FROM (SELECT *, {inner} FROM ({source}) AS source) AS typed"
+        )
+        # Positional parameters in the order they appear: the defaults', the type checks', the file's.
+        binds = [*(value for _, value in scan.defaults), *values, *source_values]
+        return CompiledSQL(
+            sql,
+            tuple(f"p{i}" for i in range(len(binds))),
+            (None,) * len(binds),
+            tuple(binds),
+            False,
+            reads=frozenset(),
+            writes=frozenset({table}),
+        )

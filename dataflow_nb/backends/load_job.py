@@ -8,6 +8,7 @@ UUID and JSON), so each backend has a ``LoadJob`` saying so; ``bulk/load.py`` on
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -15,7 +16,36 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
+    from dataflow_nb.backends.base import CompiledSQL
+    from dataflow_nb.bulk.parse import ReadOptions
     from dataflow_nb.model.spec import Field, ModelSpec
+
+# What a database's own read of a file says when a value does not fit (then the rows are checked
+# the streamed way, which finds and reports them).
+BAD_VALUE = "dataflow_nb: a value does not fit its column"
+
+
+@dataclass(frozen=True)
+class ScanColumn:
+    """One column of a file the database reads itself: where it comes from and how it is typed."""
+
+    field: Field
+    source: str  # the column's name in the file
+    source_type: pa.DataType | None  # a Parquet column's type; None: CSV text
+    format: str | None = None  # the strptime format a CSV date/time column is read with
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """A file the bulk create may hand to the database whole (``LoadJob.scan_file``)."""
+
+    kind: str  # "csv" or "parquet"
+    path: str
+    columns: tuple[ScanColumn, ...]
+    defaults: tuple[tuple[str, Any], ...]  # fields the file lacks, with their default values
+    csv_header: tuple[str, ...] = ()  # a CSV file's header row, as read
+    csv_skip: int = 0  # lines DuckDB's reader skips before the header
+    options: ReadOptions | None = None
 
 
 class LoadJob:
@@ -44,4 +74,10 @@ class LoadJob:
     def inserted_flag(self) -> sa.ColumnElement[bool] | None:
         """In the RETURNING of ``INSERT ... ON CONFLICT DO UPDATE``: true for a row inserted, false
         for one updated; None when the database cannot tell (the counts are then queried first)."""
+        return None
+
+    reads_files = False  # whether ``scan_file`` ever hands a file to the database
+
+    def scan_file(self, table: str, scan: FileScan) -> CompiledSQL | None:
+        """An INSERT in which the database reads the file itself; None: the rows are streamed."""
         return None

@@ -23,6 +23,7 @@ from dataflow_nb.bulk.parse import (
     choose_format,
     given_format,
     is_text,
+    iso_format,
     parse_text,
     parses_text,
     pl_text,
@@ -209,11 +210,7 @@ class Conformer:
         """Text parsed by polars (one format per date/time column); text that does not parse is a bad row."""
         target = field.type.arrow
         kind = temporal_kind(target)
-        if kind is not None and field.name not in self.formats:
-            given = given_format(target, self.options)
-            text = pl_text(array)
-            self.formats[field.name] = given or choose_format(text, kind, f"{self.node}: {field.name}")
-        fmt = self.formats.get(field.name)
+        fmt = self.format_of(field, array)
         parsed = parse_text(array, target, fmt, self.options)
         bad = pc.and_(pc.is_valid(array), pc.is_null(parsed))
         if parsed.null_count and pc.any(bad).as_py():
@@ -223,6 +220,14 @@ class Conformer:
             for i in pc.indices_nonzero(bad).to_pylist():
                 self._reject(rejected, first_row, i, field, array[i].as_py(), why)
         return parsed
+
+    def format_of(self, field: Field, array: pa.Array) -> str | None:
+        """The one format a text date/time column is read with: given, or chosen on its first batch."""
+        kind = temporal_kind(field.type.arrow)
+        if kind is not None and field.name not in self.formats:
+            given = given_format(field.type.arrow, self.options) or iso_format(array, field.type.arrow)
+            self.formats[field.name] = given or choose_format(pl_text(array), kind, f"{self.node}: {field.name}")
+        return self.formats.get(field.name)
 
     def _json_or_uuid(self, field: Field, array: pa.Array, first_row: int, rejected: dict[int, Rejection]) -> pa.Array:
         """UUID text is checked by pattern; JSON is parsed once per value (the one Python loop here)."""

@@ -19,12 +19,13 @@ from sqlalchemy.schema import CreateTable, DropTable
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.backends.errors import naming_conflicts
+from dataflow_nb.backends.load_job import FileScan, ScanColumn
 from dataflow_nb.backends.sql import Insert, distinct_on, insert
 from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
-from dataflow_nb.bulk.sources import BatchSource
-from dataflow_nb.exceptions import NotFoundError
+from dataflow_nb.bulk.sources import BatchSource, csv_header
+from dataflow_nb.exceptions import ConflictError, DataflowError, NotFoundError
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments
 
@@ -130,6 +131,72 @@ class BulkLoad:
                 raise self.error from None
             raise
 
+    def scan(self, source: BatchSource, conformer: Conformer, first: pa.RecordBatch) -> bool:
+        """Have the database read the input file itself, where its load job can: True when the
+        rows are written. Bad values make the database stop; the rows are then checked as a
+        stream would check them (nothing written), so the error is the streamed path's.
+        """
+        plan = self._file_scan(source, conformer, first)
+        compiled = None if plan is None else self.job.scan_file(self.model.table_name, plan)
+        if compiled is None:
+            return False
+        bar = Progress(
+            wanted(self.progress), description=self.node, total_rows=source.total_rows, total_bytes=source.total_bytes
+        )
+        started = time.perf_counter()
+        try:
+            with naming_conflicts(self.model, self.node):
+                rows = self.ctx.execute_count(self.db, compiled)
+        except ConflictError:
+            raise
+        except DataflowError:
+            self._check_rows(source, conformer)  # raises the streamed path's error when it finds bad rows
+            raise
+        finally:
+            bar.close()
+        self.report.rows_read += rows
+        self.report.batch_log.append((1, rows, time.perf_counter() - started))
+        self.report.inserted = rows
+        return True
+
+    def may_scan(self, source: BatchSource) -> bool:
+        """One CSV or Parquet file, rows created with ``on_error="rollback"``, and nothing the
+        stream adds on the way (a tenant, the audit's digest of the input)."""
+        return (
+            source.file is not None
+            and self.on_error == "rollback"
+            and self.tenant is None
+            and not self.db.security_enabled
+        )
+
+    def _file_scan(self, source: BatchSource, conformer: Conformer, first: pa.RecordBatch) -> FileScan | None:
+        """What the database would read of the file, or None when the stream must read it."""
+        if not self.may_scan(source) or source.file is None:
+            return None
+        kind, path = source.file
+        options = conformer.options
+        sources = {new: old for old, new in options.rename.items()}
+        fields = [self.model.fields[n] for n in conformer.columns]
+        if any(f.type.choices is not None or f.type.as_object for f in fields):
+            return None  # Literal choices, UUID and JSON are checked by the stream
+        columns = []
+        for f in fields:
+            fmt = conformer.format_of(f, first.column(f.name)) if kind == "csv" else None
+            source_type = None if kind == "csv" else first.schema.field(f.name).type
+            columns.append(ScanColumn(f, sources.get(f.name, f.name), source_type, fmt))
+        header, skip = csv_header(path, options) if kind == "csv" else ([], 0)
+        defaults = tuple(conformer.defaults.items())
+        return FileScan(kind, str(path), tuple(columns), defaults, tuple(header), skip, options)
+
+    def _check_rows(self, source: BatchSource, conformer: Conformer) -> None:
+        """Conform the input again, writing nothing: the first bad rows raise as the stream raises them."""
+        first_row = 1
+        for raw in source:
+            _, rejected = conformer.conform(raw, first_row)
+            if rejected:
+                raise rejection_error(self.node, self.model, rejected) from None
+            first_row += raw.num_rows
+
     def needs_staging(self, names: Sequence[str]) -> bool:
         """Whether a create must stage the rows and move them with INSERT ... SELECT (the backend's call)."""
         return self.job.needs_staging(self.model, names)
@@ -155,8 +222,11 @@ class BulkLoad:
         assert result is not None
         return [int(column[0].as_py()) for column in result.columns]
 
-    def written_counts(self, statement: sa.sql.ClauseElement) -> list[int]:
-        """The counts of a query over a data-modifying CTE that writes the model's table."""
+    def upsert_counts(self, upsert: Insert, flag: sa.ColumnElement[bool]) -> list[int]:
+        """Run an upsert whose RETURNING tells inserted rows (``flag``) from updated ones: the
+        rows inserted and written, in one statement."""
+        written = upsert.returning(flag.label("inserted")).cte("written")
+        statement = sa.select(sa.func.count().filter(written.c.inserted), sa.func.count()).select_from(written)
         self.ctx.note_writes(self.db, {self.model.table_name})
         with naming_conflicts(self.model, self.node):
             return self.counts(statement)
@@ -238,7 +308,7 @@ class BulkLoad:
 
 
 def upsert_statement(
-    load: BulkLoad, latest: sa.Subquery, names: Sequence[str], keys: Sequence[str], update: Sequence[str]
+    load: BulkLoad, latest: sa.Table | sa.Subquery, names: Sequence[str], keys: Sequence[str], update: Sequence[str]
 ) -> Insert:
     table = load.model.table
     rows = insert(table).from_select(list(names), sa.select(*(load.casted(latest, n) for n in names)))

@@ -342,6 +342,20 @@ def _iso_fast(array: pa.Array, target: pa.DataType, fmt: str) -> pa.Array | None
     return None
 
 
+def iso_format(array: pa.Array, target: pa.DataType) -> str | None:
+    """What ``choose_format`` picks for a column of ISO 8601 dates or timestamps, found by Arrow:
+    the first candidate, when it reads every sampled value (none of the day/month orders can read
+    ``2024-...``, so no ambiguity either). None: ask ``choose_format``."""
+    import pyarrow.compute as pc
+
+    kind = temporal_kind(target)
+    if kind not in ("date", "datetime"):
+        return None
+    fmt = DATE_FORMATS[0] if kind == "date" else DATETIME_FORMATS[0]
+    sample = pc.drop_null(array).slice(0, _SAMPLE)
+    return fmt if len(sample) and _iso_fast(sample, target, fmt) is not None else None
+
+
 def temporal_kind(target: pa.DataType) -> str | None:
     if pa.types.is_date(target):
         return "date"

@@ -35,6 +35,9 @@ class BatchSource:
     total_bytes: int | None = None
     bytes_read: Callable[[], int] = field(default=lambda: 0)
     options: ReadOptions = field(default_factory=ReadOptions)  # how text values are parsed downstream
+    file: tuple[str, Path] | None = None  # ("csv" or "parquet", path) when it reads one file
+    # The first rows of that file, as the first batch holds them, read without reading ahead.
+    head: Callable[[int], pa.RecordBatch | None] | None = None
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self.open_batches()
@@ -57,7 +60,7 @@ def matching_paths(pattern: str | os.PathLike[str]) -> list[Path]:
     return [Path(m) for m in matches]
 
 
-def _csv_header(path: Path, options: ReadOptions) -> tuple[list[str], int]:
+def csv_header(path: Path, options: ReadOptions) -> tuple[list[str], int]:
     """The column names of a CSV file (its first row after ``skip_rows`` and comment lines).
 
     Also the rows DuckDB is told to skip: it passes over comment lines itself and counts the rest.
@@ -84,7 +87,7 @@ def _csv_header(path: Path, options: ReadOptions) -> tuple[list[str], int]:
     return names, skip
 
 
-def _columns(label: str, names: list[str], expected: list[str] | None, options: ReadOptions) -> list[str]:
+def read_columns(label: str, names: list[str], expected: list[str] | None, options: ReadOptions) -> list[str]:
     """The columns read from one file: those of the first file (or ``columns=``); others an error or left out."""
     wanted = list(options.columns) if options.columns is not None else expected
     if wanted is None:
@@ -124,8 +127,8 @@ def csv_source(
         expected: list[str] | None = None
         with CSVSplitter() as splitter:
             for path in paths:
-                names, skip = _csv_header(path, options)
-                selected = _columns(str(path), names, expected, options)
+                names, skip = csv_header(path, options)
+                selected = read_columns(str(path), names, expected, options)
                 expected = expected or selected
                 for batch in splitter.batches(path, names, selected, skip, options, batch_size):
                     yield _typed(batch) if infer_types else batch
@@ -133,7 +136,31 @@ def csv_source(
 
     total = sum(p.stat().st_size for p in paths)
     label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} CSV files"
-    return BatchSource(label, batches, total_bytes=total, bytes_read=lambda: done[0], options=options)
+
+    def head(rows: int) -> pa.RecordBatch | None:
+        path = paths[0]
+        names, skip = csv_header(path, options)
+        with CSVSplitter() as splitter:
+            return _one_batch(
+                splitter.head(path, names, read_columns(str(path), names, None, options), skip, options, rows)
+            )
+
+    one = len(paths) == 1
+    return BatchSource(
+        label,
+        batches,
+        total_bytes=total,
+        bytes_read=lambda: done[0],
+        options=options,
+        file=("csv", paths[0]) if one else None,
+        head=head if one and not infer_types else None,
+    )
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch | None:
+    """A table's rows as one batch; None when it has none."""
+    batches = table.combine_chunks().to_batches()
+    return batches[0] if batches and batches[0].num_rows else None
 
 
 def _typed(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -168,7 +195,7 @@ def parquet_source(
     expected: list[str] | None = None
     selected: list[list[str]] = []
     for path, parquet in zip(paths, files, strict=True):
-        chosen = _columns(str(path), parquet.schema_arrow.names, expected, options)
+        chosen = read_columns(str(path), parquet.schema_arrow.names, expected, options)
         expected = expected or chosen
         selected.append(chosen)
 
@@ -179,8 +206,23 @@ def parquet_source(
 
     rows = sum(f.metadata.num_rows for f in files)
     label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} Parquet files"
+
+    def head(size: int) -> pa.RecordBatch | None:
+        first = next(
+            pq.ParquetFile(paths[0], pre_buffer=False).iter_batches(batch_size=size, columns=selected[0]), None
+        )
+        return None if first is None or not first.num_rows else _renamed(first, options.rename)
+
+    size = sum(p.stat().st_size for p in paths)
+    one = len(paths) == 1
     return BatchSource(
-        label, batches, total_rows=rows, total_bytes=sum(p.stat().st_size for p in paths), options=options
+        label,
+        batches,
+        total_rows=rows,
+        total_bytes=size,
+        options=options,
+        file=("parquet", paths[0]) if one else None,
+        head=head if one else None,
     )
 
 

@@ -85,13 +85,20 @@ class BulkNode(ModelNode):
         return load, report
 
     def input(self, params: Mapping[str, Any]) -> tuple[BatchSource, list[str] | None, Iterator[pa.RecordBatch]]:
-        batch_size = int(to_python(params.get("batch_size", DEFAULT_BATCH_SIZE)))
-        options = ReadOptions.from_params(params, self.node_type, base=self.model_options())
-        source = open_input(
-            params.get("data"), params.get("source"), batch_size=batch_size, fields=self.model.fields, options=options
-        )
+        source = self.open_source(params)
         names, batches = _peek(source)
         return source, names, batches
+
+    @staticmethod
+    def batch_size(params: Mapping[str, Any]) -> int:
+        return int(to_python(params.get("batch_size", DEFAULT_BATCH_SIZE)))
+
+    def open_source(self, params: Mapping[str, Any]) -> BatchSource:
+        batch_size = self.batch_size(params)
+        options = ReadOptions.from_params(params, self.node_type, base=self.model_options())
+        return open_input(
+            params.get("data"), params.get("source"), batch_size=batch_size, fields=self.model.fields, options=options
+        )
 
     def model_options(self) -> ReadOptions:
         """A model inferred from a file reads it as it was inferred (its column renames)."""
@@ -111,7 +118,16 @@ class BulkCreateNode(BulkNode):
     def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
         started = time.perf_counter()
         load, report = self.start(ctx, params)
-        source, names, batches = self.input(params)
+        source = self.open_source(params)
+        # A file the database may read itself: its first rows only, without reading ahead.
+        first = None
+        if source.head is not None and load.job.reads_files and load.may_scan(source):
+            first = source.head(self.batch_size(params))
+        if first is not None:
+            names: list[str] | None = first.schema.names
+            batches: Iterator[pa.RecordBatch] = iter(source)
+        else:
+            names, batches = _peek(source)
         if names is not None:
             # An input with ids keeps them (a model inferred from a file whose id column is its key).
             allowed = ["id", *self.model.writable] if "id" in names else self.model.writable
@@ -126,8 +142,9 @@ class BulkCreateNode(BulkNode):
                 report.inserted = load.changed(moved)
                 load.drop(stage)
             else:
-                load.ingest(self.model.table_name, load.stream(source, batches, conformer))
-                report.inserted = sum(rows for _, rows, _ in report.batch_log)
+                if first is None or not load.scan(source, conformer, first):  # the database reads the file, or
+                    load.ingest(self.model.table_name, load.stream(source, batches, conformer))
+                    report.inserted = sum(rows for _, rows, _ in report.batch_log)
             if keys:
                 load.advance_id_sequence()
         report.seconds = time.perf_counter() - started
@@ -185,10 +202,7 @@ class BulkUpsertNode(BulkNode):
                 # The upsert itself says which rows it inserted: no pass over the input before it.
                 # (A soft-deleted record brought back counts as inserted, which only a query before tells.)
                 staged = sum(rows for _, rows, _ in report.batch_log)
-                written = statement.returning(flag.label("inserted")).cte("written")
-                inserted, distinct = load.written_counts(
-                    sa.select(sa.func.count().filter(written.c.inserted), sa.func.count()).select_from(written)
-                )
+                inserted, distinct = load.upsert_counts(statement, flag)
                 existing = distinct - inserted
             else:
                 found = sa.exists().where(*(table.c[k] == load.casted(latest, k) for k in match), *load.scope(table))

@@ -109,7 +109,8 @@ def test_bulk_upsert_counts_the_insert_on_conflict(mdb: DataFlow) -> None:
     load(mdb)
     data = [{"sku": "s0", "qty": 5}, {"sku": "new", "qty": 6}]
     logged = statements(mdb, "PartBulkUpsertNode", {"data": data, "conflict_on": ["sku"]})
-    if mdb.backend.capabilities.name == "postgresql":  # the upsert's RETURNING tells inserted from updated
+    # PostgreSQL: the upsert's RETURNING tells inserted from updated.
+    if mdb.backend.capabilities.name == "postgresql":
         assert logged == [
             ("CREATE TEMPORARY TABLE", 0),
             ("COPY stage", 2),

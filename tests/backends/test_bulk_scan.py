@@ -1,0 +1,128 @@
+"""A bulk create from one file: DuckDB reads it itself, PostgreSQL streams it; the rows and the
+errors are the same either way, and the same as a streamed load of the same file.
+
+``on_error="skip"`` always streams, so each test loads a file both ways and compares.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dataflow_nb import LocalRuntime, WorkflowBuilder, WorkflowError
+
+CSV = (
+    "code,n,ratio,ok,day,at,note\n"
+    "a, 42 ,1.5,t,2024-01-31,2024-01-01 10:00:00Z,x\n"
+    "b,+5,inf,No,2024-02-29,2024-01-01T11:30:00.25+01:00,\n"
+    "c,2009.0,-1e3,TRUE, 2023-12-01 ,2024-01-01 12:00:00,NA\n"
+    'd,-0,.5,0,2024-03-01,2024-01-01 13:00:00+0530,""\n'
+)
+
+
+@pytest.fixture
+def models(db: Any) -> Any:
+    for name in ("Scanned", "Streamed"):
+        namespace: dict[str, Any] = {
+            "__annotations__": {
+                "code": str,
+                "n": int,
+                "ratio": float,
+                "ok": bool,
+                "day": dt.date | None,
+                "at": dt.datetime,
+                "note": str | None,
+                "label": str,
+            },
+            "label": "none",
+        }
+        db.model(type(name, (), namespace))
+    return db
+
+
+def load(node: str, params: dict[str, Any]) -> Any:
+    workflow = WorkflowBuilder()
+    workflow.add_node(node, "load", {"progress": False, **params})
+    return LocalRuntime().execute(workflow.build())[0]["load"]
+
+
+def rows(db: Any, model: str) -> list[dict[str, Any]]:
+    workflow = WorkflowBuilder()
+    workflow.add_node(f"{model}ListNode", "all", {"order_by": "code"})
+    frame = LocalRuntime().execute(workflow.build())[0]["all"]
+    return frame.drop("id", "created_at", "updated_at").to_dicts()
+
+
+def test_a_csv_file_loads_as_the_stream_loads_it(models: Any, tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text(CSV)
+    scanned = load("ScannedBulkCreateNode", {"source": str(path)})
+    streamed = load("StreamedBulkCreateNode", {"source": str(path), "on_error": "skip"})
+    assert (scanned.inserted, scanned.rows_read, scanned.rows_rejected) == (4, 4, 0)
+    assert (streamed.inserted, streamed.rows_rejected) == (4, 0)
+    assert rows(models, "Scanned") == rows(models, "Streamed")
+    first = rows(models, "Scanned")[0]
+    assert (first["n"], first["ok"], first["label"]) == (42, True, "none")
+    assert first["at"] == dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("e,0x10,1,t,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'n': value '0x10' does not fit int"),
+        ("e,1,1_0,t,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'ratio': value '1_0' does not fit float"),
+        ("e,1,1,maybe,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'ok': value 'maybe' does not fit bool"),
+        ("e,1,1,t,2024-02-30,2024-01-01 10:00:00Z,x", r"row 5, column 'day': value '2024-02-30' does not fit"),
+        ("e,1,1,t,2024-01-01,2024-01-01 10:00Z,x", r"row 5, column 'at': value '2024-01-01 10:00Z' does not fit"),
+        ("e,,1,t,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'n': value None is null"),
+    ],
+)
+def test_a_bad_value_is_reported_as_the_stream_reports_it(models: Any, tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(CSV + line + "\n")
+    with pytest.raises(WorkflowError, match=message):
+        load("ScannedBulkCreateNode", {"source": str(path)})
+    assert rows(models, "Scanned") == []
+    report = load("StreamedBulkCreateNode", {"source": str(path), "on_error": "quarantine"})
+    assert (report.inserted, report.rows_rejected) == (4, 1)
+
+
+def test_a_parquet_file_loads_as_the_stream_loads_it(models: Any, tmp_path: Path) -> None:
+    path = tmp_path / "typed.parquet"
+    table = pa.table(
+        {
+            "code": ["a", "b"],
+            "n": pa.array([1, 2], pa.int32()),
+            "ratio": pa.array([0.5, None], pa.float32()),
+            "ok": [True, False],
+            "day": pa.array([dt.date(2024, 1, 1), None], pa.date32()),
+            "at": pa.array([dt.datetime(2024, 1, 1, 10), dt.datetime(2024, 1, 1, 11)], pa.timestamp("ms")),
+        }
+    )
+    pq.write_table(table, path)
+    with pytest.raises(WorkflowError, match=r"row 2, column 'ratio': value None is null"):
+        load("ScannedBulkCreateNode", {"source": str(path)})
+    pq.write_table(table.set_column(2, "ratio", pa.array([0.5, 2.25], pa.float32())), path)
+    assert load("ScannedBulkCreateNode", {"source": str(path)}).inserted == 2
+    assert load("StreamedBulkCreateNode", {"source": str(path), "on_error": "skip"}).inserted == 2
+    assert rows(models, "Scanned") == rows(models, "Streamed")
+    assert rows(models, "Scanned")[0]["at"] == dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC)
+
+
+def test_a_key_already_there_names_the_key(db: Any, tmp_path: Path) -> None:
+    @db.model
+    class Keyed:
+        code: str
+        __dataflow__ = {"unique": [["code"]]}
+
+    path = tmp_path / "keys.csv"
+    pl.DataFrame({"code": ["a", "b"]}).write_csv(path)
+    load("KeyedBulkCreateNode", {"source": str(path)})
+    with pytest.raises(WorkflowError, match="code"):
+        load("KeyedBulkCreateNode", {"source": str(path)})
