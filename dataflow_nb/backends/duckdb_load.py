@@ -38,29 +38,43 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _trimmed(column: str) -> str:
-    return f"regexp_replace({column}, '^{_WS}+|{_WS}+$', '', 'g')"
+# The same characters, for trim(): polars' strip_chars() removes them, DuckDB's casts only ASCII ones.
+_WS_CHARS = "".join(chr(c) for c in (*range(9, 14), 32, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029))
+_WS_CHARS += "".join(chr(c) for c in (0x202F, 0x205F, 0x3000))
+
+
+def _cast(column: str, sql_type: str) -> str:
+    """DuckDB's cast (it skips ASCII spaces itself), then the same without Unicode spaces around."""
+    return f"coalesce(TRY_CAST({column} AS {sql_type}), TRY_CAST(trim({column}, '{_WS_CHARS}') AS {sql_type}))"
 
 
 def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any]) -> str | None:
-    """SQL reading a CSV text column as its field's type: NULL where the value does not fit."""
+    """SQL reading a CSV text column as its field's type: NULL where the value does not fit.
+
+    Each value must first have a shape polars reads (the pattern); DuckDB's cast then gives the
+    value polars gives for every such text (``tests/backends/test_bulk_scan.py`` compares them).
+    """
     x = _quote(column.field.name)
     target = column.field.type.arrow
     if pa.types.is_string(target):
         return x
-    if pa.types.is_int64(target):
-        digits = f"regexp_replace({x}, '^{_WS}*[+]?|(\\.0*)?{_WS}*$', '', 'g')"
-        return f"CASE WHEN regexp_full_match({x}, '{_INT}') THEN TRY_CAST({digits} AS BIGINT) END"
+    if pa.types.is_int64(target):  # DuckDB reads 2009.0 as 2009, as polars does
+        return f"CASE WHEN regexp_full_match({x}, '{_INT}') THEN {_cast(x, 'BIGINT')} END"
     if pa.types.is_float64(target):
-        return f"CASE WHEN regexp_full_match({x}, '{_FLOAT}') THEN TRY_CAST({_trimmed(x)} AS DOUBLE) END"
+        return f"CASE WHEN regexp_full_match({x}, '{_FLOAT}') THEN {_cast(x, 'DOUBLE')} END"
     if pa.types.is_boolean(target):
-        values += [[v.lower() for v in options.true_values], [v.lower() for v in options.false_values]]
-        lowered = f"lower({_trimmed(x)})"
-        return f"CASE WHEN list_contains(?, {lowered}) THEN true WHEN list_contains(?, {lowered}) THEN false END"
+        spelled = []
+        for text in (x, f"trim({x}, '{_WS_CHARS}')"):
+            values += [[v.lower() for v in options.true_values], [v.lower() for v in options.false_values]]
+            lowered = f"lower({text})"
+            spelled.append(
+                f"CASE WHEN list_contains(?, {lowered}) THEN true WHEN list_contains(?, {lowered}) THEN false END"
+            )
+        return f"coalesce({', '.join(spelled)})"
     if pa.types.is_date32(target) and column.format == "%Y-%m-%d":
-        return f"CASE WHEN regexp_full_match({x}, '{_WS}*{_DATE}{_WS}*') THEN TRY_CAST({_trimmed(x)} AS DATE) END"
+        return f"CASE WHEN regexp_full_match({x}, '{_WS}*{_DATE}{_WS}*') THEN {_cast(x, 'DATE')} END"
     if target == pa.timestamp("us", "UTC") and column.format in _ISO_DATETIME_FORMATS:
-        return f"CASE WHEN regexp_full_match({x}, '{_TIMESTAMP}') THEN TRY_CAST({_trimmed(x)} AS TIMESTAMPTZ) END"
+        return f"CASE WHEN regexp_full_match({x}, '{_TIMESTAMP}') THEN {_cast(x, 'TIMESTAMPTZ')} END"
     return None
 
 

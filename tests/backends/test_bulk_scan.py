@@ -126,3 +126,18 @@ def test_a_key_already_there_names_the_key(db: Any, tmp_path: Path) -> None:
     load("KeyedBulkCreateNode", {"source": str(path)})
     with pytest.raises(WorkflowError, match="code"):
         load("KeyedBulkCreateNode", {"source": str(path)})
+
+
+def test_unicode_spaces_and_other_spellings_read_the_same(models: Any, tmp_path: Path) -> None:
+    nbsp = "\u00a0"
+    path = tmp_path / "spaces.csv"
+    path.write_text(
+        "code,n,ratio,ok,day,at\n"
+        f"a,{nbsp}42,{nbsp}1.5,{nbsp}t,{nbsp}2024-01-31,{nbsp}2024-01-01 10:00:00Z{nbsp}\n"
+        "b,2009.,+.5,YES ,2024-02-29,2024-01-01T10:00:00.123456789-03\n"
+        "c,+007.000,1E+05,\tf,2024-03-01,2024-01-01 10:00:00\n",
+        encoding="utf-8",
+    )
+    assert load("ScannedBulkCreateNode", {"source": str(path)}).inserted == 3
+    assert load("StreamedBulkCreateNode", {"source": str(path), "on_error": "skip"}).inserted == 3
+    assert rows(models, "Scanned") == rows(models, "Streamed")
