@@ -24,12 +24,10 @@ if TYPE_CHECKING:
 
 # Unicode White_Space, which polars' strip_chars() removes around a value.
 _WS = r"[\t\n\x0B\f\r\x{85}\x{2028}\x{2029}\p{Zs}]"
-_INT = rf"{_WS}*[+-]?[0-9]+(\.0*)?{_WS}*"
-_FLOAT = rf"(?i){_WS}*[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|inf|infinity|nan){_WS}*"
+_INT = r"[+-]?[0-9]+(\.0*)?"
+_FLOAT = r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])"
 _DATE = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
-_TIMESTAMP = (
-    rf"{_WS}*{_DATE}[T ][0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(\.[0-9]{{1,9}})?(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)?{_WS}*"
-)
+_TIMESTAMP = _DATE + r"[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
 _ISO_DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
 _WIDER_INTS = ("int8", "int16", "int32", "uint8", "uint16", "uint32")
 
@@ -43,9 +41,18 @@ _WS_CHARS = "".join(chr(c) for c in (*range(9, 14), 32, 0x85, 0xA0, 0x1680, *ran
 _WS_CHARS += "".join(chr(c) for c in (0x202F, 0x205F, 0x3000))
 
 
-def _cast(column: str, sql_type: str) -> str:
-    """DuckDB's cast (it skips ASCII spaces itself), then the same without Unicode spaces around."""
-    return f"coalesce(TRY_CAST({column} AS {sql_type}), TRY_CAST(trim({column}, '{_WS_CHARS}') AS {sql_type}))"
+_ASCII_WS = r"[ \t\n\r]"  # what DuckDB's casts skip around a value themselves
+
+
+def _read(column: str, shape: str, sql_type: str) -> str:
+    """The value cast by DuckDB when it has ``shape`` (spaces around it allowed); Unicode spaces
+    are trimmed first, in a branch only such values reach (trim() with them is slow)."""
+    return (
+        f"CASE WHEN regexp_full_match({column}, '{_ASCII_WS}*{shape}{_ASCII_WS}*') "
+        f"THEN TRY_CAST({column} AS {sql_type}) "
+        f"WHEN regexp_full_match({column}, '{_WS}*{shape}{_WS}*') "
+        f"THEN TRY_CAST(trim({column}, '{_WS_CHARS}') AS {sql_type}) END"
+    )
 
 
 def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any]) -> str | None:
@@ -59,22 +66,20 @@ def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any]) -> s
     if pa.types.is_string(target):
         return x
     if pa.types.is_int64(target):  # DuckDB reads 2009.0 as 2009, as polars does
-        return f"CASE WHEN regexp_full_match({x}, '{_INT}') THEN {_cast(x, 'BIGINT')} END"
+        return _read(x, _INT, "BIGINT")
     if pa.types.is_float64(target):
-        return f"CASE WHEN regexp_full_match({x}, '{_FLOAT}') THEN {_cast(x, 'DOUBLE')} END"
+        return _read(x, _FLOAT, "DOUBLE")
     if pa.types.is_boolean(target):
-        spelled = []
-        for text in (x, f"trim({x}, '{_WS_CHARS}')"):
+        branches = []
+        for text in (f"lower({x})", f"lower(trim({x}, '{_WS_CHARS}'))"):
             values += [[v.lower() for v in options.true_values], [v.lower() for v in options.false_values]]
-            lowered = f"lower({text})"
-            spelled.append(
-                f"CASE WHEN list_contains(?, {lowered}) THEN true WHEN list_contains(?, {lowered}) THEN false END"
-            )
-        return f"coalesce({', '.join(spelled)})"
+            branches.append(f"WHEN list_contains(?::VARCHAR[], {text}) THEN true")
+            branches.append(f"WHEN list_contains(?::VARCHAR[], {text}) THEN false")
+        return f"CASE {' '.join(branches)} END"
     if pa.types.is_date32(target) and column.format == "%Y-%m-%d":
-        return f"CASE WHEN regexp_full_match({x}, '{_WS}*{_DATE}{_WS}*') THEN {_cast(x, 'DATE')} END"
+        return _read(x, _DATE, "DATE")
     if target == pa.timestamp("us", "UTC") and column.format in _ISO_DATETIME_FORMATS:
-        return f"CASE WHEN regexp_full_match({x}, '{_TIMESTAMP}') THEN {_cast(x, 'TIMESTAMPTZ')} END"
+        return _read(x, _TIMESTAMP, "TIMESTAMPTZ")
     return None
 
 

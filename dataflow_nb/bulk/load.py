@@ -147,6 +147,7 @@ class BulkLoad:
         try:
             with naming_conflicts(self.model, self.node):
                 rows = self.ctx.execute_count(self.db, compiled)
+            bar.update(rows, source.total_bytes)
         except ConflictError:
             raise
         except DataflowError:

@@ -119,9 +119,15 @@ class BulkCreateNode(BulkNode):
         started = time.perf_counter()
         load, report = self.start(ctx, params)
         source = self.open_source(params)
-        # A file the database may read itself: its first rows only, without reading ahead.
+        # A file (source=, not a reader node's batches) the database may read itself: its first
+        # rows only, without reading ahead.
         first = None
-        if source.head is not None and load.job.reads_files and load.may_scan(source):
+        if (
+            params.get("source") is not None
+            and source.head is not None
+            and load.job.reads_files
+            and load.may_scan(source)
+        ):
             first = source.head(self.batch_size(params))
         if first is not None:
             names: list[str] | None = first.schema.names
