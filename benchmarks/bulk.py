@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/bulk.py --rows 200000            # one size, quick
     .venv/bin/python benchmarks/bulk.py --methods node-parquet,adbc --repeats 3
     .venv/bin/python benchmarks/bulk.py --batch-sweep            # node-parquet at 50k/100k/250k rows a batch
-    .venv/bin/python benchmarks/bulk.py --scale-check --repeats 1  # node-parquet, adbc at 2M and 8M (~3.5 min)
+    .venv/bin/python benchmarks/bulk.py --scale-check --repeats 1  # peak RSS of the loads at 2M and 8M (~6 min)
     .venv/bin/python benchmarks/bulk.py --profile                # + cProfile of the node children
 
 A generated table (``--rows`` rows: int, two strings, int32, bool, UTC timestamp, float and a
@@ -89,7 +89,7 @@ class Method:
 
 METHODS: tuple[Method, ...] = (
     Method("adbc", "postgres", "raw adbc_ingest, streamed Parquet", None),
-    # The same with pyarrow's default ParquetFile(pre_buffer=True): only in --scale-check (or --methods).
+    # The same with pyarrow's default ParquetFile(pre_buffer=True): only when --methods names it.
     Method("adbc-prebuffer", "postgres", "raw adbc_ingest, pre_buffer=True", "adbc", default=False),
     Method("node-parquet", "postgres", "BulkCreateNode, Parquet", "adbc", 1.0),
     Method("node-csv", "postgres", "BulkCreateNode, CSV", "psql-copy", 1.4),
@@ -1014,39 +1014,41 @@ def sweep(args: argparse.Namespace, pg: Postgres | None, duck: DuckDBFiles | Non
     )
 
 
-SCALE_METHODS = ("adbc", "adbc-prebuffer", "node-parquet")
+# The loads whose peak must stay flat from 2M to 8M rows (BulkCreateNode from Parquet and CSV on
+# both backends), with the raw streamed adbc_ingest and read_parquet beside them.
+SCALE_METHODS = (
+    *(("postgres", "adbc"), ("postgres", "node-parquet"), ("postgres", "node-csv")),
+    *(("duckdb", "read-parquet"), ("duckdb", "node-parquet"), ("duckdb", "node-csv")),
+)
+SCALED = {("postgres", "node-parquet"), ("postgres", "node-csv"), ("duckdb", "node-parquet"), ("duckdb", "node-csv")}
 
 
-def scale_check(args: argparse.Namespace, pg: Postgres) -> None:
-    """node-parquet and raw adbc_ingest on PostgreSQL at 2M and 8M rows: peak RSS must not grow."""
-    methods = [m for m in METHODS if m.backend == "postgres" and m.name in SCALE_METHODS]
-    peaks: dict[tuple[str, int], Outcome] = {}
+def scale_check(args: argparse.Namespace, pg: Postgres | None, duck: DuckDBFiles | None) -> None:
+    """BulkCreateNode (Parquet and CSV) and the raw loads at 2M and 8M rows: peak RSS must not grow."""
+    backends = {"postgres"} if duck is None else {"duckdb"} if pg is None else {"postgres", "duckdb"}
+    methods = [m for m in METHODS if (m.backend, m.name) in SCALE_METHODS and m.backend in backends]
+    peaks: dict[tuple[str, str, int], Outcome] = {}
     for rows in SCALE_ROWS:
         log(f"== {human(rows)} rows")
-        ensure_data(rows, csv=False)
-        for o in run_all(args, methods, pg, None, rows, args.batch_size, strict=True):
-            peaks[(o.method.name, rows)] = o
+        ensure_data(rows)
+        for o in run_all(args, methods, pg, duck, rows, args.batch_size, strict=True):
+            peaks[(o.method.backend, o.method.name, rows)] = o
     small, large = SCALE_ROWS
-    lines = []
-    for method in methods:
-        a, b = peaks[(method.name, small)], peaks[(method.name, large)]
+    lines: list[tuple[str, ...]] = []
+    for m in methods:
+        a, b = peaks[(m.backend, m.name, small)], peaks[(m.backend, m.name, large)]
         growth = b.peak - a.peak
         target, verdict = "-", ""
-        if method.name == "node-parquet":
+        if (m.backend, m.name) in SCALED:
             target, verdict = f"± {SCALE_TARGET_MB}", "ok" if abs(growth) <= SCALE_TARGET_MB else "MISS"
-        cells = (method.what, f"{a.rate:,.0f}", f"{b.rate:,.0f}", f"{a.peak:.0f}", f"{b.peak:.0f}", f"{growth:+.0f}")
-        lines.append((*cells, target, verdict))
-    for rows in SCALE_ROWS:
-        delta = peaks[("node-parquet", rows)].peak - peaks[("adbc", rows)].peak
-        verdict = "ok" if delta <= RSS_TARGET_MB else "MISS"
-        lines.append(
-            (f"node - raw peak at {human(rows)}", "", "", "", "", f"{delta:+.0f}", f"<= {RSS_TARGET_MB}", verdict)
-        )
+        cells = (m.backend, m.what, f"{a.rate:,.0f}", f"{b.rate:,.0f}", f"{a.peak:.0f}", f"{b.peak:.0f}")
+        lines.append((*cells, f"{growth:+.0f}", target, verdict, f"{b.load:.1f}"))
     head = (f"rows/s {human(small)}", f"rows/s {human(large)}", f"peak {human(small)} MB", f"peak {human(large)} MB")
-    table(("postgres", *head, "Δ MB", "target", ""), lines)
+    table(("backend", "method", *head, "Δ MB", "target", "", "load"), lines)
     print(
         f"\nbatch_size={args.batch_size:,} repeats={args.repeats}; peak = VmHWM of the method's own fresh process; "
-        "Δ = peak at 8M - peak at 2M (first lines), node peak - raw adbc_ingest peak (last lines)"
+        f"Δ = peak at {human(large)} - peak at {human(small)}; load = the 1-minute load average at the "
+        f"{human(large)} run (now: {' '.join(f'{x:.2f}' for x in os.getloadavg())})"
     )
 
 
@@ -1067,7 +1069,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="runs per method, interleaved; the fastest is shown")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (a schema is created in it)")
     parser.add_argument("--batch-sweep", action="store_true", help=f"node-parquet at batch sizes {SWEEP_BATCH_SIZES}")
-    parser.add_argument("--scale-check", action="store_true", help="node-parquet and adbc at 2M and 8M rows (slow)")
+    parser.add_argument("--scale-check", action="store_true", help="peak RSS of the loads at 2M and 8M rows (slow)")
     parser.add_argument("--profile", action="store_true", help="cProfile the node children (first repeat)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
@@ -1085,8 +1087,6 @@ def main() -> int:
         parser.error(f"unknown method(s) {sorted(asked - known)}; choose from {sorted(known)}")
     if min(sizes) < 2 or args.batch_size < 1 or args.repeats < 1:
         parser.error("--rows must be at least 2, --batch-size and --repeats positive")
-    if args.scale_check and "postgres" not in backends:
-        parser.error("--scale-check runs on PostgreSQL")
     methods = selected_methods(args)
     if any(m.name == "pandas-multi" for m in methods) and importlib.util.find_spec("psycopg") is None:
         log(
@@ -1104,11 +1104,10 @@ def main() -> int:
     try:
         if "postgres" in backends:
             pg = Postgres(args.pg_url)
-        if "duckdb" in backends and not args.scale_check:
+        if "duckdb" in backends:
             duck = DuckDBFiles()
         if args.scale_check:
-            assert pg is not None
-            scale_check(args, pg)
+            scale_check(args, pg, duck)
         elif args.batch_sweep:
             ensure_data(args.rows)
             sweep(args, pg, duck)
