@@ -64,7 +64,7 @@ def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any]) -> s
     x = _quote(column.field.name)
     target = column.field.type.arrow
     if pa.types.is_string(target):
-        return x
+        return _text(x)
     if pa.types.is_int64(target):  # DuckDB reads 2009.0 as 2009, as polars does
         return _read(x, _INT, "BIGINT")
     if pa.types.is_float64(target):
@@ -83,13 +83,20 @@ def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any]) -> s
     return None
 
 
+def _text(column: str) -> str:
+    """Text as it is, except with a NUL character, which PostgreSQL cannot store: the stream refuses it."""
+    return f"CASE WHEN NOT contains({column}, chr(0)) THEN {column} END"
+
+
 def _parquet_value(column: ScanColumn) -> str | None:
     """SQL reading a Parquet column as its field's type, where that loses nothing; None: stream it."""
     source, target = column.source_type, column.field.type.arrow
     x = _quote(column.field.name)
     if source is None:
         return None
-    if source == target or (pa.types.is_string(target) and (pa.types.is_large_string(source))):
+    if pa.types.is_string(target) and (source == target or pa.types.is_large_string(source)):
+        return _text(x)
+    if source == target:
         return x
     if pa.types.is_int64(target) and str(source) in _WIDER_INTS:
         return f"CAST({x} AS BIGINT)"
@@ -125,7 +132,7 @@ class DuckDBLoadJob(LoadJob):
         checked = [
             f"CASE WHEN {_quote(n)} IS NOT NULL AND {_quote('__typed_' + n)} IS NULL "
             f"THEN error('{BAD_VALUE}') ELSE {_quote('__typed_' + n)} END"
-            if scan.kind == "csv" and t != _quote(n)
+            if t != _quote(n)
             else _quote("__typed_" + n)
             for t, n in zip(typed, names, strict=True)
         ]

@@ -141,3 +141,16 @@ def test_unicode_spaces_and_other_spellings_read_the_same(models: Any, tmp_path:
     assert load("ScannedBulkCreateNode", {"source": str(path)}).inserted == 3
     assert load("StreamedBulkCreateNode", {"source": str(path), "on_error": "skip"}).inserted == 3
     assert rows(models, "Scanned") == rows(models, "Streamed")
+
+
+def test_a_nul_in_text_is_refused_as_the_stream_refuses_it(db: Any, tmp_path: Path) -> None:
+    @db.model
+    class Noted:
+        note: str
+
+    csv_path, parquet_path = tmp_path / "nul.csv", tmp_path / "nul.parquet"
+    csv_path.write_bytes(b"note\nfine\nbad\x00one\n")
+    pq.write_table(pa.table({"note": ["fine", "bad\x00one"]}), parquet_path)
+    for path in (csv_path, parquet_path):
+        with pytest.raises(WorkflowError, match=r"row 2, column 'note'"):
+            load("NotedBulkCreateNode", {"source": str(path)})
