@@ -52,6 +52,9 @@ class RunContext:
     cache_policy: CachePolicy | None = None  # the running node's; None: its reads are never cached
     written: dict[int, set[str]] = field(default_factory=dict)  # tables each database was written
     snapshots: dict[int, int] = field(default_factory=dict)  # each cache's commit count at BEGIN
+    # Results read on a cache miss: handed to the cache's writer once the run let go of its
+    # connections, so copying them into the cache never competes with the run itself.
+    cache_fills: list[tuple[DataFlow, Lookup, pa.Table]] = field(default_factory=list)
     digests: dict[str, InputDigest] = field(default_factory=dict)  # bulk input per node, for the audit
     secrets: set[str] = field(default_factory=set)  # sensitive values the run was given: masked in errors
     retries: int = 0  # how many earlier attempts of this run failed and were retried
@@ -116,8 +119,7 @@ class RunContext:
         writes = compiled.writes is None or bool(compiled.writes)
         result = self._measured(db, compiled.sql, run, lambda r: 0 if r is None else r.num_rows, writes=writes)
         if lookup is not None and result is not None:
-            assert db.result_cache is not None
-            db.result_cache.put(lookup, result)
+            self.cache_fills.append((db, lookup, result))
         return result
 
     def execute_count(self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
@@ -277,3 +279,10 @@ class RunContext:
             except Exception as exc:
                 log.debug("run %s: closing the connection to %s failed: %s", self.run_id, db.backend.safe_url, exc)
         self.connections.clear()
+        fills, self.cache_fills = self.cache_fills, []
+        for db, lookup, table in fills:
+            if db.result_cache is not None:
+                try:
+                    db.result_cache.put(lookup, table)
+                except Exception as exc:  # the cache only ever skips an entry
+                    log.debug("run %s: a result was not cached: %s", self.run_id, exc)
