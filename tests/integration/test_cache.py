@@ -21,6 +21,7 @@ import polars.testing
 import pytest
 
 from dataflow_nb.cache import CacheError, QueryCache, create_query_cache, mask_url
+from tests.conftest import unavailable
 
 REDIS_URL = os.environ.get("DATAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BIG_INT = 2**53 + 1  # not representable as float64: catches a silent cast
@@ -48,12 +49,8 @@ def _redis_problem() -> str | None:
 def _require_redis() -> None:
     """Skip without Redis locally; fail on CI, where Redis must be provided."""
     problem = _redis_problem()
-    if problem is None:
-        return
-    reason = f"{problem} (set DATAFLOW_TEST_REDIS_URL to a reachable server)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    if problem is not None:
+        unavailable(f"{problem} (set DATAFLOW_TEST_REDIS_URL to a reachable server)")
 
 
 def _unique_namespace() -> str:
