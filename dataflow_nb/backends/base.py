@@ -29,8 +29,9 @@ class Capabilities:
     alters_indexed_tables: bool  # ALTER TABLE works on a table with indexes (else: drop them, recreate after)
     # The database itself keeps each run to its tenant's rows, whatever SQL the run sends.
     supports_row_level_security: bool
-    # Other processes can use the database while this one does (so a run's history row is worth
-    # committing when the run starts: another kernel sees it running). Defaults to False.
+    # Other processes can use the database while this one does: a long run's history row is worth
+    # committing while it executes (another kernel sees it running), and an ok run's row is
+    # written after its commit, outside its transaction. Defaults to False.
     supports_concurrent_processes: bool = False
 
 

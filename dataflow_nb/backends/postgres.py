@@ -37,7 +37,7 @@ CAPABILITIES = Capabilities(
     supports_sequence_setval=True,
     # https://www.postgresql.org/docs/current/ddl-rowsecurity.html (see backends/row_security.py)
     supports_row_level_security=True,
-    # A server: every kernel and the CLI share it, so a run's "running" row is committed at its start.
+    # A server: every kernel and the CLI share it, so a long run's "running" row is committed while it runs.
     supports_concurrent_processes=True,
     drops_constraints=True,
     alters_indexed_tables=True,

@@ -4,16 +4,16 @@ One table with the reserved prefix, ``dataflow_nb_runs``, created on first use a
 as a model: one row per run, its nodes kept in the row as JSON text (one statement writes a run
 of any size). An in-memory DuckDB keeps it in memory, like everything else it holds.
 
-Writing is kept cheap, because every run pays for it:
+Writing is kept cheap, because every run pays for it (``benchmarks/history.py``):
 
-- on a database other processes share (PostgreSQL), a ``running`` row goes in its own short
-  transaction when a run first touches it, so other kernels see the run while it executes;
-  DuckDB (one process at a time) skips it: this process sees its own runs live in memory;
-- an ok run's outcome and its nodes are one statement: on DuckDB the whole row, written on the
-  run's own connection just before its commit (so it commits with it); where a ``running`` row
-  exists, its UPDATE in a short transaction after the commit (no bookkeeping statement inside the
-  run's transaction, where PostgreSQL's serializable checks could fail it); older runs are
-  pruned now and then, with an insert;
+- an ok run's outcome and its nodes are one statement on the run's own connection: on DuckDB just
+  before its commit (so it commits with it), on PostgreSQL just after it, in a transaction of its
+  own (no bookkeeping statement inside the run's transaction, where serializable checks could
+  fail it); older runs are pruned now and then, with an insert;
+- on a database other processes share (PostgreSQL), a run that lasts longer than
+  ``PROGRESS_INTERVAL`` gets a ``running`` row, refreshed with its nodes so far once an interval
+  by a timer thread, in short transactions of its own, so other kernels see it while it executes;
+  a short run pays for none of that. DuckDB (one process at a time) has no use for it;
 - a failed or interrupted run is written after the rollback, in its own short transaction, never
   inside the run's transaction (which is gone by then).
 
@@ -27,7 +27,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,14 +47,14 @@ log = logging.getLogger("dataflow_nb")
 RUNS_TABLE = "dataflow_nb_runs"
 RUN_STATUSES = ("running", "ok", "failed", "interrupted", "retried")
 DEFAULT_KEEP = 10_000
-PROGRESS_INTERVAL = 1.0  # seconds: how often a long run's finished nodes are shown to other kernels
+PROGRESS_INTERVAL = 1.0  # seconds: when a run first shows to other kernels, and how often it is refreshed
 
 _metadata = sa.MetaData()
 _sequence = sa.Sequence(f"{RUNS_TABLE}_seq", metadata=_metadata)
 runs_table = sa.Table(
     RUNS_TABLE,
     _metadata,
-    # Runs are numbered in the order they started, by the database: pruning keeps the newest N.
+    # Runs are numbered by the database when their row is first written: pruning keeps the newest N.
     sa.Column("seq", sa.BigInteger, server_default=_sequence.next_value(), primary_key=True, autoincrement=False),
     sa.Column("run_id", sa.Text, nullable=False, unique=True),
     sa.Column("database", sa.Text, nullable=False),  # the URL with any password masked
@@ -116,8 +116,12 @@ class RunLog:
     finished_at: datetime | None = None
     error_node: str | None = None
     error: str | None = None
-    numbers: dict[str, int | None] = field(default_factory=dict)  # database identity -> its row's number
-    shown_at: float = field(default_factory=time.perf_counter)  # when other kernels last got its nodes
+    # Database identity -> its row's number: 0 until the row is written, None when not recorded.
+    numbers: dict[str, int | None] = field(default_factory=dict)
+    # Guards the row between the run and its progress timers; ``closed``: the outcome is written.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    timers: list[threading.Timer] = field(default_factory=list, repr=False)
+    closed: bool = False
 
     def start_node(self, node_id: str, node_type: str) -> NodeRecord:
         record = NodeRecord(node_id, node_type, time.perf_counter() - self.clock)
@@ -244,33 +248,68 @@ class RunHistory:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def start(self, run: RunLog) -> int | None:
-        """Note ``run`` as running; returns its number, ``0`` when its row is written at the end,
-        or None when it is not recorded.
+    def start(self, run: RunLog) -> bool:
+        """Note ``run`` as executing here; whether it is recorded on this database.
 
         A database that refuses (a role that may not create or write the table) keeps no history
         for this DataFlow, said once in the log, and the run goes on.
         """
-        if self.identity in run.numbers:  # a retry: the run already has its row
-            return run.numbers[self.identity]
+        if self.identity in run.numbers:  # a retry: the run already started here
+            return run.numbers[self.identity] is not None
         with _live_lock:
             _live.setdefault(self.identity, {})[run.run_id] = run
-        run.numbers[self.identity] = number = self._start(run)
-        return number
+        recorded = self.record and self._tables_ready()
+        run.numbers[self.identity] = 0 if recorded else None
+        if recorded and self.backend.capabilities.supports_concurrent_processes:
+            self._show_later(run)
+        return recorded
 
-    def _start(self, run: RunLog) -> int | None:
-        if not self.record:
-            return None
+    @property
+    def writes_in_run(self) -> bool:
+        """An ok run's row is written inside its transaction (DuckDB), not just after its commit."""
+        return not self.backend.capabilities.supports_concurrent_processes
+
+    def _tables_ready(self) -> bool:
         try:
             self.ensure_tables()
-            if not self.backend.capabilities.supports_concurrent_processes:
-                return 0
-            with _short_transaction(self.backend) as connection:
-                return self._insert(connection, {**run.row(self.backend.safe_url), "node_log": None})
         except Exception as exc:
             self.record = False
             log.warning("run history is off for %s: %s", self.backend.safe_url, exc)
-            return None
+            return False
+        return True
+
+    def _show_later(self, run: RunLog) -> None:
+        timer = threading.Timer(PROGRESS_INTERVAL, self._show, (run,))
+        timer.daemon = True
+        with run.lock:
+            if run.closed:
+                return
+            run.timers.append(timer)
+        timer.start()
+
+    def _show(self, run: RunLog) -> None:
+        """On a timer: let other kernels see a run that is still executing, with its nodes so far;
+        then again an interval later. A short transaction of its own, only when the pool has a
+        connection free (a run never waits for its own history)."""
+        if run.closed or not self.record or not self.backend.has_spare_connection():
+            self._show_later(run)
+            return
+        try:
+            with _short_transaction(self.backend) as connection, run.lock:  # connect first: never wait holding it
+                if not run.closed:
+                    self._write(connection, run, running=True)
+        except Exception as exc:  # progress is a courtesy; the run goes on
+            log.debug("run %s: progress not shown on %s: %s", run.run_id, self.backend.safe_url, exc)
+        self._show_later(run)
+
+    def _write(self, connection: Connection, run: RunLog, *, running: bool = False) -> None:
+        """The run's row as it stands: inserted the first time, updated after that."""
+        values = _finish_values(run)
+        if running:
+            values.update(status="running", finished_at=None, seconds=None)
+        # A row that is gone (inserted by a transaction that then failed to commit) is inserted anew.
+        if not run.numbers.get(self.identity) or not connection.execute_count(self._statement("finish"), values):
+            run.numbers[self.identity] = self._insert(connection, {**run.row(self.backend.safe_url), **values})
 
     def _insert(self, connection: Connection, values: dict[str, Any]) -> int:
         """Insert a run's row; every ``keep // 100`` runs, prune the oldest beyond ``keep``."""
@@ -282,39 +321,37 @@ class RunHistory:
             connection.execute_count(self._statement("prune"), {"cut": seq - self.keep})
         return seq
 
-    def show_progress(self, run: RunLog, seq: int) -> None:
-        """Let other kernels see a long run's nodes so far: a short transaction of its own, at most
-        once a second per run, only where other processes share the database and a connection is
-        free now (a run never waits for its own history)."""
-        if not seq or not self.record or not self.backend.has_spare_connection():
-            return
-        try:
-            with _short_transaction(self.backend) as connection:
-                progress = _finish_values(run)
-                progress.update(status="running", finished_at=None, seconds=None)
-                connection.execute_count(self._statement("finish"), progress)
-        except Exception as exc:  # progress is a courtesy; the run goes on
-            log.debug("run %s: progress not shown on %s: %s", run.run_id, self.backend.safe_url, exc)
+    def finish_in(self, connection: Connection, run: RunLog) -> None:
+        """Write an ok run's outcome and nodes on its own ``connection``: inside its transaction
+        where ``writes_in_run``, else after its commit (then committed here)."""
+        with run.lock:
+            _close(run)
+            self._write(connection, run)
+        if not self.writes_in_run:
+            connection.commit()
 
-    def finish_in(self, connection: Connection, run: RunLog, seq: int) -> None:
-        """Write a run's outcome and nodes on ``connection`` (an ok run's own, before its commit)."""
-        finished = _finish_values(run)
-        if seq:
-            connection.execute_count(self._statement("finish"), finished)
-        else:
-            self._insert(connection, {**run.row(self.backend.safe_url), **finished})
-
-    def finish_apart(self, run: RunLog, seq: int) -> None:
-        """Write a run's outcome in a short transaction of its own: after the rollback of a failed
-        or interrupted run, after the commit of an ok one whose row was written when it started."""
+    def finish_after_commit(self, connection: Connection, run: RunLog) -> None:
+        """``finish_in`` for a run that has committed: a failure here is logged, the run stays ok."""
         try:
-            with _short_transaction(self.backend) as connection:
-                self.finish_in(connection, run, seq)
+            self.finish_in(connection, run)
+        except Exception as exc:
+            _quietly(connection.rollback)
+            log.warning("run %s could not be recorded on %s: %s", run.run_id, self.backend.safe_url, exc)
+
+    def finish_apart(self, run: RunLog) -> None:
+        """Write a failed or interrupted run's outcome after its rollback, in a short transaction
+        of its own."""
+        try:
+            with _short_transaction(self.backend) as connection, run.lock:
+                _close(run)
+                self._write(connection, run)
         except Exception as exc:  # the run's own error is what the user must see
             log.warning("run %s could not be recorded on %s: %s", run.run_id, self.backend.safe_url, exc)
 
     def forget(self, run: RunLog) -> None:
         """The run is over: views read it from the tables from now on."""
+        with run.lock:
+            _close(run)
         with _live_lock:
             self_runs = _live.get(self.identity, {})
             self_runs.pop(run.run_id, None)
@@ -393,8 +430,23 @@ class RunHistory:
             connection.close()
 
 
+def _close(run: RunLog) -> None:
+    """The run is over (call with ``run.lock`` held): its progress timers stop."""
+    run.closed = True
+    for timer in run.timers:
+        timer.cancel()
+    run.timers.clear()
+
+
+def _quietly(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except Exception as exc:  # cleaning up after an error already reported
+        log.debug("run history: %s", exc)
+
+
 def _finish_values(run: RunLog) -> dict[str, Any]:
-    nodes = [{c: getattr(n, c) for c in NODE_COLUMNS} for n in run.nodes]
+    nodes = [vars(n) for n in list(run.nodes)]  # NodeRecord's fields are NODE_COLUMNS
     return {
         "run_id": run.run_id,
         "finished_at": run.finished_at,

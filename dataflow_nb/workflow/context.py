@@ -15,7 +15,6 @@ import pyarrow as pa
 from dataflow_nb.backends.base import CompiledSQL, Connection
 from dataflow_nb.backends.errors import loggable_error
 from dataflow_nb.cache.results import EVERYTHING, CachePolicy, cache_policy
-from dataflow_nb.monitor.runs import PROGRESS_INTERVAL
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.query.scope import Scope
 from dataflow_nb.security.sensitive import mask_values
@@ -62,7 +61,7 @@ class RunContext:
     committed: list[str] = field(default_factory=list)  # names of the databases that committed, in order
     touched: dict[int, DataFlow] = field(default_factory=dict)  # every database the run used, kept after release
     log: RunLog | None = None  # the run's history record (runs of the runtime; not explain's)
-    recorded: dict[int, tuple[DataFlow, int | None]] = field(default_factory=dict)  # database -> its run number
+    recorded: dict[int, DataFlow] = field(default_factory=dict)  # the databases whose history records the run
     current: NodeRecord | None = None  # the running node's history record: its rows are counted here
 
     def connection(self, db: DataFlow) -> Connection:
@@ -71,9 +70,8 @@ class RunContext:
             if db.result_cache is not None:
                 self.snapshots[id(db)] = db.result_cache.commits
             self.touched[id(db)] = db
-            if self.log is not None:
-                # Before the run's connection: a pool of one must not wait for itself.
-                self.recorded[id(db)] = (db, db.history.start(self.log))
+            if self.log is not None and db.history.start(self.log):  # the history starts no transaction
+                self.recorded[id(db)] = db
             entry = (db, db.backend.connect())
             self.connections[id(db)] = entry
             if self.scope.tenant_id and any(m.multi_tenant for m in db.models.values()):
@@ -212,25 +210,18 @@ class RunContext:
             self.current.error = None if error is None else mask_values(error, self.secrets)
             self.current.status = status
             self.current = None
-            if status == "ok" and time.perf_counter() - self.log.shown_at >= PROGRESS_INTERVAL:
-                self.log.shown_at = time.perf_counter()
-                for db, seq in self.recorded.values():
-                    if seq:
-                        db.history.show_progress(self.log, seq)
 
-    def record_history_apart(self, *, committed: bool = False) -> None:
-        """After the connections were released: each database records the run in a transaction of
-        its own; a failed or interrupted run always, a ``committed`` one where its row was written
-        when it started (the others wrote it in the run's transaction)."""
+    def record_history_apart(self) -> None:
+        """A failed or interrupted run, after its connections were released: each database
+        records it in a transaction of its own."""
         if self.log is not None:
-            for db, seq in self.recorded.values():
-                if seq is not None and (seq or not committed):
-                    db.history.finish_apart(self.log, seq)
+            for db in self.recorded.values():
+                db.history.finish_apart(self.log)
 
     def forget_history(self) -> None:
         """The run is over: it is no longer live in this process."""
         if self.log is not None:
-            for db, _ in self.recorded.values():
+            for db in self.touched.values():
                 db.history.forget(self.log)
 
     def commit(self) -> None:
@@ -239,21 +230,24 @@ class RunContext:
         There is no atomicity across databases: when one commit fails, the ones before it stay
         committed (``committed`` names them) and the rest are rolled back by ``release``. Each
         database's cached reads of what the run wrote are invalidated as soon as it committed.
-        An ok run's history row is written on the run's own connection before any commit (one
-        statement, so it commits with the run) where the run has no row yet; a row written when
-        the run started is finished after the run (``record_history_apart``), in a transaction of
-        its own, so bookkeeping never adds a statement (or a serialization conflict) to the run's.
+        An ok run's history row is written on each database's own connection: inside the
+        transaction where the history says so (DuckDB), else right after all the commits, so
+        bookkeeping never adds a statement (or a serialization conflict) to the run's transaction.
         """
-        if self.log is not None:
-            for key, (db, connection) in self.connections.items():
-                if self.recorded.get(key, (db, None))[1] == 0:
-                    db.history.finish_in(connection, self.log, 0)
+        run = self.log
+        recorded = [(db, connection) for key, (db, connection) in self.connections.items() if key in self.recorded]
+        for db, connection in recorded:
+            if run is not None and db.history.writes_in_run:
+                db.history.finish_in(connection, run)
         self.commit_sent = True
         for key, (db, connection) in self.connections.items():
             connection.commit()
             self.committed.append(db.name)
             if db.result_cache is not None:
                 db.result_cache.invalidate(self.written.pop(key, ()))
+        for db, connection in recorded:
+            if run is not None and not db.history.writes_in_run:
+                db.history.finish_after_commit(connection, run)
 
     @property
     def rolled_back(self) -> tuple[str, ...]:

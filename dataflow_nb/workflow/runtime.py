@@ -143,7 +143,6 @@ class LocalRuntime:
             seconds = time.perf_counter() - started
             results["execution_time"] = seconds
             ctx.record_run(seconds, status="ok", nodes=len(workflow.nodes))
-            ctx.record_history_apart(committed=True)  # after the release: a pool of one has a connection
             ctx.forget_history()
             return results, run_id
 

@@ -4,6 +4,7 @@ kept across DataFlows (a kernel restart), bounded, and off when asked."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,11 +115,16 @@ def test_the_run_is_listed_as_running_while_it_executes(notes: DataFlow) -> None
         running = notes.runs().row(0, named=True)
         assert running["status"] == "running" and running["finished_at"] is None
         assert notes.run(running["run_id"])["status"].to_list() == ["ok", "ok", "ok", "running"]
-        # What another kernel sees: the committed "running" row (no nodes until the run ends).
+        # What another kernel sees (PostgreSQL): a run that lasts past the progress interval gets a
+        # committed "running" row, with its nodes as they stand.
         other = DataFlow(notes.url, run_history=False) if notes.url else None
         if other is not None:
             with other:
+                deadline = time.monotonic() + 10
+                while other.runs().height == 0 and time.monotonic() < deadline:
+                    time.sleep(0.1)
                 assert other.runs().row(0, named=True)["status"] == "running"
+                assert other.run(running["run_id"])["status"].to_list() == ["ok", "ok", "ok", "running"]
     finally:
         release.set()
         thread.join(30)
@@ -184,3 +190,16 @@ def test_a_run_that_needed_a_retry_is_recorded_once_as_retried(notes: DataFlow) 
     assert len(attempts) == 2 and count(notes) == 3  # the first attempt's writes were rolled back
     assert_frame_rows(notes.runs().filter(run_id=run_id), [{"status": "retried", "error": None}])
     assert notes.run(run_id)["node_id"].to_list() == ["add", "load", "list", "flaky"]  # the last attempt's
+
+
+def test_short_runs_leave_no_progress_timer_behind(notes: DataFlow) -> None:
+    """A run that ends within the progress interval never shows to other kernels early, and its
+    timer (PostgreSQL) stops with it: many short runs leave no thread behind."""
+    before = threading.active_count()
+    ids = [LocalRuntime().execute(notes_workflow())[1] for _ in range(20)]
+    stopped = time.monotonic() + 0.5  # a cancelled timer ends at once; a forgotten one sleeps a second
+    while threading.active_count() > before and time.monotonic() < stopped:
+        time.sleep(0.01)
+    assert threading.active_count() <= before
+    assert notes.runs(last=20)["run_id"].to_list() == ids[::-1]
+    assert set(notes.runs(last=20)["status"].to_list()) == {"ok"}
