@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 
 from dataflow_nb.backends.duckdb import DuckDBDialect
-from dataflow_nb.backends.reflect import DBAPIModule, Reflection
+from dataflow_nb.backends.reflect import STANDARD_TYPES, DBAPIModule, Reflection
 
 # DuckDB lists CREATE INDEX indexes only (constraint indexes are internal), with the key
 # expressions as text such as ['"text"', team]. Model fields are plain identifiers (checked by
@@ -41,7 +41,16 @@ class DuckDBReflection(Reflection, DuckDBDialect):  # type: ignore[misc]  # Insp
     """DuckDB's dialect, reflecting from information_schema and ``duckdb_indexes()``."""
 
     supports_statement_cache = True
-    json_type = JSONB()  # DuckDB's JSON is what dataflow_nb's JSONB compiles to there
+    catalog_types = {
+        **STANDARD_TYPES,
+        "varchar": sa.Text(),  # TEXT is an alias of VARCHAR
+        "float": sa.Float(),
+        "double": sa.Double(),
+        "time": sa.Time(),
+        "timestamp": sa.DateTime(),
+        "blob": sa.LargeBinary(),
+        "json": JSONB(),  # what dataflow_nb's JSONB compiles to here
+    }
 
     def index_rows(self, connection: sa.Connection, table_name: str) -> list[dict[str, Any]]:
         indexes = []

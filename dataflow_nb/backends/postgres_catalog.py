@@ -10,7 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
-from dataflow_nb.backends.reflect import DBAPIModule, Reflection
+from dataflow_nb.backends.reflect import STANDARD_TYPES, DBAPIModule, Reflection
+from dataflow_nb.backends.sql import JSONB
 
 # Indexes that are not constraints (constraints come from information_schema), one row per
 # column in key order.
@@ -31,6 +32,7 @@ class PostgresReflection(Reflection, PGDialect):  # type: ignore[misc]  # Inspec
     """PostgreSQL's dialect, reflecting from information_schema and ``pg_catalog``."""
 
     supports_statement_cache = True
+    catalog_types = {**STANDARD_TYPES, "bytea": sa.LargeBinary(), "json": sa.JSON(), "jsonb": JSONB()}
 
     def index_rows(self, connection: sa.Connection, table_name: str) -> list[dict[str, Any]]:
         indexes: dict[str, dict[str, Any]] = {}

@@ -1,7 +1,7 @@
 """Reflect a live table into SQLAlchemy on the run's own connection, for Alembic to compare.
 
 The shared part: the DB-API adapter and the ``information_schema`` queries both databases
-answer. What differs (index catalogs, JSON's name, the server version, Alembic's operations)
+answer. What differs (index catalogs, type spellings, the server version, Alembic's operations)
 is each backend's own: ``duckdb_catalog.py`` and ``postgres_catalog.py``.
 
 There is no SQLAlchemy Engine in dataflow_nb: PostgreSQL is reached through ADBC and DuckDB
@@ -25,7 +25,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine.default import DefaultDialect
 
 from dataflow_nb.backends.base import Backend, Connection
-from dataflow_nb.backends.sql import JSONB
 
 
 class _Error(Exception):
@@ -114,39 +113,36 @@ _TABLES = (
 )
 
 
-def _sa_type(data_type: str, precision: Any, scale: Any, json: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
-    """information_schema's type name (either database's spelling) as a SQLAlchemy type."""
+# The type names information_schema reports in the SQL standard's spelling, which both databases
+# use; each backend's catalog module adds its own spellings (``Reflection.catalog_types``).
+STANDARD_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "bigint": sa.BigInteger(),
+    "integer": sa.Integer(),
+    "smallint": sa.SmallInteger(),
+    "real": sa.Float(),
+    "double precision": sa.Double(),
+    "boolean": sa.Boolean(),
+    "character varying": sa.String(),
+    "text": sa.Text(),
+    "date": sa.Date(),
+    "time without time zone": sa.Time(),
+    "timestamp without time zone": sa.DateTime(),
+    "timestamp with time zone": sa.DateTime(timezone=True),
+    "uuid": sa.Uuid(),
+}
+
+
+def _sa_type(
+    data_type: str, precision: Any, scale: Any, names: dict[str, sa.types.TypeEngine[Any]]
+) -> sa.types.TypeEngine[Any]:
+    """information_schema's type name as a SQLAlchemy type, by the backend's ``names``."""
     name = data_type.lower()
     if name.startswith(("numeric", "decimal")):
         match = re.search(r"\((\d+),\s*(\d+)\)", name)
         if match:
             precision, scale = int(match.group(1)), int(match.group(2))
         return sa.Numeric(precision, scale)
-    simple: dict[str, sa.types.TypeEngine[Any]] = {
-        "bigint": sa.BigInteger(),
-        "integer": sa.Integer(),
-        "smallint": sa.SmallInteger(),
-        "text": sa.Text(),
-        "varchar": sa.Text(),  # DuckDB: TEXT is an alias of VARCHAR
-        "character varying": sa.String(),
-        "double precision": sa.Double(),
-        "double": sa.Double(),
-        "real": sa.Float(),
-        "float": sa.Float(),
-        "boolean": sa.Boolean(),
-        "timestamp with time zone": sa.DateTime(timezone=True),
-        "timestamp without time zone": sa.DateTime(),
-        "timestamp": sa.DateTime(),
-        "date": sa.Date(),
-        "time without time zone": sa.Time(),
-        "time": sa.Time(),
-        "uuid": sa.Uuid(),
-        "bytea": sa.LargeBinary(),
-        "blob": sa.LargeBinary(),
-        "jsonb": JSONB(),
-        "json": json,
-    }
-    return simple.get(name, sa.types.NullType())
+    return names.get(name, sa.types.NullType())
 
 
 class Reflection:
@@ -155,7 +151,7 @@ class Reflection:
     A backend mixes this into its dialect and adds what its catalog alone answers.
     """
 
-    json_type: sa.types.TypeEngine[Any] = sa.JSON()  # what information_schema's "json" means
+    catalog_types: dict[str, sa.types.TypeEngine[Any]] = STANDARD_TYPES  # the backend's own spellings added
 
     def index_rows(self, connection: sa.Connection, table_name: str) -> list[dict[str, Any]]:
         """Indexes that are not constraints: name, unique, column_names (in key order)."""
@@ -197,7 +193,7 @@ class Reflection:
         return [
             {
                 "name": name,
-                "type": _sa_type(data_type, precision, scale, self.json_type),
+                "type": _sa_type(data_type, precision, scale, self.catalog_types),
                 "nullable": nullable == "YES",
                 "default": default,
                 "autoincrement": False,

@@ -151,3 +151,21 @@ def test_lookups_agree_with_each_other() -> None:
     assert types.field_type_for_arrow(pa.large_string()).label == "str"  # type: ignore[union-attr]
     assert types.field_type_for_arrow(pa.timestamp("ns")).label == "datetime"  # type: ignore[union-attr]
     assert types.arrow_bind_type(sa.Numeric(20, 4)) == pa.decimal128(20, 4)
+
+
+def test_every_field_type_reads_back_from_the_catalog(db: DataFlow) -> None:
+    """Migrations compare a model with its table as the catalog reports it, in each database's
+    own spelling (``catalog_types`` of its backend): every field type must read back as itself,
+    or a changed type would go unnoticed (an unknown name reflects as NullType, never compared)."""
+    from dataflow_nb.backends.reflect import sqlalchemy_connection
+
+    hints = {f"f_{f.label.lower()}": f.python for f in types.FIELD_TYPES}
+    db.model(type("EveryType", (), {"__annotations__": hints}))
+    table = db.models["EveryType"].table_name
+    dialect = db.backend.dialect
+    with db._migration_connection() as connection, sqlalchemy_connection(connection, db.backend) as reflecting:
+        reflected = {c["name"]: c["type"] for c in sa.inspect(reflecting).get_columns(table)}
+    for field_type in types.FIELD_TYPES:
+        column = reflected[f"f_{field_type.label.lower()}"]
+        wanted = field_type.sa_type().compile(dialect=dialect)
+        assert column.compile(dialect=dialect) == wanted, (field_type.label, column)
