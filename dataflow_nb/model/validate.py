@@ -9,7 +9,7 @@ from typing import Any
 
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.notebook_values import preview, python_value, to_python
-from dataflow_nb.model.spec import MISSING, ModelSpec
+from dataflow_nb.model.spec import MISSING, Field, ModelSpec
 from dataflow_nb.security.sensitive import MASK, mask_values
 
 
@@ -39,7 +39,7 @@ def to_wire(model: ModelSpec, name: str, value: Any) -> Any:
     A value shown in a message is a short preview, and ``***`` for a sensitive field.
     """
     f = model.fields[name]
-    shown = MASK if f.sensitive else preview(value)
+    given = value
     try:
         value = to_python(value)
         if value is None:
@@ -52,11 +52,17 @@ def to_wire(model: ModelSpec, name: str, value: Any) -> Any:
         return f.type.to_wire(value)
     except TypeError:
         raise ValidationError(
-            f"model {model.name}: field {name!r} expects {f.label}, got {shown} of type {type(value).__name__}"
+            f"model {model.name}: field {name!r} expects {f.label}, "
+            f"got {_shown(f, given)} of type {type(value).__name__}"
         ) from None
     except (ValueError, OverflowError) as exc:
         reason = mask_values(str(exc), [value]) if f.sensitive else str(exc)
-        raise ValidationError(f"model {model.name}: field {name!r}: value {shown} {reason}") from None
+        raise ValidationError(f"model {model.name}: field {name!r}: value {_shown(f, given)} {reason}") from None
+
+
+def _shown(f: Field, value: Any) -> str:
+    """A value as an error shows it: a short preview, ``***`` for a sensitive field (made only on error)."""
+    return MASK if f.sensitive else preview(value)
 
 
 def record_values(model: ModelSpec, params: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
