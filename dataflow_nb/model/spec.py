@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import math
 import re
 import typing
@@ -55,8 +56,21 @@ class Field:
     def label(self) -> str:
         return f"Optional[{self.type.label}]" if self.nullable else self.type.label
 
+    @property
+    def notes(self) -> str:
+        """What else a reader of the model needs: generated, default, sensitive."""
+        notes = ["generated"] if self.managed else []
+        if self.default is not MISSING:
+            notes.append(f"default {self.default!r}")
+        if self.sensitive:
+            notes.append("sensitive")
+        return ", ".join(notes)
 
-@dataclass
+    def __repr__(self) -> str:  # the FieldType inside is pages of functions and classes
+        return f"Field({self.name!r}: {self.label}{f'; {self.notes}' if self.notes else ''})"
+
+
+@dataclass(repr=False)
 class ModelSpec:
     """Everything dataflow_nb knows about one model: its fields and its table."""
 
@@ -85,6 +99,22 @@ class ModelSpec:
     @property
     def versioned(self) -> bool:
         return "version" in self.fields
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f.name}: {f.label}" for f in self.fields.values())
+        return f"ModelSpec({self.name!r}, table {self.table_name!r}: {fields})"
+
+    def _repr_html_(self) -> str:
+        """The model as a notebook shows it: its table, then a row per field."""
+        rows = "".join(
+            f"<tr><td>{html.escape(f.name)}</td><td>{html.escape(f.label)}</td><td>{html.escape(f.notes)}</td></tr>"
+            for f in self.fields.values()
+        )
+        options = f"<br>options: <code>{html.escape(repr(self.options))}</code>" if self.options else ""
+        return (
+            f"<b>{html.escape(self.name)}</b> &middot; table <code>{html.escape(self.table_name)}</code>{options}"
+            f"<table><tr><th>field</th><th>type</th><th></th></tr>{rows}</table>"
+        )
 
     def signature(self) -> tuple[Any, ...]:
         """What must match for a re-run model cell to be a no-op (columns, defaults and options)."""

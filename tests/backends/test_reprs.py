@@ -37,3 +37,23 @@ def test_results_report_monitor_and_dataflow_show_html_and_plain_text(backend_ur
         assert "<td>notes</td><td>40</td>" in db._repr_html_()
         assert "Note: table notes, 40 rows" in pretty(db) and "stars: int" in pretty(db)
         assert "dataflow_nb_runs" not in db._repr_html_()  # the history is no model
+
+
+def test_a_model_shows_its_table_and_fields_not_its_internals(db: DataFlow) -> None:
+    @db.model
+    class Member:
+        name: str
+        nickname: str | None
+        level: int = 1
+
+        __dataflow__ = {"unique": [["name"]]}
+
+    spec = db.models["Member"]
+    assert repr(spec) == (
+        "ModelSpec('Member', table 'members': id: int, name: str, nickname: Optional[str], level: int, "
+        "created_at: datetime, updated_at: datetime)"
+    )
+    assert repr(spec.fields["level"]) == "Field('level': int; default 1)"
+    shown = spec._repr_html_()
+    assert "<td>nickname</td><td>Optional[str]</td>" in shown and "<td>id</td><td>int</td><td>generated</td>" in shown
+    assert "unique" in shown and "function" not in shown
