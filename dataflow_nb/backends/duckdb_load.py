@@ -11,6 +11,7 @@ bad rows the way the streamed path does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -112,6 +113,22 @@ class DuckDBLoadJob(LoadJob):
     security, so nothing is staged; one CSV or Parquet file read by DuckDB itself where it can."""
 
     reads_files = True
+
+    def head_file(
+        self, path: str, header: Sequence[str], selected: Sequence[str], skip: int, options: ReadOptions, rows: int
+    ) -> CompiledSQL | None:
+        # The run's own connection reads it: no second DuckDB instance to start (a tenth of a small load).
+        query, values = csv_query(path, list(header), list(selected), skip, options)
+        binds = [*values, rows]
+        return CompiledSQL(
+            f"{query} LIMIT ?",
+            tuple(f"p{i}" for i in range(len(binds))),
+            (None,) * len(binds),
+            tuple(binds),
+            True,
+            reads=frozenset(),  # a file, no table: never answered from the result cache
+            writes=frozenset(),
+        )
 
     def scan_file(self, table: str, scan: FileScan) -> CompiledSQL | None:
         values: list[Any] = []

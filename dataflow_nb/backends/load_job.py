@@ -78,6 +78,13 @@ class LoadJob:
 
     reads_files = False  # whether ``scan_file`` ever hands a file to the database
 
+    def head_file(
+        self, path: str, header: Sequence[str], selected: Sequence[str], skip: int, options: ReadOptions, rows: int
+    ) -> CompiledSQL | None:
+        """A query of a CSV file's first ``rows`` rows as text (as its first batch holds them), run by
+        the database itself; None: the file's source reads them."""
+        return None
+
     def scan_file(self, table: str, scan: FileScan) -> CompiledSQL | None:
         """An INSERT in which the database reads the file itself; None: the rows are streamed."""
         return None

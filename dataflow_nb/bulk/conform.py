@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataflow_nb.bulk.parse import (
+    FORMAT_SAMPLE,
     ReadOptions,
     choose_format,
     given_format,
@@ -228,6 +229,20 @@ class Conformer:
             given = given_format(field.type.arrow, self.options) or iso_format(array, field.type.arrow)
             self.formats[field.name] = given or choose_format(pl_text(array), kind, f"{self.node}: {field.name}")
         return self.formats.get(field.name)
+
+    def formats_known(self, head: pa.RecordBatch) -> bool:
+        """Whether the first rows ``head`` hold every value a text date/time column's format is chosen
+        on (its first ``FORMAT_SAMPLE`` non-null values), so the format is the one its first batch gives."""
+        for name in self.columns:
+            field = self.model.fields[name]
+            if name in self.formats or temporal_kind(field.type.arrow) is None:
+                continue
+            if given_format(field.type.arrow, self.options) is not None:
+                continue
+            column = head.column(name)
+            if is_text(column.type) and len(column) - column.null_count < FORMAT_SAMPLE:
+                return False
+        return True
 
     def _json_or_uuid(self, field: Field, array: pa.Array, first_row: int, rejected: dict[int, Rejection]) -> pa.Array:
         """UUID text is checked by pattern; JSON is parsed once per value (the one Python loop here)."""

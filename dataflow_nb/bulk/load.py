@@ -24,7 +24,7 @@ from dataflow_nb.backends.sql import Insert, distinct_on, insert
 from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
-from dataflow_nb.bulk.sources import BatchSource, csv_header
+from dataflow_nb.bulk.sources import BatchSource, csv_header, read_columns
 from dataflow_nb.exceptions import ConflictError, DataflowError, NotFoundError
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments
@@ -159,6 +159,27 @@ class BulkLoad:
         self.report.batch_log.append((1, rows, time.perf_counter() - started))
         self.report.inserted = rows
         return True
+
+    def head(self, source: BatchSource, rows: int) -> pa.RecordBatch | None:
+        """The first rows of the input file as its first batch holds them: a CSV file's read by the
+        database in the run where its load job can (a statement of the run), else by the source."""
+        assert source.head is not None and source.file is not None
+        kind, path = source.file
+        compiled = None
+        if kind == "csv":
+            header, skip = csv_header(path, source.options)
+            selected = read_columns(str(path), header, None, source.options)
+            compiled = self.job.head_file(str(path), header, selected, skip, source.options, rows)
+        if compiled is None:
+            return source.head(rows)
+        try:
+            result = self.ctx.execute(self.db, compiled)
+        except DataflowError:
+            source.head(rows)  # the reader's own error, which names the malformed line
+            raise
+        assert result is not None
+        batches = result.combine_chunks().to_batches()
+        return batches[0] if batches and batches[0].num_rows else None
 
     def may_scan(self, source: BatchSource) -> bool:
         """One CSV or Parquet file, rows created with ``on_error="rollback"``, and nothing the

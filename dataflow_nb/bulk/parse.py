@@ -46,7 +46,7 @@ DATETIME_FORMATS = (
     tuple(f"{date}{sep}{time}" for date in DATE_FORMATS for sep in ("T", " ") for time in TIME_FORMATS[:2])
     + DATE_FORMATS
 )
-_SAMPLE = 2000  # values a format is chosen on (the first of the column's first batch)
+FORMAT_SAMPLE = 2000  # values a format is chosen on (the first of the column's first batch)
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def choose_format(series: Any, kind: str, column: str) -> str:
     """The first format that reads every sampled value; an error when day and month may be swapped."""
     import polars as pl
 
-    sample = series.drop_nulls().head(_SAMPLE)
+    sample = series.drop_nulls().head(FORMAT_SAMPLE)
     candidates = {"date": DATE_FORMATS, "time": TIME_FORMATS, "datetime": DATETIME_FORMATS}[kind]
     if sample.is_empty():
         return candidates[0]
@@ -352,7 +352,7 @@ def iso_format(array: pa.Array, target: pa.DataType) -> str | None:
     if kind not in ("date", "datetime"):
         return None
     fmt = DATE_FORMATS[0] if kind == "date" else DATETIME_FORMATS[0]
-    sample = pc.drop_null(array).slice(0, _SAMPLE)
+    sample = pc.drop_null(array).slice(0, FORMAT_SAMPLE)
     return fmt if len(sample) and _iso_fast(sample, target, fmt) is not None else None
 
 

@@ -36,7 +36,8 @@ class BatchSource:
     bytes_read: Callable[[], int] = field(default=lambda: 0)
     options: ReadOptions = field(default_factory=ReadOptions)  # how text values are parsed downstream
     file: tuple[str, Path] | None = None  # ("csv" or "parquet", path) when it reads one file
-    # The first rows of that file, as the first batch holds them, read without reading ahead.
+    # The first rows of that file (none of a Parquet file: its columns), as the first batch holds
+    # them, read without reading ahead.
     head: Callable[[int], pa.RecordBatch | None] | None = None
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
@@ -65,23 +66,26 @@ def csv_header(path: Path, options: ReadOptions) -> tuple[list[str], int]:
 
     Also the rows DuckDB is told to skip: it passes over comment lines itself and counts the rest.
     """
-    try:
-        with pa.input_stream(str(path), compression="detect") as stream:
-            head = stream.read(1 << 20)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ValidationError(f"{path}: cannot read the file ({exc})") from None
     encoding = "utf-8-sig" if options.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else options.encoding
-    lines = head.decode(encoding, errors="replace").splitlines()
-    skipped, lines = lines[: options.skip_rows], lines[options.skip_rows :]
-    skip = len(skipped)
-    if options.comment_prefix:
-        lines = [line for line in lines if not line.startswith(options.comment_prefix)]
-        skip = len([line for line in skipped if not line.startswith(options.comment_prefix)])
-    if options.quote_char:
-        reader = csv.reader(lines, delimiter=options.delimiter, quotechar=options.quote_char)
-    else:
-        reader = csv.reader(lines, delimiter=options.delimiter, quoting=csv.QUOTE_NONE)
-    names = next(reader, None)
+    for size in (1 << 16, 1 << 20):  # most headers end in the first 64 kB
+        try:
+            with pa.input_stream(str(path), compression="detect") as stream:
+                head = stream.read(size)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValidationError(f"{path}: cannot read the file ({exc})") from None
+        lines = head.decode(encoding, errors="replace").splitlines()
+        skipped, lines = lines[: options.skip_rows], lines[options.skip_rows :]
+        skip = len(skipped)
+        if options.comment_prefix:
+            lines = [line for line in lines if not line.startswith(options.comment_prefix)]
+            skip = len([line for line in skipped if not line.startswith(options.comment_prefix)])
+        if options.quote_char:
+            reader = csv.reader(lines, delimiter=options.delimiter, quotechar=options.quote_char)
+        else:
+            reader = csv.reader(lines, delimiter=options.delimiter, quoting=csv.QUOTE_NONE)
+        names = next(reader, None)
+        if len(head) < size or reader.line_num < len(lines):  # the whole file, or a header not cut off
+            break
     if not names:
         raise ValidationError(f"{path}: the CSV file is empty (no header row)")
     return names, skip
@@ -208,10 +212,12 @@ def parquet_source(
     label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} Parquet files"
 
     def head(size: int) -> pa.RecordBatch | None:
-        first = next(
-            pq.ParquetFile(paths[0], pre_buffer=False).iter_batches(batch_size=size, columns=selected[0]), None
-        )
-        return None if first is None or not first.num_rows else _renamed(first, options.rename)
+        # No rows: a Parquet file's types are in its schema, which is all a look ahead needs.
+        if not files[0].metadata.num_rows:
+            return None
+        schema = pa.schema([files[0].schema_arrow.field(n) for n in selected[0]])
+        empty = pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)  # no pandas import
+        return _renamed(empty, options.rename)
 
     size = sum(p.stat().st_size for p in paths)
     one = len(paths) == 1

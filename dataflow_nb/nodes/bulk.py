@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from dataflow_nb.bulk.conform import Conformer
 from dataflow_nb.bulk.load import BulkLoad, upsert_by_id, upsert_statement
-from dataflow_nb.bulk.parse import ReadOptions
+from dataflow_nb.bulk.parse import FORMAT_SAMPLE, ReadOptions
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, open_input
 from dataflow_nb.exceptions import ValidationError
@@ -120,15 +120,16 @@ class BulkCreateNode(BulkNode):
         load, report = self.start(ctx, params)
         source = self.open_source(params)
         # A file (source=, not a reader node's batches) the database may read itself: its first
-        # rows only, without reading ahead.
-        first = None
+        # rows only, without reading ahead; as many as a date/time column's format is chosen on.
+        first, size = None, self.batch_size(params)
+        sample = min(size, FORMAT_SAMPLE)
         if (
             params.get("source") is not None
             and source.head is not None
             and load.job.reads_files
             and load.may_scan(source)
         ):
-            first = source.head(self.batch_size(params))
+            first = load.head(source, sample)
         if first is not None:
             names: list[str] | None = first.schema.names
             batches: Iterator[pa.RecordBatch] = iter(source)
@@ -139,6 +140,8 @@ class BulkCreateNode(BulkNode):
             allowed = ["id", *self.model.writable] if "id" in names else self.model.writable
             keys = ["id"] if "id" in names else []
             conformer = self.conformer(params, source, names, allowed, fill_defaults=True, keys=keys)
+            if first is not None and first.num_rows == sample < size and not conformer.formats_known(first):
+                first = load.head(source, size)  # too many nulls: the whole first batch chooses, as streamed
             columns = load.stamped(conformer.output)
             if load.needs_staging(columns):
                 stage = load.staging(columns)

@@ -154,3 +154,20 @@ def test_a_nul_in_text_is_refused_as_the_stream_refuses_it(db: Any, tmp_path: Pa
     for path in (csv_path, parquet_path):
         with pytest.raises(WorkflowError, match=r"row 2, column 'note'"):
             load("NotedBulkCreateNode", {"source": str(path)})
+
+
+def test_a_date_column_with_nulls_first_reads_with_the_format_of_its_first_batch(models: Any, tmp_path: Path) -> None:
+    # 2,500 rows without a date before the first one: the look ahead reads the whole first batch.
+    lines = ["code,n,ratio,ok,day,at"] + [f"r{i},{i},1,t,,2024-01-01 10:00:00" for i in range(2_500)]
+    lines += [f"s{i},{i},1,t,01/02/2024,2024-01-01 10:00:00" for i in range(3)]
+    path = tmp_path / "late_dates.csv"
+    path.write_text("\n".join(lines) + "\n")
+    params = {"source": str(path), "batch_size": 5_000, "date_format": None}
+    with pytest.raises(WorkflowError, match="fit both"):  # day and month: ambiguous, as when streamed
+        load("ScannedBulkCreateNode", params)
+    with pytest.raises(WorkflowError, match="fit both"):
+        load("StreamedBulkCreateNode", {**params, "on_error": "skip"})
+    path.write_text("\n".join(lines).replace("01/02/2024", "2024-02-01") + "\n")
+    assert load("ScannedBulkCreateNode", params).inserted == 2_503
+    assert load("StreamedBulkCreateNode", {**params, "on_error": "skip"}).inserted == 2_503
+    assert rows(models, "Scanned") == rows(models, "Streamed")
