@@ -56,7 +56,7 @@ def _read(column: str, shape: str, sql_type: str) -> str:
     )
 
 
-def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any]) -> str | None:
+def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any], *, nul: bool) -> str | None:
     """SQL reading a CSV text column as its field's type: NULL where the value does not fit.
 
     Each value must first have a shape polars reads (the pattern); DuckDB's cast then gives the
@@ -65,7 +65,7 @@ def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any]) -> s
     x = _quote(column.field.name)
     target = column.field.type.arrow
     if pa.types.is_string(target):
-        return _text(x)
+        return _text(x) if nul else x
     if pa.types.is_int64(target):  # DuckDB reads 2009.0 as 2009, as polars does
         return _read(x, _INT, "BIGINT")
     if pa.types.is_float64(target):
@@ -87,6 +87,27 @@ def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any]) -> s
 def _text(column: str) -> str:
     """Text as it is, except with a NUL character, which PostgreSQL cannot store: the stream refuses it."""
     return f"CASE WHEN NOT contains({column}, chr(0)) THEN {column} END"
+
+
+_COMPRESSED = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # gzip, zstd: their text is not their bytes
+
+
+def _may_hold_nul(path: str) -> bool:
+    """Whether a CSV file may hold a NUL character: a plain file without a zero byte cannot (one pass
+    of memchr over the file is cheaper than looking for it in every text value)."""
+    if path.lower().endswith((".gz", ".zst", ".zstd")):
+        return True
+    try:
+        with open(path, "rb") as file:
+            if file.read(4).startswith(_COMPRESSED):
+                return True
+            file.seek(0)
+            while chunk := file.read(1 << 22):
+                if b"\0" in chunk:
+                    return True
+    except OSError:
+        return True  # DuckDB's read says what is wrong with the file
+    return False
 
 
 def _parquet_value(column: ScanColumn) -> str | None:
@@ -137,7 +158,8 @@ class DuckDBLoadJob(LoadJob):
             source, source_values = csv_query(
                 scan.path, list(scan.csv_header), [c.source for c in scan.columns], scan.csv_skip, scan.options
             )
-            typed = [_csv_value(c, scan.options, values) for c in scan.columns]
+            nul = _may_hold_nul(scan.path)
+            typed = [_csv_value(c, scan.options, values, nul=nul) for c in scan.columns]
         else:
             selected = ", ".join(f"{_quote(c.source)} AS {_quote(c.field.name)}" for c in scan.columns)
             source, source_values = f"SELECT {selected} FROM read_parquet(?)", [scan.path]

@@ -7,6 +7,7 @@ errors are the same either way, and the same as a streamed load of the same file
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +151,10 @@ def test_a_nul_in_text_is_refused_as_the_stream_refuses_it(db: Any, tmp_path: Pa
 
     csv_path, parquet_path = tmp_path / "nul.csv", tmp_path / "nul.parquet"
     csv_path.write_bytes(b"note\nfine\nbad\x00one\n")
+    gzipped = tmp_path / "nul.csv.gz"  # its bytes are not its text: DuckDB looks at every value
+    gzipped.write_bytes(gzip.compress(csv_path.read_bytes()))
     pq.write_table(pa.table({"note": ["fine", "bad\x00one"]}), parquet_path)
-    for path in (csv_path, parquet_path):
+    for path in (csv_path, gzipped, parquet_path):
         with pytest.raises(WorkflowError, match=r"row 2, column 'note'"):
             load("NotedBulkCreateNode", {"source": str(path)})
 
