@@ -21,6 +21,7 @@ from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.backends.errors import naming_conflicts
 from dataflow_nb.backends.load_job import FileScan, ScanColumn
 from dataflow_nb.backends.sql import Insert, distinct_on, insert
+from dataflow_nb.bulk.ahead import read_ahead
 from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
@@ -84,24 +85,31 @@ class BulkLoad:
 
             digest = self.ctx.digests.setdefault(self.ctx.node_id or "", InputDigest())
 
+        tenant = None if self.tenant is None else pa.scalar(self.tenant, pa.string())
+
+        def conformed() -> Iterator[tuple[int, pa.RecordBatch, list[Rejection]]]:
+            """Each input batch in the model's types, with its bad rows (on the read-ahead thread)."""
+            first_row = 1
+            for raw in raw_batches:
+                batch, rejected = conformer.conform(raw, first_row)
+                first_row += raw.num_rows
+                columns = list(batch.columns)[0 if with_row else 1 :]
+                if tenant is not None:
+                    columns.append(pa.repeat(tenant, batch.num_rows))
+                columns = [self.job.to_wire(c, f.type) for c, f in zip(columns, schema, strict=True)]
+                yield raw.num_rows, pa.RecordBatch.from_arrays(columns, schema=schema), rejected
+
         def batches() -> Iterator[pa.RecordBatch]:
-            first_row, started = 1, time.perf_counter()
+            started = time.perf_counter()
             try:
-                for number, raw in enumerate(raw_batches, start=1):
-                    batch, rejected = conformer.conform(raw, first_row)
-                    self.report.rows_read += raw.num_rows
+                for number, (read, out, rejected) in enumerate(read_ahead(conformed()), start=1):
+                    self.report.rows_read += read
                     if rejected:
                         self._handle(rejected)
-                    columns = list(batch.columns)[0 if with_row else 1 :]
-                    if self.tenant is not None:
-                        columns.append(pa.repeat(pa.scalar(self.tenant, pa.string()), batch.num_rows))
-                    columns = [self.job.to_wire(c, f.type) for c, f in zip(columns, schema, strict=True)]
-                    first_row += raw.num_rows
                     now = time.perf_counter()
-                    self.report.batch_log.append((number, batch.num_rows, now - started))
+                    self.report.batch_log.append((number, out.num_rows, now - started))
                     started = now
-                    bar.update(raw.num_rows, source.bytes_read())
-                    out = pa.RecordBatch.from_arrays(columns, schema=schema)
+                    bar.update(read, source.bytes_read())
                     if digest is not None:
                         digest.update(out)
                     yield out
