@@ -27,12 +27,65 @@ from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import BatchSource, csv_header, read_columns
 from dataflow_nb.exceptions import ConflictError, DataflowError, NotFoundError
-from dataflow_nb.model.spec import ModelSpec
+from dataflow_nb.model.spec import Field, ModelSpec
 from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
     from dataflow_nb.workflow.context import RunContext
+
+
+class KeyHashes:
+    """Whether the rows streamed repeat a key, told on the client while they stream.
+
+    Each row's key is kept as a 64-bit hash (8 bytes a row, whatever the key's width). Equal keys
+    always hash alike, so a repeat is never missed; two different keys that collide only make the
+    load take the careful way (``BulkLoad.latest``). Only keys whose values compare in Arrow as in
+    the database are hashed (ints, text, booleans, dates and times, bytes): a float's ``-0.0``, a
+    decimal's scale or a UUID's spelling could differ, and those loads always take the careful way.
+    """
+
+    MAX_ROWS = 8_000_000  # 64 MB of hashes; a larger input takes the careful way
+
+    def __init__(self, model: ModelSpec, keys: Sequence[str]):
+        fields = [model.fields[k] for k in keys if k != "tenant_id"]  # one tenant a run: a constant
+        self.names = [f.name for f in fields]
+        self.usable = bool(fields) and all(_compares_as_stored(f) for f in fields)
+        self.rows = 0
+        self.hashes: list[Any] = []
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if not self.usable:
+            return
+        self.rows += batch.num_rows
+        if self.rows > self.MAX_ROWS:
+            self.usable, self.hashes = False, []
+            return
+        import polars as pl
+
+        keys = pl.from_arrow(batch.select(self.names))
+        assert isinstance(keys, pl.DataFrame)
+        self.hashes.append(keys.hash_rows(seed=0))
+
+    def unique(self) -> bool:
+        """True when no key was written twice (checked on every row streamed)."""
+        if not self.usable:
+            return False
+        if not self.hashes:
+            return True
+        import polars as pl
+
+        hashes = pl.concat(self.hashes)
+        return bool(hashes.n_unique() == hashes.len())
+
+
+def _compares_as_stored(field: Field) -> bool:
+    kind = field.type.arrow
+    if field.type.as_object:
+        return False
+    checks = [pa.types.is_integer, pa.types.is_string, pa.types.is_boolean, pa.types.is_binary, pa.types.is_date]
+    checks += [pa.types.is_timestamp, pa.types.is_time]
+    return any(bool(check(kind)) for check in checks)
 
 
 class BulkLoad:
@@ -67,8 +120,12 @@ class BulkLoad:
         conformer: Conformer,
         *,
         with_row: bool = False,
+        keys: KeyHashes | None = None,
     ) -> pa.RecordBatchReader:
-        """Conformed batches as a reader the database pulls from; bad rows handled per ``on_error``."""
+        """Conformed batches as a reader the database pulls from; bad rows handled per ``on_error``.
+
+        ``keys`` hashes each written row's key on the way, to tell afterwards whether any repeats.
+        """
         names = self.stamped(conformer.output)
         fields = [pa.field(n, self.job.wire_type(self.model.fields[n])) for n in names]
         schema = pa.schema([pa.field(ROW, pa.int64()), *fields] if with_row else fields)
@@ -93,6 +150,8 @@ class BulkLoad:
             for raw in raw_batches:
                 batch, rejected = conformer.conform(raw, first_row)
                 first_row += raw.num_rows
+                if keys is not None:
+                    keys.add(batch)
                 columns = list(batch.columns)[0 if with_row else 1 :]
                 if tenant is not None:
                     columns.append(pa.repeat(tenant, batch.num_rows))
@@ -299,7 +358,7 @@ class BulkLoad:
             .subquery("latest")
         )
 
-    def missing(self, latest: sa.Subquery, key: str, limit: int = 1000) -> list[Rejection]:
+    def missing(self, latest: sa.Table | sa.Subquery, key: str, limit: int = 1000) -> list[Rejection]:
         """Input rows whose ``id`` matches no record the run may see."""
         table = self.model.table
         exists = sa.exists().where(table.c.id == latest.c[key], *self.scope(table))
@@ -346,7 +405,9 @@ def upsert_statement(
     return rows.on_conflict_do_update(index_elements=list(keys), set_=changes)
 
 
-def upsert_by_id(load: BulkLoad, latest: sa.Subquery, names: Sequence[str], update: Sequence[str]) -> tuple[int, int]:
+def upsert_by_id(
+    load: BulkLoad, latest: sa.Table | sa.Subquery, names: Sequence[str], update: Sequence[str]
+) -> tuple[int, int]:
     """Upsert on ``id`` of a multi-tenant model, never touching another tenant's record.
 
     The ids are global, so the key is not ``(tenant_id, id)``: the run's own records are updated,

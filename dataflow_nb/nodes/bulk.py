@@ -16,7 +16,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.bulk.conform import Conformer
-from dataflow_nb.bulk.load import BulkLoad, upsert_by_id, upsert_statement
+from dataflow_nb.bulk.load import BulkLoad, KeyHashes, upsert_by_id, upsert_statement
 from dataflow_nb.bulk.parse import FORMAT_SAMPLE, ReadOptions
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, open_input
@@ -189,8 +189,11 @@ class BulkUpsertNode(BulkNode):
             by_tenant_id = load.tenant is not None and "id" in keys  # ids are global: never (tenant_id, id)
             match = keys if by_tenant_id or load.tenant is None else ["tenant_id", *keys]
             stage = load.staging(columns)
-            load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
-            latest = load.latest(stage, match)
+            hashes = KeyHashes(self.model, match)
+            reader = load.stream(source, batches, conformer, with_row=True, keys=hashes)
+            load.ingest(stage.name, reader, temporary=True)
+            # Keys written once each (checked on the client while streaming) need no DISTINCT ON sort.
+            latest: sa.Table | sa.Subquery = stage if hashes.unique() else load.latest(stage, match)
             changed = [c for c in (update if update is not None else conformer.columns) if c not in match]
             if by_tenant_id:
                 staged, distinct = load.counts(

@@ -1,0 +1,112 @@
+"""The bulk stream's helpers: batches read ahead on a thread, and keys checked for repeats."""
+
+from __future__ import annotations
+
+import _thread
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from dataflow_nb.bulk.ahead import read_ahead
+from dataflow_nb.bulk.load import KeyHashes
+from dataflow_nb.model.spec import spec_from_class
+
+
+def test_items_and_errors_come_out_in_order_on_the_callers_thread() -> None:
+    def items() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ValueError("third")
+
+    seen: list[tuple[int, str]] = []
+    with pytest.raises(ValueError, match="third"):
+        seen.extend((item, threading.current_thread().name) for item in read_ahead(items()))
+    assert seen == [(1, "MainThread"), (2, "MainThread")]
+
+
+def test_stopping_early_stops_the_thread_and_closes_the_items() -> None:
+    produced, closed = [], threading.Event()
+
+    def items() -> Iterator[int]:
+        try:
+            for i in range(1_000):
+                produced.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    ahead = read_ahead(items(), depth=2)
+    assert next(ahead) == 0
+    ahead.close()  # what a driver does when the write fails: the generator is closed
+    assert closed.is_set()
+    assert len(produced) <= 4  # the one handed out, two queued, one in the making
+    assert gone("dataflow_nb-read-ahead")
+
+
+def gone(name: str) -> bool:
+    """Whether no thread of that name is left (the read-ahead thread ends right after its cleanup)."""
+    deadline = time.monotonic() + 2
+    while any(t.name == name for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not any(t.name == name for t in threading.enumerate())
+
+
+def test_a_native_consumer_thread_leaves_no_thread_object_behind() -> None:
+    # DuckDB pulls a stream on its own threads, which the threading module never started.
+    before = threading.active_count()
+    done = threading.Event()
+    out: list[int] = []
+
+    def consume() -> None:
+        out.extend(read_ahead(iter(range(5))))
+        done.set()
+
+    _thread.start_new_thread(consume, ())
+    assert done.wait(5)
+    assert out == [0, 1, 2, 3, 4]
+    assert gone("dataflow_nb-read-ahead")
+    assert threading.active_count() == before
+
+
+class Keyed:
+    code: str
+    day: dt.date
+    score: float
+    amount: Decimal
+
+
+def batch(codes: list[str]) -> pa.RecordBatch:
+    days = pa.array([dt.date(2024, 1, 1)] * len(codes), pa.date32())
+    return pa.record_batch({"code": pa.array(codes), "day": days})
+
+
+def test_repeated_keys_are_found_across_batches() -> None:
+    model = spec_from_class(Keyed)
+    hashes = KeyHashes(model, ["code", "day"])
+    hashes.add(batch(["a", "b"]))
+    hashes.add(batch(["c"]))
+    assert hashes.unique()
+    hashes.add(batch(["b"]))
+    assert not hashes.unique()
+
+
+@pytest.mark.parametrize("key", ["score", "amount"])
+def test_keys_that_may_compare_otherwise_in_the_database_are_never_called_unique(key: str) -> None:
+    # 0.0 and -0.0, or 1.0 and 1.00, are one key to the database: such loads always deduplicate in SQL.
+    hashes = KeyHashes(spec_from_class(Keyed), [key])
+    hashes.add(pa.record_batch({key: pa.array([1.0])}))
+    assert not hashes.unique()
+
+
+def test_an_input_too_large_to_track_is_never_called_unique(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(KeyHashes, "MAX_ROWS", 3)
+    hashes = KeyHashes(spec_from_class(Keyed), ["code"])
+    hashes.add(batch(["a", "b"]))
+    hashes.add(batch(["c", "d"]))
+    assert not hashes.unique()
+    assert hashes.hashes == []
