@@ -97,14 +97,16 @@ def _may_hold_nul(path: str) -> bool:
     of memchr over the file is cheaper than looking for it in every text value)."""
     if path.lower().endswith((".gz", ".zst", ".zstd")):
         return True
+    buffer = bytearray(1 << 20)  # one buffer read into again and again: no fresh memory to fault in
     try:
-        with open(path, "rb") as file:
-            if file.read(4).startswith(_COMPRESSED):
+        with open(path, "rb", buffering=0) as file:
+            size = file.readinto(buffer)
+            if bytes(buffer[:4]).startswith(_COMPRESSED):
                 return True
-            file.seek(0)
-            while chunk := file.read(1 << 22):
-                if b"\0" in chunk:
+            while size:
+                if buffer.find(b"\0", 0, size) >= 0:
                     return True
+                size = file.readinto(buffer)
     except OSError:
         return True  # DuckDB's read says what is wrong with the file
     return False
