@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -84,6 +85,16 @@ def test_bulk_create_counts_the_ingested_rows(mdb: DataFlow) -> None:
         ]
     else:
         assert logged == [("COPY parts", 3)]
+
+
+def test_bulk_create_from_a_file_counts_what_the_database_reads(mdb: DataFlow, tmp_path: Path) -> None:
+    path = tmp_path / "parts.csv"
+    path.write_text("sku,qty\n" + "".join(f"f{i},{i}\n" for i in range(5)))
+    logged = statements(mdb, "PartBulkCreateNode", {"source": str(path)})
+    if mdb.backend.load_job.reads_files:  # DuckDB reads the file itself: its first rows, then the INSERT
+        assert logged == [('SELECT "sku"', 5), ("INSERT ... SELECT", 5)]
+    else:
+        assert logged == [("COPY parts", 5)]
 
 
 def test_bulk_update_by_filter_records_every_changed_row(mdb: DataFlow) -> None:
