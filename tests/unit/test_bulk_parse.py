@@ -51,8 +51,8 @@ def _values(array: pa.Array) -> list[object]:
 
 
 def test_hex_and_signs_are_not_read_by_arrow() -> None:
-    ints = parse_text(pa.array(["0x10", "+5", "2009.0"]), pa.int64(), None, ReadOptions())
-    assert ints.to_pylist() == [None, 5, 2009]
+    ints = parse_text(pa.array(["0x10", "0X10", "+5", "2009.0"]), pa.int64(), None, ReadOptions())
+    assert ints.to_pylist() == [None, None, 5, 2009]
 
 
 def test_clean_columns_take_the_fast_path() -> None:
@@ -63,3 +63,4 @@ def test_clean_columns_take_the_fast_path() -> None:
     assert parse._iso_fast(pa.array(["2024-01-01 00:00:00Z"]), UTC, ISO) is not None
     assert parse._iso_fast(pa.array(["2024-01-01"]), pa.date32(), "%Y-%m-%d") is not None
     assert parse._arrow_fast(pa.array(["0x10"]), pa.int64(), options) is None
+    assert parse._arrow_fast(pa.array(["0X10"]), pa.int64(), options) is None
