@@ -2,7 +2,7 @@
 
 A bulk load is a pipeline: read and parse a batch on the client, then the database writes it.
 Run one after the other, the database waits while the client parses and the other way round.
-``read_ahead`` runs the client's side on its own thread, a bounded number of batches ahead, so
+``ReadAhead`` runs the client's side on its own thread, a bounded number of batches ahead, so
 the two overlap; the parsing (DuckDB, Arrow compute) releases the GIL while it works. Items and
 errors come out in order, on the caller's thread, exactly as the plain iterator gives them.
 """
@@ -11,25 +11,74 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 from collections.abc import Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 _DONE = object()
-_POLL = 0.05  # seconds: how often a blocked producer looks whether the consumer left
+_POLL = 0.05  # seconds: how often a blocked producer (or a reader of a closed one) looks again
 
 
-def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """``items``, produced on a daemon thread up to ``depth`` ahead of the caller.
+class ReadAhead(Generic[T]):
+    """``items``, produced on a daemon thread up to ``depth`` ahead of the reader.
 
-    An exception raised by ``items`` is raised here, at the same place in the sequence. When the
-    caller stops early (an error while writing, ``close()``), the thread stops after the item it
-    is producing and ``items`` is closed on that thread; nothing runs on after this returns.
+    The thread starts at once, so the first item is on its way while the reader gets ready to
+    take it (a database connection checked out, a COPY begun). An exception raised by ``items``
+    is raised by ``__next__``, at the same place in the sequence. ``close()`` (or dropping the
+    object) stops the thread after the item it is producing and closes ``items`` on that thread;
+    call it when the reader stops early, e.g. on an error while writing.
     """
-    handoff: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
-    stop, finished = threading.Event(), threading.Event()
 
+    def __init__(self, items: Iterator[T], depth: int = 2):
+        self._handoff: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+        self._stop, self._finished = threading.Event(), threading.Event()
+        self._done = False
+        # The thread holds the queue and the events, never this object: dropping it stops the thread.
+        work = (items, self._handoff, self._stop, self._finished)
+        threading.Thread(target=_produce, args=work, name="dataflow_nb-read-ahead", daemon=True).start()
+        weakref.finalize(self, self._stop.set)
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        while True:
+            try:
+                ok, value = self._handoff.get(timeout=_POLL)
+                break
+            except queue.Empty:
+                if self._stop.is_set():  # closed from another thread meanwhile
+                    self._done = True
+                    raise RuntimeError("the read-ahead was closed while it was being read") from None
+        if not ok:
+            self.close()
+            assert isinstance(value, BaseException)
+            raise value
+        if value is _DONE:
+            self.close()
+            raise StopIteration
+        return value  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Stop the thread (after the item it is producing) and wait for it to clean up."""
+        self._done = True
+        self._stop.set()
+        # Unblock a producer waiting to put. No Thread.join(): the reader may be a database's own
+        # native thread (DuckDB's Arrow scan), where join() would register a dummy Thread for good.
+        while not self._finished.is_set():
+            try:
+                self._handoff.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+
+
+def _produce(
+    items: Iterator[object], handoff: queue.Queue[tuple[bool, object]], stop: threading.Event, finished: threading.Event
+) -> None:
     def put(entry: tuple[bool, object]) -> bool:
         while not stop.is_set():
             try:
@@ -39,40 +88,17 @@ def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
                 continue
         return False
 
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((True, item)):
-                    return
-            put((True, _DONE))
-        except BaseException as exc:  # handed to the caller's thread, raised there
-            put((False, exc))
-        finally:
-            close = getattr(items, "close", None)
-            try:
-                if close is not None:
-                    close()  # a generator's cleanup (open files, a DuckDB connection) on its own thread
-            finally:
-                finished.set()
-
-    thread = threading.Thread(target=produce, name="dataflow_nb-read-ahead", daemon=True)
-    thread.start()
     try:
-        while True:
-            ok, value = handoff.get()
-            if not ok:
-                assert isinstance(value, BaseException)
-                raise value
-            if value is _DONE:
+        for item in items:
+            if not put((True, item)):
                 return
-            yield value  # type: ignore[misc]
+        put((True, _DONE))
+    except BaseException as exc:  # handed to the reader's thread, raised there
+        put((False, exc))
     finally:
-        stop.set()
-        # Unblock a producer waiting to put, then let it finish its item. No Thread.join(): the
-        # caller may be a database's own native thread (DuckDB's Arrow scan), where join() would
-        # leave a dummy Thread object registered for good.
-        while not finished.is_set():
-            try:
-                handoff.get(timeout=_POLL)
-            except queue.Empty:
-                continue
+        close = getattr(items, "close", None)
+        try:
+            if close is not None:
+                close()  # a generator's cleanup (open files, a DuckDB connection) on its own thread
+        finally:
+            finished.set()

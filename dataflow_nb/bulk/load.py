@@ -21,7 +21,7 @@ from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.backends.errors import naming_conflicts
 from dataflow_nb.backends.load_job import FileScan, ScanColumn
 from dataflow_nb.backends.sql import Insert, distinct_on, insert
-from dataflow_nb.bulk.ahead import read_ahead
+from dataflow_nb.bulk.ahead import ReadAhead
 from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
@@ -110,6 +110,7 @@ class BulkLoad:
         self.capabilities = db.backend.capabilities
         self.job = db.backend.load_job  # what this database's ingest accepts
         self.error: BaseException | None = None  # what the stream raised, before a driver wrapped it
+        self.pending: list[ReadAhead[Any]] = []  # streams made and not yet ingested
 
     # -- streaming -------------------------------------------------------------------------------
 
@@ -158,10 +159,13 @@ class BulkLoad:
                 columns = [self.job.to_wire(c, f.type) for c, f in zip(columns, schema, strict=True)]
                 yield raw.num_rows, pa.RecordBatch.from_arrays(columns, schema=schema), rejected
 
+        ahead = ReadAhead(conformed())  # conforming starts now, while the ingest gets ready
+        self.pending.append(ahead)
+
         def batches() -> Iterator[pa.RecordBatch]:
             started = time.perf_counter()
             try:
-                for number, (read, out, rejected) in enumerate(read_ahead(conformed()), start=1):
+                for number, (read, out, rejected) in enumerate(ahead, start=1):
                     self.report.rows_read += read
                     if rejected:
                         self._handle(rejected)
@@ -176,6 +180,7 @@ class BulkLoad:
                 self.error = exc  # drivers wrap what a stream raises: keep the original to re-raise
                 raise
             finally:
+                ahead.close()
                 bar.close()
 
         return pa.RecordBatchReader.from_batches(schema, batches())
@@ -197,6 +202,9 @@ class BulkLoad:
             if self.error is not None and self.error is not exc:
                 raise self.error from None
             raise
+        finally:
+            while self.pending:  # a stream the ingest failed to read to its end stops reading ahead
+                self.pending.pop().close()
 
     def scan(self, source: BatchSource, conformer: Conformer, first: pa.RecordBatch) -> bool:
         """Have the database read the input file itself, where its load job can: True when the

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from dataflow_nb.bulk.ahead import read_ahead
+from dataflow_nb.bulk.ahead import ReadAhead
 from dataflow_nb.bulk.load import KeyHashes
 from dataflow_nb.model.spec import spec_from_class
 
@@ -25,7 +25,7 @@ def test_items_and_errors_come_out_in_order_on_the_callers_thread() -> None:
 
     seen: list[tuple[int, str]] = []
     with pytest.raises(ValueError, match="third"):
-        seen.extend((item, threading.current_thread().name) for item in read_ahead(items()))
+        seen.extend((item, threading.current_thread().name) for item in ReadAhead(items()))
     assert seen == [(1, "MainThread"), (2, "MainThread")]
 
 
@@ -40,37 +40,39 @@ def test_stopping_early_stops_the_thread_and_closes_the_items() -> None:
         finally:
             closed.set()
 
-    ahead = read_ahead(items(), depth=2)
+    before = set(threading.enumerate())
+    ahead = ReadAhead(items(), depth=2)
     assert next(ahead) == 0
-    ahead.close()  # what a driver does when the write fails: the generator is closed
+    ahead.close()  # what a bulk load does when the write fails
     assert closed.is_set()
     assert len(produced) <= 4  # the one handed out, two queued, one in the making
-    assert gone("dataflow_nb-read-ahead")
+    assert gone(before)
+    with pytest.raises(StopIteration):
+        next(ahead)
 
 
-def gone(name: str) -> bool:
-    """Whether no thread of that name is left (the read-ahead thread ends right after its cleanup)."""
+def gone(before: set[threading.Thread]) -> bool:
+    """Whether the threads started since ``before`` have ended (a read-ahead's ends right after its cleanup)."""
     deadline = time.monotonic() + 2
-    while any(t.name == name for t in threading.enumerate()) and time.monotonic() < deadline:
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
         time.sleep(0.01)
-    return not any(t.name == name for t in threading.enumerate())
+    return not set(threading.enumerate()) - before
 
 
 def test_a_native_consumer_thread_leaves_no_thread_object_behind() -> None:
     # DuckDB pulls a stream on its own threads, which the threading module never started.
-    before = threading.active_count()
+    before = set(threading.enumerate())
     done = threading.Event()
     out: list[int] = []
 
     def consume() -> None:
-        out.extend(read_ahead(iter(range(5))))
+        out.extend(ReadAhead(iter(range(5))))
         done.set()
 
     _thread.start_new_thread(consume, ())
     assert done.wait(5)
     assert out == [0, 1, 2, 3, 4]
-    assert gone("dataflow_nb-read-ahead")
-    assert threading.active_count() == before
+    assert gone(before)  # no dummy Thread registered for the native thread either
 
 
 class Keyed:
@@ -110,3 +112,20 @@ def test_an_input_too_large_to_track_is_never_called_unique(monkeypatch: pytest.
     hashes.add(batch(["c", "d"]))
     assert not hashes.unique()
     assert hashes.hashes == []
+
+
+def test_an_iterator_dropped_unused_stops_its_thread() -> None:
+    # The thread starts at once; a load that fails before reading (no connection) drops it unused.
+    closed = threading.Event()
+
+    def items() -> Iterator[int]:
+        try:
+            yield from range(1_000)
+        finally:
+            closed.set()
+
+    before = set(threading.enumerate())
+    ahead = ReadAhead(items())
+    del ahead
+    assert closed.wait(2)
+    assert gone(before)
