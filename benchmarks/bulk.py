@@ -362,6 +362,9 @@ def node_create(url: str, args: argparse.Namespace, source: str) -> dict[str, An
     from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
 
     def before() -> Any:
+        # What a load imports on first use is imported here, like every other import: a CSV file
+        # is split by DuckDB, which a PostgreSQL-only process has not imported yet (75 ms, once).
+        importlib.import_module("duckdb")
         db = DataFlow(url)
         define_models(db)
         wf = WorkflowBuilder()
