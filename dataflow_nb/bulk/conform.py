@@ -285,6 +285,11 @@ class Conformer:
         """Text with a NUL character: PostgreSQL cannot store it, so both backends refuse the row."""
         if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
             return
+        # One pass over the characters first (a tenth of searching each value): a zero byte
+        # anywhere in the buffer, even outside this slice, only sends the values to the search.
+        characters = array.buffers()[2]
+        if characters is None or np.frombuffer(characters, np.uint8).all():
+            return
         found = pc.match_substring(array, "\x00")
         if pc.any(found).as_py():
             for i in pc.indices_nonzero(pc.fill_null(found, False)).to_pylist():

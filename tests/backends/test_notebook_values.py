@@ -255,6 +255,14 @@ def test_bulk_loads_refuse_nul_in_text_and_json_on_both_backends(things: DataFlo
     assert run("ThingListNode", {})["name"].to_list() == ["ok"]
 
 
+def test_nul_is_found_in_its_own_batch_only_when_batches_share_a_buffer(things: DataFlow, run: Any) -> None:
+    # One-row batches are slices of the same Arrow buffer: the NUL is in every batch's buffer.
+    rows = pl.DataFrame({"name": ["ok", "bad\x00name", "fine"]})
+    report = run("ThingBulkCreateNode", {"data": rows, "on_error": "quarantine", "batch_size": 1})
+    assert report.rejected["row"].to_list() == [2]
+    assert sorted(run("ThingListNode", {})["name"].to_list()) == ["fine", "ok"]
+
+
 def test_a_version_read_into_pandas_updates_a_versioned_record(db: DataFlow, run: Any) -> None:
     @db.model
     class Doc:
