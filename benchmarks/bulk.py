@@ -105,7 +105,7 @@ METHODS: tuple[Method, ...] = (
     Method("node-csv", "duckdb", "BulkCreateNode, CSV", "read-csv", 0.9),
 )
 RSS_TARGET_MB = 250  # node-parquet peak within this of the raw streamed adbc_ingest
-SCALE_TARGET_MB = 50  # node-parquet peak at 8M within this of its peak at 2M
+SCALE_TARGET_MB = 50  # a node's peak at 8M at most this above its peak at 2M (flat: it must not grow)
 
 
 def log(message: str) -> None:
@@ -1052,7 +1052,9 @@ def scale_check(args: argparse.Namespace, pg: Postgres | None, duck: DuckDBFiles
         added = growth - growth_of(m.backend, raw) if raw is not None else growth
         target, verdict = "-", ""
         if (m.backend, m.name) in SCALED:
-            target, verdict = f"± {SCALE_TARGET_MB}", "ok" if abs(added) <= SCALE_TARGET_MB else "MISS"
+            # Growing is the miss; a peak at 8M below the 2M one (DuckDB's buffer pool moves by
+            # ±60 MB between runs of the same load) is not.
+            target, verdict = f"<= +{SCALE_TARGET_MB}", "ok" if added <= SCALE_TARGET_MB else "MISS"
         cells = (m.backend, m.what, f"{a.rate:,.0f}", f"{b.rate:,.0f}", f"{a.peak:.0f}", f"{b.peak:.0f}")
         own = f"{added:+.0f}" if raw is not None else ""
         lines.append((*cells, f"{growth:+.0f}", own, target, verdict, f"{b.load:.1f}"))
