@@ -255,7 +255,7 @@ def test_bulk_loads_refuse_nul_in_text_and_json_on_both_backends(things: DataFlo
     assert run("ThingListNode", {})["name"].to_list() == ["ok"]
 
 
-def test_nul_is_found_in_its_own_batch_only_when_batches_share_a_buffer(things: DataFlow, run: Any) -> None:
+def test_a_nul_rejects_only_its_own_row_when_batches_share_one_buffer(things: DataFlow, run: Any) -> None:
     # One-row batches are slices of the same Arrow buffer: the NUL is in every batch's buffer.
     rows = pl.DataFrame({"name": ["ok", "bad\x00name", "fine"]})
     report = run("ThingBulkCreateNode", {"data": rows, "on_error": "quarantine", "batch_size": 1})
