@@ -8,8 +8,8 @@ import logging
 import os
 import sys
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import closing
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pyarrow as pa
@@ -267,13 +267,8 @@ class DataFlow:
         if spec.multi_tenant:
             self.backend.isolate_tenant_table(connection, spec.table_name)
 
-    @contextmanager
-    def _migration_connection(self) -> Iterator[Connection]:
-        connection = self.backend.connect()
-        try:
-            yield connection
-        finally:
-            connection.close()  # rolls back anything not committed
+    def _migration_connection(self) -> closing[Connection]:
+        return closing(self.backend.connect())  # closing rolls back anything not committed
 
     def migration_plan(self, model: str | type | None = None) -> Frame:
         """Pending changes as a frame: one row per change, with whether it is safe and its DDL.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from dataflow_nb.backends.sql import quoted
 from dataflow_nb.exceptions import ValidationError
 
 if TYPE_CHECKING:
@@ -84,10 +85,7 @@ def csv_query(
         settings["comment"] = "?"
         values.append(options.comment_prefix)
     arguments = ", ".join(f"{k} = {v}" for k, v in settings.items())
-    columns = ", ".join(
-        f'"{n.replace(chr(34), chr(34) * 2)}" AS "{options.rename.get(n, n).replace(chr(34), chr(34) * 2)}"'
-        for n in selected
-    )
+    columns = ", ".join(f"{quoted(n)} AS {quoted(options.rename.get(n, n))}" for n in selected)
     return f"SELECT {columns} FROM read_csv(?, {arguments})", [path, *values]
 
 

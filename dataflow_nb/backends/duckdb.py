@@ -22,7 +22,7 @@ from dataflow_nb.backends.duckdb_errors import file_error, translate_error
 from dataflow_nb.backends.duckdb_load import DuckDBLoadJob
 from dataflow_nb.backends.duckdb_results import normalize_result
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
-from dataflow_nb.backends.sql import JSONB, InArray, RegexMatch
+from dataflow_nb.backends.sql import JSONB, InArray, RegexMatch, quoted
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
@@ -159,10 +159,10 @@ class DuckDBConnection:
     def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         # DuckDB scans the Arrow stream itself; INSERT ... SELECT casts text to UUID and JSON.
         view = f"dataflow_ingest_{uuid.uuid4().hex}"
-        columns = ", ".join(self._quote(name) for name in data.schema.names)
+        columns = ", ".join(quoted(name) for name in data.schema.names)
         self._cursor.register(view, data)
         try:
-            insert = f"INSERT INTO {self._quote(table)} ({columns}) SELECT {columns} FROM {view}"
+            insert = f"INSERT INTO {quoted(table)} ({columns}) SELECT {columns} FROM {view}"
             row = self._limited(lambda: self._cursor.execute(insert).fetchone())
         except Exception as exc:
             with contextlib.suppress(Exception):  # an aborted transaction refuses this too; the cause matters
@@ -193,9 +193,6 @@ class DuckDBConnection:
                 found.add(str(table).split(".")[-1])
             nodes.extend(node.get("children", []))
         return found
-
-    def _quote(self, name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
 
     def commit(self) -> None:
         """Commit; a conflict found at commit (a unique key another run just took) is a ConflictError."""

@@ -19,6 +19,7 @@ import pyarrow as pa
 from dataflow_nb.backends.base import CompiledSQL
 from dataflow_nb.backends.csv_text import csv_query
 from dataflow_nb.backends.load_job import BAD_VALUE, FileScan, LoadJob, ScanColumn
+from dataflow_nb.backends.sql import quoted
 
 if TYPE_CHECKING:
     from dataflow_nb.bulk.parse import ReadOptions
@@ -31,10 +32,6 @@ _DATE = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _TIMESTAMP = _DATE + r"[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
 _ISO_DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
 _WIDER_INTS = ("int8", "int16", "int32", "uint8", "uint16", "uint32")
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 # The same characters, for trim(): polars' strip_chars() removes them, DuckDB's casts only ASCII ones.
@@ -62,7 +59,7 @@ def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any], *, n
     Each value must first have a shape polars reads (the pattern); DuckDB's cast then gives the
     value polars gives for every such text (``tests/backends/test_bulk_scan.py`` compares them).
     """
-    x = _quote(column.field.name)
+    x = quoted(column.field.name)
     target = column.field.type.arrow
     if pa.types.is_string(target):
         return _text(x) if nul else x
@@ -115,7 +112,7 @@ def _may_hold_nul(path: str) -> bool:
 def _parquet_value(column: ScanColumn) -> str | None:
     """SQL reading a Parquet column as its field's type, where that loses nothing; None: stream it."""
     source, target = column.source_type, column.field.type.arrow
-    x = _quote(column.field.name)
+    x = quoted(column.field.name)
     if source is None:
         return None
     if pa.types.is_string(target) and (source == target or pa.types.is_large_string(source)):
@@ -163,25 +160,25 @@ class DuckDBLoadJob(LoadJob):
             nul = _may_hold_nul(scan.path)
             typed = [_csv_value(c, scan.options, values, nul=nul) for c in scan.columns]
         else:
-            selected = ", ".join(f"{_quote(c.source)} AS {_quote(c.field.name)}" for c in scan.columns)
+            selected = ", ".join(f"{quoted(c.source)} AS {quoted(c.field.name)}" for c in scan.columns)
             source, source_values = f"SELECT {selected} FROM read_parquet(?)", [scan.path]
             typed = [_parquet_value(c) for c in scan.columns]
         if any(t is None for t in typed):
             return None
         names = [c.field.name for c in scan.columns]
-        inner = ", ".join(f"{t} AS {_quote('__typed_' + n)}" for t, n in zip(typed, names, strict=True))
+        inner = ", ".join(f"{t} AS {quoted('__typed_' + n)}" for t, n in zip(typed, names, strict=True))
         checked = [
-            f"CASE WHEN {_quote(n)} IS NOT NULL AND {_quote('__typed_' + n)} IS NULL "
-            f"THEN error('{BAD_VALUE}') ELSE {_quote('__typed_' + n)} END"
-            if t != _quote(n)
-            else _quote("__typed_" + n)
+            f"CASE WHEN {quoted(n)} IS NOT NULL AND {quoted('__typed_' + n)} IS NULL "
+            f"THEN error('{BAD_VALUE}') ELSE {quoted('__typed_' + n)} END"
+            if t != quoted(n)
+            else quoted("__typed_" + n)
             for t, n in zip(typed, names, strict=True)
         ]
         defaults = [name for name, _ in scan.defaults]
-        columns = ", ".join(_quote(n) for n in [*names, *defaults])
+        columns = ", ".join(quoted(n) for n in [*names, *defaults])
         outputs = ", ".join([*checked, *("?" for _ in defaults)])
         sql = (
-            f"INSERT INTO {_quote(table)} ({columns}) SELECT {outputs} "
+            f"INSERT INTO {quoted(table)} ({columns}) SELECT {outputs} "
             f"FROM (SELECT *, {inner} FROM ({source}) AS source) AS typed"
         )
         # Positional parameters in the order they appear: the defaults', the type checks', the file's.

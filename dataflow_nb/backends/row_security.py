@@ -15,18 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataflow_nb.backends.sql import quoted
+
 RUN_TENANTS = "dataflow_nb_run_tenants"
 POLICY = "dataflow_nb_tenant"
 BEGIN_TENANT = "SELECT dataflow_nb_begin_tenant($1)"
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def functions_ddl(schema: str) -> list[str]:
     """The run-tenants table and the two functions, in ``schema`` (idempotent)."""
-    s = _quote(schema)
+    s = quoted(schema)
     path = f"{s}, pg_temp"  # a SECURITY DEFINER function must not follow the caller's search_path
     return [
         f"CREATE TABLE IF NOT EXISTS {s}.{RUN_TENANTS} (xid BIGINT PRIMARY KEY, tenant TEXT NOT NULL)",
@@ -58,9 +56,9 @@ $fn$""",
 
 def table_ddl(schema: str, table: str) -> list[str]:
     """Row-level security on one multi-tenant table."""
-    qualified = f"{_quote(schema)}.{_quote(table)}"
+    qualified = f"{quoted(schema)}.{quoted(table)}"
     # (SELECT ...) makes the tenant an InitPlan: looked up once per statement, not once per row.
-    tenant = f"(SELECT {_quote(schema)}.dataflow_nb_tenant())"
+    tenant = f"(SELECT {quoted(schema)}.dataflow_nb_tenant())"
     return [
         f"ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {qualified} FORCE ROW LEVEL SECURITY",

@@ -13,7 +13,12 @@ from sqlalchemy.dialects.postgresql import JSONB, Insert, distinct_on, insert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-__all__ = ["JSONB", "InArray", "Insert", "RegexMatch", "distinct_on", "insert"]
+__all__ = ["JSONB", "InArray", "Insert", "RegexMatch", "distinct_on", "insert", "quoted"]
+
+
+def quoted(name: str) -> str:
+    """An identifier in double quotes, whatever it holds (a file's column names are taken as written)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 class RegexMatch(FunctionElement[bool]):

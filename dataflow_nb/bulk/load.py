@@ -25,7 +25,7 @@ from dataflow_nb.bulk.ahead import ReadAhead
 from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
-from dataflow_nb.bulk.sources import BatchSource, csv_header, read_columns
+from dataflow_nb.bulk.sources import BatchSource, csv_header, one_batch, read_columns
 from dataflow_nb.exceptions import ConflictError, DataflowError, NotFoundError
 from dataflow_nb.model.spec import Field, ModelSpec
 from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments
@@ -253,8 +253,7 @@ class BulkLoad:
             source.head(rows)  # the reader's own error, which names the malformed line
             raise
         assert result is not None
-        batches = result.combine_chunks().to_batches()
-        return batches[0] if batches and batches[0].num_rows else None
+        return one_batch(result)
 
     def may_scan(self, source: BatchSource) -> bool:
         """One CSV or Parquet file, rows created with ``on_error="rollback"``, and nothing the

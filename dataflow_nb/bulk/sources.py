@@ -145,7 +145,7 @@ def csv_source(
         path = paths[0]
         names, skip = csv_header(path, options)
         with CSVSplitter() as splitter:
-            return _one_batch(
+            return one_batch(
                 splitter.head(path, names, read_columns(str(path), names, None, options), skip, options, rows)
             )
 
@@ -161,7 +161,7 @@ def csv_source(
     )
 
 
-def _one_batch(table: pa.Table) -> pa.RecordBatch | None:
+def one_batch(table: pa.Table) -> pa.RecordBatch | None:
     """A table's rows as one batch; None when it has none."""
     batches = table.combine_chunks().to_batches()
     return batches[0] if batches and batches[0].num_rows else None

@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -421,13 +421,9 @@ class RunHistory:
             found = connection.execute(self._statement("has_run"), {"run_id": run_id})
         return found is not None and found.num_rows > 0
 
-    @contextmanager
-    def backend_connection(self) -> Iterator[Connection]:
-        connection = self.backend.connect()
-        try:
-            yield connection
-        finally:
-            connection.close()
+    def backend_connection(self) -> closing[Connection]:
+        """A connection of its own for reading the history, closed (rolled back) at the end."""
+        return closing(self.backend.connect())
 
 
 def _close(run: RunLog) -> None:
