@@ -1,18 +1,23 @@
-"""CSV text split by DuckDB's CSV reader, the same for both backends (DuckDB is a core dependency).
+"""CSV files read by DuckDB's CSV reader, the same for both backends (DuckDB is a core dependency).
 
 Every option is set and nothing is sniffed, so the reader stops at a malformed row with its line:
-a quote never closed, too few or too many fields. Values stay text; the bulk node parses them.
+a quote never closed, too few or too many fields. Values stay text for the bulk node to parse, or
+are typed by DuckDB's SQL (``typed_read.py``). The reads run on cursors of one in-memory DuckDB
+of this process, started on first use, never on a user's database (whose settings they need).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from dataflow_nb.backends.load_job import BAD_VALUE
 from dataflow_nb.backends.sql import quoted
 from dataflow_nb.exceptions import ValidationError
 
@@ -20,14 +25,40 @@ if TYPE_CHECKING:
     from dataflow_nb.bulk.parse import ReadOptions
 
 
+# Reads of a CSV file stream in chunks of this many bytes: DuckDB hands a query's rows on in order
+# only once a chunk is read, so smaller chunks start a load's writes sooner (DuckDB's default is
+# 16 times max_line_size, 32 MB: a small file's writes would wait for all of it). It cannot be
+# smaller than max_line_size, 2 MB, the longest line DuckDB reads either way.
+BUFFER_SIZE = 2 << 20
+
+_reader: tuple[int, Any] | None = None  # (process id, DuckDB instance): a forked child starts its own
+_reader_lock = threading.Lock()
+
+
+def _reading_database() -> Any:
+    """This process's in-memory DuckDB for reading files (starting one costs ~15 ms a load)."""
+    global _reader
+    import duckdb
+
+    with _reader_lock:
+        if _reader is None or _reader[0] != os.getpid():
+            database = duckdb.connect()
+            database.execute("SET TimeZone = 'UTC'")  # naive timestamps are UTC, as the stream reads them
+            # DuckDB turns a long constant list (a boolean column's spellings) into a join, which does
+            # not keep the file's row order; ids must follow the file.
+            database.execute("SET disabled_optimizers = 'in_clause'")
+            _reader = (os.getpid(), database)
+        return _reader[1].cursor()
+
+
 class CSVSplitter:
-    """One in-process DuckDB connection that reads CSV files as batches of text columns."""
+    """A DuckDB cursor that reads CSV files as batches of text columns, or of typed ones."""
 
     def __init__(self) -> None:
         import duckdb
 
         self.error = duckdb.Error
-        self.connection = duckdb.connect()
+        self.connection = _reading_database()
         # In a Jupyter kernel without ipywidgets DuckDB refuses any progress-bar setting (ipywidgets
         # is a core dependency, but a user's kernel may lack it); tqdm reports the load either way.
         with contextlib.suppress(duckdb.InvalidInputException):
@@ -48,6 +79,16 @@ class CSVSplitter:
             yield from self.connection.sql(query, params=values).to_arrow_reader(batch_size)
         except self.error as exc:
             raise ValidationError(f"{path}: {_csv_problem(str(exc))}") from None
+
+    def typed_batches(self, path: str, select: tuple[str, list[Any]], batch_size: int) -> Iterator[pa.RecordBatch]:
+        """The rows of ``typed_read.typed_select``'s query, in the file's order; a value that does not
+        fit raises ValidationError naming ``BAD_VALUE`` (the caller finds the rows)."""
+        sql, values = select
+        try:
+            yield from self.connection.sql(sql, params=values).to_arrow_reader(batch_size)
+        except self.error as exc:
+            problem = BAD_VALUE if BAD_VALUE in str(exc) else _csv_problem(str(exc))
+            raise ValidationError(f"{path}: {problem}") from None
 
     def head(
         self, path: Path, names: list[str], selected: list[str], skip: int, options: ReadOptions, rows: int
@@ -78,6 +119,7 @@ def csv_query(
         "encoding": "?",
         "columns": "?",
         "compression": "'auto'",
+        "buffer_size": str(BUFFER_SIZE),
     }
     values: list[Any] = [options.delimiter, options.quote_char or "", options.quote_char or ""]
     values += [["", *options.null_values], encoding, dict.fromkeys(names, "VARCHAR")]

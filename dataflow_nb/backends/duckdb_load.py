@@ -1,136 +1,31 @@
-"""DuckDB's load job: an INSERT ... SELECT over the Arrow stream, or over the file itself.
+"""DuckDB's load job: an INSERT ... SELECT over the Arrow stream, or over a Parquet file itself.
 
 The stream path casts text to UUID and JSON in DuckDB, so every field travels as its own Arrow
-type. A bulk create from one CSV or Parquet file may instead hand DuckDB the file: DuckDB reads
-it in parallel inside the INSERT, with no batch crossing into Python. Only what reads exactly as
-the streamed path reads it is handed over (ints, floats, booleans, text, ISO 8601 dates and
-timestamps; Parquet columns of the field's own type or a lossless widening of it). A CSV value
-that does not fit stops the INSERT (``error()``), and the bulk node then finds and reports the
-bad rows the way the streamed path does.
+type. A bulk create from one Parquet file may instead hand DuckDB the file: DuckDB reads it in
+parallel inside the INSERT, with no batch crossing into Python (``typed_read.py`` says which
+columns can be; a value that does not fit stops the INSERT). A CSV file is not handed over: the
+table's id sequence makes DuckDB run such an INSERT on one thread, while typing CSV text is the
+bulk of the work, so the text is typed on the client's side, in parallel, and streamed in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from dataflow_nb.backends.base import CompiledSQL
 from dataflow_nb.backends.csv_text import csv_query
-from dataflow_nb.backends.load_job import BAD_VALUE, FileScan, LoadJob, ScanColumn
+from dataflow_nb.backends.load_job import FileScan, LoadJob
 from dataflow_nb.backends.sql import quoted
+from dataflow_nb.backends.typed_read import typed_select
 
 if TYPE_CHECKING:
     from dataflow_nb.bulk.parse import ReadOptions
 
-# Unicode White_Space, which polars' strip_chars() removes around a value.
-_WS = r"[\t\n\x0B\f\r\x{85}\x{2028}\x{2029}\p{Zs}]"
-_INT = r"[+-]?[0-9]+(\.0*)?"
-_FLOAT = r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])"
-_DATE = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
-_TIMESTAMP = _DATE + r"[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
-_ISO_DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
-_WIDER_INTS = ("int8", "int16", "int32", "uint8", "uint16", "uint32")
-
-
-# The same characters, for trim(): polars' strip_chars() removes them, DuckDB's casts only ASCII ones.
-_WS_CHARS = "".join(chr(c) for c in (*range(9, 14), 32, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029))
-_WS_CHARS += "".join(chr(c) for c in (0x202F, 0x205F, 0x3000))
-
-
-_ASCII_WS = r"[ \t\n\r]"  # what DuckDB's casts skip around a value themselves
-
-
-def _read(column: str, shape: str, sql_type: str) -> str:
-    """The value cast by DuckDB when it has ``shape`` (spaces around it allowed); Unicode spaces
-    are trimmed first, in a branch only such values reach (trim() with them is slow)."""
-    return (
-        f"CASE WHEN regexp_full_match({column}, '{_ASCII_WS}*{shape}{_ASCII_WS}*') "
-        f"THEN TRY_CAST({column} AS {sql_type}) "
-        f"WHEN regexp_full_match({column}, '{_WS}*{shape}{_WS}*') "
-        f"THEN TRY_CAST(trim({column}, '{_WS_CHARS}') AS {sql_type}) END"
-    )
-
-
-def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any], *, nul: bool) -> str | None:
-    """SQL reading a CSV text column as its field's type: NULL where the value does not fit.
-
-    Each value must first have a shape polars reads (the pattern); DuckDB's cast then gives the
-    value polars gives for every such text (``tests/backends/test_bulk_scan.py`` compares them).
-    """
-    x = quoted(column.field.name)
-    target = column.field.type.arrow
-    if pa.types.is_string(target):
-        return _text(x) if nul else x
-    if pa.types.is_int64(target):  # DuckDB reads 2009.0 as 2009, as polars does
-        return _read(x, _INT, "BIGINT")
-    if pa.types.is_float64(target):
-        return _read(x, _FLOAT, "DOUBLE")
-    if pa.types.is_boolean(target):
-        branches = []
-        for text in (f"lower({x})", f"lower(trim({x}, '{_WS_CHARS}'))"):
-            values += [[v.lower() for v in options.true_values], [v.lower() for v in options.false_values]]
-            branches.append(f"WHEN list_contains(?::VARCHAR[], {text}) THEN true")
-            branches.append(f"WHEN list_contains(?::VARCHAR[], {text}) THEN false")
-        return f"CASE {' '.join(branches)} END"
-    if pa.types.is_date32(target) and column.format == "%Y-%m-%d":
-        return _read(x, _DATE, "DATE")
-    if target == pa.timestamp("us", "UTC") and column.format in _ISO_DATETIME_FORMATS:
-        return _read(x, _TIMESTAMP, "TIMESTAMPTZ")
-    return None
-
-
-def _text(column: str) -> str:
-    """Text as it is, except with a NUL character, which PostgreSQL cannot store: the stream refuses it."""
-    return f"CASE WHEN NOT contains({column}, chr(0)) THEN {column} END"
-
-
-_COMPRESSED = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # gzip, zstd: their text is not their bytes
-
-
-def _may_hold_nul(path: str) -> bool:
-    """Whether a CSV file may hold a NUL character: a plain file without a zero byte cannot (one pass
-    of memchr over the file is cheaper than looking for it in every text value)."""
-    if path.lower().endswith((".gz", ".zst", ".zstd")):
-        return True
-    buffer = bytearray(1 << 20)  # one buffer read into again and again: no fresh memory to fault in
-    try:
-        with open(path, "rb", buffering=0) as file:
-            size = file.readinto(buffer)
-            if bytes(buffer[:4]).startswith(_COMPRESSED):
-                return True
-            while size:
-                if buffer.find(b"\0", 0, size) >= 0:
-                    return True
-                size = file.readinto(buffer)
-    except OSError:
-        return True  # DuckDB's read says what is wrong with the file
-    return False
-
-
-def _parquet_value(column: ScanColumn) -> str | None:
-    """SQL reading a Parquet column as its field's type, where that loses nothing; None: stream it."""
-    source, target = column.source_type, column.field.type.arrow
-    x = quoted(column.field.name)
-    if source is None:
-        return None
-    if pa.types.is_string(target) and (source == target or pa.types.is_large_string(source)):
-        return _text(x)
-    if source == target:
-        return x
-    if pa.types.is_int64(target) and str(source) in _WIDER_INTS:
-        return f"CAST({x} AS BIGINT)"
-    if pa.types.is_float64(target) and pa.types.is_float32(source):
-        return f"CAST({x} AS DOUBLE)"
-    if target == pa.timestamp("us", "UTC") and pa.types.is_timestamp(source) and source.unit in ("s", "ms", "us"):
-        return x  # naive values are read as UTC (the session's time zone), like the streamed path
-    return None
-
 
 class DuckDBLoadJob(LoadJob):
     """Every field as its own Arrow type (UUID and JSON as text, cast by DuckDB); no row-level
-    security, so nothing is staged; one CSV or Parquet file read by DuckDB itself where it can."""
+    security, so nothing is staged; one Parquet file read by DuckDB itself where it can."""
 
     reads_files = True
 
@@ -151,40 +46,19 @@ class DuckDBLoadJob(LoadJob):
         )
 
     def scan_file(self, table: str, scan: FileScan) -> CompiledSQL | None:
-        values: list[Any] = []
-        if scan.kind == "csv":
-            assert scan.options is not None
-            source, source_values = csv_query(
-                scan.path, list(scan.csv_header), [c.source for c in scan.columns], scan.csv_skip, scan.options
-            )
-            nul = _may_hold_nul(scan.path)
-            typed = [_csv_value(c, scan.options, values, nul=nul) for c in scan.columns]
-        else:
-            selected = ", ".join(f"{quoted(c.source)} AS {quoted(c.field.name)}" for c in scan.columns)
-            source, source_values = f"SELECT {selected} FROM read_parquet(?)", [scan.path]
-            typed = [_parquet_value(c) for c in scan.columns]
-        if any(t is None for t in typed):
+        if scan.kind != "parquet":
+            return None  # CSV text is typed by DuckDB on the client's side and streamed (BulkLoad.scan)
+        select = typed_select(scan)
+        if select is None:
             return None
-        names = [c.field.name for c in scan.columns]
-        inner = ", ".join(f"{t} AS {quoted('__typed_' + n)}" for t, n in zip(typed, names, strict=True))
-        checked = [
-            f"CASE WHEN {quoted(n)} IS NOT NULL AND {quoted('__typed_' + n)} IS NULL "
-            f"THEN error('{BAD_VALUE}') ELSE {quoted('__typed_' + n)} END"
-            if t != quoted(n)
-            else quoted("__typed_" + n)
-            for t, n in zip(typed, names, strict=True)
-        ]
+        sql, values = select
         defaults = [name for name, _ in scan.defaults]
-        columns = ", ".join(quoted(n) for n in [*names, *defaults])
-        outputs = ", ".join([*checked, *("?" for _ in defaults)])
-        sql = (
-            f"INSERT INTO {quoted(table)} ({columns}) SELECT {outputs} "
-            f"FROM (SELECT *, {inner} FROM ({source}) AS source) AS typed"
-        )
-        # Positional parameters in the order they appear: the defaults', the type checks', the file's.
-        binds = [*(value for _, value in scan.defaults), *values, *source_values]
+        columns = ", ".join(quoted(n) for n in [*(c.field.name for c in scan.columns), *defaults])
+        outputs = ", ".join(["typed.*", *("?" for _ in defaults)])
+        # Positional parameters in the order they appear: the defaults', then the file's.
+        binds = [*(value for _, value in scan.defaults), *values]
         return CompiledSQL(
-            sql,
+            f"INSERT INTO {quoted(table)} ({columns}) SELECT {outputs} FROM ({sql}) AS typed",
             tuple(f"p{i}" for i in range(len(binds))),
             (None,) * len(binds),
             tuple(binds),

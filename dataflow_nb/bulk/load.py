@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -21,6 +21,7 @@ from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.backends.errors import naming_conflicts
 from dataflow_nb.backends.load_job import FileScan, ScanColumn
 from dataflow_nb.backends.sql import Insert, distinct_on, insert
+from dataflow_nb.backends.typed_read import typed_select
 from dataflow_nb.bulk.ahead import ReadAhead
 from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
@@ -159,7 +160,19 @@ class BulkLoad:
                 columns = [self.job.to_wire(c, f.type) for c, f in zip(columns, schema, strict=True)]
                 yield raw.num_rows, pa.RecordBatch.from_arrays(columns, schema=schema), rejected
 
-        ahead = ReadAhead(conformed())  # conforming starts now, while the ingest gets ready
+        return self._reader(schema, conformed(), bar, source.bytes_read, digest)
+
+    def _reader(
+        self,
+        schema: pa.Schema,
+        items: Iterator[tuple[int, pa.RecordBatch, list[Rejection]]],
+        bar: Progress,
+        bytes_read: Callable[[], int | None],
+        digest: Any = None,
+    ) -> pa.RecordBatchReader:
+        """The batches ``items`` makes on a read-ahead thread (rows read, batch, bad rows), as a
+        reader the database pulls from; the report counts them on the way."""
+        ahead = ReadAhead(items)  # making batches starts now, while the ingest gets ready
         self.pending.append(ahead)
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -172,7 +185,7 @@ class BulkLoad:
                     now = time.perf_counter()
                     self.report.batch_log.append((number, out.num_rows, now - started))
                     started = now
-                    bar.update(read, source.bytes_read())
+                    bar.update(read, bytes_read())
                     if digest is not None:
                         digest.update(out)
                     yield out
@@ -206,15 +219,40 @@ class BulkLoad:
             while self.pending:  # a stream the ingest failed to read to its end stops reading ahead
                 self.pending.pop().close()
 
-    def scan(self, source: BatchSource, conformer: Conformer, first: pa.RecordBatch) -> bool:
-        """Have the database read the input file itself, where its load job can: True when the
-        rows are written. Bad values make the database stop; the rows are then checked as a
+    def scan(self, source: BatchSource, conformer: Conformer, first: pa.RecordBatch, batch_size: int) -> bool:
+        """Have DuckDB read and type the input file itself, where it can: True when the rows are
+        written. A Parquet file is read by the database inside one INSERT; CSV text is typed by
+        DuckDB on the client's side, in parallel, and streamed in (an INSERT into a table with an
+        id sequence runs on one thread). Bad values stop the read; the rows are then checked as a
         stream would check them (nothing written), so the error is the streamed path's.
         """
         plan = self._file_scan(source, conformer, first)
-        compiled = None if plan is None else self.job.scan_file(self.model.table_name, plan)
-        if compiled is None:
+        if plan is None:
             return False
+        table = self.model.table_name
+        if plan.kind == "csv":
+            select = typed_select(plan)
+            if select is None:
+                return False
+            reader = self._typed_csv(source, plan, select, batch_size)
+            write: Callable[[], int] = lambda: self.ingest(table, reader)  # noqa: E731
+        else:
+            compiled = self.job.scan_file(table, plan)
+            if compiled is None:
+                return False
+            write = lambda: self._whole_file(source, compiled)  # noqa: E731
+        try:
+            rows = write()
+        except ConflictError:
+            raise
+        except DataflowError:
+            self._check_rows(source, conformer)  # raises the streamed path's error when it finds bad rows
+            raise
+        self.report.inserted = rows
+        return True
+
+    def _whole_file(self, source: BatchSource, compiled: CompiledSQL) -> int:
+        """One statement that reads the file in the database: one batch in the report."""
         bar = Progress(
             wanted(self.progress), description=self.node, total_rows=source.total_rows, total_bytes=source.total_bytes
         )
@@ -223,17 +261,38 @@ class BulkLoad:
             with naming_conflicts(self.model, self.node):
                 rows = self.ctx.execute_count(self.db, compiled)
             bar.update(rows, source.total_bytes)
-        except ConflictError:
-            raise
-        except DataflowError:
-            self._check_rows(source, conformer)  # raises the streamed path's error when it finds bad rows
-            raise
         finally:
             bar.close()
         self.report.rows_read += rows
         self.report.batch_log.append((1, rows, time.perf_counter() - started))
-        self.report.inserted = rows
-        return True
+        return rows
+
+    def _typed_csv(
+        self, source: BatchSource, plan: FileScan, select: tuple[str, list[Any]], batch_size: int
+    ) -> pa.RecordBatchReader:
+        """The file's rows typed by DuckDB (``typed_read.py``), with the fields it lacks at their defaults."""
+        from dataflow_nb.backends.csv_text import CSVSplitter
+
+        fields = [c.field for c in plan.columns] + [self.model.fields[n] for n, _ in plan.defaults]
+        schema = pa.schema([pa.field(f.name, self.job.wire_type(f)) for f in fields])
+        bar = Progress(
+            wanted(self.progress), description=self.node, total_rows=source.total_rows, total_bytes=source.total_bytes
+        )
+
+        default_types = [(value, self.model.fields[name].type.arrow) for name, value in plan.defaults]
+
+        def typed() -> Iterator[tuple[int, pa.RecordBatch, list[Rejection]]]:
+            with CSVSplitter() as splitter:
+                for batch in splitter.typed_batches(plan.path, select, batch_size):
+                    size = batch.num_rows
+                    columns = [*batch.columns, *(pa.repeat(pa.scalar(v, t), size) for v, t in default_types)]
+                    arrays = [
+                        self.job.to_wire(c.cast(f.type.arrow) if c.type != f.type.arrow else c, s.type)
+                        for c, f, s in zip(columns, fields, schema, strict=True)
+                    ]
+                    yield size, pa.RecordBatch.from_arrays(arrays, schema=schema), []
+
+        return self._reader(schema, typed(), bar, lambda: None)
 
     def head(self, source: BatchSource, rows: int) -> pa.RecordBatch | None:
         """The first rows of the input file as its first batch holds them: a CSV file's read by the

@@ -151,7 +151,7 @@ class BulkCreateNode(BulkNode):
                 report.inserted = load.changed(moved)
                 load.drop(stage)
             else:
-                if first is None or not load.scan(source, conformer, first):  # the database reads the file, or
+                if first is None or not load.scan(source, conformer, first, size):  # the database reads the file, or
                     load.ingest(self.model.table_name, load.stream(source, batches, conformer))
                     report.inserted = sum(rows for _, rows, _ in report.batch_log)
             if keys:

@@ -174,3 +174,25 @@ def test_a_date_column_with_nulls_first_reads_with_the_format_of_its_first_batch
     assert load("ScannedBulkCreateNode", params).inserted == 2_503
     assert load("StreamedBulkCreateNode", {**params, "on_error": "skip"}).inserted == 2_503
     assert rows(models, "Scanned") == rows(models, "Streamed")
+
+
+def test_ids_follow_the_file_order_across_many_chunks_of_a_large_file(models: Any, tmp_path: Path) -> None:
+    # ~7 MB: DuckDB reads it in several chunks on both cores; the rows must still arrive in order.
+    size = 160_000
+    path = tmp_path / "large.csv"
+    pl.DataFrame(
+        {
+            "code": [f"c{i:07d}" for i in range(size)],
+            "n": range(size),
+            "ratio": [i / 8 for i in range(size)],
+            "ok": ["yes" if i % 3 else "f" for i in range(size)],  # a boolean's spellings: a long constant list
+            "day": ["2024-01-31"] * size,
+            "at": [f"2024-01-01 10:00:{i % 60:02d}Z" for i in range(size)],
+        }
+    ).write_csv(path)
+    assert load("ScannedBulkCreateNode", {"source": str(path)}).inserted == size
+    workflow = WorkflowBuilder()
+    workflow.add_node("ScannedListNode", "all", {"order_by": "id", "limit": size})
+    frame = LocalRuntime().execute(workflow.build())[0]["all"]
+    assert frame["n"].to_list() == list(range(size))
+    assert frame["ok"].to_list() == [bool(i % 3) for i in range(size)]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
+import polars as pl
 import pytest
 
 from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder, WorkflowError
@@ -91,10 +92,17 @@ def test_bulk_create_from_a_file_counts_what_the_database_reads(mdb: DataFlow, t
     path = tmp_path / "parts.csv"
     path.write_text("sku,qty\n" + "".join(f"f{i},{i}\n" for i in range(5)))
     logged = statements(mdb, "PartBulkCreateNode", {"source": str(path)})
-    if mdb.backend.load_job.reads_files:  # DuckDB reads the file itself: its first rows, then the INSERT
-        assert logged == [('SELECT "sku"', 5), ("INSERT ... SELECT", 5)]
+    if mdb.backend.load_job.reads_files:  # DuckDB reads the file's first rows, then its typed rows stream
+        assert logged == [('SELECT "sku"', 5), ("COPY parts", 5)]
     else:
         assert logged == [("COPY parts", 5)]
+    parquet = tmp_path / "parts.parquet"
+    pl.DataFrame({"sku": [f"p{i}" for i in range(4)], "qty": list(range(4))}).write_parquet(parquet)
+    logged = statements(mdb, "PartBulkCreateNode", {"source": str(parquet)})
+    if mdb.backend.load_job.reads_files:  # DuckDB reads a Parquet file itself, inside one INSERT
+        assert logged == [("INSERT ... SELECT", 4)]
+    else:
+        assert logged == [("COPY parts", 4)]
 
 
 def test_bulk_update_by_filter_records_every_changed_row(mdb: DataFlow) -> None:
