@@ -37,7 +37,8 @@ class ScanColumn:
 
 @dataclass(frozen=True)
 class FileScan:
-    """A file the bulk create may hand to the database whole (``LoadJob.scan_file``)."""
+    """A file a bulk create may have DuckDB read and type whole: a Parquet file inside the database's
+    INSERT (``LoadJob.scan_file``), CSV text on the client's side (``typed_read.typed_select``)."""
 
     kind: str  # "csv" or "parquet"
     path: str
@@ -76,7 +77,10 @@ class LoadJob:
         for one updated; None when the database cannot tell (the counts are then queried first)."""
         return None
 
-    reads_files = False  # whether ``scan_file`` ever hands a file to the database
+    # Whether a bulk create of one file skips the client's parser (``BulkLoad.scan``): Parquet read by
+    # the database in ``scan_file``, CSV typed by DuckDB on the client. PostgreSQL's COPY is its
+    # bottleneck, so there the file streams through the client's parser, which is no slower.
+    reads_files = False
 
     def head_file(
         self, path: str, header: Sequence[str], selected: Sequence[str], skip: int, options: ReadOptions, rows: int

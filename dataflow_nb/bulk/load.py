@@ -230,19 +230,18 @@ class BulkLoad:
         if plan is None:
             return False
         table = self.model.table_name
+        reader, compiled = None, None
         if plan.kind == "csv":
             select = typed_select(plan)
             if select is None:
                 return False
             reader = self._typed_csv(source, plan, select, batch_size)
-            write: Callable[[], int] = lambda: self.ingest(table, reader)  # noqa: E731
         else:
             compiled = self.job.scan_file(table, plan)
             if compiled is None:
                 return False
-            write = lambda: self._whole_file(source, compiled)  # noqa: E731
         try:
-            rows = write()
+            rows = self.ingest(table, reader) if reader is not None else self._whole_file(source, compiled)
         except ConflictError:
             raise
         except DataflowError:
@@ -251,8 +250,9 @@ class BulkLoad:
         self.report.inserted = rows
         return True
 
-    def _whole_file(self, source: BatchSource, compiled: CompiledSQL) -> int:
+    def _whole_file(self, source: BatchSource, compiled: CompiledSQL | None) -> int:
         """One statement that reads the file in the database: one batch in the report."""
+        assert compiled is not None
         bar = Progress(
             wanted(self.progress), description=self.node, total_rows=source.total_rows, total_bytes=source.total_bytes
         )
@@ -278,7 +278,6 @@ class BulkLoad:
         bar = Progress(
             wanted(self.progress), description=self.node, total_rows=source.total_rows, total_bytes=source.total_bytes
         )
-
         default_types = [(value, self.model.fields[name].type.arrow) for name, value in plan.defaults]
 
         def typed() -> Iterator[tuple[int, pa.RecordBatch, list[Rejection]]]:
