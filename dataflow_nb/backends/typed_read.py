@@ -35,9 +35,7 @@ _WS_CHARS += "".join(chr(c) for c in (0x202F, 0x205F, 0x3000))
 _ASCII_WS = r"[ \t\n\r]"  # what DuckDB's casts skip around a value themselves
 
 _COMPRESSED = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # gzip, zstd: their text is not their bytes
-
-
-_WIDER_INTS = ("int8", "int16", "int32", "uint8", "uint16", "uint32")
+_WIDER_INTS = ("int8", "int16", "int32", "uint8", "uint16", "uint32")  # Parquet ints read as BIGINT
 
 
 def typed_select(scan: FileScan) -> tuple[str, list[Any]] | None:

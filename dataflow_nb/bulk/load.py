@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -230,18 +231,19 @@ class BulkLoad:
         if plan is None:
             return False
         table = self.model.table_name
-        reader, compiled = None, None
+        write: Callable[[], int]
         if plan.kind == "csv":
             select = typed_select(plan)
             if select is None:
                 return False
-            reader = self._typed_csv(source, plan, select, batch_size)
+            write = partial(self.ingest, table, self._typed_csv(source, plan, select, batch_size))
         else:
             compiled = self.job.scan_file(table, plan)
             if compiled is None:
                 return False
+            write = partial(self._whole_file, source, compiled)
         try:
-            rows = self.ingest(table, reader) if reader is not None else self._whole_file(source, compiled)
+            rows = write()
         except ConflictError:
             raise
         except DataflowError:
@@ -250,9 +252,8 @@ class BulkLoad:
         self.report.inserted = rows
         return True
 
-    def _whole_file(self, source: BatchSource, compiled: CompiledSQL | None) -> int:
+    def _whole_file(self, source: BatchSource, compiled: CompiledSQL) -> int:
         """One statement that reads the file in the database: one batch in the report."""
-        assert compiled is not None
         bar = Progress(
             wanted(self.progress), description=self.node, total_rows=source.total_rows, total_bytes=source.total_bytes
         )
