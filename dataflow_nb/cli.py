@@ -69,20 +69,6 @@ def _open(args: argparse.Namespace, **options: Any) -> Any:
     return DataFlow(database_url(args.url), **options)
 
 
-def _shown_url(url: str) -> str:
-    """The URL as the backends show it: any password replaced by ``***``."""
-    import sqlalchemy as sa
-
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):  # ValueError: a libpq host list, h1:5432,h2:5432
-        scheme, _, rest = url.partition("://")
-        if rest and "@" in rest.split("/", 1)[0]:
-            userinfo, _, rest = rest.partition("@")
-            rest = f"{userinfo.split(':', 1)[0]}{':***' if ':' in userinfo else ''}@{rest}"
-        return f"{scheme}://{rest}" if rest else "(a URL that could not be parsed)"
-
-
 def _print_frame(frame: Any) -> None:
     import polars as pl
 
@@ -141,7 +127,9 @@ def cmd_health(args: argparse.Namespace) -> int:
         with _open(args, monitoring=True, connect_timeout=2) as db:
             status = db.get_monitor().get_health_status()
     except DatabaseError as exc:  # PostgreSQL connects when the DataFlow opens: unreachable is unhealthy
-        status = {"status": "unhealthy", "database": _shown_url(database_url(args.url)), "latency_ms": None}
+        from dataflow_nb.backends.postgres_url import mask_url
+
+        status = {"status": "unhealthy", "database": mask_url(database_url(args.url)), "latency_ms": None}
         status |= {"error": f"ConnectionError: {exc}", "checked_at": datetime.now(UTC)}
     for key, value in status.items():
         print(f"{key}: {f'{value:.1f}' if isinstance(value, float) else value}")

@@ -18,7 +18,7 @@ from dataflow_nb.backends.postgres_errors import is_disconnect, translate_error
 from dataflow_nb.backends.postgres_load import PostgresLoadJob
 from dataflow_nb.backends.postgres_results import normalize_result
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
-from dataflow_nb.backends.postgres_url import parse_postgres_url
+from dataflow_nb.backends.postgres_url import mask_url, parse_postgres_url, url_secrets
 from dataflow_nb.backends.row_security import BEGIN_TENANT, isolate_table
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
@@ -209,12 +209,12 @@ class PostgresBackend:
     ):
         target = parse_postgres_url(url)
         parsed = target.url
-        self.safe_url = parsed.render_as_string(hide_password=True)
+        self.safe_url = mask_url(parsed.render_as_string(hide_password=False))
         self._where = target.where
         self.dialect = postgres_dialect()
         self.sql_reader = PostgresSQLReader()
         libpq_url = target.libpq(connect_timeout=connect_timeout, statement_timeout=statement_timeout)
-        self._password = parsed.password
+        self._secrets = url_secrets(parsed)
         self._statement_timeout = statement_timeout
         self._connect_timeout = connect_timeout
         # A checkout waits for a new connection (connect_timeout) or for the check's answer.
@@ -260,8 +260,8 @@ class PostgresBackend:
             ) from None
         except Exception as exc:
             reason = str(getattr(exc, "orig", None) or exc)
-            if self._password:
-                reason = reason.replace(str(self._password), "***")
+            for secret in self._secrets:
+                reason = reason.replace(secret, "***")
             error = DatabaseError(
                 f"cannot connect to PostgreSQL {self._where} ({self.safe_url}): {reason.strip()}. "
                 "Check that the server runs and that the URL's user, password and database are right."
