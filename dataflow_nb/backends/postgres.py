@@ -27,6 +27,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds; libpq's own default is to wait foreve
 CLIENT_GRACE = 1.0  # the client gives up this long after the server's statement_timeout should have fired
 
 READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
+AUTOCOMMIT = "adbc.connection.autocommit"
 
 CAPABILITIES = Capabilities(
     name="postgresql",
@@ -175,14 +176,23 @@ class PostgresConnection:
             raise
 
     def close(self) -> None:
-        """Back to the pool, which rolls back anything left open; a broken connection is discarded
-        instead (invalidated: closed and its pool slot freed, with nothing logged at collection)."""
+        """Back to the pool with a clean session (see ``discard_session``); a broken connection, or
+        one that cannot be cleaned, is discarded instead (invalidated: closed and its pool slot
+        freed, with nothing logged at collection)."""
         if self._pooled is None or self._abandoned:
             return  # an abandoned connection is closed by the thread still waiting on it
         if self._cursor is not None:
             with contextlib.suppress(Exception):  # a lost connection may refuse even this
                 self._cursor.close()
             self._cursor = None
+        if not self._broken:
+            dbapi_connection = self._pooled.dbapi_connection
+            try:
+                self._call(lambda: discard_session(dbapi_connection))
+            except DataflowError:
+                self._broken = True
+            if self._abandoned:
+                return
         pooled, self._pooled = self._pooled, None
         if self._broken:
             pooled.invalidate()  # closes it and gives the slot back: the pool opens a new one when needed
@@ -317,6 +327,23 @@ class PostgresBackend:
 
     def close(self) -> None:
         self._pool.dispose()
+
+
+def discard_session(dbapi_connection: Any) -> None:
+    """Roll back, then ``DISCARD ALL``: the next run, maybe another tenant's, finds no temporary
+    table, setting (``search_path`` included), prepared statement, cursor, lock or ``LISTEN``
+    of this one. Settings go back to the session's defaults, which keep what the URL's
+    ``options`` set. ``DISCARD ALL`` cannot run inside a transaction and ADBC always has one
+    open, so it runs in autocommit mode (``benchmarks/history.py`` measures what it costs).
+    """
+    dbapi_connection.rollback()
+    adbc = dbapi_connection.adbc_connection
+    adbc.set_options(**{AUTOCOMMIT: "true"})
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("DISCARD ALL")
+    finally:
+        adbc.set_options(**{AUTOCOMMIT: "false"})
 
 
 def _checkout_check(sql: str) -> Callable[[Any, Any, Any], None]:
