@@ -141,6 +141,10 @@ class Backend(Protocol):
     def isolate_tenant_table(self, connection: Connection, table: str) -> None:
         """Make the database keep every run to its tenant's rows of ``table`` (where it can)."""
 
+    def protect_bookkeeping_table(self, connection: Connection, table: str) -> None:
+        """Let a tenant's run read only its own rows of ``table`` (it has ``tenant_id``) and change
+        none, where the database can; dataflow_nb's own statements outside a tenant's run are not bound."""
+
     def begin_tenant(self, connection: Connection, tenant: str) -> None:
         """Bind the connection's transaction to ``tenant`` for the tables ``isolate_tenant_table`` set up."""
 

@@ -264,6 +264,9 @@ class DuckDBBackend:
     def isolate_tenant_table(self, connection: Any, table: str) -> None:
         pass  # nothing to set up: see unisolated_tables
 
+    def protect_bookkeeping_table(self, connection: Any, table: str) -> None:
+        pass  # raw SQL in a tenant's run is refused the bookkeeping tables (security/guard.py)
+
     def begin_tenant(self, connection: Any, tenant: str) -> None:
         pass  # the generated nodes scope their statements; raw SQL is checked by unisolated_tables
 

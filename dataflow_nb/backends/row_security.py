@@ -9,16 +9,22 @@ second call in the same transaction fails, so a statement cannot switch tenants 
 record goes when the transaction does (a rolled-back run leaves nothing; committed ones are
 swept by the next run). Superusers and ``BYPASSRLS`` roles are not bound by any of this:
 runs must log in as an ordinary role (see docs/security.md).
+
+Bookkeeping tables that name every tenant's runs (the run history) get other policies: a
+transaction bound to a tenant reads only that tenant's rows and changes none; outside a
+tenant's transaction (where dataflow_nb writes and reads the history) they are open.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dataflow_nb.backends.sql import quoted
 
 RUN_TENANTS = "dataflow_nb_run_tenants"
 POLICY = "dataflow_nb_tenant"
+BOOKKEEPING_POLICY = "dataflow_nb_bookkeeping"
 BEGIN_TENANT = "SELECT dataflow_nb_begin_tenant($1)"
 
 
@@ -67,8 +73,35 @@ def table_ddl(schema: str, table: str) -> list[str]:
     ]
 
 
+def bookkeeping_ddl(schema: str, table: str) -> list[str]:
+    """A bookkeeping table with a ``tenant_id`` column: read-only, and only its own rows, in a tenant's run."""
+    qualified = f"{quoted(schema)}.{quoted(table)}"
+    tenant = f"(SELECT {quoted(schema)}.dataflow_nb_tenant())"
+    reads = f"{BOOKKEEPING_POLICY}_reads"
+    return [
+        f"ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {qualified} FORCE ROW LEVEL SECURITY",
+        f"DROP POLICY IF EXISTS {reads} ON {qualified}",
+        f"DROP POLICY IF EXISTS {BOOKKEEPING_POLICY} ON {qualified}",
+        f"CREATE POLICY {reads} ON {qualified} FOR SELECT USING ({tenant} IS NULL OR tenant_id = {tenant})",
+        # Created last: its presence is what ``protect_table`` checks for.
+        f"CREATE POLICY {BOOKKEEPING_POLICY} ON {qualified} USING ({tenant} IS NULL) WITH CHECK ({tenant} IS NULL)",
+    ]
+
+
 def isolate_table(connection: Any, table: str) -> None:
-    """Apply the policy to ``table`` unless it is already there (DDL takes a table lock)."""
+    """Apply the tenant policy to ``table`` unless it is already there (DDL takes a table lock)."""
+    protect_table(connection, table, POLICY, table_ddl)
+
+
+def protect_bookkeeping_table(connection: Any, table: str) -> None:
+    """Apply the bookkeeping policies to ``table`` unless they are already there."""
+    protect_table(connection, table, BOOKKEEPING_POLICY, bookkeeping_ddl)
+
+
+def protect_table(connection: Any, table: str, policy: str, ddl: Callable[[str, str], list[str]]) -> None:
+    """Run ``ddl`` for ``table`` unless row-level security and ``policy`` are on it already; create
+    the run-tenants table and functions first when the schema has none."""
     result = connection.execute_sql(
         "SELECT current_schema(), c.relrowsecurity AND c.relforcerowsecurity AND EXISTS ("
         "  SELECT 1 FROM pg_policies p WHERE p.schemaname = current_schema() AND p.tablename = $1"
@@ -76,10 +109,10 @@ def isolate_table(connection: Any, table: str) -> None:
         " EXISTS (SELECT 1 FROM pg_proc f WHERE f.proname = 'dataflow_nb_begin_tenant'"
         "  AND f.pronamespace = to_regnamespace(current_schema()))"
         " FROM pg_class c WHERE c.oid = to_regclass($1)",
-        [table, POLICY],
+        [table, policy],
     )
     assert result is not None and result.num_rows == 1, f"table {table} was just created"
     schema, protected, functions = (result.column(i)[0].as_py() for i in range(3))
-    statements = ([] if functions else functions_ddl(schema)) + ([] if protected else table_ddl(schema, table))
+    statements = ([] if functions else functions_ddl(schema)) + ([] if protected else ddl(schema, table))
     for statement in statements:
         connection.execute_sql(statement)

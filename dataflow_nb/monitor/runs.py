@@ -216,7 +216,8 @@ class RunHistory:
     # -- tables ------------------------------------------------------------------------------
 
     def ensure_tables(self) -> None:
-        """Create the history tables when they are missing (once per DataFlow, in their own transaction)."""
+        """Create the history tables when they are missing, and protect them from tenants' SQL where
+        the database can (once per DataFlow, in their own transaction)."""
         if self._ready:
             return
         with self._lock:
@@ -236,6 +237,8 @@ class RunHistory:
                     ]
                     for statement in statements:
                         connection.execute_sql(str(statement.compile(dialect=dialect)))
+                # It names every tenant's runs and holds their errors: a tenant's SQL sees only its own.
+                self.backend.protect_bookkeeping_table(connection, RUNS_TABLE)
             self._ready = True
 
     def _statement(self, name: str) -> CompiledSQL:

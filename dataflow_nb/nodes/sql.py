@@ -138,6 +138,15 @@ def compiled_builder(db: DataFlow, params: Mapping[str, Any]) -> CompiledSQL:
     return dataclasses.replace(compiled, returns_rows=True)
 
 
+def bookkeeping_tables() -> set[str]:
+    """dataflow_nb's own tables that name every tenant's runs (the audit log and its key, the run
+    history): raw SQL in a tenant's run may not reach them where the database cannot scope it."""
+    from dataflow_nb.monitor.runs import RUNS_TABLE
+    from dataflow_nb.security.audit import AUDIT_TABLE
+
+    return {AUDIT_TABLE, RUNS_TABLE}
+
+
 def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, unscoped: bool) -> None:
     """Raw SQL in a tenant's run must not reach other tenants' rows.
 
@@ -145,13 +154,7 @@ def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, 
     to check. Elsewhere a statement touching a multi-tenant table is refused, unless the node
     says ``unscoped=True``, which is logged as a warning each time.
     """
-    tenant_tables = {m.table_name for m in db.models.values() if m.multi_tenant}
-    if tenant_tables and db.security_enabled:
-        from dataflow_nb.security.audit import AUDIT_TABLE
-
-        tenant_tables.add(AUDIT_TABLE)  # it names every tenant's runs
-    if not tenant_tables:
-        return
+    tenant_tables = {m.table_name for m in db.models.values() if m.multi_tenant} | bookkeeping_tables()
     exposed = db.backend.unisolated_tables(ctx.connection(db), compiled, tenant_tables)
     if unscoped:
         log.warning(

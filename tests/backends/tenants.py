@@ -77,6 +77,7 @@ def tenant_database(backend_url: str | None, **options: Any) -> Iterator[DataFlo
     """The models created by the owner; on PostgreSQL the yielded DataFlow logs in as ``login_role``."""
     with DataFlow(backend_url, multi_tenant=True, **options) as owner:
         define_models(owner)
+        owner.runs()  # the owner creates the run history's table (and its row-level security)
         if backend_url is None or backend_url.startswith("duckdb"):
             yield owner
             return
