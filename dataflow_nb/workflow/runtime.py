@@ -16,7 +16,14 @@ from dataflow_nb.nodes.base import CallableNode
 from dataflow_nb.query.scope import Scope
 from dataflow_nb.security.audit import audit_node
 from dataflow_nb.security.guard import refuse_writes
-from dataflow_nb.security.sensitive import mask_exception, mask_values, sensitive_columns, sensitive_values
+from dataflow_nb.security.sensitive import (
+    chain_text,
+    mask_exception,
+    mask_values,
+    sensitive_columns,
+    sensitive_values,
+    values_read,
+)
 from dataflow_nb.workflow.builder import Edge, Workflow
 from dataflow_nb.workflow.context import RunContext
 from dataflow_nb.workflow.results import NodeTiming, RunResults
@@ -188,6 +195,9 @@ class LocalRuntime:
                 ctx.log.finish("retried" if ctx.retries else "ok")
             ctx.commit()
         except BaseException as exc:
+            # Sensitive values the run read, repeated by the error (a row in a user function's exception).
+            read = ((outputs[n], columns) for n, columns in sensitive.items() if columns)
+            ctx.secrets.update(values_read(chain_text(exc), read))
             if ctx.log is not None:
                 status = "failed" if isinstance(exc, Exception) else "interrupted"
                 error = mask_values(loggable_error(exc), ctx.secrets)
