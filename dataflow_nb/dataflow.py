@@ -190,8 +190,8 @@ class DataFlow:
                     self.result_cache.cache.close()
                 self.backend.close()
                 raise
-        if security_enabled and not read_only:
-            self._create_audit_table()
+        # The audit's digest key (security/audit.py); read-only: never writes the audit log.
+        self.audit_key = self._create_audit_table() if security_enabled and not read_only else b""
         register_database(self)
         # Close the connections when a re-run cell drops the last reference, as close() would.
         self._finalizer = weakref.finalize(self, self.backend.close)
@@ -385,23 +385,24 @@ class DataFlow:
         }
         return self.model(type(name, (), namespace))
 
-    def _create_audit_table(self) -> None:
+    def _create_audit_table(self) -> bytes:
         from dataflow_nb.security.audit import ensure_audit_table
 
         try:
             with self._migration_connection() as connection:
-                ensure_audit_table(connection, self)
+                key = ensure_audit_table(connection, self)
                 connection.commit()
         except DataflowError:
             self.backend.close()
             raise
+        return key
 
     def audit_log(self, last: int | None = None) -> Any:
         """The audit log as a frame, oldest first: every write of ``security_enabled`` runs.
 
         Columns: id, at, run_id, tenant_id, node_id, node_type, model, operation, rows, keys
-        (a JSON list of ids), digest (SHA-256 of a bulk input or of a SQL statement and its
-        values) and db_user (the database role that wrote). ``last`` keeps the newest rows.
+        (a JSON list of ids), digest (HMAC-SHA-256, keyed per database, of a bulk input or of a
+        SQL statement and its values) and db_user (the database role that wrote). ``last`` keeps the newest rows.
         """
         from dataflow_nb.security.audit import read_audit_log
 

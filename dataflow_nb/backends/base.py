@@ -145,6 +145,10 @@ class Backend(Protocol):
         """Let a tenant's run read only its own rows of ``table`` (it has ``tenant_id``) and change
         none, where the database can; dataflow_nb's own statements outside a tenant's run are not bound."""
 
+    def protect_secret_table(self, connection: Connection, table: str) -> None:
+        """Keep ``table`` (a secret of dataflow_nb's) from a tenant's run and from changes, where the
+        database can."""
+
     def begin_tenant(self, connection: Connection, tenant: str) -> None:
         """Bind the connection's transaction to ``tenant`` for the tables ``isolate_tenant_table`` set up."""
 

@@ -267,6 +267,9 @@ class DuckDBBackend:
     def protect_bookkeeping_table(self, connection: Any, table: str) -> None:
         pass  # raw SQL in a tenant's run is refused the bookkeeping tables (security/guard.py)
 
+    def protect_secret_table(self, connection: Any, table: str) -> None:
+        pass  # likewise refused to a tenant's raw SQL; whoever holds the file holds the key
+
     def begin_tenant(self, connection: Any, tenant: str) -> None:
         pass  # the generated nodes scope their statements; raw SQL is checked by unisolated_tables
 

@@ -19,7 +19,12 @@ from dataflow_nb.backends.postgres_load import PostgresLoadJob
 from dataflow_nb.backends.postgres_results import normalize_result
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.postgres_url import mask_url, parse_postgres_url, url_secrets
-from dataflow_nb.backends.row_security import BEGIN_TENANT, isolate_table, protect_bookkeeping_table
+from dataflow_nb.backends.row_security import (
+    BEGIN_TENANT,
+    isolate_table,
+    protect_bookkeeping_table,
+    protect_secret_table,
+)
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
@@ -285,6 +290,9 @@ class PostgresBackend:
 
     def protect_bookkeeping_table(self, connection: Any, table: str) -> None:
         protect_bookkeeping_table(connection, table)
+
+    def protect_secret_table(self, connection: Any, table: str) -> None:
+        protect_secret_table(connection, table)
 
     def begin_tenant(self, connection: Any, tenant: str) -> None:
         connection.execute_sql(BEGIN_TENANT, [tenant])

@@ -12,7 +12,8 @@ runs must log in as an ordinary role (see docs/security.md).
 
 Bookkeeping tables that name every tenant's runs (the run history) get other policies: a
 transaction bound to a tenant reads only that tenant's rows and changes none; outside a
-tenant's transaction (where dataflow_nb writes and reads the history) they are open.
+tenant's transaction (where dataflow_nb writes and reads the history) they are open. A secret
+(the audit key) is read outside a tenant's transaction only, and changed by nobody.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataflow_nb.backends.sql import quoted
 RUN_TENANTS = "dataflow_nb_run_tenants"
 POLICY = "dataflow_nb_tenant"
 BOOKKEEPING_POLICY = "dataflow_nb_bookkeeping"
+KEY_POLICY = "dataflow_nb_key"
 BEGIN_TENANT = "SELECT dataflow_nb_begin_tenant($1)"
 
 
@@ -89,6 +91,18 @@ def bookkeeping_ddl(schema: str, table: str) -> list[str]:
     ]
 
 
+def secret_ddl(schema: str, table: str) -> list[str]:
+    """A table of secrets: no row in a tenant's transaction; no policy lets anyone change it."""
+    qualified = f"{quoted(schema)}.{quoted(table)}"
+    tenant = f"(SELECT {quoted(schema)}.dataflow_nb_tenant())"
+    return [
+        f"ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {qualified} FORCE ROW LEVEL SECURITY",
+        f"DROP POLICY IF EXISTS {KEY_POLICY} ON {qualified}",
+        f"CREATE POLICY {KEY_POLICY} ON {qualified} FOR SELECT USING ({tenant} IS NULL)",
+    ]
+
+
 def isolate_table(connection: Any, table: str) -> None:
     """Apply the tenant policy to ``table`` unless it is already there (DDL takes a table lock)."""
     protect_table(connection, table, POLICY, table_ddl)
@@ -97,6 +111,11 @@ def isolate_table(connection: Any, table: str) -> None:
 def protect_bookkeeping_table(connection: Any, table: str) -> None:
     """Apply the bookkeeping policies to ``table`` unless they are already there."""
     protect_table(connection, table, BOOKKEEPING_POLICY, bookkeeping_ddl)
+
+
+def protect_secret_table(connection: Any, table: str) -> None:
+    """Apply the secret policy to ``table`` unless it is already there."""
+    protect_table(connection, table, KEY_POLICY, secret_ddl)
 
 
 def protect_table(connection: Any, table: str, policy: str, ddl: Callable[[str, str], list[str]]) -> None:

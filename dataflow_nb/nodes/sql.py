@@ -142,9 +142,9 @@ def bookkeeping_tables() -> set[str]:
     """dataflow_nb's own tables that name every tenant's runs (the audit log and its key, the run
     history): raw SQL in a tenant's run may not reach them where the database cannot scope it."""
     from dataflow_nb.monitor.runs import RUNS_TABLE
-    from dataflow_nb.security.audit import AUDIT_TABLE
+    from dataflow_nb.security.audit import AUDIT_KEY_TABLE, AUDIT_TABLE
 
-    return {AUDIT_TABLE, RUNS_TABLE}
+    return {AUDIT_TABLE, AUDIT_KEY_TABLE, RUNS_TABLE}
 
 
 def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, unscoped: bool) -> None:
