@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.postgres_url import mask_url, parse_postgres_url, url_secrets
 from dataflow_nb.backends.row_security import (
     BEGIN_TENANT,
+    exposed_sessions,
     isolate_table,
     protect_bookkeeping_table,
     protect_secret_table,
@@ -28,6 +30,7 @@ from dataflow_nb.backends.row_security import (
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
+log = logging.getLogger("dataflow_nb")
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds; libpq's own default is to wait forever
 CLIENT_GRACE = 1.0  # the client gives up this long after the server's statement_timeout should have fired
 
@@ -232,6 +235,7 @@ class PostgresBackend:
         self._secrets = url_secrets(parsed)
         self._statement_timeout = statement_timeout
         self._connect_timeout = connect_timeout
+        self._sessions_checked = False
         # A checkout waits for a new connection (connect_timeout) or for the check's answer.
         limits = [t for t in (connect_timeout, statement_timeout) if t is not None]
         self._checkout_deadline = max(limits) + CLIENT_GRACE if statement_timeout is not None else None
@@ -287,6 +291,17 @@ class PostgresBackend:
 
     def isolate_tenant_table(self, connection: Any, table: str) -> None:
         isolate_table(connection, table)
+        if not self._sessions_checked:  # once per DataFlow: the role is the same for every table
+            self._sessions_checked = True
+            exposed = exposed_sessions(connection)
+            if exposed:
+                log.warning(
+                    "postgresql %s: the role that runs tenants' workflows may use %s, so one tenant's SQL "
+                    "can read another's statements and end its run (every tenant's runs share this role); "
+                    "as an administrator, REVOKE them FROM PUBLIC in this database (docs/security.md)",
+                    self._where,
+                    ", ".join(exposed),
+                )
 
     def protect_bookkeeping_table(self, connection: Any, table: str) -> None:
         protect_bookkeeping_table(connection, table)

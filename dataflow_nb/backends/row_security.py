@@ -14,6 +14,11 @@ Bookkeeping tables that name every tenant's runs (the run history) get other pol
 transaction bound to a tenant reads only that tenant's rows and changes none; outside a
 tenant's transaction (where dataflow_nb writes and reads the history) they are open. A secret
 (the audit key) is read outside a tenant's transaction only, and changed by nobody.
+
+Every tenant's runs log in as one role, and PostgreSQL shows a role the query text of its own
+sessions and lets it end them: unless an administrator revokes that (docs/security.md), one
+tenant's SQL reads another's statements and can end its run. ``exposed_sessions`` says what is
+still granted, so the DataFlow can warn.
 """
 
 from __future__ import annotations
@@ -101,6 +106,31 @@ def secret_ddl(schema: str, table: str) -> list[str]:
         f"DROP POLICY IF EXISTS {KEY_POLICY} ON {qualified}",
         f"CREATE POLICY {KEY_POLICY} ON {qualified} FOR SELECT USING ({tenant} IS NULL)",
     ]
+
+
+# What lets a role read its other sessions' query text or end them (granted to PUBLIC by default).
+SESSION_PRIVILEGES = (
+    ("table", "pg_catalog.pg_stat_activity"),
+    ("function", "pg_catalog.pg_stat_get_activity(integer)"),
+    ("function", "pg_catalog.pg_stat_get_backend_activity(integer)"),
+    ("function", "pg_catalog.pg_terminate_backend(integer, bigint)"),
+    ("function", "pg_catalog.pg_cancel_backend(integer)"),
+)
+
+
+def exposed_sessions(connection: Any) -> list[str]:
+    """Which of ``SESSION_PRIVILEGES`` the current role holds; none counted for a superuser or a
+    ``BYPASSRLS`` role, which no tenant's run may use anyway."""
+    checks = [
+        f"has_{kind}_privilege('{name}', '{'SELECT' if kind == 'table' else 'EXECUTE'}')"
+        for kind, name in SESSION_PRIVILEGES
+    ]
+    result = connection.execute_sql(
+        f"SELECT r.rolsuper OR r.rolbypassrls, {', '.join(checks)} FROM pg_roles r WHERE r.rolname = current_user"
+    )
+    assert result is not None and result.num_rows == 1
+    exempt, *held = (result.column(i)[0].as_py() for i in range(result.num_columns))
+    return [] if exempt else [name for (_, name), granted in zip(SESSION_PRIVILEGES, held, strict=True) if granted]
 
 
 def isolate_table(connection: Any, table: str) -> None:

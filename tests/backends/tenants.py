@@ -58,7 +58,7 @@ def login_role(owner_url: str) -> Iterator[str]:
     """A non-superuser role with DML rights on the test's schema; yields its URL."""
     schema = unquote(owner_url).split("search_path=")[1]
     role = f"dataflow_login_{uuid.uuid4().hex[:10]}"
-    admin = _admin_connection()
+    admin = _admin_connection(owner_url.split("?", 1)[0])  # grants are per database
     try:
         _run(admin, f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS")
         for grant in LOGIN_GRANTS:
