@@ -69,43 +69,44 @@ $fn$""",
 
 def table_ddl(schema: str, table: str) -> list[str]:
     """Row-level security on one multi-tenant table."""
-    qualified = f"{quoted(schema)}.{quoted(table)}"
-    # (SELECT ...) makes the tenant an InitPlan: looked up once per statement, not once per row.
-    tenant = f"(SELECT {quoted(schema)}.dataflow_nb_tenant())"
-    return [
-        f"ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY",
-        f"ALTER TABLE {qualified} FORCE ROW LEVEL SECURITY",
-        f"DROP POLICY IF EXISTS {POLICY} ON {qualified}",
-        f"CREATE POLICY {POLICY} ON {qualified} USING (tenant_id = {tenant}) WITH CHECK (tenant_id = {tenant})",
-    ]
+    tenant = _run_tenant(schema)
+    return _policies_ddl(schema, table, [(POLICY, f"USING (tenant_id = {tenant}) WITH CHECK (tenant_id = {tenant})")])
 
 
 def bookkeeping_ddl(schema: str, table: str) -> list[str]:
     """A bookkeeping table with a ``tenant_id`` column: read-only, and only its own rows, in a tenant's run."""
-    qualified = f"{quoted(schema)}.{quoted(table)}"
-    tenant = f"(SELECT {quoted(schema)}.dataflow_nb_tenant())"
-    reads = f"{BOOKKEEPING_POLICY}_reads"
-    return [
-        f"ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY",
-        f"ALTER TABLE {qualified} FORCE ROW LEVEL SECURITY",
-        f"DROP POLICY IF EXISTS {reads} ON {qualified}",
-        f"DROP POLICY IF EXISTS {BOOKKEEPING_POLICY} ON {qualified}",
-        f"CREATE POLICY {reads} ON {qualified} FOR SELECT USING ({tenant} IS NULL OR tenant_id = {tenant})",
-        # Created last: its presence is what ``protect_table`` checks for.
-        f"CREATE POLICY {BOOKKEEPING_POLICY} ON {qualified} USING ({tenant} IS NULL) WITH CHECK ({tenant} IS NULL)",
-    ]
+    tenant = _run_tenant(schema)
+    return _policies_ddl(
+        schema,
+        table,
+        [
+            (f"{BOOKKEEPING_POLICY}_reads", f"FOR SELECT USING ({tenant} IS NULL OR tenant_id = {tenant})"),
+            (BOOKKEEPING_POLICY, f"USING ({tenant} IS NULL) WITH CHECK ({tenant} IS NULL)"),
+        ],
+    )
 
 
 def secret_ddl(schema: str, table: str) -> list[str]:
     """A table of secrets: no row in a tenant's transaction; no policy lets anyone change it."""
+    return _policies_ddl(schema, table, [(KEY_POLICY, f"FOR SELECT USING ({_run_tenant(schema)} IS NULL)")])
+
+
+def _run_tenant(schema: str) -> str:
+    # (SELECT ...) makes the tenant an InitPlan: looked up once per statement, not once per row.
+    return f"(SELECT {quoted(schema)}.dataflow_nb_tenant())"
+
+
+def _policies_ddl(schema: str, table: str, policies: list[tuple[str, str]]) -> list[str]:
+    """Row-level security on, forced (the owner is bound too), and ``policies`` (name, rule) made
+    anew in order; the last one's presence is what ``protect_table`` checks for."""
     qualified = f"{quoted(schema)}.{quoted(table)}"
-    tenant = f"(SELECT {quoted(schema)}.dataflow_nb_tenant())"
-    return [
+    statements = [
         f"ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {qualified} FORCE ROW LEVEL SECURITY",
-        f"DROP POLICY IF EXISTS {KEY_POLICY} ON {qualified}",
-        f"CREATE POLICY {KEY_POLICY} ON {qualified} FOR SELECT USING ({tenant} IS NULL)",
     ]
+    for name, rule in policies:
+        statements += [f"DROP POLICY IF EXISTS {name} ON {qualified}", f"CREATE POLICY {name} ON {qualified} {rule}"]
+    return statements
 
 
 # What lets a role read its other sessions' query text or end them (granted to PUBLIC by default).
