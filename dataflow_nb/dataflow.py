@@ -402,7 +402,8 @@ class DataFlow:
 
         Columns: id, at, run_id, tenant_id, node_id, node_type, model, operation, rows, keys
         (a JSON list of ids), digest (HMAC-SHA-256, keyed per database, of a bulk input or of a
-        SQL statement and its values) and db_user (the database role that wrote). ``last`` keeps the newest rows.
+        SQL statement and its values) and db_user (the database role that wrote). ``last`` keeps
+        the newest rows.
         """
         from dataflow_nb.security.audit import read_audit_log
 

@@ -265,7 +265,7 @@ class DuckDBBackend:
         pass  # nothing to set up: see unisolated_tables
 
     def protect_bookkeeping_table(self, connection: Any, table: str) -> None:
-        pass  # raw SQL in a tenant's run is refused the bookkeeping tables (security/guard.py)
+        pass  # raw SQL in a tenant's run is refused the bookkeeping tables (nodes/sql.py)
 
     def protect_secret_table(self, connection: Any, table: str) -> None:
         pass  # likewise refused to a tenant's raw SQL; whoever holds the file holds the key

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateSequence, CreateTable
 
 from dataflow_nb.backends.base import Connection, compile_statement
+from dataflow_nb.exceptions import DataflowError
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
@@ -75,9 +76,7 @@ def ensure_audit_table(connection: Connection, db: DataFlow) -> bytes:
 
 
 def read_audit_key(connection: Connection, db: DataFlow) -> bytes:
-    """The database's audit key (a read-only DataFlow reads the one its owner made)."""
-    from dataflow_nb.exceptions import DataflowError
-
+    """The database's audit key; outside a tenant's run, where row-level security shows it."""
     found = connection.execute(compile_statement(sa.select(audit_key.c.key), db.backend.dialect))
     if found is None or found.num_rows != 1:
         raise DataflowError(
