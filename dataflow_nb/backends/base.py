@@ -74,6 +74,9 @@ class SQLStatements:
     transaction: bool  # BEGIN, COMMIT, ROLLBACK, SAVEPOINT...: the run owns the transaction
     returns_rows: bool | None  # None: the driver tells after running it
     parameters: int  # how many bound parameters the statements use
+    # Functions the statements call, lower case, as the parser reads them (SQL's CURRENT_DATE and its
+    # kin by their keyword); empty where the parser cannot tell (DuckDB reads only queries' calls).
+    functions: frozenset[str] = frozenset()
 
 
 class SQLReader(Protocol):
@@ -152,6 +155,13 @@ class Backend(Protocol):
 
     def identity(self) -> str:
         """What tells this database apart from every other (the result cache's namespace)."""
+
+    def varying_functions(self) -> frozenset[str]:
+        """Functions whose answer may change between two statements (``random``, ``now``, ``nextval``,
+        the ``CURRENT_*`` keywords), from the database's own catalog: SQL calling one is never cached."""
+
+    def role(self) -> str:
+        """The database role whose privileges the runs have: two roles never share a cached result."""
 
     def has_spare_connection(self) -> bool:
         """A connection can be had now without waiting for a run to give one back."""

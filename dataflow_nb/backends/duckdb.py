@@ -22,7 +22,7 @@ from dataflow_nb.backends.duckdb_errors import file_error, translate_error
 from dataflow_nb.backends.duckdb_load import DuckDBLoadJob
 from dataflow_nb.backends.duckdb_results import normalize_result
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
-from dataflow_nb.backends.sql import JSONB, InArray, RegexMatch, quoted
+from dataflow_nb.backends.sql import JSONB, SQL_VALUE_FUNCTIONS, InArray, RegexMatch, quoted
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
@@ -251,6 +251,24 @@ class DuckDBBackend:
         if self.path == ":memory:":
             return f"duckdb:memory:{self._memory_id}"
         return f"duckdb:{Path(self.path).expanduser().resolve()}"
+
+    def role(self) -> str:
+        """DuckDB has no roles: every connection may do everything."""
+        return ""
+
+    @functools.cached_property
+    def _varying_functions(self) -> frozenset[str]:
+        # A macro has no stability: what it calls is unknown, so it counts as varying.
+        with self._lock:
+            rows = self._database.execute(
+                "SELECT DISTINCT lower(function_name) FROM duckdb_functions()"
+                " WHERE function_type IN ('scalar', 'macro') AND coalesce(stability, '') <> 'CONSISTENT'"
+            ).fetchall()
+        return frozenset(name for (name,) in rows) | SQL_VALUE_FUNCTIONS
+
+    def varying_functions(self) -> frozenset[str]:
+        """Functions DuckDB does not mark CONSISTENT (same answer for the same arguments, always)."""
+        return self._varying_functions
 
     def reflection_dialect(self) -> Any:
         from dataflow_nb.backends.duckdb_catalog import reflection_dialect  # Alembic loads with the first model

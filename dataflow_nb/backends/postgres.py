@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from dataflow_nb.backends.postgres_results import normalize_result
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.postgres_url import parse_postgres_url
 from dataflow_nb.backends.row_security import BEGIN_TENANT, isolate_table
+from dataflow_nb.backends.sql import SQL_VALUE_FUNCTIONS
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
@@ -314,6 +316,34 @@ class PostgresBackend:
             connection.close()
         assert row is not None
         return "postgresql:" + "/".join(str(v) for v in row.to_pylist()[0].values())
+
+    @functools.cached_property
+    def _role(self) -> str:
+        connection = self.connect()
+        try:
+            row = connection.execute_sql("SELECT current_user::text AS role")
+        finally:
+            connection.close()
+        assert row is not None
+        return str(row.column(0)[0].as_py())
+
+    def role(self) -> str:
+        """``current_user``, asked of the server once: it decides the privileges (the URL may name none)."""
+        return self._role
+
+    @functools.cached_property
+    def _varying_functions(self) -> frozenset[str]:
+        connection = self.connect()
+        try:
+            rows = connection.execute_sql("SELECT DISTINCT proname::text FROM pg_proc WHERE provolatile <> 'i'")
+        finally:
+            connection.close()
+        assert rows is not None
+        return frozenset(str(name) for name in rows.column(0).to_pylist()) | SQL_VALUE_FUNCTIONS
+
+    def varying_functions(self) -> frozenset[str]:
+        """Functions PostgreSQL does not mark IMMUTABLE (``pg_proc.provolatile``), asked once."""
+        return self._varying_functions
 
     def close(self) -> None:
         self._pool.dispose()

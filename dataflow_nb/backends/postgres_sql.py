@@ -6,6 +6,8 @@ so what SQLQueryNode lets through is what PostgreSQL would run, and nothing more
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataflow_nb.backends.base import SQLScan, SQLStatements
 from dataflow_nb.exceptions import ValidationError
 
@@ -50,4 +52,23 @@ class PostgresSQLReader:
             transaction=bool(statements) and isinstance(statements[0].stmt, ast.TransactionStmt),
             returns_rows=None,  # the driver says whether rows came back
             parameters=len({sql[t.start : t.end + 1] for t in tokens if t.name == "PARAM"}),
+            functions=called_functions(statements),
         )
+
+
+def called_functions(statements: Any) -> frozenset[str]:
+    """The functions a parse tree calls, lower case; CURRENT_DATE and its kin by their keyword."""
+    from pglast import ast
+    from pglast.visitors import Visitor
+
+    found: set[str] = set()
+
+    class Calls(Visitor):
+        def visit_FuncCall(self, ancestors: Any, node: ast.FuncCall) -> None:
+            found.add(str((node.funcname or ())[-1].sval).lower())
+
+        def visit_SQLValueFunction(self, ancestors: Any, node: ast.SQLValueFunction) -> None:
+            found.add(str(getattr(node.op, "name", "")).removeprefix("SVFOP_").rsplit("_N", 1)[0].lower())
+
+    Calls()(statements)
+    return frozenset(found)

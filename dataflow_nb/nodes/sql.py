@@ -107,9 +107,11 @@ class SQLQueryNode(Node):
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Frame:
         db = self.database(params)
-        if not isinstance(params["sql"], QueryBuilder) and not prepare(params["sql"], db.backend.sql_reader).cacheable:
-            ctx.cache_policy = None  # a volatile query gives another answer each time
         compiled = self.sql_for(ctx, params)
+        if ctx.cache_policy is not None and db.result_cache is not None and not isinstance(params["sql"], QueryBuilder):
+            called = db.backend.sql_reader.statements(compiled.sql).functions
+            if called & db.backend.varying_functions():
+                ctx.cache_policy = None  # random(), now(), nextval(): another answer each time
         if ctx.scope.tenant_id:
             check_tenant_scope(ctx, db, compiled, unscoped=params.get("unscoped", False))
         allow_writes = params.get("allow_writes", False)

@@ -22,17 +22,11 @@ from dataflow_nb.model.types import field_type_of
 NODE = "SQLQueryNode"
 # The very pattern ``sqlalchemy.text`` finds binds with, so the two always agree.
 _TEXT_BIND = sa.TextClause._bind_params_regex
-# A read-only query starts like one and names nothing that writes or locks; one the result
-# cache may keep also calls no volatile function (another answer each time). Any other
-# statement counts as a write of anything: the run's commit invalidates the whole database.
+# A read-only query starts like one and names nothing that writes or locks. Any other statement
+# counts as a write of anything: the run's commit invalidates the whole database.
 _QUERY_START = {"select", "with", "values", "table"}
 _WRITES = re.compile(
     r"\b(insert|update|delete|merge|truncate|into|copy|call|do|lock|for|nextval|setval|setseed)\b", re.I
-)
-_VOLATILE = re.compile(
-    r"""\b(random|now|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|current_timestamp
-    |current_time|current_date|localtime|localtimestamp|currval|lastval|gen_random_uuid|uuid\w*|pg_\w+|txid_\w+)\b""",
-    re.I | re.X,
 )
 
 
@@ -43,7 +37,6 @@ class Prepared:
     text: str
     names: tuple[str, ...]
     read_only: bool
-    cacheable: bool  # read-only and deterministic
 
 
 def prepare(sql: Any, reader: SQLReader) -> Prepared:
@@ -73,8 +66,7 @@ def prepare(sql: Any, reader: SQLReader) -> Prepared:
     pieces.append(sql[last:])
     words = scan.code.replace("(", " ").split(None, 1)
     read_only = bool(words) and words[0].lower() in _QUERY_START and _WRITES.search(scan.code) is None
-    cacheable = read_only and _VOLATILE.search(scan.code) is None
-    return Prepared("".join(pieces), tuple(dict.fromkeys(names)), read_only, cacheable)
+    return Prepared("".join(pieces), tuple(dict.fromkeys(names)), read_only)
 
 
 def check_statement(compiled: CompiledSQL, reader: SQLReader) -> bool | None:
