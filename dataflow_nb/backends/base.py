@@ -144,14 +144,22 @@ class Backend(Protocol):
     def isolate_tenant_table(self, connection: Connection, table: str) -> None:
         """Make the database keep every run to its tenant's rows of ``table`` (where it can)."""
 
-    def begin_tenant(self, connection: Connection, tenant: str) -> None:
-        """Bind the connection's transaction to ``tenant`` for the tables ``isolate_tenant_table`` set up."""
+    def begin_tenant(self, connection: Connection, tenant: str, *, known: bool = True) -> None:
+        """Bind the connection's transaction to ``tenant`` for the tables ``isolate_tenant_table`` set up.
+
+        ``known=False``: the DataFlow defined no multi-tenant model, yet its database may hold some
+        (another DataFlow's); the tenant is bound wherever the database is set up for it.
+        """
 
     def unisolated_tables(self, connection: Connection, compiled: CompiledSQL, tables: set[str]) -> set[str]:
         """Which of ``tables`` the statement would read or write without the database scoping it."""
 
     def execute_read_only(self, connection: Connection, compiled: CompiledSQL) -> pa.Table | None:
         """Run a statement that must not write; one that would is refused and changes nothing."""
+
+    def refused_sql(self, connection: Connection, compiled: CompiledSQL) -> str | None:
+        """Why a read-only or tenant session may not run the statement (its files, the catalog's
+        statistics...); None where nothing is refused or the database refuses it itself."""
 
     def identity(self) -> str:
         """What tells this database apart from every other (the result cache's namespace)."""

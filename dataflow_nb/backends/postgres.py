@@ -20,7 +20,7 @@ from dataflow_nb.backends.postgres_load import PostgresLoadJob
 from dataflow_nb.backends.postgres_results import normalize_result
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.postgres_url import parse_postgres_url
-from dataflow_nb.backends.row_security import BEGIN_TENANT, isolate_table
+from dataflow_nb.backends.row_security import BEGIN_TENANT, BEGIN_TENANT_FUNCTION, isolate_table
 from dataflow_nb.backends.sql import SQL_VALUE_FUNCTIONS
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
@@ -275,11 +275,18 @@ class PostgresBackend:
     def isolate_tenant_table(self, connection: Any, table: str) -> None:
         isolate_table(connection, table)
 
-    def begin_tenant(self, connection: Any, tenant: str) -> None:
+    def begin_tenant(self, connection: Any, tenant: str, *, known: bool = True) -> None:
+        if not known:  # another DataFlow's multi-tenant tables may be here: bind wherever they are
+            found = connection.execute_sql(f"SELECT to_regproc('{BEGIN_TENANT_FUNCTION}') IS NOT NULL AS bound")
+            if found is None or not found.column(0)[0].as_py():
+                return
         connection.execute_sql(BEGIN_TENANT, [tenant])
 
     def unisolated_tables(self, connection: Any, compiled: CompiledSQL, tables: set[str]) -> set[str]:
         return set()  # row-level security scopes every statement on them
+
+    def refused_sql(self, connection: Any, compiled: CompiledSQL) -> str | None:
+        return None  # the read-only savepoint, row-level security and the login role's grants refuse it
 
     def execute_read_only(self, connection: Any, compiled: CompiledSQL) -> pa.Table | None:
         """PostgreSQL itself refuses the writes: the statement runs in a read-only savepoint.

@@ -19,7 +19,8 @@ from dataflow_nb.backends.sql import quoted
 
 RUN_TENANTS = "dataflow_nb_run_tenants"
 POLICY = "dataflow_nb_tenant"
-BEGIN_TENANT = "SELECT dataflow_nb_begin_tenant($1)"
+BEGIN_TENANT_FUNCTION = "dataflow_nb_begin_tenant"
+BEGIN_TENANT = f"SELECT {BEGIN_TENANT_FUNCTION}($1)"
 
 
 def functions_ddl(schema: str) -> list[str]:

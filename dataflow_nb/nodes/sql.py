@@ -126,7 +126,7 @@ class SQLQueryNode(Node):
         except ReadOnlyError as exc:
             why = "the DataFlow is read-only" if db.read_only else "security_enabled=True makes SQL read-only"
             raise ReadOnlyError(
-                f"{NODE} {ctx.node_id!r}: {why}, and this statement writes ({exc}); nothing was changed. "
+                f"{NODE} {ctx.node_id!r}: {why}, and this statement is refused ({exc}); nothing was changed. "
                 + ("" if db.read_only else "Pass allow_writes=True to the node if it should write.")
             ) from exc
         return to_frame(pa.table({}) if result is None else result, {}, db.frame)
@@ -144,16 +144,16 @@ def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, 
     """Raw SQL in a tenant's run must not reach other tenants' rows.
 
     Where the database enforces tenancy itself (PostgreSQL row-level security) nothing is left
-    to check. Elsewhere a statement touching a multi-tenant table is refused, unless the node
-    says ``unscoped=True``, which is logged as a warning each time.
+    to check. Elsewhere a statement touching a multi-tenant table, or calling a table function
+    off the allow-list (DuckDB's ``pragma_storage_info`` shows any column's min and max), is
+    refused, unless the node says ``unscoped=True``, which is logged as a warning each time.
     """
     tenant_tables = {m.table_name for m in db.models.values() if m.multi_tenant}
     if tenant_tables and db.security_enabled:
         from dataflow_nb.security.audit import AUDIT_TABLE
 
         tenant_tables.add(AUDIT_TABLE)  # it names every tenant's runs
-    if not tenant_tables:
-        return
+    # Whichever DataFlow runs it: the backend also finds the database's own tenant tables.
     exposed = db.backend.unisolated_tables(ctx.connection(db), compiled, tenant_tables)
     if unscoped:
         log.warning(
@@ -171,4 +171,10 @@ def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, 
             f"{ctx.scope.tenant_id!r}'s run, and {db.backend.capabilities.name} cannot scope raw SQL to one "
             "tenant. Use the generated nodes (they are scoped), or pass unscoped=True to the node to read "
             "every tenant's rows on purpose (it is logged)."
+        )
+    refused = db.backend.refused_sql(ctx.connection(db), compiled)
+    if refused is not None:
+        raise TenantError(
+            f"{NODE} {ctx.node_id!r}: in tenant {ctx.scope.tenant_id!r}'s run, {refused}; nothing was run. "
+            "Use the generated nodes, or unscoped=True on the node to run it on purpose (it is logged)."
         )

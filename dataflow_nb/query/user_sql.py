@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, SQLReader
+from dataflow_nb.backends.row_security import BEGIN_TENANT_FUNCTION
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.types import field_type_of
 
@@ -82,6 +83,11 @@ def check_statement(compiled: CompiledSQL, reader: SQLReader) -> bool | None:
         )
     if found.transaction:
         raise ValidationError(f"{NODE}: {found.first_word} is refused: the run owns the transaction")
+    if BEGIN_TENANT_FUNCTION in found.functions:
+        raise ValidationError(
+            f"{NODE}: the SQL calls {BEGIN_TENANT_FUNCTION}(), which binds a run to its tenant: dataflow_nb "
+            "calls it once, before any statement of a tenant's run; SQL may not call it"
+        )
     if found.parameters != len(compiled.names):
         raise ValidationError(f"{NODE}: the SQL uses a positional parameter (? or $n); name it, like :min")
     return found.returns_rows
