@@ -74,9 +74,6 @@ class SQLStatements:
     transaction: bool  # BEGIN, COMMIT, ROLLBACK, SAVEPOINT...: the run owns the transaction
     returns_rows: bool | None  # None: the driver tells after running it
     parameters: int  # how many bound parameters the statements use
-    # Functions the statements call, lower case, as the parser reads them (SQL's CURRENT_DATE and its
-    # kin by their keyword); empty where the parser cannot tell (DuckDB reads only queries' calls).
-    functions: frozenset[str] = frozenset()
 
 
 class SQLReader(Protocol):
@@ -87,6 +84,10 @@ class SQLReader(Protocol):
 
     def statements(self, sql: str) -> SQLStatements:
         """How many statements, and of what kind; raises ValidationError when it does not parse."""
+
+    def calls(self, sql: str) -> frozenset[str]:
+        """The functions one parsed statement calls, lower case (``CURRENT_DATE`` and its kin by their
+        keyword); empty where the parser cannot tell (DuckDB's reads only queries)."""
 
 
 class Connection(Protocol):

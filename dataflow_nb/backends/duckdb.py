@@ -252,14 +252,19 @@ class DuckDBBackend:
             # settings read_plan uses, and the statements that could change settings are refused anyway.
             self._database.execute("SET enable_external_access = false")
         self._lock = threading.Lock()
+        self._files_closed = not files
         self._memory_id = uuid.uuid4().hex
         self._statement_timeout = statement_timeout
 
     def reads_files(self) -> bool:
-        """Whether SQL on this database may reach files (another DataFlow on the file may have closed them)."""
+        """Whether SQL on this database may reach files (another DataFlow on the file may have closed
+        them; once closed they stay closed, so that answer is kept)."""
+        if self._files_closed:
+            return False
         with self._lock:
             row = self._database.execute("SELECT current_setting('enable_external_access')").fetchone()
-        return bool(row and row[0])
+        self._files_closed = not (row and row[0])
+        return not self._files_closed
 
     @property
     def load_job(self) -> DuckDBLoadJob:

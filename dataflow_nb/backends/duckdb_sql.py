@@ -3,6 +3,7 @@ and ``json_serialize_sql`` gives a query's parse tree (the functions it calls)."
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -30,8 +31,9 @@ def _parsing_database() -> Any:
         return _parser[1].cursor()
 
 
+@functools.lru_cache(maxsize=256)  # a statement is read at build time and again when it runs
 def query_tree(sql: str) -> dict[str, Any] | None:
-    """A query's parse tree as DuckDB's own parser reads it; None for any other statement."""
+    """A query's parse tree as DuckDB's own parser reads it; None for any other statement (not to be changed)."""
     with _parsing_database() as cursor:
         row = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
     tree = json.loads(row[0]) if row else {"error": True}
@@ -119,7 +121,6 @@ class DuckDBSQLReader:
             duckdb.StatementType.PRAGMA,
             duckdb.StatementType.CALL,
         )
-        tree = query_tree(sql) if all(s.type == duckdb.StatementType.SELECT for s in statements) else None
         # An INSERT without RETURNING answers with a "Count" row PostgreSQL does not send: only
         # queries and RETURNING give rows.
         return SQLStatements(
@@ -128,5 +129,8 @@ class DuckDBSQLReader:
             transaction=kind == duckdb.StatementType.TRANSACTION,
             returns_rows=kind in queries or returning,
             parameters=sum(len(s.named_parameters) for s in statements),
-            functions=frozenset() if tree is None else called_functions(tree)[0],
         )
+
+    def calls(self, sql: str) -> frozenset[str]:
+        tree = query_tree(sql)
+        return frozenset() if tree is None else called_functions(tree)[0]

@@ -91,7 +91,8 @@ class SQLQueryNode(Node):
         values = {} if values is None else values
         check_values(prepared, values)
         compiled = compile_statement(bound_text(prepared, values), db.backend.dialect)
-        returns_rows = check_statement(compiled, db.backend.sql_reader)
+        binds_tenants = db.backend.capabilities.supports_row_level_security
+        returns_rows = check_statement(compiled, db.backend.sql_reader, binds_tenants=binds_tenants)
         # What it reads is unknown (views, functions): a cached result depends on every write.
         writes: frozenset[str] | None = frozenset() if prepared.read_only else None
         # returns_rows None: the driver (PostgreSQL's) tells by itself whether rows came back.
@@ -109,7 +110,7 @@ class SQLQueryNode(Node):
         db = self.database(params)
         compiled = self.sql_for(ctx, params)
         if ctx.cache_policy is not None and db.result_cache is not None and not isinstance(params["sql"], QueryBuilder):
-            called = db.backend.sql_reader.statements(compiled.sql).functions
+            called = db.backend.sql_reader.calls(compiled.sql)
             if called & db.backend.varying_functions():
                 ctx.cache_policy = None  # random(), now(), nextval(): another answer each time
         if ctx.scope.tenant_id:

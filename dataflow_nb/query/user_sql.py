@@ -70,8 +70,9 @@ def prepare(sql: Any, reader: SQLReader) -> Prepared:
     return Prepared("".join(pieces), tuple(dict.fromkeys(names)), read_only)
 
 
-def check_statement(compiled: CompiledSQL, reader: SQLReader) -> bool | None:
-    """Refuse anything but one statement that leaves the transaction alone; whether it gives rows."""
+def check_statement(compiled: CompiledSQL, reader: SQLReader, *, binds_tenants: bool) -> bool | None:
+    """Refuse anything but one statement that leaves the transaction alone (nor, where the database
+    binds runs to tenants, rebinds it); whether it gives rows."""
     try:
         found = reader.statements(compiled.sql)
     except ValidationError as exc:
@@ -83,7 +84,7 @@ def check_statement(compiled: CompiledSQL, reader: SQLReader) -> bool | None:
         )
     if found.transaction:
         raise ValidationError(f"{NODE}: {found.first_word} is refused: the run owns the transaction")
-    if BEGIN_TENANT_FUNCTION in found.functions:
+    if binds_tenants and BEGIN_TENANT_FUNCTION in reader.calls(compiled.sql):
         raise ValidationError(
             f"{NODE}: the SQL calls {BEGIN_TENANT_FUNCTION}(), which binds a run to its tenant: dataflow_nb "
             "calls it once, before any statement of a tenant's run; SQL may not call it"
