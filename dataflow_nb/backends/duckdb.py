@@ -326,7 +326,7 @@ class DuckDBBackend:
 
         found = connection.execute_sql(
             "SELECT DISTINCT table_name FROM duckdb_columns() WHERE column_name = 'tenant_id'"
-            " AND database_name = current_database() AND schema_name = current_schema()"
+            " AND database_name = current_database()"
         )
         tables = tables | set(found.column(0).to_pylist() if found is not None else ())
         if not tables:
