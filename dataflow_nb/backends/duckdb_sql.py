@@ -5,36 +5,19 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 from dataflow_nb.backends.base import SQLScan, SQLStatements
+from dataflow_nb.backends.csv_text import reading_database
 from dataflow_nb.backends.sql import SQL_VALUE_FUNCTIONS
 from dataflow_nb.exceptions import ValidationError
-
-_parser: tuple[int, Any] | None = None  # (process id, in-memory DuckDB): a forked child starts its own
-_parser_lock = threading.Lock()
-
-
-def _parsing_database() -> Any:
-    """This process's in-memory DuckDB, used only for its parser (it reaches no file)."""
-    global _parser
-    import duckdb
-
-    with _parser_lock:
-        if _parser is None or _parser[0] != os.getpid():
-            database = duckdb.connect()
-            database.execute("SET enable_external_access = false")
-            _parser = (os.getpid(), database)
-        return _parser[1].cursor()
 
 
 @functools.lru_cache(maxsize=256)  # a statement is read at build time and again when it runs
 def query_tree(sql: str) -> dict[str, Any] | None:
     """A query's parse tree as DuckDB's own parser reads it; None for any other statement (not to be changed)."""
-    with _parsing_database() as cursor:
+    with reading_database() as cursor:  # json_serialize_sql only parses: nothing is read
         row = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
     tree = json.loads(row[0]) if row else {"error": True}
     return None if tree.get("error") else tree

@@ -314,25 +314,24 @@ class PostgresBackend:
         """The cluster's system identifier, the database and the schema in use, asked of the server:
         two URLs naming the same database (host alias, IP, another port forward) agree.
         """
+        row = self._ask(
+            "SELECT (SELECT system_identifier FROM pg_control_system())::text, current_database(), current_schema()"
+        )
+        return "postgresql:" + "/".join(str(v) for v in row.to_pylist()[0].values())
+
+    def _ask(self, sql: str) -> pa.Table:
+        """One query on a connection of its own, for what is asked of the server once."""
         connection = self.connect()
         try:
-            row = connection.execute_sql(
-                "SELECT (SELECT system_identifier FROM pg_control_system())::text, current_database(), current_schema()"
-            )
+            rows = connection.execute_sql(sql)
         finally:
             connection.close()
-        assert row is not None
-        return "postgresql:" + "/".join(str(v) for v in row.to_pylist()[0].values())
+        assert rows is not None
+        return rows
 
     @functools.cached_property
     def _role(self) -> str:
-        connection = self.connect()
-        try:
-            row = connection.execute_sql("SELECT current_user::text AS role")
-        finally:
-            connection.close()
-        assert row is not None
-        return str(row.column(0)[0].as_py())
+        return str(self._ask("SELECT current_user::text AS role").column(0)[0].as_py())
 
     def role(self) -> str:
         """``current_user``, asked of the server once: it decides the privileges (the URL may name none)."""
@@ -340,12 +339,7 @@ class PostgresBackend:
 
     @functools.cached_property
     def _varying_functions(self) -> frozenset[str]:
-        connection = self.connect()
-        try:
-            rows = connection.execute_sql("SELECT DISTINCT proname::text FROM pg_proc WHERE provolatile <> 'i'")
-        finally:
-            connection.close()
-        assert rows is not None
+        rows = self._ask("SELECT DISTINCT proname::text FROM pg_proc WHERE provolatile <> 'i'")
         return frozenset(str(name) for name in rows.column(0).to_pylist()) | SQL_VALUE_FUNCTIONS
 
     def varying_functions(self) -> frozenset[str]:
