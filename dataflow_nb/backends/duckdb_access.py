@@ -54,7 +54,7 @@ def refused_table_functions(operators: Iterable[str], table_functions: frozenset
 
 
 def refused_functions(sql: str) -> list[str]:
-    """The functions that write which a query calls (DuckDB's parser reads only queries: others are refused)."""
+    """The functions that write which a query calls (read-only SQL is a query: the parser reads it)."""
     tree = query_tree(sql)
     return [] if tree is None else sorted(called_functions(tree)[0] & WRITING_FUNCTIONS)
 

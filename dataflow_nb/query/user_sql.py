@@ -23,12 +23,11 @@ from dataflow_nb.model.types import field_type_of
 NODE = "SQLQueryNode"
 # The very pattern ``sqlalchemy.text`` finds binds with, so the two always agree.
 _TEXT_BIND = sa.TextClause._bind_params_regex
-# A read-only query starts like one and names nothing that writes or locks. Any other statement
-# counts as a write of anything: the run's commit invalidates the whole database.
+# A read-only query starts like one and has no keyword that writes or locks (the scanner blanks
+# names, so functions are read by the parser: nodes/sql.py). Any other statement counts as a
+# write of anything: the run's commit invalidates the whole database.
 _QUERY_START = {"select", "with", "values", "table"}
-_WRITES = re.compile(
-    r"\b(insert|update|delete|merge|truncate|into|copy|call|do|lock|for|nextval|setval|setseed)\b", re.I
-)
+_WRITES = re.compile(r"\b(insert|update|delete|merge|truncate|into|copy|call|do|lock|for)\b", re.I)
 
 
 @dataclasses.dataclass(frozen=True)
