@@ -68,6 +68,10 @@ class DataFlow:
             sensitive fields wherever they are shown, and keep SQLQueryNode read-only unless the
             node says ``allow_writes=True``. See docs/security.md.
         read_only: refuse every write before any SQL runs (for exploring a database safely).
+        allow_files: on DuckDB, let SQL of a ``security_enabled`` or ``read_only`` session read files
+            (``read_csv``, ``read_parquet``...). Such sessions and multi-tenant ones otherwise reach
+            no file and no other database (DuckDB's ``enable_external_access``); a plain DataFlow
+            does. Not with ``multi_tenant``: a tenant's SQL never reads files. See docs/security.md.
         cache_enabled: keep the results of Read, List, Count and read-only SQLQueryNode
             statements, invalidated after every committed write (see docs/cache.md).
         cache_url: ``"memory://"`` (default: an in-process LRU bounded by bytes) or
@@ -109,6 +113,7 @@ class DataFlow:
         slow_query_threshold: float = 1.0,
         security_enabled: bool = False,
         read_only: bool = False,
+        allow_files: bool = False,
         cache_enabled: bool = False,
         cache_url: str | None = None,
         cache_ttl: float = 300,
@@ -132,6 +137,11 @@ class DataFlow:
         self._url = url or database_url or os.environ.get("DATABASE_URL") or None  # may hold a password
         if metrics_export and not monitoring:
             raise DataflowError(f"metrics_export={metrics_export!r} needs monitoring=True")
+        if allow_files and multi_tenant:
+            raise DataflowError(
+                "allow_files=True lets SQL read the files of this machine, and a multi-tenant DataFlow runs "
+                "its tenants' SQL: open a separate DataFlow without multi_tenant to read files"
+            )
         if cache_url is not None and not cache_enabled:
             raise DataflowError(f"cache_url={mask_url(str(cache_url))!r} needs cache_enabled=True")
         for option, value in (
@@ -158,6 +168,7 @@ class DataFlow:
             pool_timeout=pool_timeout,
             connect_timeout=connect_timeout,
             statement_timeout=statement_timeout,
+            files=allow_files or not (multi_tenant or security_enabled or read_only),
         )
         self.url = None if self._url is None else self.backend.safe_url
         """The database URL with any password masked (``None`` for the default in-memory DuckDB)."""

@@ -39,22 +39,29 @@ def dialect_named(name: str) -> Dialect:
 
 
 def open_backend(
-    url: str | None, *, connect_timeout: float | None = None, statement_timeout: float | None = None, **pool: Any
+    url: str | None,
+    *,
+    connect_timeout: float | None = None,
+    statement_timeout: float | None = None,
+    files: bool = True,
+    **pool: Any,
 ) -> Backend:
     """The backend for a URL: ``None``/``duckdb://`` in memory, ``duckdb:///file``, ``postgresql://``.
 
     ``connect_timeout`` bounds the wait for a server (an embedded DuckDB has none to wait for);
-    ``statement_timeout`` bounds every statement on both.
+    ``statement_timeout`` bounds every statement on both. ``files=False`` closes DuckDB's file
+    system and other databases to SQL (PostgreSQL reads no client files, and the server's only
+    for roles granted ``pg_read_server_files``).
     """
     if url is None or url in ("duckdb://", "duckdb:///:memory:", ":memory:"):
         from dataflow_nb.backends.duckdb import DuckDBBackend
 
-        return DuckDBBackend(statement_timeout=statement_timeout)
+        return DuckDBBackend(statement_timeout=statement_timeout, files=files)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "duckdb":
         from dataflow_nb.backends.duckdb import DuckDBBackend
 
-        return DuckDBBackend(url.split("://", 1)[1][1:] or None, statement_timeout=statement_timeout)
+        return DuckDBBackend(url.split("://", 1)[1][1:] or None, statement_timeout=statement_timeout, files=files)
     if scheme in ("postgresql", "postgres", "postgresql+adbc"):
         from dataflow_nb.backends.postgres import PostgresBackend
 

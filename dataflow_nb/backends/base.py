@@ -85,6 +85,10 @@ class SQLReader(Protocol):
     def statements(self, sql: str) -> SQLStatements:
         """How many statements, and of what kind; raises ValidationError when it does not parse."""
 
+    def calls(self, sql: str) -> frozenset[str]:
+        """The functions one parsed statement calls, lower case (``CURRENT_DATE`` and its kin by their
+        keyword); empty where the parser cannot tell (DuckDB's reads only queries)."""
+
 
 class Connection(Protocol):
     """One database connection, inside one transaction, for the length of a run."""
@@ -149,8 +153,12 @@ class Backend(Protocol):
         """Keep ``table`` (a secret of dataflow_nb's) from a tenant's run and from changes, where the
         database can."""
 
-    def begin_tenant(self, connection: Connection, tenant: str) -> None:
-        """Bind the connection's transaction to ``tenant`` for the tables ``isolate_tenant_table`` set up."""
+    def begin_tenant(self, connection: Connection, tenant: str, *, known: bool = True) -> None:
+        """Bind the connection's transaction to ``tenant`` for the tables ``isolate_tenant_table`` set up.
+
+        ``known=False``: the DataFlow defined no multi-tenant model, yet its database may hold some
+        (another DataFlow's); the tenant is bound wherever the database is set up for it.
+        """
 
     def unisolated_tables(self, connection: Connection, compiled: CompiledSQL, tables: set[str]) -> set[str]:
         """Which of ``tables`` the statement would read or write without the database scoping it."""
@@ -158,8 +166,19 @@ class Backend(Protocol):
     def execute_read_only(self, connection: Connection, compiled: CompiledSQL) -> pa.Table | None:
         """Run a statement that must not write; one that would is refused and changes nothing."""
 
+    def refused_sql(self, connection: Connection, compiled: CompiledSQL) -> str | None:
+        """Why a read-only or tenant session may not run the statement (its files, the catalog's
+        statistics...); None where nothing is refused or the database refuses it itself."""
+
     def identity(self) -> str:
         """What tells this database apart from every other (the result cache's namespace)."""
+
+    def varying_functions(self) -> frozenset[str]:
+        """Functions whose answer may change between two statements (``random``, ``now``, ``nextval``,
+        the ``CURRENT_*`` keywords), from the database's own catalog: SQL calling one is never cached."""
+
+    def role(self) -> str:
+        """The database role whose privileges the runs have: two roles never share a cached result."""
 
     def has_spare_connection(self) -> bool:
         """A connection can be had now without waiting for a run to give one back."""

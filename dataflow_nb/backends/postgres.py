@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -22,11 +23,13 @@ from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.postgres_url import mask_url, parse_postgres_url, url_secrets
 from dataflow_nb.backends.row_security import (
     BEGIN_TENANT,
+    BEGIN_TENANT_FUNCTION,
     exposed_sessions,
     isolate_table,
     protect_bookkeeping_table,
     protect_secret_table,
 )
+from dataflow_nb.backends.sql import SQL_VALUE_FUNCTIONS
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
@@ -309,11 +312,18 @@ class PostgresBackend:
     def protect_secret_table(self, connection: Any, table: str) -> None:
         protect_secret_table(connection, table)
 
-    def begin_tenant(self, connection: Any, tenant: str) -> None:
+    def begin_tenant(self, connection: Any, tenant: str, *, known: bool = True) -> None:
+        if not known:  # another DataFlow's multi-tenant tables may be here: bind wherever they are
+            found = connection.execute_sql(f"SELECT to_regproc('{BEGIN_TENANT_FUNCTION}') IS NOT NULL AS bound")
+            if found is None or not found.column(0)[0].as_py():
+                return
         connection.execute_sql(BEGIN_TENANT, [tenant])
 
     def unisolated_tables(self, connection: Any, compiled: CompiledSQL, tables: set[str]) -> set[str]:
         return set()  # row-level security scopes every statement on them
+
+    def refused_sql(self, connection: Any, compiled: CompiledSQL) -> str | None:
+        return None  # the read-only savepoint, row-level security and the login role's grants refuse it
 
     def execute_read_only(self, connection: Any, compiled: CompiledSQL) -> pa.Table | None:
         """PostgreSQL itself refuses the writes: the statement runs in a read-only savepoint.
@@ -341,15 +351,37 @@ class PostgresBackend:
         """The cluster's system identifier, the database and the schema in use, asked of the server:
         two URLs naming the same database (host alias, IP, another port forward) agree.
         """
+        row = self._ask(
+            "SELECT (SELECT system_identifier FROM pg_control_system())::text, current_database(), current_schema()"
+        )
+        return "postgresql:" + "/".join(str(v) for v in row.to_pylist()[0].values())
+
+    def _ask(self, sql: str) -> pa.Table:
+        """One query on a connection of its own, for what is asked of the server once."""
         connection = self.connect()
         try:
-            row = connection.execute_sql(
-                "SELECT (SELECT system_identifier FROM pg_control_system())::text, current_database(), current_schema()"
-            )
+            rows = connection.execute_sql(sql)
         finally:
             connection.close()
-        assert row is not None
-        return "postgresql:" + "/".join(str(v) for v in row.to_pylist()[0].values())
+        assert rows is not None
+        return rows
+
+    @functools.cached_property
+    def _role(self) -> str:
+        return str(self._ask("SELECT current_user::text AS role").column(0)[0].as_py())
+
+    def role(self) -> str:
+        """``current_user``, asked of the server once: it decides the privileges (the URL may name none)."""
+        return self._role
+
+    @functools.cached_property
+    def _varying_functions(self) -> frozenset[str]:
+        rows = self._ask("SELECT DISTINCT proname::text FROM pg_proc WHERE provolatile <> 'i'")
+        return frozenset(str(name) for name in rows.column(0).to_pylist()) | SQL_VALUE_FUNCTIONS
+
+    def varying_functions(self) -> frozenset[str]:
+        """Functions PostgreSQL does not mark IMMUTABLE (``pg_proc.provolatile``), asked once."""
+        return self._varying_functions
 
     def close(self) -> None:
         self._pool.dispose()

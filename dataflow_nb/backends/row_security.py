@@ -32,7 +32,8 @@ RUN_TENANTS = "dataflow_nb_run_tenants"
 POLICY = "dataflow_nb_tenant"
 BOOKKEEPING_POLICY = "dataflow_nb_bookkeeping"
 KEY_POLICY = "dataflow_nb_key"
-BEGIN_TENANT = "SELECT dataflow_nb_begin_tenant($1)"
+BEGIN_TENANT_FUNCTION = "dataflow_nb_begin_tenant"
+BEGIN_TENANT = f"SELECT {BEGIN_TENANT_FUNCTION}($1)"
 
 
 def functions_ddl(schema: str) -> list[str]:

@@ -91,7 +91,8 @@ class SQLQueryNode(Node):
         values = {} if values is None else values
         check_values(prepared, values)
         compiled = compile_statement(bound_text(prepared, values), db.backend.dialect)
-        returns_rows = check_statement(compiled, db.backend.sql_reader)
+        binds_tenants = db.backend.capabilities.supports_row_level_security
+        returns_rows = check_statement(compiled, db.backend.sql_reader, binds_tenants=binds_tenants)
         # What it reads is unknown (views, functions): a cached result depends on every write.
         writes: frozenset[str] | None = frozenset() if prepared.read_only else None
         # returns_rows None: the driver (PostgreSQL's) tells by itself whether rows came back.
@@ -107,9 +108,11 @@ class SQLQueryNode(Node):
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Frame:
         db = self.database(params)
-        if not isinstance(params["sql"], QueryBuilder) and not prepare(params["sql"], db.backend.sql_reader).cacheable:
-            ctx.cache_policy = None  # a volatile query gives another answer each time
         compiled = self.sql_for(ctx, params)
+        if ctx.cache_policy is not None and db.result_cache is not None and not isinstance(params["sql"], QueryBuilder):
+            called = db.backend.sql_reader.calls(compiled.sql)
+            if called & db.backend.varying_functions():
+                ctx.cache_policy = None  # random(), now(), nextval(): another answer each time
         if ctx.scope.tenant_id:
             check_tenant_scope(ctx, db, compiled, unscoped=params.get("unscoped", False))
         allow_writes = params.get("allow_writes", False)
@@ -124,7 +127,7 @@ class SQLQueryNode(Node):
         except ReadOnlyError as exc:
             why = "the DataFlow is read-only" if db.read_only else "security_enabled=True makes SQL read-only"
             raise ReadOnlyError(
-                f"{NODE} {ctx.node_id!r}: {why}, and this statement writes ({exc}); nothing was changed. "
+                f"{NODE} {ctx.node_id!r}: {why}, and this statement is refused ({exc}); nothing was changed. "
                 + ("" if db.read_only else "Pass allow_writes=True to the node if it should write.")
             ) from exc
         return to_frame(pa.table({}) if result is None else result, {}, db.frame)
@@ -151,10 +154,12 @@ def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, 
     """Raw SQL in a tenant's run must not reach other tenants' rows.
 
     Where the database enforces tenancy itself (PostgreSQL row-level security) nothing is left
-    to check. Elsewhere a statement touching a multi-tenant table is refused, unless the node
-    says ``unscoped=True``, which is logged as a warning each time.
+    to check. Elsewhere a statement touching a multi-tenant table, or calling a table function
+    off the allow-list (DuckDB's ``pragma_storage_info`` shows any column's min and max), is
+    refused, unless the node says ``unscoped=True``, which is logged as a warning each time.
     """
     tenant_tables = {m.table_name for m in db.models.values() if m.multi_tenant} | bookkeeping_tables()
+    # Whichever DataFlow runs it: the backend also finds the database's own tenant tables.
     exposed = db.backend.unisolated_tables(ctx.connection(db), compiled, tenant_tables)
     if unscoped:
         log.warning(
@@ -172,4 +177,10 @@ def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, 
             f"{ctx.scope.tenant_id!r}'s run, and {db.backend.capabilities.name} cannot scope raw SQL to one "
             "tenant. Use the generated nodes (they are scoped), or pass unscoped=True to the node to read "
             "every tenant's rows on purpose (it is logged)."
+        )
+    refused = db.backend.refused_sql(ctx.connection(db), compiled)
+    if refused is not None:
+        raise TenantError(
+            f"{NODE} {ctx.node_id!r}: in tenant {ctx.scope.tenant_id!r}'s run, {refused}; nothing was run. "
+            "Use the generated nodes, or unscoped=True on the node to run it on purpose (it is logged)."
         )

@@ -74,9 +74,12 @@ class RunContext:
                 self.recorded[id(db)] = db
             entry = (db, db.backend.connect())
             self.connections[id(db)] = entry
-            if self.scope.tenant_id and any(m.multi_tenant for m in db.models.values()):
-                # Before any statement of the run: the database scopes even raw SQL to this tenant.
-                db.backend.begin_tenant(entry[1], self.scope.tenant_id)
+            if self.scope.tenant_id:
+                # Before any statement of the run, on every database it touches (SQLQueryNode's db may be a
+                # DataFlow without the models): the database scopes even raw SQL to this tenant, and SQL
+                # cannot bind the transaction to another one.
+                known = any(m.multi_tenant for m in db.models.values())
+                db.backend.begin_tenant(entry[1], self.scope.tenant_id, known=known)
         return entry[1]
 
     def start_node(self, node_id: str, node: Node, params: Mapping[str, Any]) -> None:
