@@ -33,6 +33,8 @@ class Capabilities:
     # committing while it executes (another kernel sees it running), and an ok run's row is
     # written after its commit, outside its transaction. Defaults to False.
     supports_concurrent_processes: bool = False
+    # Streaming standbys that read-only runs can be sent to (``DataFlow(replicas=[...])``).
+    supports_replicas: bool = False
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ CAPABILITIES = Capabilities(
     supports_row_level_security=True,
     # A server: every kernel and the CLI share it, so a long run's "running" row is committed while it runs.
     supports_concurrent_processes=True,
+    # Hot standbys answer reads: https://www.postgresql.org/docs/current/hot-standby.html
+    supports_replicas=True,
     drops_constraints=True,
     alters_indexed_tables=True,
 )
