@@ -14,6 +14,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.util import find_tables
 
 from dataflow_nb.backends.load_job import LoadJob
+from dataflow_nb.backends.partitions import Partitions
 from dataflow_nb.model.types import arrow_bind_type
 
 
@@ -133,6 +134,10 @@ class Backend(Protocol):
     @property
     def load_job(self) -> LoadJob:
         """What this database's bulk ingest accepts (``backends/load_job.py``)."""
+
+    @property
+    def partitions(self) -> Partitions:
+        """How this database keeps a model's ``partition_by`` (``backends/partitions.py``)."""
 
     def reflection_dialect(self) -> Any:
         """A SQLAlchemy dialect whose Inspector reads this database's catalog (``backends/reflect.py``)."""

@@ -4,6 +4,7 @@ row counts, metrics, the slow-query log and the result cache hook in here, and s
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -269,6 +270,8 @@ class RunContext:
         bookkeeping never adds a statement (or a serialization conflict) to the run's transaction.
         """
         run = self.log
+        for key, (db, _) in list(self.connections.items()):
+            self._settle_partitions(db, self.written.get(key, set()))
         recorded = [(db, connection) for key, (db, connection) in self.connections.items() if key in self.recorded]
         for db, connection in recorded:
             if run is not None and db.history.writes_in_run:
@@ -286,6 +289,21 @@ class RunContext:
                 db.history.finish_apart(run)  # the history lives on the primary; the replica is read-only
             elif run is not None and not db.history.writes_in_run:
                 db.history.finish_after_commit(connection, run)
+
+    def _settle_partitions(self, db: DataFlow, written: set[str]) -> None:
+        """Before the commit: rows the run wrote into no partition of their own get one, created
+        in the run's transaction (``backends/postgres_partitions.py``)."""
+        if not db.backend.partitions.supported or not written:
+            return
+        for spec in db.models.values():
+            if spec.partitioning is not None and (spec.table_name in written or EVERYTHING in written):
+                self._measured(
+                    db,
+                    f"settle partitions of {spec.table_name}",
+                    functools.partial(db.backend.partitions.settle, table=spec.table),
+                    lambda moved: 0,  # the rows were counted when they were written
+                    writes=True,
+                )
 
     @property
     def rolled_back(self) -> tuple[str, ...]:
