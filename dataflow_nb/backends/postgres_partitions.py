@@ -87,17 +87,17 @@ class PostgresPartitions(Partitions):
 
     def _move(self, connection: Any, table: sa.Table, partitioning: Partitioning, value: Any) -> int:
         """Create the partition ``value`` belongs to (unless another run did) and move its rows there."""
-        column = quoted(partitioning.column)
+        column, typed = quoted(partitioning.column), table.c[partitioning.column]
         if partitioning.strategy == "range":
             low, high = value, _next(value, str(partitioning.interval))
             name = f"{table.name[:50]}_p{_stamp(low, str(partitioning.interval))}"
             where, params = f"{column} >= $1 AND {column} < $2", [low, high]
-            bounds = f"FROM ({self._literal(low, table)}) TO ({self._literal(high, table)})"
+            bounds = f"FROM ({self._literal(low, typed)}) TO ({self._literal(high, typed)})"
         else:
             digest = hashlib.sha256(repr(value).encode()).hexdigest()[:8]
             name = f"{table.name[:30]}_{_UNSAFE.sub('_', str(value))[:20]}_{digest}"
             where, params = f"{column} = $1", [value]
-            bounds = f"IN ({self._literal(value, table)})"
+            bounds = f"IN ({self._literal(value, typed)})"
         parent, default, target = quoted(table.name), quoted(default_partition(table.name)), quoted(name)
         exists = connection.execute_sql("SELECT to_regclass($1) IS NOT NULL", [target])
         assert exists is not None
@@ -120,10 +120,9 @@ class PostgresPartitions(Partitions):
         connection.execute_sql("DROP TABLE dataflow_nb_moving")
         return _rows(count)
 
-    def _literal(self, value: Any, table: sa.Table) -> str:
-        """A bound as SQL text (partition bounds take no parameters); SQLAlchemy quotes it."""
-        kind: Any = sa.DateTime(timezone=True) if isinstance(value, dt.datetime) else None
-        literal = sa.literal(value, kind) if kind is not None else sa.literal(value)
+    def _literal(self, value: Any, column: sa.Column[Any]) -> str:
+        """A bound as SQL text of ``column``'s type (partition bounds take no parameters); SQLAlchemy quotes it."""
+        literal = sa.literal(value, column.type)
         return str(literal.compile(dialect=self._dialect, compile_kwargs={"literal_binds": True}))
 
 
