@@ -443,8 +443,9 @@ class DataFlow:
         """The newest ``last`` runs, newest first, from the run history kept in the database.
 
         Columns: run_id, database (password masked), tenant_id, started_at, finished_at, seconds,
-        status (running, ok, failed, interrupted, retried), nodes (in the workflow), error_node
-        and error. Runs of other kernels on the same database are there too.
+        status (running, ok, failed, interrupted, retried), nodes (in the workflow), error_node,
+        error, rows_read, rows_written and served_by ("primary", or the read replica that ran it).
+        Runs of other kernels on the same database are there too.
 
         Examples:
             >>> from dataflow_nb import LocalRuntime, WorkflowBuilder

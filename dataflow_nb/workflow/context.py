@@ -163,9 +163,9 @@ class RunContext:
         )
 
     def _fresh(self, db: DataFlow) -> bool:
-        """The run reads what the primary holds: a replica read under eventual consistency may be
-        older than a write the cache was already told about, so it is not kept."""
-        return id(db) not in self.replica_routes or db.replicas is None or db.replicas.consistency != "eventual"
+        """The run reads the primary: a replica may not have replayed a write another process
+        already invalidated the cache for, so what it answers is never kept."""
+        return id(db) not in self.replica_routes
 
     def _note_statement(self, db: DataFlow, compiled: CompiledSQL) -> None:
         if compiled.writes is None or compiled.writes:

@@ -119,6 +119,17 @@ def test_reads_follow_this_dataflows_writes_until_the_replica_replays_them(pair:
         assert port_of_read(db) == standby.port
 
 
+def test_what_a_replica_answers_is_never_cached(pair: tuple[Cluster, Cluster]) -> None:
+    primary, standby = pair
+    with DataFlow(primary.url, replicas=[standby.url], cache_enabled=True) as db:
+        define_note(db)
+        wait_until(lambda: replayed_everything(primary, standby), 60, "replay of the model's table")
+        for _ in range(2):
+            assert port_of_read(db) == standby.port
+        assert db.cache is not None
+        assert (db.cache.stats()["sets"], db.cache.stats()["hits"]) == (0, 0)
+
+
 def test_a_lagging_replica_is_skipped_with_a_warning(
     pair: tuple[Cluster, Cluster], caplog: pytest.LogCaptureFixture
 ) -> None:
