@@ -80,7 +80,7 @@ class RunContext:
                 self.recorded[id(db)] = db
             entry = (db, self._connect(db))
             self.connections[id(db)] = entry
-            if self.scope.tenant_id and any(m.multi_tenant for m in db.models.values()):
+            if self.scope.tenant_id and self._binds_tenant(db):
                 # Before any statement of the run: the database scopes even raw SQL to this tenant.
                 db.backend.begin_tenant(entry[1], self.scope.tenant_id)
         return entry[1]
@@ -91,13 +91,17 @@ class RunContext:
             self.log.served_by[db.backend.safe_url] = PRIMARY
         if db.replicas is None:
             return db.backend.connect()
-        reads_only = self.writers is not None and id(db) not in self.writers
+        # Binding a run to its tenant records the transaction's id: a write no standby takes.
+        reads_only = self.writers is not None and id(db) not in self.writers and not self._binds_tenant(db)
         route = db.replicas.connect(db.backend, reads_only=reads_only)
         if route.replica is not None:
             self.replica_routes[id(db)] = route
             if self.log is not None:
                 self.log.served_by[db.backend.safe_url] = route.served_by
         return route.connection
+
+    def _binds_tenant(self, db: DataFlow) -> bool:
+        return bool(self.scope.tenant_id) and any(m.multi_tenant for m in db.models.values())
 
     def served_by(self, db: DataFlow) -> str:
         """Where the run's statements on ``db`` went: ``"primary"`` or a replica's masked URL."""

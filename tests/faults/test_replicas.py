@@ -38,11 +38,13 @@ def define_note(db: DataFlow) -> Any:
     return ReplicaNote
 
 
-def execute(*nodes: tuple[Any, str, dict[str, Any]], runtime: LocalRuntime | None = None) -> Any:
+def execute(
+    *nodes: tuple[Any, str, dict[str, Any]], runtime: LocalRuntime | None = None, tenant_id: str | None = None
+) -> Any:
     workflow = WorkflowBuilder()
     for node_type, node_id, params in nodes:
         workflow.add_node(node_type, node_id, params)
-    return (runtime or LocalRuntime()).execute(workflow.build())
+    return (runtime or LocalRuntime()).execute(workflow.build(), tenant_id=tenant_id)
 
 
 def port_of_read(db: DataFlow) -> int:
@@ -117,6 +119,28 @@ def test_reads_follow_this_dataflows_writes_until_the_replica_replays_them(pair:
             standby.query("SELECT pg_wal_replay_resume()")
         wait_until(lambda: replayed_everything(primary, standby), 60, "replay after resuming")
         assert port_of_read(db) == standby.port
+
+
+def test_a_tenants_run_goes_to_the_primary_and_sees_only_its_rows(pair: tuple[Cluster, Cluster]) -> None:
+    """Binding a run to its tenant (row-level security) writes the transaction's id: the primary's job."""
+    primary, standby = pair
+    with DataFlow(primary.url, replicas=[standby.url], multi_tenant=True) as db:
+
+        @db.model
+        class Ledger:
+            entry: str
+
+        for tenant in ("acme", "globex"):
+            execute((db.nodes["LedgerCreateNode"], "add", {"entry": tenant}), tenant_id=tenant)
+        wait_until(lambda: replayed_everything(primary, standby), 60, "replay of the entries")
+        results, run_id = execute(
+            (db.nodes["LedgerListNode"], "list", {}),
+            ("SQLQueryNode", "port", {"sql": PORT_SQL, "db": db}),
+            tenant_id="acme",
+        )
+        assert results["list"]["entry"].to_list() == ["acme"]
+        assert int(results["port"]["port"][0]) == primary.port
+        assert db.runs().filter(run_id=run_id)["served_by"].to_list() == ["primary"]
 
 
 def test_what_a_replica_answers_is_never_cached(pair: tuple[Cluster, Cluster]) -> None:
