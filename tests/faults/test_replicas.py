@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
-from tests.faults.cluster import Cluster, private_root, running_cluster, wait_until
+from tests.faults.cluster import Cluster, streaming_pair, wait_until
 
 PORT_SQL = "SELECT inet_server_port() AS port"
 SLEEPING = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(5)%' AND pid <> pg_backend_pid()"
@@ -22,12 +22,8 @@ SLEEPING = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(5)
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[Cluster, Cluster]]:
-    with running_cluster() as primary, private_root() as root:
-        standby = primary.standby(root)
-        try:
-            yield primary, standby
-        finally:
-            standby.stop()
+    with streaming_pair() as servers:
+        yield servers
 
 
 def define_note(db: DataFlow) -> Any:
