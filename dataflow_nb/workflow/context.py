@@ -80,9 +80,10 @@ class RunContext:
                 self.recorded[id(db)] = db
             entry = (db, self._connect(db))
             self.connections[id(db)] = entry
-            if self.scope.tenant_id and self._binds_tenant(db):
+            tenant = self._tenant_bound(db)
+            if tenant is not None:
                 # Before any statement of the run: the database scopes even raw SQL to this tenant.
-                db.backend.begin_tenant(entry[1], self.scope.tenant_id)
+                db.backend.begin_tenant(entry[1], tenant)
         return entry[1]
 
     def _connect(self, db: DataFlow) -> Connection:
@@ -92,7 +93,7 @@ class RunContext:
         if db.replicas is None:
             return db.backend.connect()
         # Binding a run to its tenant records the transaction's id: a write no standby takes.
-        reads_only = self.writers is not None and id(db) not in self.writers and not self._binds_tenant(db)
+        reads_only = self.writers is not None and id(db) not in self.writers and self._tenant_bound(db) is None
         route = db.replicas.connect(db.backend, reads_only=reads_only)
         if route.replica is not None:
             self.replica_routes[id(db)] = route
@@ -100,8 +101,10 @@ class RunContext:
                 self.log.served_by[db.backend.safe_url] = route.served_by
         return route.connection
 
-    def _binds_tenant(self, db: DataFlow) -> bool:
-        return bool(self.scope.tenant_id) and any(m.multi_tenant for m in db.models.values())
+    def _tenant_bound(self, db: DataFlow) -> str | None:
+        """The tenant the run binds ``db``'s transaction to (multi-tenant models), if any."""
+        tenant = self.scope.tenant_id
+        return tenant if tenant and any(m.multi_tenant for m in db.models.values()) else None
 
     def served_by(self, db: DataFlow) -> str:
         """Where the run's statements on ``db`` went: ``"primary"`` or a replica's masked URL."""

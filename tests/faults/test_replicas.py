@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
+from dataflow_nb.widgets import RunsView
 from tests.faults.cluster import Cluster, streaming_pair, wait_until
 
 PORT_SQL = "SELECT inet_server_port() AS port"
@@ -78,6 +79,9 @@ def test_reads_go_to_the_replica_writes_to_the_primary_and_the_history_says_wher
         served = dict(db.runs().select("run_id", "served_by").iter_rows())
         assert served[write_run] == "primary"
         assert served[read_run] == standby.url
+        view = RunsView(db, interval=0)
+        assert [run["served_by"] for run in view.runs[:2]] == [standby.url, "primary"]
+        view.close()
         by_server = db.get_monitor().get_metrics()["runs_by_server"]
         assert by_server == {standby.url: 2, "primary": 1}
         health = db.get_health_status()["replicas"]
