@@ -5,7 +5,8 @@ so every insert succeeds, whatever writes it (a node, a bulk COPY, the user's SQ
 that wrote the table commits, ``settle`` gives the rows that landed in the DEFAULT partition a
 partition of their own: it creates the month's (day's, week's, year's, value's) partition in the
 run's transaction and moves the rows there. A load into existing partitions moves nothing; rows
-for a new month are written twice (into DEFAULT, then moved), once per new partition.
+for a new month are written twice (into DEFAULT, then moved into the new partition, which is
+attached afterwards so its indexes are built in one go).
 """
 
 from __future__ import annotations
@@ -101,23 +102,17 @@ class PostgresPartitions(Partitions):
         parent, default, target = quoted(table.name), quoted(default_partition(table.name)), quoted(name)
         exists = connection.execute_sql("SELECT to_regclass($1) IS NOT NULL", [target])
         assert exists is not None
-        deleted = f"DELETE FROM ONLY {default} WHERE {where} RETURNING *"
-        if exists.column(0)[0].as_py():  # made by another run after these rows went to DEFAULT
-            return _rows(
-                connection.execute_sql(
-                    f"WITH moved AS ({deleted}), put AS (INSERT INTO {target} SELECT * FROM moved RETURNING 1) "
-                    "SELECT count(*) FROM put",
-                    params,
-                )
-            )
-        # The DEFAULT partition may not hold rows of a new partition's range: out first, then in.
-        connection.execute_sql(f"CREATE TEMPORARY TABLE dataflow_nb_moving (LIKE {parent}) ON COMMIT DROP")
-        connection.execute_sql(f"WITH moved AS ({deleted}) INSERT INTO dataflow_nb_moving SELECT * FROM moved", params)
-        connection.execute_sql(f"CREATE TABLE {target} PARTITION OF {parent} FOR VALUES {bounds}")
-        count = connection.execute_sql(
-            f"WITH put AS (INSERT INTO {target} SELECT * FROM dataflow_nb_moving RETURNING 1) SELECT count(*) FROM put"
+        moved = (
+            f"WITH moved AS (DELETE FROM ONLY {default} WHERE {where} RETURNING *), "
+            f"put AS (INSERT INTO {target} SELECT * FROM moved RETURNING 1) SELECT count(*) FROM put"
         )
-        connection.execute_sql("DROP TABLE dataflow_nb_moving")
+        if exists.column(0)[0].as_py():  # made by another run after these rows went to DEFAULT
+            return _rows(connection.execute_sql(moved, params))
+        # A new partition may not be created while DEFAULT holds rows of its range: the rows move
+        # into a table of the parent's shape, which is then attached (its indexes built in one go).
+        connection.execute_sql(f"CREATE TABLE {target} (LIKE {parent} INCLUDING DEFAULTS)")
+        count = connection.execute_sql(moved, params)
+        connection.execute_sql(f"ALTER TABLE {parent} ATTACH PARTITION {target} FOR VALUES {bounds}")
         return _rows(count)
 
     def _literal(self, value: Any, column: sa.Column[Any]) -> str:
