@@ -32,6 +32,7 @@ Consistency = Literal["read_your_writes", "eventual"]
 CONSISTENCIES = ("read_your_writes", "eventual")
 PRIMARY = "primary"  # how the run history and the monitor name the primary
 RECHECK_SECONDS = 5.0  # a replica that was down is tried again after this long
+UNKNOWN_POSITION = 1 << 64  # past every WAL position: until the next commit's is known, the primary reads
 # Where the standby is: in recovery at all, the WAL position it has replayed, and its lag in
 # seconds (0 when it has replayed all it received: an idle primary sends nothing to replay).
 _STANDBY_STATE = (
@@ -127,22 +128,20 @@ class Replicas:
     def _try(self, replica: Replica) -> Route | None:
         """A connection to ``replica`` when it can serve the run now; None (and why, logged) if not."""
         try:
-            if replica.backend is None:
-                replica.backend = self._open(replica.url)
-            connection = replica.backend.connect()
+            connection = self._backend_of(replica).connect()
         except DataflowError as exc:
-            self._skip(replica, f"is down ({exc})", for_seconds=RECHECK_SECONDS)
+            self._skip(replica, "is down", f"({exc})", for_seconds=RECHECK_SECONDS)
             return None
         try:
             state = standby_state(connection)
         except DataflowError as exc:
             connection.close()
-            self._skip(replica, f"did not answer ({exc})", for_seconds=RECHECK_SECONDS)
+            self._skip(replica, "did not answer", f"({exc})", for_seconds=RECHECK_SECONDS)
             return None
-        reason = self._unfit(state)
-        if reason is not None:
+        unfit = self._unfit(state)
+        if unfit is not None:
             connection.close()
-            self._skip(replica, reason)
+            self._skip(replica, *unfit)
             return None
         if not self._replayed(state):
             connection.close()  # it has not replayed our last commit yet: the primary reads it
@@ -158,20 +157,27 @@ class Replicas:
             return True
         return state.replayed is not None and state.replayed >= self.last_commit
 
-    def _unfit(self, state: StandbyState) -> str | None:
+    def _unfit(self, state: StandbyState) -> tuple[str, str] | None:
+        """Why a replica may not serve reads at all (the kind of trouble, then its detail); None: it may."""
         if not state.in_recovery:
-            return "is not a standby (pg_is_in_recovery() is false): reads there could miss the primary's writes"
+            return "is not a standby", "(pg_is_in_recovery() is false): reads there could miss the primary's writes"
         if state.lag_seconds > self.max_lag:
-            return f"lags {state.lag_seconds:.1f} s behind the primary (max_replica_lag={self.max_lag:g} s)"
+            return "lags", f"{state.lag_seconds:.1f} s behind the primary (max_replica_lag={self.max_lag:g} s)"
         return None
 
-    def _skip(self, replica: Replica, reason: str, *, for_seconds: float = 0.0) -> None:
+    def _skip(self, replica: Replica, kind: str, detail: str, *, for_seconds: float = 0.0) -> None:
         """Pass ``replica`` over (for a while, when it is down); warn once per kind of trouble."""
         replica.skip_until = time.monotonic() + for_seconds
-        kind = reason.split(" (")[0]
         if replica.problem != kind:
-            log.warning("replica %s %s; reads go to the primary meanwhile", replica.safe_url, reason)
+            log.warning("replica %s %s %s; reads go to the primary meanwhile", replica.safe_url, kind, detail)
         replica.problem = kind
+
+    def _backend_of(self, replica: Replica) -> Backend:
+        """The replica's backend, opened (with its pool) on first use."""
+        with self._lock:
+            if replica.backend is None:
+                replica.backend = self._open(replica.url)
+            return replica.backend
 
     def note_failure(self, route: Route, error: BaseException, run_id: str) -> None:
         """A statement failed on a replica: when the connection is gone, skip the replica for a
@@ -179,7 +185,7 @@ class Replicas:
         the primary."""
         if route.replica is None or not (is_disconnect(error) or is_disconnect(error.__cause__ or error)):
             return
-        self._skip(route.replica, f"went away during run {run_id} ({error})", for_seconds=RECHECK_SECONDS)
+        self._skip(route.replica, f"went away during run {run_id}", f"({error})", for_seconds=RECHECK_SECONDS)
         if isinstance(error, DataflowError):
             error.retryable = True
 
@@ -196,10 +202,11 @@ class Replicas:
                 with closing(primary.connect()) as fresh:
                     number = _commit_position(fresh)
             except DataflowError as exc:
-                log.warning("the primary's WAL position after a commit is unknown (%s); replicas may be behind", exc)
-                return
+                log.warning("the primary's WAL position after a commit is unknown (%s); reads stay on it", exc)
+                number = UNKNOWN_POSITION  # no replica has replayed it: read-your-writes holds
         with self._lock:
-            self.last_commit = max(number, self.last_commit or 0)
+            known = self.last_commit if self.last_commit != UNKNOWN_POSITION else None
+            self.last_commit = number if number == UNKNOWN_POSITION else max(number, known or 0)
 
     def health(self, timeout: float) -> list[dict[str, Any]]:
         """Each replica now: status (healthy, lagging, behind, not a standby, unhealthy), lag in
@@ -226,9 +233,7 @@ class Replicas:
                 "error": None}  # fmt: skip
 
     def _state_of(self, replica: Replica) -> StandbyState:
-        if replica.backend is None:
-            replica.backend = self._open(replica.url)
-        connection = replica.backend.connect()
+        connection = self._backend_of(replica).connect()
         try:
             return standby_state(connection)
         finally:

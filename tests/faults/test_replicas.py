@@ -169,7 +169,8 @@ def test_a_lagging_replica_is_skipped_with_a_warning(
             )
             with caplog.at_level(logging.WARNING, logger="dataflow_nb"):
                 assert port_of_read(db) == primary.port
-            assert f"replica {standby.url} lags" in caplog.text
+                assert port_of_read(db) == primary.port
+            assert caplog.text.count(f"replica {standby.url} lags") == 1  # once while it lags, not each run
             assert "max_replica_lag=0.2 s" in caplog.text
         finally:
             standby.query("SELECT pg_wal_replay_resume()")
