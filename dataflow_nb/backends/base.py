@@ -14,6 +14,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.util import find_tables
 
 from dataflow_nb.backends.load_job import LoadJob
+from dataflow_nb.backends.partitions import Partitions
 from dataflow_nb.model.types import arrow_bind_type
 
 
@@ -33,6 +34,8 @@ class Capabilities:
     # committing while it executes (another kernel sees it running), and an ok run's row is
     # written after its commit, outside its transaction. Defaults to False.
     supports_concurrent_processes: bool = False
+    # Streaming standbys that read-only runs can be sent to (``DataFlow(replicas=[...])``).
+    supports_replicas: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,10 @@ class Backend(Protocol):
     @property
     def load_job(self) -> LoadJob:
         """What this database's bulk ingest accepts (``backends/load_job.py``)."""
+
+    @property
+    def partitions(self) -> Partitions:
+        """How this database keeps a model's ``partition_by`` (``backends/partitions.py``)."""
 
     def reflection_dialect(self) -> Any:
         """A SQLAlchemy dialect whose Inspector reads this database's catalog (``backends/reflect.py``)."""

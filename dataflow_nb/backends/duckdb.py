@@ -23,6 +23,7 @@ from dataflow_nb.backends.duckdb_errors import file_error, translate_error
 from dataflow_nb.backends.duckdb_load import DuckDBLoadJob
 from dataflow_nb.backends.duckdb_results import normalize_result
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
+from dataflow_nb.backends.partitions import Partitions
 from dataflow_nb.backends.sql import JSONB, SQL_VALUE_FUNCTIONS, InArray, RegexMatch, quoted
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
@@ -229,6 +230,7 @@ class DuckDBBackend:
     """An embedded DuckDB database, in memory or in a file."""
 
     capabilities = CAPABILITIES
+    partitions = Partitions()  # no declarative partitions: partition_by keeps one plain table
 
     def __init__(self, path: str | None = None, *, statement_timeout: float | None = None, files: bool = True):
         import duckdb

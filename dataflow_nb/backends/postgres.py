@@ -18,6 +18,7 @@ from dataflow_nb.backends.base import Capabilities, CompiledSQL
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.postgres_errors import is_disconnect, translate_error
 from dataflow_nb.backends.postgres_load import PostgresLoadJob
+from dataflow_nb.backends.postgres_partitions import PostgresPartitions, partition_clause
 from dataflow_nb.backends.postgres_results import normalize_result
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.postgres_url import mask_url, parse_postgres_url, url_secrets
@@ -51,6 +52,8 @@ CAPABILITIES = Capabilities(
     supports_row_level_security=True,
     # A server: every kernel and the CLI share it, so a long run's "running" row is committed while it runs.
     supports_concurrent_processes=True,
+    # Hot standbys answer reads: https://www.postgresql.org/docs/current/hot-standby.html
+    supports_replicas=True,
     drops_constraints=True,
     alters_indexed_tables=True,
 )
@@ -68,8 +71,15 @@ class _Compiler(_PGCompiler):  # type: ignore[misc]
         return str(super().render_bind_cast(type_, dbapi_type, sqltext))
 
 
+class _DDLCompiler(_PGDialect.ddl_compiler):  # type: ignore[misc]
+    def post_create_table(self, table: sa.Table) -> str:
+        """A partitioned model's table (``__dataflow__['partition_by']``) says how it is split."""
+        return str(super().post_create_table(table)) + partition_clause(table)
+
+
 class _Dialect(_PGDialect):  # type: ignore[misc]
     statement_compiler = _Compiler
+    ddl_compiler = _DDLCompiler
     supports_statement_cache = True
 
 
@@ -234,6 +244,7 @@ class PostgresBackend:
         self._where = target.where
         self.dialect = postgres_dialect()
         self.sql_reader = PostgresSQLReader()
+        self.partitions = PostgresPartitions(self.dialect)
         libpq_url = target.libpq(connect_timeout=connect_timeout, statement_timeout=statement_timeout)
         self._secrets = url_secrets(parsed)
         self._statement_timeout = statement_timeout

@@ -101,6 +101,17 @@ class SQLQueryNode(Node):
     def database(self, params: Mapping[str, Any]) -> DataFlow:
         return resolve_database(params.get("db"))
 
+    def database_written(self, params: Mapping[str, Any]) -> DataFlow | None:
+        """Its database, unless the SQL is known before the run and only reads (a query builder,
+        or SQL the read-only allow-list accepts); SQL that arrives through a connection may write."""
+        sql = params.get("sql")
+        if isinstance(sql, QueryBuilder):
+            return None
+        db = self.database(params)
+        if isinstance(sql, str) and not params.get("allow_writes") and prepare(sql, db.backend.sql_reader).read_only:
+            return None
+        return db
+
     def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
         """The statement ``run`` would execute, compiled (what ``dataflow_nb.explain`` shows)."""
         check_parameter_names(self.node_type, params, self.parameters)

@@ -116,16 +116,23 @@ class LocalRuntime:
                 f"parameters name unknown node(s) {unknown}; nodes are {list(workflow.nodes)}", node_id=unknown[0]
             )
         run_id = uuid.uuid4().hex
+        writers: set[int] = set()  # the DataFlows some node may write; the others are read from a replica
         for checked, spec in workflow.nodes.items():
             try:
-                refuse_writes(checked, spec.node, {**spec.params, **parameters.get(checked, {})})
+                given = {**spec.params, **parameters.get(checked, {})}
+                refuse_writes(checked, spec.node, given)
+                written = spec.node.database_written(given)
+                if written is not None:
+                    writers.add(id(written))
             except DataflowError as exc:
                 raise WorkflowError(f"{exc} (run {run_id})", node_id=checked, run_id=run_id) from exc
         started = time.perf_counter()
         retries = 0
         history = RunLog(run_id, tenant_id, len(workflow.order))  # the run's record, across its attempts
         while True:
-            ctx = RunContext(run_id, Scope(tenant_id=tenant_id), retries=retries, log=history)
+            ctx = RunContext(
+                run_id, Scope(tenant_id=tenant_id), retries=retries, log=history, writers=frozenset(writers)
+            )
             history.nodes.clear()  # the history shows the last attempt's nodes
             try:
                 results = self._attempt(workflow, parameters, ctx)
