@@ -1,4 +1,4 @@
-"""The dataflow-nb command: load files, check health, list models, migrate, run the demo.
+"""The dataflow-nb command: load files, check health, list models, migrate, copy, run the demo.
 
 Every command takes --url (default: DATABASE_URL, then the DuckDB file dataflow.duckdb in the
 current folder). Exit codes: 0 ok, 1 failure (the message says why), 2 usage (a wrong option or
@@ -205,6 +205,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_copy(args: argparse.Namespace) -> int:
+    """Copy every model's table and the run history from one database to another, in one transaction."""
+    from dataflow_nb import DataFlow
+
+    models = args.models.split(",") if args.models else None
+    with DataFlow(args.source, read_only=True) as source, DataFlow(args.target) as target:
+        report = source.copy_to(
+            target, models=models, replace=args.replace, history=not args.no_history, progress=not args.no_progress
+        )
+    print(report)
+    for model, table, rows in report.tables:
+        print(f"  {model}: {rows:,} rows -> table {table}")
+    return OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Define a model, run one workflow (creates, an update and a filtered list), print the frames."""
     from datetime import UTC, datetime
@@ -295,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs = command("runs", cmd_runs, "show the run history kept in the database (newest first)")
     runs.add_argument("--last", type=int, default=20, help="how many of the newest runs (default 20)")
     runs.add_argument("--run", metavar="RUN_ID", help="show this run's nodes: status, seconds, rows, error")
+
+    copy = command("copy", cmd_copy, "copy every model's table and the run history to another database", database=False)
+    copy.add_argument("source", help="the database to copy from, e.g. duckdb:///prototype.duckdb")
+    copy.add_argument("target", help="the database to copy into, e.g. postgresql://user@host/db")
+    copy.add_argument("--models", help="comma-separated model names (default: every model)")
+    copy.add_argument("--replace", action="store_true", help="replace rows the target's tables already hold")
+    copy.add_argument("--no-history", action="store_true", help="leave the run history behind")
+    copy.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     # Further commands register here the same way.
 

@@ -32,6 +32,7 @@ from dataflow_nb.registry import register_database, unregister_database
 if TYPE_CHECKING:
     from dataflow_nb.backends.replicas import Replicas
     from dataflow_nb.cache import QueryCache
+    from dataflow_nb.transfer import CopyReport
 
 log = logging.getLogger("dataflow_nb")
 T = TypeVar("T", bound=type)
@@ -253,6 +254,12 @@ class DataFlow:
             "max_identifier_length": self.backend.capabilities.max_identifier_length,
         }
 
+    def _adopt(self, spec: ModelSpec) -> None:
+        """Take another DataFlow's model as it is (``copy_to``): its table made or checked, its nodes."""
+        if self.models.get(spec.name) is None or self.models[spec.name].signature() != spec.signature():
+            self._ensure_table(spec)
+        self._register(spec)
+
     def _register(self, spec: ModelSpec) -> None:
         self.models[spec.name] = spec
         self._pending.pop(spec.name, None)
@@ -424,6 +431,52 @@ class DataFlow:
             "__doc__": f"Inferred from {origin}." + (f" Columns renamed: {renamed}." if renamed else ""),
         }
         return self.model(type(name, (), namespace))
+
+    def copy_to(
+        self,
+        target: DataFlow,
+        *,
+        models: list[str] | None = None,
+        replace: bool = False,
+        history: bool = True,
+        progress: bool | None = None,
+    ) -> CopyReport:
+        """Copy every model's table, and the run history, into another database through Arrow.
+
+        The source is read in one snapshot, batch by batch (bounded memory); the target is written
+        in one transaction, with ids kept and each id sequence moved past them, so a failure or
+        Ctrl-C leaves it as it was. Models registered here and those whose tables this database's
+        migration history records are copied; the target's tables are created as needed, and a
+        table there that differs raises ``SchemaError`` before any row moves.
+
+        Args:
+            target: the DataFlow to copy into (another backend or the same kind).
+            models: only these model names (default: all).
+            replace: replace rows the target's tables already hold (default: refuse with
+                ``ConflictError``, nothing copied).
+            history: also copy the run history (runs the target already has are skipped).
+            progress: a progress bar (default: where a person watches).
+
+        Returns:
+            A ``CopyReport``: rows per table, runs copied, seconds.
+
+        Examples:
+            >>> from dataflow_nb import LocalRuntime, WorkflowBuilder
+            >>> prototype, production = DataFlow(), DataFlow()
+            >>> @prototype.model
+            ... class Note:
+            ...     text: str
+            >>> workflow = WorkflowBuilder()
+            >>> workflow.add_node(prototype.nodes["NoteCreateNode"], "add", {"text": "hi"})
+            'add'
+            >>> _ = LocalRuntime().execute(workflow.build())
+            >>> prototype.copy_to(production, progress=False).tables
+            [('Note', 'notes', 1)]
+            >>> prototype.close(); production.close()
+        """
+        from dataflow_nb.transfer import copy_database
+
+        return copy_database(self, target, models=models, replace=replace, history=history, progress=progress)
 
     def _create_audit_table(self) -> bytes:
         from dataflow_nb.security.audit import ensure_audit_table

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,6 +105,11 @@ class Connection(Protocol):
     def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement that returns no rows; return how many rows it changed."""
 
+    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Run a query and yield its rows in batches of at most ``batch_rows``, evened out as
+        ``execute`` evens them, without holding the whole result (nothing else may run on the
+        connection until the iterator is exhausted or closed)."""
+
     def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         """Append a stream of record batches (column names as in the table) inside the transaction.
 
@@ -148,6 +153,16 @@ class Backend(Protocol):
 
     def connect(self) -> Connection:
         """A connection with a transaction begun."""
+
+    def connect_snapshot(self) -> Connection:
+        """A connection whose statements all read one snapshot of the database
+        (for a copy that must not mix rows from before and after a concurrent commit)."""
+
+    def advance_sequence(self, connection: Connection, table: sa.Table) -> None:
+        """Move ``table``'s id sequence past its highest id, so creates after a copy never collide."""
+
+    def bypasses_tenant_scope(self, connection: Connection) -> bool:
+        """Whether the connection's role may write every tenant's rows in one transaction."""
 
     def isolate_tenant_table(self, connection: Connection, table: str) -> None:
         """Make the database keep every run to its tenant's rows of ``table`` (where it can)."""

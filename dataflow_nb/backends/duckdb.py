@@ -7,7 +7,7 @@ import functools
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.compiler import compiles
 
-from dataflow_nb.backends.base import Capabilities, CompiledSQL
+from dataflow_nb.backends.base import Capabilities, CompiledSQL, compile_statement
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.duckdb_access import allowed_table_functions, refused_functions, refused_table_functions
 from dataflow_nb.backends.duckdb_errors import file_error, translate_error
@@ -157,6 +157,21 @@ class DuckDBConnection:
         except Exception as exc:
             raise self._translate(exc) from exc
         return int(row[0]) if row else 0
+
+    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        try:
+            reader = self._limited(
+                lambda: self._cursor.sql(compiled.sql, params=compiled.bind() or None).to_arrow_reader(batch_rows)
+            )
+        except DataflowError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        try:
+            for batch in reader:
+                yield from normalize_result(pa.Table.from_batches([batch])).to_batches()
+        finally:
+            reader.close()
 
     def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         # DuckDB scans the Arrow stream itself; INSERT ... SELECT casts text to UUID and JSON.
@@ -309,6 +324,29 @@ class DuckDBBackend:
     def connect(self) -> DuckDBConnection:
         with self._lock:
             return DuckDBConnection(self._database.cursor(), path=self.path, statement_timeout=self._statement_timeout)
+
+    def connect_snapshot(self) -> DuckDBConnection:
+        """A transaction of DuckDB's is already one snapshot (MVCC); nothing more to ask for."""
+        return self.connect()
+
+    def advance_sequence(self, connection: Any, table: sa.Table) -> None:
+        """DuckDB has no setval: the values up to the highest id are drawn in one vectorised query."""
+        sequence = table.c.id.default
+        assert isinstance(sequence, sa.Sequence)
+        found = connection.execute(
+            compile_statement(
+                sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0), sequence.next_value()), self.dialect
+            )
+        )
+        assert found is not None
+        highest, drawn = (int(found.column(i)[0].as_py()) for i in range(2))
+        if highest > drawn:
+            draw = sa.select(sa.func.max(sequence.next_value())).select_from(sa.func.range(highest - drawn))
+            connection.execute(compile_statement(draw, self.dialect))
+
+    def bypasses_tenant_scope(self, connection: Any) -> bool:
+        """No row-level security: nothing binds a connection to one tenant."""
+        return True
 
     def isolate_tenant_table(self, connection: Any, table: str) -> None:
         pass  # nothing to set up: see unisolated_tables

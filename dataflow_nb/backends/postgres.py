@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import QueuePool
 
-from dataflow_nb.backends.base import Capabilities, CompiledSQL
+from dataflow_nb.backends.base import Capabilities, CompiledSQL, compile_statement
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.postgres_errors import is_disconnect, translate_error
 from dataflow_nb.backends.postgres_load import PostgresLoadJob
@@ -177,6 +177,30 @@ class PostgresConnection:
         self._call(lambda: cursor.executemany(compiled.sql, batch))
         return int(cursor.rowcount)
 
+    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        # ADBC reads the result as a COPY TO in binary and hands it on chunk by chunk; each chunk
+        # is evened out alone, then cut to at most ``batch_rows``.
+        values = compiled.bind()
+        params = _param_batch(values, compiled.types) if values else None
+        cursor = self.cursor
+
+        def start() -> pa.RecordBatchReader:
+            cursor.execute(compiled.sql, params)
+            return cursor.fetch_record_batch()
+
+        def next_chunk() -> pa.RecordBatch | None:
+            try:
+                return reader.read_next_batch()
+            except StopIteration:
+                return None
+
+        reader = self._call(start)
+        try:
+            while (chunk := self._call(next_chunk)) is not None:
+                yield from normalize_result(pa.Table.from_batches([chunk])).to_batches(max_chunksize=batch_rows)
+        finally:
+            reader.close()
+
     def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         # COPY in binary through ADBC: it coerces nothing, so callers send the table's exact types
         # (JSON as the arrow.json extension, UUID through a text staging table).
@@ -302,6 +326,34 @@ class PostgresBackend:
             error.retryable = True  # nothing was sent: running again is safe
             raise error from None
         return PostgresConnection(pooled, self.safe_url, statement_timeout=self._statement_timeout)
+
+    def connect_snapshot(self) -> PostgresConnection:
+        """REPEATABLE READ: set before the first statement of a transaction of its own
+        (the checkout's check began the pooled one, so it is ended first)."""
+        connection = self.connect()
+        try:
+            connection.commit()
+            connection.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def advance_sequence(self, connection: Any, table: sa.Table) -> None:
+        """``setval`` past the highest id (rows that arrived with their ids)."""
+        sequence = table.c.id.default
+        assert isinstance(sequence, sa.Sequence)
+        highest = sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0)).scalar_subquery()
+        connection.execute(
+            compile_statement(
+                sa.select(sa.func.setval(sequence.name, sa.func.greatest(highest, sequence.next_value()))), self.dialect
+            )
+        )
+
+    def bypasses_tenant_scope(self, connection: Any) -> bool:
+        """A superuser or BYPASSRLS role: row-level security does not bind it."""
+        found = connection.execute_sql("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        return found is not None and bool(found.column(0)[0].as_py())
 
     def isolate_tenant_table(self, connection: Any, table: str) -> None:
         isolate_table(connection, table)
