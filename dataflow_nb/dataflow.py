@@ -373,9 +373,10 @@ class DataFlow:
         reading = {k: options.pop(k) for k in list(options) if k in ReadOptions.names()}
         inferred = infer_model(source, ReadOptions.from_params(reading, f"model_from({name})"))
         origin = source if isinstance(source, str) else type(source).__name__
-        renamed = ", ".join(f"{s!r} -> {f}" for s, f in inferred.source_columns.items())
+        renamed = ", ".join(inferred.renames)
         if inferred.source_columns:
             options["source_columns"] = inferred.source_columns
+        if renamed:
             print(f"{name}: columns renamed {renamed}")
         namespace = {
             "__annotations__": inferred.annotations,

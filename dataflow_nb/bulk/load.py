@@ -339,6 +339,8 @@ class BulkLoad:
             fmt = conformer.format_of(f, first.column(f.name)) if kind == "csv" else None
             source_type = None if kind == "csv" else first.schema.field(f.name).type
             columns.append(ScanColumn(f, sources.get(f.name, f.name), source_type, fmt))
+        if any(not c.source for c in columns):
+            return None  # a Parquet column named "": SQL has no name for it, the stream reads it
         header, skip = csv_header(path, options) if kind == "csv" else ([], 0)
         defaults = tuple(conformer.defaults.items())
         return FileScan(kind, str(path), tuple(columns), defaults, tuple(header), skip, options)
