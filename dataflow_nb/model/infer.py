@@ -16,6 +16,7 @@ import datetime as dt
 import os
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
@@ -23,6 +24,7 @@ import pyarrow as pa
 
 from dataflow_nb.bulk.parse import ReadOptions, choose_format, is_text, parse_text
 from dataflow_nb.bulk.sources import (
+    DEFAULT_BATCH_SIZE,
     csv_source,
     distinct_names,
     matching_paths,
@@ -33,6 +35,10 @@ from dataflow_nb.bulk.sources import (
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.spec import _IDENTIFIER, LIFECYCLE_COLUMNS, MANAGED_TIMESTAMPS
 from dataflow_nb.model.types import field_type_for, field_type_for_arrow
+
+# Rows a file's types are inferred from, as DuckDB's sniffer samples a file (20,480 rows) and
+# polars' reader (100): a later value that does not fit fails the load, naming the fix.
+SAMPLE_ROWS = 100_000
 
 # What polars' CSV reader tries, in its order; each kind's Arrow type comes from the registry.
 _TEXT_KINDS: tuple[tuple[str, pa.DataType, type], ...] = tuple(
@@ -165,6 +171,7 @@ class Inferred:
 
     annotations: dict[str, Any]
     source_columns: dict[str, str]  # source column -> field, where they differ
+    sampled: int | None = None  # rows the types were inferred from, when the source has more
     renames: list[str] = field(default_factory=list)  # each renamed column, as printed
 
     def describe_renames(self, header: dict[str, str]) -> None:
@@ -206,8 +213,32 @@ def _parquet_nulls(pattern: Any) -> tuple[pa.Schema, dict[str, bool]] | None:
     return (schema, nulls) if schema is not None else None
 
 
-def infer_model(source: Any, options: ReadOptions | None = None) -> Inferred:
-    """Fields and column mapping from the data (one streamed pass; Parquet statistics when present)."""
+class _FirstRows:
+    """A source's batches up to ``limit`` rows (all when None); ``cut`` tells whether rows were left."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch], limit: int | None):
+        self.batches, self.limit, self.cut = batches, limit, False
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        batches = iter(self.batches)
+        read = 0
+        try:
+            for batch in batches:
+                if self.limit is not None and read >= self.limit:
+                    self.cut = True  # a batch beyond the sample: the file has more rows
+                    return
+                kept = batch if self.limit is None else batch.slice(0, self.limit - read)
+                read += kept.num_rows
+                yield kept
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # stop the file's reader now, not when it is collected
+
+
+def infer_model(source: Any, options: ReadOptions | None = None, sample: int | None = SAMPLE_ROWS) -> Inferred:
+    """Fields and column mapping from the data: a file's first ``sample`` rows (all of them when
+    None; Parquet statistics when present, which need no rows), a frame's every row."""
     options = options or ReadOptions()
     if _is_csv(source):
         options = csv_source(source, options=options).options  # rename={"": ...} names a header's empty name
@@ -215,7 +246,7 @@ def infer_model(source: Any, options: ReadOptions | None = None) -> Inferred:
     footer = _parquet_nulls(source) if _is_parquet(source) and options.columns is None else None
     columns: dict[str, _Column] = {}
     ids: list[pa.Array] = []
-    rows = 0
+    rows, sampled = 0, None
     if footer is not None:
         schema, nulls = footer
         columns = {f.name: _Column(kinds=[], arrow=f.type, nulls=nulls.get(f.name, False)) for f in schema}
@@ -224,13 +255,15 @@ def infer_model(source: Any, options: ReadOptions | None = None) -> Inferred:
             ids = [b.column(0) for b in parquet_source(source, columns=[key])]
     else:
         text = _is_csv(source)
+        size = min(sample or DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE)
         if text:
-            batches = csv_source(source, options=plain)
+            batches = csv_source(source, options=plain, batch_size=size)
         elif _is_parquet(source):
-            batches = parquet_source(source, options=plain)
+            batches = parquet_source(source, options=plain, batch_size=size)
         else:
-            batches = open_input(source, None, options=plain)
-        for batch in batches:
+            batches, sample = open_input(source, None, options=plain), None  # in memory: every row
+        first = _FirstRows(batches, sample)
+        for batch in first:
             rows += batch.num_rows
             for name, array in zip(batch.schema.names, batch.columns, strict=True):
                 column = columns.get(name)
@@ -244,7 +277,9 @@ def infer_model(source: Any, options: ReadOptions | None = None) -> Inferred:
                     ids.append(array)
         if not rows:
             raise ValidationError(f"{batches.label} has no rows to infer a model from")
+        sampled = rows if first.cut else None
     inferred = _annotations(columns, ids, options)
+    inferred.sampled = sampled
     inferred.describe_renames(_header_names(source, options) if _is_csv(source) else {})
     return inferred
 
@@ -293,4 +328,4 @@ def _unique_keys(ids: list[pa.Array]) -> bool:
     return values.null_count() == 0 and values.n_unique() == len(values)
 
 
-__all__ = ["Inferred", "column_names", "identifier", "infer_model"]
+__all__ = ["SAMPLE_ROWS", "Inferred", "column_names", "identifier", "infer_model"]
