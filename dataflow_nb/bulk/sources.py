@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from dataflow_nb.bulk.parse import ReadOptions
+from dataflow_nb.bulk.reload import files_fingerprint, table_fingerprint
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.notebook_values import as_list, is_sequence
 from dataflow_nb.model.spec import MISSING, Field
@@ -39,6 +40,8 @@ class BatchSource:
     # The first rows of that file (none of a Parquet file: its columns), as the first batch holds
     # them, read without reading ahead.
     head: Callable[[int], pa.RecordBatch | None] | None = None
+    # What the input is, to tell a load of the same source again (``bulk/reload.py``); None: unknown.
+    fingerprint: Callable[[], str | None] = field(default=lambda: None)
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self.open_batches()
@@ -195,6 +198,7 @@ def csv_source(
         options=options,
         file=("csv", paths[0]) if one else None,
         head=head if one and not infer_types else None,
+        fingerprint=lambda: files_fingerprint(paths),
     )
 
 
@@ -266,6 +270,7 @@ def parquet_source(
         options=options,
         file=("parquet", paths[0]) if one else None,
         head=head if one else None,
+        fingerprint=lambda: files_fingerprint(paths),
     )
 
 
@@ -318,6 +323,8 @@ def open_input(
         lambda: (_renamed(b, options.rename) for b in table.to_batches(max_chunksize=batch_size)),
         total_rows=table.num_rows,
         options=options,
+        # A frame or table is a source a cell may load again; rows listed in code are not.
+        fingerprint=(lambda: None) if isinstance(data, list) or is_sequence(data) else lambda: table_fingerprint(table),
     )
 
 
