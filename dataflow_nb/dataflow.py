@@ -358,10 +358,10 @@ class DataFlow:
         Types are what polars would read from a file's first ``sample`` rows (100,000; ``None``
         reads them all; a frame is read whole), and the printed line says so: a later value that
         does not fit fails the load, naming its row and this fix. Columns holding nulls become
-        ``Optional``. Column names
-        that are not identifiers become snake_case (``rename=`` chooses others); the mapping is
-        printed and kept, so the bulk nodes load the same file as is. Reader options (``null_values``,
-        ``date_format``, ``delimiter``, ...) read the file; other ``options`` become ``__dataflow__``.
+        ``Optional``. Column names that are not identifiers become snake_case (``rename=`` chooses
+        others); the mapping is printed and kept, so the bulk nodes load the same file as is.
+        Reader options (``null_values``, ``date_format``, ``delimiter``, ...) read the file; other
+        ``options`` become ``__dataflow__``.
 
         Examples:
             >>> import polars as pl
@@ -371,6 +371,10 @@ class DataFlow:
             'Optional[str]'
             >>> db.close()
         """
+        return self.model(self._inferred_class(source, name, sample, options))
+
+    def _inferred_class(self, source: Any, name: str, sample: int | None, options: dict[str, Any]) -> type:
+        """``model_from``'s class, not registered yet (the CLI widens a model inferred from a sample)."""
         from dataflow_nb.bulk.parse import ReadOptions
         from dataflow_nb.model.infer import infer_model
 
@@ -382,19 +386,21 @@ class DataFlow:
         renamed = ", ".join(inferred.renames)
         if inferred.source_columns:
             options["source_columns"] = inferred.source_columns
+        doc = f"Inferred from {origin}."
         if inferred.sampled is not None:
             options["sampled_rows"] = inferred.sampled
             first = f"the first {inferred.sampled:,} rows of {origin}"
             print(f"{name}: types inferred from {first}; pass sample=None to scan all")
+            doc = f"Types inferred from {first}."
         if renamed:
             print(f"{name}: columns renamed {renamed}")
         namespace = {
             "__annotations__": inferred.annotations,
             "__dataflow__": options,
             "__module__": __name__,
-            "__doc__": f"Inferred from {origin}." + (f" Columns renamed: {renamed}." if renamed else ""),
+            "__doc__": doc + (f" Columns renamed: {renamed}." if renamed else ""),
         }
-        return self.model(type(name, (), namespace))
+        return type(name, (), namespace)
 
     def _create_audit_table(self) -> None:
         from dataflow_nb.security.audit import ensure_audit_table
