@@ -137,7 +137,7 @@ class BulkCreateNode(BulkNode):
         load, report = self.start(ctx, params)
         source = self.open_source(params)
         mode = params.get("mode", "append")
-        fingerprint = source.fingerprint()
+        fingerprint = source.fingerprint() if self.db.history.record else None  # kept in the run history
         if mode == "replace":
             everything = delete_statement(self.model, self.model.table, ctx.scope, sa.true(), hard=True)
             report.deleted = load.changed(everything)
