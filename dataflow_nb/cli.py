@@ -166,16 +166,19 @@ def _run_load(db: Any, args: argparse.Namespace) -> tuple[Any, str]:
 def _widen(db: Any, args: argparse.Namespace) -> bool:
     """After a failed load of a model this command inferred from the file's first rows: when the
     whole file reads as other types, change the table (empty: the load rolled back) to them."""
+    from dataflow_nb.exceptions import SchemaError
     from dataflow_nb.model.spec import spec_from_class
 
     sampled = db.models[args.model]
     if not sampled.options.get("sampled_rows"):
         return False
     whole = db._inferred_class(args.file, args.model, None, _unique(args))
+    before = {n: f.label for n, f in sampled.fields.items()}
+    after = {n: f.label for n, f in spec_from_class(whole).fields.items()}
     changed = [
-        f"{name} {sampled.fields[name].label} -> {new.label}"
-        for name, new in spec_from_class(whole).fields.items()
-        if name in sampled.fields and new.label != sampled.fields[name].label
+        f"{name} {before.get(name, '(none)')} -> {after.get(name, '(none)')}"
+        for name in dict.fromkeys([*before, *after])
+        if before.get(name) != after.get(name)
     ]
     if not changed:
         return False
@@ -183,7 +186,10 @@ def _widen(db: Any, args: argparse.Namespace) -> bool:
         f"{args.model}: the whole file does not fit the types of its first {sampled.options['sampled_rows']:,} rows; "
         f"the table takes the whole file's ({', '.join(changed)}) and the load starts again"
     )
-    db.migrate(whole)
+    try:
+        db.migrate(whole)  # the table is empty: the load rolled back
+    except SchemaError:
+        return False  # a change it will not make on its own: the load's own error says what failed
     return True
 
 

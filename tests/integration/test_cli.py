@@ -105,6 +105,11 @@ def test_load_widens_a_model_inferred_from_the_first_rows(url: str, tmp_path: Pa
     whole = cli("load", str(path), "--model", "Whole", "--sample", "all", "--url", url, "--no-progress", cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
     assert "types inferred from the first" not in whole.stdout and "takes the whole file's" not in whole.stdout
+    ids = tmp_path / "ids.csv"  # ids unique in the first 100 rows only: not the key after all
+    ids.write_text("id,v\n" + "".join(f"{5 if i == 250 else i},{i}\n" for i in range(1, 301)))
+    keyed = cli("load", str(ids), "--model", "Keyed", "--sample", "100", "--url", url, "--no-progress", cwd=tmp_path)
+    assert keyed.returncode == 0, keyed.stderr
+    assert "(source_id (none) -> int)" in keyed.stdout and "inserted=300" in keyed.stdout
 
 
 def test_load_a_glob_of_csv_files(url: str, tmp_path: Path, query: Any) -> None:
