@@ -7,6 +7,8 @@ name loads its module when first used, so ``dataflow-nb --help`` starts without 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -103,3 +105,15 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """The package, whose public names stay what ``__all__`` says once their modules load."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Importing the submodule dataflow_nb.explain binds it here; the public name is the function.
+        if not (name in _HOMES and isinstance(value, types.ModuleType)):
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -137,28 +137,45 @@ def shown(value: Any, secrets: Iterable[str] = ()) -> str:
 TIME_COLUMNS = ("at", "started_at", "finished_at")
 
 
-def html_table(columns: Sequence[str], rows: Sequence[dict[str, Any]], *, css_class: str) -> str:
-    """A plain HTML table in a scrolling box; a ``status`` cell is coloured, SQL is monospaced."""
+def html_table(
+    columns: Sequence[str], rows: Sequence[dict[str, Any]], *, css_class: str, numbered: bool = False
+) -> str:
+    """A plain HTML table in a scrolling box, one line per row.
+
+    A ``status`` cell is coloured; SQL is monospaced on one line, cut with "…" (the whole
+    statement shows on hover); an ``error`` wraps within its column rather than running off the
+    side. ``numbered`` adds a ``#`` column: the row numbers a view's picker uses.
+    """
+    shown_columns = ["#", *columns] if numbered else list(columns)
     head = "".join(
         f"<th style='text-align:left;padding:2px 8px;position:sticky;top:0;background:#fff'>{html.escape(c)}</th>"
-        for c in columns
+        for c in shown_columns
     )
     body = []
-    for row in rows:
-        cells = []
+    for number, row in enumerate(rows):
+        cells = [f"<td style='padding:2px 8px;color:#666'>{number}</td>"] if numbered else []
         for column in columns:
             value = row.get(column)
-            style = "padding:2px 8px;vertical-align:top"
+            style = "padding:2px 8px;vertical-align:top;white-space:nowrap"
+            title = ""
             if column == "status":
                 style += f";color:{STATUS_COLOURS.get(str(value), '#333')};font-weight:bold"
             elif column == "sql":
-                style += ";font-family:monospace;font-size:11px;max-width:640px;white-space:pre-wrap"
+                value = " ".join(str(value or "").split())  # one line, however the statement was laid out
+                title = f" title='{shown(value)}'"
+                style += ";font-family:monospace;font-size:11px;max-width:0;width:55%;overflow:hidden"
+                style += ";text-overflow:ellipsis"
+            elif column == "error":
+                style += ";white-space:normal;overflow-wrap:anywhere;min-width:12em;max-width:24em"
             elif column in TIME_COLUMNS and isinstance(value, str):
                 value = value[:19].replace("T", " ")  # ISO text, to the second, UTC
-            cells.append(f"<td style='{style}'>{shown(value)}</td>")
+            cells.append(f"<td style='{style}'{title}>{shown(value)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    table = f"<table class='{css_class}'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    return f"<div style='max-height:420px;overflow:auto'>{table}</div>"
+    table = (
+        f"<table class='{css_class}' style='width:100%;border-collapse:collapse'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+    return f"<div style='max-height:560px;overflow:auto'>{table}</div>"
 
 
 def plain(value: Any) -> Any:
