@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import traitlets
 
-from dataflow_nb.widgets.base import STATUS_COLOURS, RefreshingView, html_table, plain, shown
+from dataflow_nb.widgets.base import STATUS_COLOURS, RefreshingView, html_table, plain, shown, table_widget
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
@@ -51,7 +51,7 @@ class RunsView(RefreshingView):
         self._chosen = False  # the user picked a run: keep it selected when new runs arrive
         # The table lists the runs; the picker is one line that says which run the timeline shows.
         self._picker = widgets.Dropdown(options=[], description="timeline of", layout=widgets.Layout(width="32em"))
-        self._table = widgets.HTML()
+        self._table = table_widget()
         self._timeline = widgets.HTML()
         self._title = widgets.HTML()
         super().__init__(db, interval=interval)

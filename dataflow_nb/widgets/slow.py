@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import traitlets
 
-from dataflow_nb.widgets.base import RefreshingView, html_table, plain, shown
+from dataflow_nb.widgets.base import RefreshingView, html_table, plain, shown, table_widget
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
     from dataflow_nb.monitor.monitor import SlowQuery
 
 COLUMNS = ("at", "seconds", "rows", "node_id", "run_id", "sql", "error")
+SHOWN = ("at", "seconds", "rows", "node_id", "sql", "error")  # the run is in RunsView; here the SQL gets the room
 SORTABLE = ("seconds", "rows", "at", "node_id", "run_id")
 _QUOTED = re.compile(r"'(?:[^']|'')*'")  # a literal in a plan: PostgreSQL quotes every value, DuckDB text
 
@@ -75,8 +76,8 @@ class SlowQueriesView(RefreshingView):
         self._order_box = widgets.ToggleButton(value=True, description="slowest first")
         self._pick = widgets.Dropdown(options=[], description="entry", layout=widgets.Layout(width="28em"))
         self._explain_button = widgets.Button(description="explain")
-        self._table = widgets.HTML()
-        self._plan = widgets.HTML()
+        self._table = table_widget()
+        self._plan = table_widget()
         super().__init__(db, interval=interval)
         self.threshold = monitor.slow_query_threshold
         controls = widgets.HBox([self._threshold_box, self._sort_box, self._order_box])
@@ -142,14 +143,16 @@ class SlowQueriesView(RefreshingView):
         if options:  # the picker names the entry explained, else the first one
             self._pick.value = self.entry if 0 <= self.entry < len(options) else 0
         problem = f"<div style='color:#c62828'>{shown(self.last_error)}</div>" if self.last_error else ""
-        self._table.value = problem + html_table(COLUMNS, self.rows, css_class="dataflow-slow-queries", numbered=True)
+        self._table.value = problem + html_table(SHOWN, self.rows, css_class="dataflow-slow-queries", numbered=True)
         if self.plan:
             heading = (
                 f"<b>Plan of entry {entry_label(self.entry, self.rows[self.entry])}</b>"
                 if 0 <= self.entry < len(self.rows)
                 else "<b>Plan</b>"
             )
-            self._plan.value = f"<div class='dataflow-plan'>{heading}<pre>{shown(self.plan)}</pre></div>"
+            self._plan.value = (
+                f"<div class='dataflow-plan' style='overflow:auto'>{heading}<pre>{shown(self.plan)}</pre></div>"
+            )
         else:
             self._plan.value = ""
 

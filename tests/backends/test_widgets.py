@@ -71,7 +71,7 @@ def test_runs_view_after_ok_failed_interrupted_and_two_tenant_runs(tdb: DataFlow
     assert "the check node failed" in view._timeline.value and "check" in view._timeline.value
     assert failed.value.run_id in view._table.value
     shown_html = "".join(c.value for c in view.children if isinstance(c, widgets.HTML))
-    assert all(shown_html.count(r["run_id"]) == 1 for r in view.runs if r["run_id"] != view.selected)
+    assert all(shown_html.count(f">{r['run_id']}<") == 1 for r in view.runs if r["run_id"] != view.selected)
     assert not any(isinstance(c, widgets.Select) for c in view.children)  # no second list of every run
     assert view._picker.value == failed.value.run_id  # the one-line picker says whose timeline shows
 
@@ -134,7 +134,7 @@ def test_slow_queries_view_sorts_filters_and_explains(tdb: DataFlow, views: list
     plan = view.explain(select)
     assert plan and "no plan" not in plan and html.escape(plan) in view._plan.value
     assert view.entry == select and view._pick.value == select  # the picker names the entry explained
-    assert view._plan.value.startswith(f"<div class='dataflow-plan'><b>Plan of entry {select}: ")
+    assert f"<b>Plan of entry {select}: " in view._plan.value
 
     view.threshold = 3600.0
     assert view.rows == [] and tdb.get_monitor().slow_query_threshold == 3600.0
