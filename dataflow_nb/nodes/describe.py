@@ -69,7 +69,6 @@ PARAMETERS: dict[str, Parameter] = {
         "a bad row rolls back the load, is skipped, or is kept in report.rejected",
     ),
     "progress": Parameter("bool", "None (a bar in notebooks)", "show a progress bar"),
-    "mode": Parameter('"append" | "replace"', '"append"', "add the rows, or replace the table's rows with them"),
     "null_values": Parameter("str | list[str]", '"", NA, N/A, NULL', "texts read as null"),
     "true_values": Parameter("str | list[str]", "true, t, yes, y, 1", "texts read as True (any case)"),
     "false_values": Parameter("str | list[str]", "false, f, no, n, 0", "texts read as False (any case)"),
@@ -145,7 +144,8 @@ def parameters_of(base: type[ModelNode], model: ModelSpec) -> list[tuple[str, Pa
             own.append(("version", PARAMETERS["version"]))
         extra = [(n, PARAMETERS[n]) for n in getattr(base, "options", ())]
         return [*own, *record_parameters(model, update=operation == "Update"), *extra]
-    return [(n, PARAMETERS[n]) for n in base.parameters]
+    # A parameter added without a line here still shows (a test asks for its meaning).
+    return [(n, PARAMETERS.get(n, Parameter("Any", "None", ""))) for n in base.parameters]
 
 
 def example_of(node_type: str, base: type[ModelNode], model: ModelSpec) -> str:
