@@ -35,8 +35,9 @@ _reader: tuple[int, Any] | None = None  # (process id, DuckDB instance): a forke
 _reader_lock = threading.Lock()
 
 
-def _reading_database() -> Any:
-    """This process's in-memory DuckDB for reading files (starting one costs ~15 ms a load)."""
+def reading_database() -> Any:
+    """This process's in-memory DuckDB for reading files (starting one costs ~15 ms a load); its
+    parser also reads SQL for the DuckDB backend's checks (``duckdb_sql.py``). A cursor of it."""
     global _reader
     import duckdb
 
@@ -58,7 +59,7 @@ class CSVSplitter:
         import duckdb
 
         self.error = duckdb.Error
-        self.connection = _reading_database()
+        self.connection = reading_database()
         # In a Jupyter kernel without ipywidgets DuckDB refuses any progress-bar setting (ipywidgets
         # is a core dependency, but a user's kernel may lack it); tqdm reports the load either way.
         with contextlib.suppress(duckdb.InvalidInputException):
