@@ -239,7 +239,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     done = cli("--help", cwd=tmp_path)
     assert done.returncode == 0
     listed = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("    ") and line.split()]
-    assert listed == ["load", "health", "models", "migrate", "runs", "demo"]
+    assert listed == ["load", "health", "models", "migrate", "runs", "copy", "demo"]
 
 
 def test_help_imports_neither_arrow_nor_sqlalchemy_nor_polars(tmp_path: Path) -> None:
