@@ -69,6 +69,12 @@ PARAMETERS: dict[str, Parameter] = {
         "a bad row rolls back the load, is skipped, or is kept in report.rejected",
     ),
     "progress": Parameter("bool", "None (a bar in notebooks)", "show a progress bar"),
+    "mode": Parameter(
+        '"append" | "replace"',
+        '"append"',
+        "replace: the table's rows (a tenant's: its own) are replaced in the load's transaction; "
+        "append warns when the same source was loaded before",
+    ),
     "null_values": Parameter("str | list[str]", '"", NA, N/A, NULL', "texts read as null"),
     "true_values": Parameter("str | list[str]", "true, t, yes, y, 1", "texts read as True (any case)"),
     "false_values": Parameter("str | list[str]", "false, f, no, n, 0", "texts read as False (any case)"),
