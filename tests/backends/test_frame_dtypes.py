@@ -75,7 +75,8 @@ def test_every_field_type_reads_into_a_plain_polars_frame(db: DataFlow, tmp_path
 def test_a_list_frame_writes_back_unchanged(db: DataFlow) -> None:
     frame = filled(db)
     report = run_node(db, "TypedBulkUpsertNode", {"data": frame, "conflict_on": ["id"]})
-    assert (report.updated, report.inserted, report.rows_rejected) == (3, 0, 0)
+    # The same values again: every row matches and none is rewritten (issue 21: unchanged rows are left as they are).
+    assert (report.updated, report.unchanged, report.inserted, report.rows_rejected) == (0, 3, 0, 0)
     again = run_node(db, "TypedListNode")
     assert_frame_equal(again.drop("updated_at"), frame.drop("updated_at"))
     report = run_node(db, "TypedBulkUpdateNode", {"data": frame.drop("created_at", "updated_at")})
