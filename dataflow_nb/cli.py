@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dataflow_nb.exceptions import DataflowError
-from dataflow_nb.model.infer import SAMPLE_ROWS
+from dataflow_nb.model import SAMPLE_ROWS
 
 DEFAULT_FILE_URL = "duckdb:///dataflow.duckdb"
 RUN_COLUMNS = ("run_id", "started_at", "status", "seconds", "nodes", "tenant_id", "error_node")

@@ -21,7 +21,7 @@ from dataflow_nb.cache.redis import mask_url
 from dataflow_nb.cache.results import ResultCache, open_result_cache
 from dataflow_nb.exceptions import DataflowError, ReadOnlyError, SchemaError, ValidationError
 from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
-from dataflow_nb.model.infer import SAMPLE_ROWS
+from dataflow_nb.model import SAMPLE_ROWS
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
 from dataflow_nb.monitor.runs import DEFAULT_KEEP, RunHistory

@@ -33,12 +33,9 @@ from dataflow_nb.bulk.sources import (
     raw_csv_header,
 )
 from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.model import SAMPLE_ROWS
 from dataflow_nb.model.spec import _IDENTIFIER, LIFECYCLE_COLUMNS, MANAGED_TIMESTAMPS
 from dataflow_nb.model.types import field_type_for, field_type_for_arrow
-
-# Rows a file's types are inferred from, as DuckDB's sniffer samples a file (20,480 rows) and
-# polars' reader (100): a later value that does not fit fails the load, naming the fix.
-SAMPLE_ROWS = 100_000
 
 # What polars' CSV reader tries, in its order; each kind's Arrow type comes from the registry.
 _TEXT_KINDS: tuple[tuple[str, pa.DataType, type], ...] = tuple(
