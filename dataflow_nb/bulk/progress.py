@@ -12,6 +12,7 @@ rows so far beside it. A load that fails or is interrupted ends red, saying it w
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from typing import Any
@@ -20,9 +21,7 @@ from typing import Any
 _ROWS_FORMAT = (
     "{desc}: {percentage:3.0f}%|{bar}| {n:,.0f}/{total:,.0f} rows [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 )
-_BYTES_FORMAT = (
-    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
-)
+_BYTES_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 _COUNT_FORMAT = "{desc}: {n:,.0f} rows [{elapsed}, {rate_fmt}{postfix}]"
 ROLLED_BACK = "rolled back, 0 rows written"
 
@@ -54,6 +53,12 @@ def bar_options(description: str, total_rows: int | None, total_bytes: int | Non
     return options | {"total": None, "unit": " rows", "unit_scale": True, "bar_format": _COUNT_FORMAT}
 
 
+@functools.cache
+def _unmonitored(bar: type[Any]) -> type[Any]:
+    """A tqdm class without its monitor thread, which would outlive the load (updates come often)."""
+    return type(bar.__name__, (bar,), {"monitor_interval": 0})
+
+
 class Progress:
     """Rows (and bytes read, for files) of one load; a no-op when not wanted.
 
@@ -79,12 +84,12 @@ class Progress:
                 except ImportError:
                     notebook_bar = None
                 if notebook_bar is not None:
-                    self._bar = notebook_bar(**options, display=False)
+                    self._bar = _unmonitored(notebook_bar)(**options, display=False)
                     self._display = display(self._bar.container, display_id=True)  # type: ignore[no-untyped-call]
                     return
             from tqdm.std import tqdm
 
-            self._bar = tqdm(**options)
+            self._bar = _unmonitored(tqdm)(**options)
         except Exception:  # a progress bar is never worth a failed load
             self._bar = None
 
