@@ -145,8 +145,8 @@ def child(fault_url: str, large_csv: Path, tmp_path: Path, request: pytest.Fixtu
 # (node, what the bar shows when Ctrl-C is pressed): rows streaming in, or a staging finished
 # (the upsert statement runs next).
 POINTS = [
-    ("BulkCreate", r"[1-9][\d,]* rows"),
-    ("BulkUpsert", r"[1-9][\d,]* rows"),
+    ("BulkCreate", r"[1-9][\d.,]*[kM]? rows"),
+    ("BulkUpsert", r"[1-9][\d.,]*[kM]? rows"),
     ("BulkUpsert", r"100%"),
 ]
 
