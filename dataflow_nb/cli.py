@@ -90,6 +90,17 @@ def _print_frame(frame: Any) -> None:
         print(frame)
 
 
+def load_summary(report: Any, table: str, run_id: str) -> str:
+    """One line for a terminal: what the load wrote, how fast, and the run to look it up by."""
+    kinds = [f"{report[k]:,} {k}" for k in ("inserted", "updated", "collapsed") if report[k]]
+    rejected = f", {report.rows_rejected:,} rejected" if report.rows_rejected else ""
+    rate = f" ({report.rows_read / report.seconds:,.0f} rows/s)" if report.seconds > 0 and report.rows_read else ""
+    return (
+        f"loaded {report.rows_written:,} rows into {table} ({', '.join(kinds) or 'nothing to write'}{rejected}) "
+        f"in {report.seconds:,.1f} s{rate}; run {run_id}"
+    )
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     """Load a CSV/Parquet file (or glob) into a model's table, creating the model when it is new."""
     from dataflow_nb import LocalRuntime, WorkflowBuilder
@@ -108,6 +119,7 @@ def cmd_load(args: argparse.Namespace) -> int:
                 origin = "its table"
             else:
                 unique = {"unique": [args.unique.split(",")]} if args.unique else {}
+                print(f"reading {args.file} to infer model {args.model}'s fields...", file=sys.stderr, flush=True)
                 db.model_from(args.file, name=args.model, **unique)
                 origin = f"inferred from {args.file}"
         spec = db.models[args.model]
@@ -120,7 +132,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         workflow.add_node(node, "load", params)
         results, run_id = LocalRuntime().execute(workflow.build())
         report = results["load"]
-        print(f"run {run_id}: {report!r}")
+        print(load_summary(report, spec.table_name, run_id))
         if report.rows_rejected:
             print(f"{report.rows_rejected:,} row(s) rejected (on_error={args.on_error}):")
             _print_frame(report.rejected.head(20))

@@ -60,8 +60,9 @@ def test_load_infers_the_model_then_appends_to_its_table(url: str, tmp_path: Pat
     first = cli("load", flights, "--model", "Flight", "--url", url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert f"model Flight (inferred from {flights}) -> table flights" in first.stdout
-    assert "inserted=27,004" in first.stdout and "rows_rejected=0" in first.stdout
-    assert "FlightBulkCreateNode: 100%" in first.stderr and "27.0k/27.0k" in first.stderr  # the progress bar
+    assert "loaded 27,004 rows into flights (27,004 inserted) in " in first.stdout and "BulkReport" not in first.stdout
+    assert first.stderr.startswith(f"reading {flights} to infer model Flight's fields...")  # before model_from
+    assert "FlightBulkCreateNode: 100%" in first.stderr and "27,004/27,004 rows" in first.stderr  # the bar
 
     again = cli("load", flights, "--model", "Flight", "--url", url, "--no-progress", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -85,7 +86,7 @@ def test_load_a_glob_of_csv_files(url: str, tmp_path: Path, query: Any) -> None:
         part.write_csv(tmp_path / f"weather-{year[0]}.csv")
     done = cli("load", str(tmp_path / "weather-*.csv"), "--model", "Weather", "--url", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "inserted=1,461" in done.stdout
+    assert "loaded 1,461 rows into weathers (1,461 inserted)" in done.stdout
     assert query("SELECT count(*) AS n, sum(precipitation) AS rain FROM weathers").row(0) == pytest.approx(
         (1461, weather["precipitation"].sum())
     )
@@ -114,7 +115,7 @@ def test_load_on_error_modes(url: str, tmp_path: Path, query: Any) -> None:
 
     skipped = cli("load", broken, *common, "--on-error", "skip", cwd=tmp_path)
     assert skipped.returncode == 0, skipped.stderr
-    assert "inserted=9" in skipped.stdout and "rows_rejected=1" in skipped.stdout
+    assert "loaded 9 rows into delays (9 inserted, 1 rejected)" in skipped.stdout
 
     rejected = tmp_path / "rejected.csv"
     kept = cli("load", broken, *common, "--on-error", "quarantine", "--rejected", str(rejected), cwd=tmp_path)
@@ -131,7 +132,7 @@ def test_load_upsert_updates_by_the_unique_key(url: str, tmp_path: Path, query: 
     pl.read_csv(airlines).with_columns(pl.col("name").str.to_uppercase()).write_csv(changed)
     upserted = cli("load", str(changed), "--model", "Airline", "--upsert", "--url", url, cwd=tmp_path)
     assert upserted.returncode == 0, upserted.stderr
-    assert "inserted=0" in upserted.stdout and "updated=16" in upserted.stdout
+    assert "loaded 16 rows into airlines (16 updated)" in upserted.stdout
     names = query("SELECT name FROM airlines WHERE carrier = 'AA'")["name"].to_list()
     assert names == ["AMERICAN AIRLINES INC."]
 
