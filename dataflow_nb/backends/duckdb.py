@@ -208,6 +208,9 @@ class DuckDBConnection:
         except Exception as exc:
             raise self._translate(exc, at_commit=True) from exc
 
+    def interrupt(self) -> None:
+        self._cursor.interrupt()
+
     def rollback(self) -> None:
         if not self._open:
             return

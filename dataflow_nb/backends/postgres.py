@@ -92,7 +92,7 @@ class PostgresConnection:
             raise DatabaseError(f"postgresql: the connection to {self._safe_url} was given up after a timeout")
         try:
             return call_with_deadline(
-                call, self._deadline, on_timeout=self._abandon, abandon=self._close_late, on_interrupt=self._cancel
+                call, self._deadline, on_timeout=self._abandon, abandon=self._close_late, on_interrupt=self.interrupt
             )
         except DeadlineExceeded:
             raise DatabaseError(
@@ -105,8 +105,8 @@ class PostgresConnection:
                 self._broken = True  # whatever happened, the session's state is not worth trusting again
             raise self._failed(exc, at_commit=at_commit) from exc
 
-    def _cancel(self) -> None:
-        """Ctrl-C: ask the server to cancel the running statement (the connection stays usable)."""
+    def interrupt(self) -> None:
+        """Ask the server to cancel the running statement (the connection stays usable)."""
         self._pooled.dbapi_connection.adbc_cancel()
 
     def _abandon(self) -> None:

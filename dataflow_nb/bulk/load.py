@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -33,6 +33,7 @@ from dataflow_nb.exceptions import ConflictError, DataflowError, NotFoundError
 from dataflow_nb.model.spec import Field, ModelSpec
 from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments
 
+T = TypeVar("T")
 # Seconds an interrupted ingest gets to end (its streams stopped) before the run stops waiting.
 INTERRUPT_GRACE = 10.0
 
@@ -283,7 +284,7 @@ class BulkLoad:
         ok = False
         try:
             with naming_conflicts(self.model, self.node):
-                rows = self.ctx.execute_count(self.db, compiled)
+                rows = self.interruptible(partial(self.ctx.execute_count, self.db, compiled))
             bar.update(rows, source.total_bytes)
             ok = True
         finally:
@@ -395,7 +396,13 @@ class BulkLoad:
         return compile_statement(statement, self.db.backend.dialect)
 
     def run(self, statement: sa.sql.ClauseElement) -> pa.Table | None:
-        return self.ctx.execute(self.db, self.compiled(statement))
+        return self.interruptible(partial(self.ctx.execute, self.db, self.compiled(statement)))
+
+    def interruptible(self, call: Callable[[], T]) -> T:
+        """Run a statement of the load so that Ctrl-C stops it at once: DuckDB looks for signals
+        only between its tasks, which on a large load can be seconds apart."""
+        connection = self.ctx.connection(self.db)
+        return call_interruptibly(call, on_interrupt=connection.interrupt, grace=INTERRUPT_GRACE)
 
     def count(self, statement: sa.sql.ClauseElement) -> int:
         return self.counts(statement)[0]
@@ -418,7 +425,7 @@ class BulkLoad:
     def changed(self, statement: sa.sql.ClauseElement) -> int:
         """Run a write; return the rows it changed (a unique violation names the model's key)."""
         with naming_conflicts(self.model, self.node):
-            return self.ctx.execute_count(self.db, self.compiled(statement))
+            return self.interruptible(partial(self.ctx.execute_count, self.db, self.compiled(statement)))
 
     def scope(self, table: sa.Table) -> list[sa.ColumnElement[Any]]:
         return scope_clauses(self.model, table, self.ctx.scope)

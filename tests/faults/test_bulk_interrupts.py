@@ -180,3 +180,78 @@ def test_ctrl_c_stops_a_bulk_load_and_rolls_it_back(
         assert (list(busy), list(locks)) == ([], [])
     child.finish()
     assert child.process.returncode == 0
+
+
+KERNEL_SETUP = """
+import threading
+from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
+db = DataFlow({url!r})
+
+@db.model
+class Reading:
+    k: int
+    name: str
+    amount: float
+
+def run(node_type, params):
+    workflow = WorkflowBuilder()
+    workflow.add_node(node_type, "node", params)
+    return LocalRuntime().execute(workflow.build())[0]["node"]
+
+run("ReadingBulkCreateNode", {{"data": [{{"k": -i, "name": "kept", "amount": 0.5}} for i in range(1, 11)]}})
+before = {{t.name for t in threading.enumerate()}}
+"""
+
+KERNEL_LOAD = "run('ReadingBulkCreateNode', {{'source': {path!r}, 'progress': True}})"
+
+KERNEL_AFTER = """
+print("threads", sorted({t.name for t in threading.enumerate()} - before))  # the kernel's own were there before
+print("rows", run("ReadingCountNode", {}))
+print("status", db.runs(3)["status"].to_list())
+"""
+
+
+# After a cell that raised, nbclient leaves its event loop and a socket of its own to the collector.
+@pytest.mark.filterwarnings("ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <function BaseEventLoop:pytest.PytestUnraisableExceptionWarning"
+)
+def test_interrupting_a_kernel_stops_its_bulk_load(fault_url: str, large_csv: Path, tmp_path: Path) -> None:
+    import gc
+
+    import nbformat
+
+    from tests.integration.kernel import execute, open_kernel, printed
+
+    notebook = nbformat.v4.new_notebook()
+    pressed: list[float] = []
+    with open_kernel(notebook, tmp_path) as client:
+        execute(client, KERNEL_SETUP.format(url=fault_url))
+        cell = nbformat.v4.new_code_cell(KERNEL_LOAD.format(path=str(large_csv)))
+        notebook.cells.append(cell)
+
+        def press_ctrl_c() -> None:  # once the bar is shown and the rows have had a moment to stream
+            deadline = time.monotonic() + 120
+            while not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(0.5)
+            pressed.append(time.monotonic())
+            client.km.interrupt_kernel()
+
+        interrupter = threading.Thread(target=press_ctrl_c, daemon=True)
+        interrupter.start()
+        with pytest.raises(Exception, match="KeyboardInterrupt"):
+            client.execute_cell(cell, len(notebook.cells) - 1)
+        returned = time.monotonic()
+        interrupter.join()
+        after = execute(client, KERNEL_AFTER)
+    gc.collect()  # nbclient's leftovers are collected here, under the filters above, not in a later test
+    assert returned - pressed[0] < LIMIT
+    assert "threads []" in after and "rows 10" in after
+    assert "status ['ok', 'interrupted', 'ok']" in after
+    bar = next(o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {}))
+    assert "rolled back, 0 rows written" in bar["data"]["text/plain"]  # what the saved notebook shows
+    assert "KeyboardInterrupt" in printed(cell, "stderr") or any(
+        o.get("ename") == "KeyboardInterrupt" for o in cell.outputs
+    )
