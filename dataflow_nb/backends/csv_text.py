@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 # smaller than max_line_size, 2 MB, the longest line DuckDB reads either way.
 BUFFER_SIZE = 2 << 20
 
+COMPRESSED = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # gzip, zstd: their text is not their bytes
+
 _reader: tuple[int, Any] | None = None  # (process id, DuckDB instance): a forked child starts its own
 _reader_lock = threading.Lock()
 
@@ -115,6 +117,17 @@ class CSVSplitter:
             return self.connection.sql(f"{query} LIMIT ?", params=[*values, rows]).to_arrow_table()
         except self.error as exc:
             raise ValidationError(f"{path}: {_csv_problem(str(exc), options)}") from None
+
+
+def bytes_per_row(path: Path) -> float | None:
+    """The average bytes of a line in the file's first megabyte; None for a compressed file (its
+    bytes are not its text). With the rows read, it tells how far into the file a read is where
+    DuckDB does not track it (a plain streaming read)."""
+    with open(path, "rb") as file:
+        head = file.read(1 << 20)
+    if head.startswith(COMPRESSED) or not head:
+        return None
+    return len(head) / max(head.count(b"\n"), 1)
 
 
 def csv_query(
