@@ -240,8 +240,11 @@ class BulkLoad:
                 self.bars.pop().close(ok=ok)
 
     def _interrupt_streams(self) -> None:
+        """Ctrl-C during an ingest: the streams stop, and so does the statement (PostgreSQL would
+        otherwise take the COPY's rows already sent to the end before the rollback begins)."""
         for ahead in self.pending:
             ahead.interrupt()
+        self.ctx.connection(self.db).interrupt()
 
     def scan(self, source: BatchSource, conformer: Conformer, first: pa.RecordBatch, batch_size: int) -> bool:
         """Have DuckDB read and type the input file itself, where it can: True when the rows are

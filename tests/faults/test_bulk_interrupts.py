@@ -26,12 +26,11 @@ from tests.faults.cluster import Cluster
 ROWS = 2_000_000  # ~60 MB: seconds of loading on either database, generated in a moment by DuckDB
 LIMIT = 5.0  # seconds from SIGINT to KeyboardInterrupt: generous for a shared CI machine (measured: < 1 s)
 
-CHILD = """
-import json, sys, threading
+# A database with a model and 10 committed rows, which an interrupted load must leave as they are.
+SETUP = """
+import json, sys, threading, time
 from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
-
-url, path, node = sys.argv[1:4]
-db = DataFlow(url)
+db = DataFlow(URL)
 
 @db.model
 class Reading:
@@ -46,23 +45,32 @@ def run(node_type, params):
     return LocalRuntime().execute(workflow.build())[0]["node"]
 
 run("ReadingBulkCreateNode", {"data": [{"k": -i, "name": "kept", "amount": 0.5} for i in range(1, 11)]})
+before = {t.name for t in threading.enumerate()}
+"""
+
+# A shell's background job starts its children with SIGINT ignored (so would a CI runner's): restore it.
+CHILD = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    + SETUP.replace("URL", "sys.argv[1]")
+    + """
+path, node = sys.argv[2:4]
 print("ready", flush=True)
 seen = {}
 try:
     run(f"Reading{node}Node", {"source": path, "progress": True})
     seen["raised"] = None
 except KeyboardInterrupt as exc:
-    import time
     seen["caught_at"] = time.time()
     seen["raised"] = type(exc).__name__
 except BaseException as exc:
     seen["raised"] = f"{type(exc).__name__}: {exc}"
-seen["threads"] = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
+seen["threads"] = sorted({t.name for t in threading.enumerate()} - before)
 seen["rows"] = int(run("ReadingCountNode", {}))
 seen["status"] = db.runs(3)["status"].to_list()
 print(json.dumps(seen), flush=True)
 sys.stdin.readline()  # the test looks at the server while this process still holds its pool
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -182,27 +190,7 @@ def test_ctrl_c_stops_a_bulk_load_and_rolls_it_back(
     assert child.process.returncode == 0
 
 
-KERNEL_SETUP = """
-import threading
-from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
-db = DataFlow({url!r})
-
-@db.model
-class Reading:
-    k: int
-    name: str
-    amount: float
-
-def run(node_type, params):
-    workflow = WorkflowBuilder()
-    workflow.add_node(node_type, "node", params)
-    return LocalRuntime().execute(workflow.build())[0]["node"]
-
-run("ReadingBulkCreateNode", {{"data": [{{"k": -i, "name": "kept", "amount": 0.5}} for i in range(1, 11)]}})
-before = {{t.name for t in threading.enumerate()}}
-"""
-
-KERNEL_LOAD = "run('ReadingBulkCreateNode', {{'source': {path!r}, 'progress': True}})"
+KERNEL_LOAD = "run('ReadingBulkCreateNode', {'source': PATH, 'progress': True})"
 
 KERNEL_AFTER = """
 print("threads", sorted({t.name for t in threading.enumerate()} - before))  # the kernel's own were there before
@@ -226,8 +214,8 @@ def test_interrupting_a_kernel_stops_its_bulk_load(fault_url: str, large_csv: Pa
     notebook = nbformat.v4.new_notebook()
     pressed: list[float] = []
     with open_kernel(notebook, tmp_path) as client:
-        execute(client, KERNEL_SETUP.format(url=fault_url))
-        cell = nbformat.v4.new_code_cell(KERNEL_LOAD.format(path=str(large_csv)))
+        execute(client, SETUP.replace("URL", repr(fault_url)))
+        cell = nbformat.v4.new_code_cell(KERNEL_LOAD.replace("PATH", repr(str(large_csv))))
         notebook.cells.append(cell)
 
         def press_ctrl_c() -> None:  # once the bar is shown and the rows have had a moment to stream
