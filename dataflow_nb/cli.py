@@ -15,9 +15,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataflow_nb.exceptions import DataflowError
+
+if TYPE_CHECKING:
+    from dataflow_nb.bulk.report import BulkReport
 
 DEFAULT_FILE_URL = "duckdb:///dataflow.duckdb"
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
@@ -90,7 +93,7 @@ def _print_frame(frame: Any) -> None:
         print(frame)
 
 
-def load_summary(report: Any, table: str, run_id: str) -> str:
+def load_summary(report: BulkReport, table: str, run_id: str) -> str:
     """One line for a terminal: what the load wrote, how fast, and the run to look it up by."""
     kinds = [f"{report[k]:,} {k}" for k in ("inserted", "updated", "collapsed") if report[k]]
     rejected = f", {report.rows_rejected:,} rejected" if report.rows_rejected else ""
