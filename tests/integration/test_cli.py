@@ -205,7 +205,9 @@ def test_url_defaults_to_database_url_then_a_duckdb_file(url: str, tmp_path: Pat
 def test_failures_exit_1_with_the_reason(tmp_path: Path) -> None:
     missing = cli("load", "nowhere.csv", "--model", "Flight", cwd=tmp_path)
     assert missing.returncode == 1
-    assert missing.stderr.startswith("dataflow-nb load: ValidationError:") and "nowhere.csv" in missing.stderr
+    reading, error = missing.stderr.splitlines()  # what it was doing, then why that failed
+    assert reading == "reading nowhere.csv to infer model Flight's fields..."
+    assert error.startswith("dataflow-nb load: ValidationError:") and "nowhere.csv" in error
     no_models = cli("migrate", "--models", "absent.py", "--plan", cwd=tmp_path)
     assert no_models.returncode == 1 and "absent.py: no such file" in no_models.stderr
 
