@@ -9,6 +9,10 @@ with ``run_history=True`` (the default), one with ``run_history=False``, run the
 100 CreateNodes, 50 ListNodes (limit 10) and 50 CountNodes. Runs alternate between the two after
 a warm-up; the figure is the median run time with history over the median without, minus one.
 Target: overhead <= 5%. Missed targets are reported, not fatal.
+
+On PostgreSQL it also times what every run pays to hand its connection back clean
+(``DISCARD ALL`` after the rollback, ``backends/postgres.py``'s ``discard_session``) against a
+plain rollback on a raw ADBC connection, and sets it beside a one-node run.
 """
 
 import argparse
@@ -88,6 +92,56 @@ def measure(backend: str, nodes: int, repeats: int) -> float:
     return overhead
 
 
+def measure_discard(repeats: int) -> None:
+    """The pool's clean return (rollback + DISCARD ALL) against a plain rollback, and a one-node run."""
+    import adbc_driver_postgresql.dbapi
+
+    from dataflow_nb.backends.postgres import discard_session
+
+    def median_of(call: object, times: int) -> float:
+        samples = []
+        for _ in range(times):
+            started = time.perf_counter()
+            call()  # type: ignore[operator]
+            samples.append(time.perf_counter() - started)
+        return statistics.median(samples)
+
+    times = repeats * 20
+    with adbc_driver_postgresql.dbapi.connect(PG_URL) as raw:
+
+        def rollback_after_a_query() -> None:
+            with raw.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchall()
+            raw.rollback()
+
+        def discard_after_a_query() -> None:
+            with raw.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchall()
+            discard_session(raw)
+
+        rollback = median_of(rollback_after_a_query, times)
+        discard = median_of(discard_after_a_query, times)
+    with tempfile.TemporaryDirectory() as folder:
+        on, off, schemas = open_pair("postgres", Path(folder))
+        try:
+            built = WorkflowBuilder()
+            built.add_node(off.nodes["EventCountNode"], "count", {})
+            workflow, runtime = built.build(), LocalRuntime()
+            one_node = median_of(lambda: runtime.execute(workflow), times)
+        finally:
+            on.close()
+            off.close()
+            drop(schemas)
+    extra = discard - rollback
+    print(
+        f"postgres: clean return, median of {times}: query + rollback + DISCARD ALL {discard * 1e6:.0f} us, "
+        f"query + rollback {rollback * 1e6:.0f} us, DISCARD ALL adds {extra * 1e6:.0f} us; a one-node run "
+        f"(history off) takes {one_node * 1e6:.0f} us ({extra / one_node:+.1%} of it)"
+    )
+
+
 def workflow_for(db: DataFlow, nodes: int) -> object:
     """The workflow with this DataFlow's node classes (both DataFlows define a model named Event)."""
     built = WorkflowBuilder()
@@ -108,6 +162,8 @@ def main() -> None:
     args = parser.parse_args()
     for backend in args.backends.split(","):
         measure(backend, args.nodes, args.repeats)
+    if "postgres" in args.backends.split(","):
+        measure_discard(args.repeats)
 
 
 if __name__ == "__main__":

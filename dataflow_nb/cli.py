@@ -1,4 +1,4 @@
-"""The dataflow-nb command: load files, check health, list models, migrate, run the demo.
+"""The dataflow-nb command: load files, check health, list models, migrate, copy, run the demo.
 
 Every command takes --url (default: DATABASE_URL, then the DuckDB file dataflow.duckdb in the
 current folder). Exit codes: 0 ok, 1 failure (the message says why), 2 usage (a wrong option or
@@ -72,20 +72,6 @@ def _open(args: argparse.Namespace, **options: Any) -> Any:
     return DataFlow(database_url(args.url), **options)
 
 
-def _shown_url(url: str) -> str:
-    """The URL as the backends show it: any password replaced by ``***``."""
-    import sqlalchemy as sa
-
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):  # ValueError: a libpq host list, h1:5432,h2:5432
-        scheme, _, rest = url.partition("://")
-        if rest and "@" in rest.split("/", 1)[0]:
-            userinfo, _, rest = rest.partition("@")
-            rest = f"{userinfo.split(':', 1)[0]}{':***' if ':' in userinfo else ''}@{rest}"
-        return f"{scheme}://{rest}" if rest else "(a URL that could not be parsed)"
-
-
 def _print_frame(frame: Any) -> None:
     import polars as pl
 
@@ -156,7 +142,9 @@ def cmd_health(args: argparse.Namespace) -> int:
         with _open(args, monitoring=True, connect_timeout=2) as db:
             status = db.get_monitor().get_health_status()
     except DatabaseError as exc:  # PostgreSQL connects when the DataFlow opens: unreachable is unhealthy
-        status = {"status": "unhealthy", "database": _shown_url(database_url(args.url)), "latency_ms": None}
+        from dataflow_nb.backends.postgres_url import mask_url
+
+        status = {"status": "unhealthy", "database": mask_url(database_url(args.url)), "latency_ms": None}
         status |= {"error": f"ConnectionError: {exc}", "checked_at": datetime.now(UTC)}
     for key, value in status.items():
         print(f"{key}: {f'{value:.1f}' if isinstance(value, float) else value}")
@@ -229,6 +217,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"{runs.height} run(s) on {db.backend.safe_url}, newest first")
         if runs.height:
             _print_frame(runs.drop("database"))
+    return OK
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    """Copy every model's table and the run history from one database to another, in one transaction."""
+    from dataflow_nb import DataFlow
+
+    models = args.models.split(",") if args.models else None
+    with DataFlow(args.source, read_only=True) as source, DataFlow(args.target) as target:
+        report = source.copy_to(
+            target, models=models, replace=args.replace, history=not args.no_history, progress=not args.no_progress
+        )
+    print(report)
+    for model, table, rows in report.tables:
+        print(f"  {model}: {rows:,} rows -> table {table}")
     return OK
 
 
@@ -322,6 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs = command("runs", cmd_runs, "show the run history kept in the database (newest first)")
     runs.add_argument("--last", type=int, default=20, help="how many of the newest runs (default 20)")
     runs.add_argument("--run", metavar="RUN_ID", help="show this run's nodes: status, seconds, rows, error")
+
+    copy = command("copy", cmd_copy, "copy every model's table and the run history to another database", database=False)
+    copy.add_argument("source", help="the database to copy from, e.g. duckdb:///prototype.duckdb")
+    copy.add_argument("target", help="the database to copy into, e.g. postgresql://user@host/db")
+    copy.add_argument("--models", help="comma-separated model names (default: every model)")
+    copy.add_argument("--replace", action="store_true", help="replace rows the target's tables already hold")
+    copy.add_argument("--no-history", action="store_true", help="leave the run history behind")
+    copy.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     # Further commands register here the same way.
 

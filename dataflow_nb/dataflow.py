@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import itertools
 import logging
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pyarrow as pa
 
-from dataflow_nb.backends import open_backend
+from dataflow_nb.backends import open_backend, open_replicas
 from dataflow_nb.backends.base import Backend, Connection
 from dataflow_nb.cache.redis import mask_url
 from dataflow_nb.cache.results import ResultCache, open_result_cache
@@ -29,7 +30,9 @@ from dataflow_nb.nodes.write import make_restore_node
 from dataflow_nb.registry import register_database, unregister_database
 
 if TYPE_CHECKING:
+    from dataflow_nb.backends.replicas import Replicas
     from dataflow_nb.cache import QueryCache
+    from dataflow_nb.transfer import CopyReport
 
 log = logging.getLogger("dataflow_nb")
 T = TypeVar("T", bound=type)
@@ -68,6 +71,10 @@ class DataFlow:
             sensitive fields wherever they are shown, and keep SQLQueryNode read-only unless the
             node says ``allow_writes=True``. See docs/security.md.
         read_only: refuse every write before any SQL runs (for exploring a database safely).
+        allow_files: on DuckDB, let SQL of a ``security_enabled`` or ``read_only`` session read files
+            (``read_csv``, ``read_parquet``...). Such sessions and multi-tenant ones otherwise reach
+            no file and no other database (DuckDB's ``enable_external_access``); a plain DataFlow
+            does. Not with ``multi_tenant``: a tenant's SQL never reads files. See docs/security.md.
         cache_enabled: keep the results of Read, List, Count and read-only SQLQueryNode
             statements, invalidated after every committed write (see docs/cache.md).
         cache_url: ``"memory://"`` (default: an in-process LRU bounded by bytes) or
@@ -78,6 +85,12 @@ class DataFlow:
             widgets and ``dataflow-nb runs``); ``False`` records nothing (what others recorded
             can still be read). A read-only DataFlow never records.
         keep_runs: how many of the newest runs the history keeps; older ones are pruned.
+        replicas: URLs of PostgreSQL streaming standbys: a run whose nodes only read goes to one
+            of them, a run that writes goes to the primary (see docs/scale.md). DuckDB refuses it.
+        consistency: ``"read_your_writes"`` (default: after this DataFlow commits, its reads go
+            to the primary until a replica has replayed that commit) or ``"eventual"``.
+        max_replica_lag: seconds a replica may lag behind the primary before it is skipped
+            (default 30).
 
     Examples:
         >>> db = DataFlow()
@@ -109,11 +122,15 @@ class DataFlow:
         slow_query_threshold: float = 1.0,
         security_enabled: bool = False,
         read_only: bool = False,
+        allow_files: bool = False,
         cache_enabled: bool = False,
         cache_url: str | None = None,
         cache_ttl: float = 300,
         run_history: bool = True,
         keep_runs: int = DEFAULT_KEEP,
+        replicas: list[str] | tuple[str, ...] | None = None,
+        consistency: Literal["read_your_writes", "eventual"] = "read_your_writes",
+        max_replica_lag: float = 30.0,
         **planned: Any,
     ):
         unknown = set(planned) - set(_PLANNED)
@@ -132,6 +149,11 @@ class DataFlow:
         self._url = url or database_url or os.environ.get("DATABASE_URL") or None  # may hold a password
         if metrics_export and not monitoring:
             raise DataflowError(f"metrics_export={metrics_export!r} needs monitoring=True")
+        if allow_files and multi_tenant:
+            raise DataflowError(
+                "allow_files=True lets SQL read the files of this machine, and a multi-tenant DataFlow runs "
+                "its tenants' SQL: open a separate DataFlow without multi_tenant to read files"
+            )
         if cache_url is not None and not cache_enabled:
             raise DataflowError(f"cache_url={mask_url(str(cache_url))!r} needs cache_enabled=True")
         for option, value in (
@@ -151,16 +173,28 @@ class DataFlow:
         self.models: dict[str, ModelSpec] = {}
         self.nodes: dict[str, type[ModelNode]] = {}
         self._pending: dict[str, ModelSpec] = {}  # changed models waiting for migrate()
+        connecting = {
+            "pool_size": pool_size,
+            "pool_max_overflow": pool_max_overflow,
+            "pool_timeout": pool_timeout,
+            "connect_timeout": connect_timeout,
+            "statement_timeout": statement_timeout,
+        }
         self.backend: Backend = open_backend(
-            self._url,
-            pool_size=pool_size,
-            pool_max_overflow=pool_max_overflow,
-            pool_timeout=pool_timeout,
-            connect_timeout=connect_timeout,
-            statement_timeout=statement_timeout,
+            self._url, files=allow_files or not (multi_tenant or security_enabled or read_only), **connecting
         )
         self.url = None if self._url is None else self.backend.safe_url
         """The database URL with any password masked (``None`` for the default in-memory DuckDB)."""
+        self.replicas: Replicas | None = None
+        """Read replicas (``replicas=[...]``): where read-only runs go; None without them."""
+        if replicas:
+            try:
+                self.replicas = open_replicas(
+                    replicas, self.backend, consistency=consistency, max_lag=max_replica_lag, **connecting
+                )
+            except DataflowError:
+                self.backend.close()
+                raise
         try:
             self.history = RunHistory(self.backend, keep=keep_runs, record=run_history and not read_only)
         except DataflowError:
@@ -184,17 +218,18 @@ class DataFlow:
                     ping=_weak_ping(self),
                     cache=None if self.result_cache is None else self.result_cache.cache,
                     health_timeout=self.health_timeout,
+                    replica_health=self._replica_health(),
                 )
             except DataflowError:
                 if self.result_cache is not None:
                     self.result_cache.cache.close()
                 self.backend.close()
                 raise
-        if security_enabled and not read_only:
-            self._create_audit_table()
+        # The audit's digest key (security/audit.py); read-only: never writes the audit log.
+        self.audit_key = self._create_audit_table() if security_enabled and not read_only else b""
         register_database(self)
         # Close the connections when a re-run cell drops the last reference, as close() would.
-        self._finalizer = weakref.finalize(self, self.backend.close)
+        self._finalizer = weakref.finalize(self, _close_backends, self.backend, self.replicas)
 
     def model(self, cls: T) -> T:
         """Class decorator: create or migrate the model's table and generate its nodes.
@@ -218,6 +253,12 @@ class DataFlow:
             "multi_tenant": self.multi_tenant,
             "max_identifier_length": self.backend.capabilities.max_identifier_length,
         }
+
+    def _adopt(self, spec: ModelSpec) -> None:
+        """Take another DataFlow's model as it is (``copy_to``): its table made or checked, its nodes."""
+        if self.models.get(spec.name) is None or self.models[spec.name].signature() != spec.signature():
+            self._ensure_table(spec)
+        self._register(spec)
 
     def _register(self, spec: ModelSpec) -> None:
         self.models[spec.name] = spec
@@ -253,7 +294,7 @@ class DataFlow:
             if plan.changes:
                 apply_plan(connection, self.backend.dialect, plan)
             self._isolate(connection, spec)
-            connection.commit()
+            self._commit(connection)
         if plan.changes:
             self._invalidate({spec.table_name})
 
@@ -266,6 +307,12 @@ class DataFlow:
         """A multi-tenant table is scoped by the database itself where it can (PostgreSQL RLS)."""
         if spec.multi_tenant:
             self.backend.isolate_tenant_table(connection, spec.table_name)
+
+    def _commit(self, connection: Connection) -> None:
+        """Commit a change of tables: replicas serve this DataFlow again once they replayed it."""
+        connection.commit()
+        if self.replicas is not None:
+            self.replicas.note_commit(connection, self.backend)
 
     def _migration_connection(self) -> closing[Connection]:
         return closing(self.backend.connect())  # closing rolls back anything not committed
@@ -321,7 +368,7 @@ class DataFlow:
                 if plan.changes:
                     apply_plan(connection, self.backend.dialect, plan)
                 self._isolate(connection, spec)
-                connection.commit()
+                self._commit(connection)
             if plan.changes:
                 self._invalidate({spec.table_name})
             applied += plan.rows()
@@ -385,23 +432,71 @@ class DataFlow:
         }
         return self.model(type(name, (), namespace))
 
-    def _create_audit_table(self) -> None:
+    def copy_to(
+        self,
+        target: DataFlow,
+        *,
+        models: list[str] | None = None,
+        replace: bool = False,
+        history: bool = True,
+        progress: bool | None = None,
+    ) -> CopyReport:
+        """Copy every model's table, and the run history, into another database through Arrow.
+
+        The source is read in one snapshot, batch by batch (bounded memory); the target is written
+        in one transaction, with ids kept and each id sequence moved past them, so a failure or
+        Ctrl-C leaves it as it was. Models registered here and those whose tables this database's
+        migration history records are copied; the target's tables are created as needed, and a
+        table there that differs raises ``SchemaError`` before any row moves.
+
+        Args:
+            target: the DataFlow to copy into (another backend or the same kind).
+            models: only these model names (default: all).
+            replace: replace rows the target's tables already hold (default: refuse with
+                ``ConflictError``, nothing copied).
+            history: also copy the run history (runs the target already has are skipped).
+            progress: a progress bar (default: where a person watches).
+
+        Returns:
+            A ``CopyReport``: rows per table, runs copied, seconds.
+
+        Examples:
+            >>> from dataflow_nb import LocalRuntime, WorkflowBuilder
+            >>> prototype, production = DataFlow(), DataFlow()
+            >>> @prototype.model
+            ... class Note:
+            ...     text: str
+            >>> workflow = WorkflowBuilder()
+            >>> workflow.add_node(prototype.nodes["NoteCreateNode"], "add", {"text": "hi"})
+            'add'
+            >>> _ = LocalRuntime().execute(workflow.build())
+            >>> prototype.copy_to(production, progress=False).tables
+            [('Note', 'notes', 1)]
+            >>> prototype.close(); production.close()
+        """
+        from dataflow_nb.transfer import copy_database
+
+        return copy_database(self, target, models=models, replace=replace, history=history, progress=progress)
+
+    def _create_audit_table(self) -> bytes:
         from dataflow_nb.security.audit import ensure_audit_table
 
         try:
             with self._migration_connection() as connection:
-                ensure_audit_table(connection, self)
+                key = ensure_audit_table(connection, self)
                 connection.commit()
         except DataflowError:
             self.backend.close()
             raise
+        return key
 
     def audit_log(self, last: int | None = None) -> Any:
         """The audit log as a frame, oldest first: every write of ``security_enabled`` runs.
 
         Columns: id, at, run_id, tenant_id, node_id, node_type, model, operation, rows, keys
-        (a JSON list of ids), digest (SHA-256 of a bulk input or of a SQL statement and its
-        values) and db_user (the database role that wrote). ``last`` keeps the newest rows.
+        (a JSON list of ids), digest (HMAC-SHA-256, keyed per database, of a bulk input or of a
+        SQL statement and its values) and db_user (the database role that wrote). ``last`` keeps
+        the newest rows.
         """
         from dataflow_nb.security.audit import read_audit_log
 
@@ -415,8 +510,9 @@ class DataFlow:
         """The newest ``last`` runs, newest first, from the run history kept in the database.
 
         Columns: run_id, database (password masked), tenant_id, started_at, finished_at, seconds,
-        status (running, ok, failed, interrupted, retried), nodes (in the workflow), error_node
-        and error. Runs of other kernels on the same database are there too.
+        status (running, ok, failed, interrupted, retried), nodes (in the workflow), error_node,
+        error, rows_read, rows_written and served_by ("primary", or the read replica that ran it).
+        Runs of other kernels on the same database are there too.
 
         Examples:
             >>> from dataflow_nb import LocalRuntime, WorkflowBuilder
@@ -465,16 +561,27 @@ class DataFlow:
 
         The monitor's report when ``monitoring=True`` (with the cache's health), otherwise the
         same check alone: ``{"status": "healthy" | "unhealthy", "database", "latency_ms",
-        "error", "checked_at"}``, ``error`` reading ``"ConnectionError: ..."``.
+        "error", "checked_at"}``, ``error`` reading ``"ConnectionError: ..."``. With read
+        replicas, ``replicas`` lists each one: database, status (healthy, lagging, behind, not a
+        standby, unhealthy), lag_seconds, replayed_last_commit and error.
         """
         if self.monitor is None and self._health_monitor is None:
             # Only for its health check: it records nothing, since no run reports to it.
             self._health_monitor = Monitor(
-                database=self.backend.safe_url, ping=_weak_ping(self), health_timeout=self.health_timeout
+                database=self.backend.safe_url,
+                ping=_weak_ping(self),
+                health_timeout=self.health_timeout,
+                replica_health=self._replica_health(),
             )
         monitor = self.monitor or self._health_monitor
         assert monitor is not None
         return monitor.get_health_status()
+
+    def _replica_health(self) -> Callable[[], list[dict[str, Any]]] | None:
+        """Each replica's health, for the monitor (no reference back to this DataFlow)."""
+        if self.replicas is None:
+            return None
+        return functools.partial(self.replicas.health, self.health_timeout)
 
     def ping(self) -> None:
         """Run ``SELECT 1`` on a fresh connection; raises when the database does not answer."""
@@ -503,7 +610,8 @@ class DataFlow:
         self.close()
 
     def __repr__(self) -> str:
-        return f"DataFlow({self.backend.safe_url!r}, name={self.name!r}, models={list(self.models)})"
+        replicas = "" if self.replicas is None else f", replicas={self.replicas.safe_urls!r}"
+        return f"DataFlow({self.backend.safe_url!r}{replicas}, name={self.name!r}, models={list(self.models)})"
 
     def _row_counts(self) -> dict[str, str]:
         """Rows in each model's table, as shown (``?`` when the table cannot be counted now)."""
@@ -548,6 +656,12 @@ class DataFlow:
             lines.append(f"  {m.name}: table {m.table_name}, {counts.get(m.name, '?')} rows")
             lines.append("    " + ", ".join(f"{f.name}: {f.label}" for f in m.fields.values()))
         printer.text("\n".join(lines))
+
+
+def _close_backends(backend: Backend, replicas: Replicas | None) -> None:
+    backend.close()
+    if replicas is not None:
+        replicas.close()
 
 
 def _weak_ping(db: DataFlow) -> Callable[[], None]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dataflow_nb.backends.base import CompiledSQL
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.query.scope import Scope
+from dataflow_nb.security.sensitive import MASK, mask_values, sensitive_values
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
@@ -88,7 +89,7 @@ def explain(
 
     Returns:
         An ``Explanation``: ``sql``, ``params``, ``dialect`` and ``plan``; it prints readably
-        and renders as HTML in a notebook.
+        and renders as HTML in a notebook. A value given for a Sensitive field reads ``***``.
 
     Examples:
         >>> from dataflow_nb.query import create_query_builder
@@ -128,7 +129,9 @@ def explain(
     compiled: CompiledSQL = sql_for(ctx, node_params)
     database: DataFlow | None = node.database(node_params) if hasattr(node, "database") else node.db
     assert database is not None  # every node that says its SQL belongs to a database
-    values = compiled.bind()
-    return Explanation(
-        compiled.sql, values, database.backend.capabilities.name, _plan(database, compiled) if plan else None
-    )
+    # The values of Sensitive fields read *** here too: an explanation is shown and shared.
+    model = getattr(node, "model", None)
+    secrets = set(sensitive_values(model, node_params)) if model is not None else set()
+    values = [MASK if isinstance(v, str) and v in secrets else v for v in compiled.bind()]
+    shown_plan = mask_values(_plan(database, compiled), secrets) if plan else None
+    return Explanation(compiled.sql, values, database.backend.capabilities.name, shown_plan)

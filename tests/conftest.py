@@ -26,13 +26,13 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _admin_connection() -> Any:
+def _admin_connection(url: str = POSTGRES_URL) -> Any:
     import adbc_driver_postgresql.dbapi
 
     try:
-        connection = adbc_driver_postgresql.dbapi.connect(POSTGRES_URL, autocommit=True)
+        connection = adbc_driver_postgresql.dbapi.connect(url, autocommit=True)
     except Exception as exc:
-        unavailable(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
+        unavailable(f"PostgreSQL at {url} is not reachable: {exc}")
     return connection
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,6 +14,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.util import find_tables
 
 from dataflow_nb.backends.load_job import LoadJob
+from dataflow_nb.backends.partitions import Partitions
 from dataflow_nb.model.types import arrow_bind_type
 
 
@@ -33,6 +34,8 @@ class Capabilities:
     # committing while it executes (another kernel sees it running), and an ok run's row is
     # written after its commit, outside its transaction. Defaults to False.
     supports_concurrent_processes: bool = False
+    # Streaming standbys that read-only runs can be sent to (``DataFlow(replicas=[...])``).
+    supports_replicas: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,10 @@ class SQLReader(Protocol):
     def statements(self, sql: str) -> SQLStatements:
         """How many statements, and of what kind; raises ValidationError when it does not parse."""
 
+    def calls(self, sql: str) -> frozenset[str]:
+        """The functions one parsed statement calls, lower case (``CURRENT_DATE`` and its kin by their
+        keyword); empty where the parser cannot tell (DuckDB's reads only queries)."""
+
 
 class Connection(Protocol):
     """One database connection, inside one transaction, for the length of a run."""
@@ -97,6 +104,11 @@ class Connection(Protocol):
 
     def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement that returns no rows; return how many rows it changed."""
+
+    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Run a query and yield its rows in batches of at most ``batch_rows``, evened out as
+        ``execute`` evens them, without holding the whole result (nothing else may run on the
+        connection until the iterator is exhausted or closed)."""
 
     def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         """Append a stream of record batches (column names as in the table) inside the transaction.
@@ -135,17 +147,43 @@ class Backend(Protocol):
     def load_job(self) -> LoadJob:
         """What this database's bulk ingest accepts (``backends/load_job.py``)."""
 
+    @property
+    def partitions(self) -> Partitions:
+        """How this database keeps a model's ``partition_by`` (``backends/partitions.py``)."""
+
     def reflection_dialect(self) -> Any:
         """A SQLAlchemy dialect whose Inspector reads this database's catalog (``backends/reflect.py``)."""
 
     def connect(self) -> Connection:
         """A connection with a transaction begun."""
 
+    def connect_snapshot(self) -> Connection:
+        """A connection whose statements all read one snapshot of the database
+        (for a copy that must not mix rows from before and after a concurrent commit)."""
+
+    def advance_sequence(self, connection: Connection, table: sa.Table) -> None:
+        """Move ``table``'s id sequence past its highest id, so creates after a copy never collide."""
+
+    def bypasses_tenant_scope(self, connection: Connection) -> bool:
+        """Whether the connection's role may write every tenant's rows in one transaction."""
+
     def isolate_tenant_table(self, connection: Connection, table: str) -> None:
         """Make the database keep every run to its tenant's rows of ``table`` (where it can)."""
 
-    def begin_tenant(self, connection: Connection, tenant: str) -> None:
-        """Bind the connection's transaction to ``tenant`` for the tables ``isolate_tenant_table`` set up."""
+    def protect_bookkeeping_table(self, connection: Connection, table: str) -> None:
+        """Let a tenant's run read only its own rows of ``table`` (it has ``tenant_id``) and change
+        none, where the database can; dataflow_nb's own statements outside a tenant's run are not bound."""
+
+    def protect_secret_table(self, connection: Connection, table: str) -> None:
+        """Keep ``table`` (a secret of dataflow_nb's) from a tenant's run and from changes, where the
+        database can."""
+
+    def begin_tenant(self, connection: Connection, tenant: str, *, known: bool = True) -> None:
+        """Bind the connection's transaction to ``tenant`` for the tables ``isolate_tenant_table`` set up.
+
+        ``known=False``: the DataFlow defined no multi-tenant model, yet its database may hold some
+        (another DataFlow's); the tenant is bound wherever the database is set up for it.
+        """
 
     def unisolated_tables(self, connection: Connection, compiled: CompiledSQL, tables: set[str]) -> set[str]:
         """Which of ``tables`` the statement would read or write without the database scoping it."""
@@ -153,8 +191,19 @@ class Backend(Protocol):
     def execute_read_only(self, connection: Connection, compiled: CompiledSQL) -> pa.Table | None:
         """Run a statement that must not write; one that would is refused and changes nothing."""
 
+    def refused_sql(self, connection: Connection, compiled: CompiledSQL) -> str | None:
+        """Why a read-only or tenant session may not run the statement (its files, the catalog's
+        statistics...); None where nothing is refused or the database refuses it itself."""
+
     def identity(self) -> str:
         """What tells this database apart from every other (the result cache's namespace)."""
+
+    def varying_functions(self) -> frozenset[str]:
+        """Functions whose answer may change between two statements (``random``, ``now``, ``nextval``,
+        the ``CURRENT_*`` keywords), from the database's own catalog: SQL calling one is never cached."""
+
+    def role(self) -> str:
+        """The database role whose privileges the runs have: two roles never share a cached result."""
 
     def has_spare_connection(self) -> bool:
         """A connection can be had now without waiting for a run to give one back."""

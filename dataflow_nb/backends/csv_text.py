@@ -38,8 +38,9 @@ _reader: tuple[int, Any] | None = None  # (process id, DuckDB instance): a forke
 _reader_lock = threading.Lock()
 
 
-def _reading_database() -> Any:
-    """This process's in-memory DuckDB for reading files (starting one costs ~15 ms a load)."""
+def reading_database() -> Any:
+    """This process's in-memory DuckDB for reading files (starting one costs ~15 ms a load); its
+    parser also reads SQL for the DuckDB backend's checks (``duckdb_sql.py``). A cursor of it."""
     global _reader
     import duckdb
 
@@ -62,7 +63,7 @@ class CSVSplitter:
 
         # DuckDB's Arrow reader raises OSError for an error met after its first batch.
         self.error: tuple[type[Exception], ...] = (duckdb.Error, OSError)
-        self.connection = _reading_database()
+        self.connection = reading_database()
         # Progress tracked, never printed: ``fraction_read`` tells tqdm how far into the file the read
         # is. In a Jupyter kernel without ipywidgets DuckDB refuses any progress-bar setting
         # (ipywidgets is a core dependency, but a user's kernel may lack it): no fraction then.

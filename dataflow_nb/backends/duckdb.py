@@ -7,7 +7,7 @@ import functools
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,13 +16,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.compiler import compiles
 
-from dataflow_nb.backends.base import Capabilities, CompiledSQL
+from dataflow_nb.backends.base import Capabilities, CompiledSQL, compile_statement
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
+from dataflow_nb.backends.duckdb_access import allowed_table_functions, refused_functions, refused_table_functions
 from dataflow_nb.backends.duckdb_errors import file_error, interruption, translate_error
 from dataflow_nb.backends.duckdb_load import DuckDBLoadJob
 from dataflow_nb.backends.duckdb_results import normalize_result
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
-from dataflow_nb.backends.sql import JSONB, InArray, RegexMatch, quoted
+from dataflow_nb.backends.partitions import Partitions
+from dataflow_nb.backends.sql import JSONB, SQL_VALUE_FUNCTIONS, InArray, RegexMatch, quoted
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
@@ -162,6 +164,21 @@ class DuckDBConnection:
             raise self._translate(exc) from exc
         return int(row[0]) if row else 0
 
+    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        try:
+            reader = self._limited(
+                lambda: self._cursor.sql(compiled.sql, params=compiled.bind() or None).to_arrow_reader(batch_rows)
+            )
+        except DataflowError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        try:
+            for batch in reader:
+                yield from normalize_result(pa.Table.from_batches([batch])).to_batches()
+        finally:
+            reader.close()
+
     def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         # DuckDB scans the Arrow stream itself; INSERT ... SELECT casts text to UUID and JSON.
         view = f"dataflow_ingest_{uuid.uuid4().hex}"
@@ -177,9 +194,12 @@ class DuckDBConnection:
         self._cursor.unregister(view)
         return int(row[0]) if row else 0
 
-    def scanned_tables(self, compiled: CompiledSQL) -> set[str]:
-        """The tables DuckDB's unoptimised plan scans (a view or ``query('...')`` resolved)."""
+    def read_plan(self, compiled: CompiledSQL) -> tuple[set[str], set[str]]:
+        """The tables DuckDB's unoptimised plan scans (a view or ``query('...')`` resolved), and the
+        names of its other operators (a table function's is its name in upper case)."""
         import json
+
+        import duckdb
 
         self._cursor.execute("SET explain_output = 'optimized_only'")
         self._cursor.execute("PRAGMA disable_optimizer")  # the optimiser drops scans of empty tables
@@ -188,17 +208,21 @@ class DuckDBConnection:
         except Exception as exc:
             raise self._translate(exc) from exc
         finally:
-            self._cursor.execute("PRAGMA enable_optimizer")
-            self._cursor.execute("RESET explain_output")
-        found: set[str] = set()
+            with contextlib.suppress(duckdb.Error):  # after a failed EXPLAIN the run ends: its error matters
+                self._cursor.execute("PRAGMA enable_optimizer")
+                self._cursor.execute("RESET explain_output")
+        tables: set[str] = set()
+        operators: set[str] = set()
         nodes = [node for _, plan in rows for node in json.loads(plan)]
         while nodes:
             node = nodes.pop()
             table = (node.get("extra_info") or {}).get("Table") if isinstance(node.get("extra_info"), dict) else None
             if table:
-                found.add(str(table).split(".")[-1])
+                tables.add(str(table).split(".")[-1])
+            else:
+                operators.add(str(node.get("name", "")))
             nodes.extend(node.get("children", []))
-        return found
+        return tables, operators
 
     def commit(self) -> None:
         """Commit; a conflict found at commit (a unique key another run just took) is a ConflictError."""
@@ -230,9 +254,9 @@ class DuckDBBackend:
     """An embedded DuckDB database, in memory or in a file."""
 
     capabilities = CAPABILITIES
-    load_job = DuckDBLoadJob()
+    partitions = Partitions()  # no declarative partitions: partition_by keeps one plain table
 
-    def __init__(self, path: str | None = None, *, statement_timeout: float | None = None):
+    def __init__(self, path: str | None = None, *, statement_timeout: float | None = None, files: bool = True):
         import duckdb
 
         self.path = path or ":memory:"
@@ -247,9 +271,31 @@ class DuckDBBackend:
         self.sql_reader = DuckDBSQLReader()
         # Timestamps come back in UTC, the same instant PostgreSQL's ADBC driver returns.
         self._database.execute("SET TimeZone = 'UTC'")
+        if not files:
+            # DuckDB's own switch: no file, URL or other database is reachable from SQL any more. It is
+            # the database instance's (every DataFlow on this file in this process) and cannot be turned
+            # back on while it is open. lock_configuration is not set: it would also lock the session
+            # settings read_plan uses, and the statements that could change settings are refused anyway.
+            self._database.execute("SET enable_external_access = false")
         self._lock = threading.Lock()
+        self._files_closed = not files
         self._memory_id = uuid.uuid4().hex
         self._statement_timeout = statement_timeout
+
+    def reads_files(self) -> bool:
+        """Whether SQL on this database may reach files (another DataFlow on the file may have closed
+        them; once closed they stay closed, so that answer is kept)."""
+        if self._files_closed:
+            return False
+        with self._lock:
+            row = self._database.execute("SELECT current_setting('enable_external_access')").fetchone()
+        self._files_closed = not (row and row[0])
+        return not self._files_closed
+
+    @property
+    def load_job(self) -> DuckDBLoadJob:
+        """Files are read by the run's SQL only where it may reach them; else they are streamed in."""
+        return DuckDBLoadJob(reads_files=self.reads_files())
 
     def has_spare_connection(self) -> bool:
         """Always: a connection is a cursor of the one open database."""
@@ -261,6 +307,24 @@ class DuckDBBackend:
             return f"duckdb:memory:{self._memory_id}"
         return f"duckdb:{Path(self.path).expanduser().resolve()}"
 
+    def role(self) -> str:
+        """DuckDB has no roles: every connection may do everything."""
+        return ""
+
+    @functools.cached_property
+    def _varying_functions(self) -> frozenset[str]:
+        # A macro has no stability: what it calls is unknown, so it counts as varying.
+        with self._lock:
+            rows = self._database.execute(
+                "SELECT DISTINCT lower(function_name) FROM duckdb_functions()"
+                " WHERE function_type IN ('scalar', 'macro') AND coalesce(stability, '') <> 'CONSISTENT'"
+            ).fetchall()
+        return frozenset(name for (name,) in rows) | SQL_VALUE_FUNCTIONS
+
+    def varying_functions(self) -> frozenset[str]:
+        """Functions DuckDB does not mark CONSISTENT (same answer for the same arguments, always)."""
+        return self._varying_functions
+
     def reflection_dialect(self) -> Any:
         from dataflow_nb.backends.duckdb_catalog import reflection_dialect  # Alembic loads with the first model
 
@@ -270,27 +334,64 @@ class DuckDBBackend:
         with self._lock:
             return DuckDBConnection(self._database.cursor(), path=self.path, statement_timeout=self._statement_timeout)
 
+    def connect_snapshot(self) -> DuckDBConnection:
+        """A transaction of DuckDB's is already one snapshot (MVCC); nothing more to ask for."""
+        return self.connect()
+
+    def advance_sequence(self, connection: Any, table: sa.Table) -> None:
+        """DuckDB has no setval: the values up to the highest id are drawn in one vectorised query."""
+        sequence = table.c.id.default
+        assert isinstance(sequence, sa.Sequence)
+        found = connection.execute(
+            compile_statement(
+                sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0), sequence.next_value()), self.dialect
+            )
+        )
+        assert found is not None
+        highest, drawn = (int(found.column(i)[0].as_py()) for i in range(2))
+        if highest > drawn:
+            draw = sa.select(sa.func.max(sequence.next_value())).select_from(sa.func.range(highest - drawn))
+            connection.execute(compile_statement(draw, self.dialect))
+
+    def bypasses_tenant_scope(self, connection: Any) -> bool:
+        """No row-level security: nothing binds a connection to one tenant."""
+        return True
+
     def isolate_tenant_table(self, connection: Any, table: str) -> None:
         pass  # nothing to set up: see unisolated_tables
 
-    def begin_tenant(self, connection: Any, tenant: str) -> None:
+    def protect_bookkeeping_table(self, connection: Any, table: str) -> None:
+        pass  # raw SQL in a tenant's run is refused the bookkeeping tables (nodes/sql.py)
+
+    def protect_secret_table(self, connection: Any, table: str) -> None:
+        pass  # likewise refused to a tenant's raw SQL; whoever holds the file holds the key
+
+    def begin_tenant(self, connection: Any, tenant: str, *, known: bool = True) -> None:
         pass  # the generated nodes scope their statements; raw SQL is checked by unisolated_tables
 
     def unisolated_tables(self, connection: Any, compiled: CompiledSQL, tables: set[str]) -> set[str]:
         """Tables the statement reads or writes, from DuckDB's plan (views and ``query()`` resolved).
 
-        DuckDB has no row-level security, so all of them are unscoped. A statement other than a
-        query, UPDATE, DELETE or an INSERT whose target can be read (DDL, COPY, ...) counts as
-        touching every table.
+        DuckDB has no row-level security, so all of them are unscoped. Besides ``tables``, every
+        table of the schema with a ``tenant_id`` column counts (a DataFlow without the models may be
+        the one running the SQL). A statement other than a query, UPDATE, DELETE or an INSERT whose
+        target can be read (DDL, COPY, ...) counts as touching every table.
         """
         import duckdb
 
+        found = connection.execute_sql(
+            "SELECT DISTINCT table_name FROM duckdb_columns() WHERE column_name = 'tenant_id'"
+            " AND database_name = current_database()"
+        )
+        tables = tables | set(found.column(0).to_pylist() if found is not None else ())
+        if not tables:
+            return set()
         kinds = {s.type for s in duckdb.extract_statements(compiled.sql)}
-        planned = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
-        planned |= {duckdb.StatementType.UPDATE, duckdb.StatementType.DELETE, duckdb.StatementType.INSERT}
+        planned = {duckdb.StatementType.SELECT, duckdb.StatementType.UPDATE}
+        planned |= {duckdb.StatementType.DELETE, duckdb.StatementType.INSERT}
         if not kinds <= planned:
             return set(tables)
-        touched: set[str] = set(connection.scanned_tables(compiled))
+        touched: set[str] = connection.read_plan(compiled)[0]
         if duckdb.StatementType.INSERT in kinds:  # the plan does not name an INSERT's target
             target = _INSERT_TARGET.match(compiled.sql)
             if target is None:
@@ -298,16 +399,46 @@ class DuckDBBackend:
             touched.add(target.group(1).strip('"').replace('""', '"').split(".")[-1].strip('"'))
         return touched & tables
 
+    @functools.cached_property
+    def _table_functions(self) -> frozenset[str]:
+        with self._lock:
+            rows = self._database.execute(
+                "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type LIKE 'table%'"
+            ).fetchall()
+        return frozenset(name for (name,) in rows)
+
+    def refused_sql(self, connection: Any, compiled: CompiledSQL) -> str | None:
+        """What a read-only or tenant session may not run here: table functions off the allow-list
+        (found in the plan), functions that write (``duckdb_access.py``)."""
+        files = self.reads_files()
+        _, operators = connection.read_plan(compiled)
+        tables = refused_table_functions(operators, self._table_functions, files=files)
+        if tables:
+            return (
+                f"table function {', '.join(t + '()' for t in tables)} is not on the list such SQL may call "
+                f"({allowed_table_functions(files=files)})"
+            )
+        writing = refused_functions(compiled.sql)
+        if writing:
+            return f"{', '.join(w + '()' for w in writing)} changes the database (a sequence, a seed)"
+        return None
+
     def execute_read_only(self, connection: Any, compiled: CompiledSQL) -> pa.Table | None:
-        """DuckDB has no read-only transaction on a writable database: only queries are let through."""
+        """DuckDB has no read-only transaction on a writable database: only queries calling nothing
+        off the allow-list are let through (``duckdb_access.py``)."""
         import duckdb
 
         kinds = {s.type for s in duckdb.extract_statements(compiled.sql)}
-        if not kinds <= {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}:
+        if kinds != {duckdb.StatementType.SELECT}:
             shown = ", ".join(sorted(k.name for k in kinds))
-            raise ReadOnlyError(f"duckdb: the statement is a {shown}, not a query")
-        if "nextval" in compiled.sql.lower():
-            raise ReadOnlyError("duckdb: nextval() advances a sequence, which is a write")
+            also = " (EXPLAIN ANALYZE runs the statement it explains)" if duckdb.StatementType.EXPLAIN in kinds else ""
+            raise ReadOnlyError(
+                f"duckdb: the statement is {shown}, and read-only SQL runs queries only (SELECT, WITH, "
+                f"VALUES, TABLE, FROM){also}"
+            )
+        refused = self.refused_sql(connection, compiled)
+        if refused is not None:
+            raise ReadOnlyError(f"duckdb: {refused}")
         return connection.execute(compiled)
 
     def close(self) -> None:

@@ -27,6 +27,11 @@ def _unique_violation(exc: Exception, message: str) -> UniqueViolation:
 
 
 def _advice(lowered: str) -> str:
+    if "disabled by configuration" in lowered:
+        return (
+            ". A security_enabled, read_only or multi_tenant DataFlow reaches no file and no other database "
+            "from SQL; DataFlow(..., allow_files=True) opens files to a session that owns the data (not to tenants)"
+        )
     if "depend" not in lowered:
         return ""
     return (

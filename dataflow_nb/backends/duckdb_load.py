@@ -27,11 +27,14 @@ class DuckDBLoadJob(LoadJob):
     """Every field as its own Arrow type (UUID and JSON as text, cast by DuckDB); no row-level
     security, so nothing is staged; one Parquet file read by DuckDB itself where it can."""
 
-    reads_files = True
+    def __init__(self, *, reads_files: bool = True) -> None:
+        self.reads_files = reads_files  # False: SQL on this database reaches no file (enable_external_access)
 
     def head_file(
         self, path: str, header: Sequence[str], selected: Sequence[str], skip: int, options: ReadOptions, rows: int
     ) -> CompiledSQL | None:
+        if not self.reads_files:
+            return None
         # The run's own connection reads it: no second DuckDB instance to start (a tenth of a small load).
         query, values = csv_query(path, list(header), list(selected), skip, options)
         binds = [*values, rows]
@@ -46,7 +49,7 @@ class DuckDBLoadJob(LoadJob):
         )
 
     def scan_file(self, table: str, scan: FileScan) -> CompiledSQL | None:
-        if scan.kind != "parquet":
+        if scan.kind != "parquet" or not self.reads_files:
             return None  # CSV text is typed by DuckDB on the client's side and streamed (BulkLoad.scan)
         select = typed_select(scan)
         if select is None:

@@ -1,9 +1,52 @@
-"""DuckDB reads SQL itself: ``duckdb.tokenize`` finds literals and comments, ``extract_statements`` counts."""
+"""DuckDB reads SQL itself: ``duckdb.tokenize`` finds literals and comments, ``extract_statements`` counts,
+and ``json_serialize_sql`` gives a query's parse tree (the functions it calls)."""
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Iterator
+from typing import Any
+
 from dataflow_nb.backends.base import SQLScan, SQLStatements
+from dataflow_nb.backends.csv_text import reading_database
+from dataflow_nb.backends.sql import SQL_VALUE_FUNCTIONS
 from dataflow_nb.exceptions import ValidationError
+
+
+@functools.lru_cache(maxsize=256)  # a statement is read at build time and again when it runs
+def query_tree(sql: str) -> dict[str, Any] | None:
+    """A query's parse tree as DuckDB's own parser reads it; None for any other statement (not to be changed)."""
+    with reading_database() as cursor:  # json_serialize_sql only parses: nothing is read
+        row = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
+    tree = json.loads(row[0]) if row else {"error": True}
+    return None if tree.get("error") else tree
+
+
+def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def called_functions(tree: dict[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
+    """The scalar functions and the table functions a parse tree calls, lower case."""
+    functions, tables = set(), set()
+    for node in _nodes(tree):
+        if node.get("class") == "FUNCTION":
+            functions.add(str(node.get("function_name", "")).lower())
+        elif node.get("type") == "TABLE_FUNCTION":
+            tables.add(str((node.get("function") or {}).get("function_name", "")).lower())
+        elif node.get("class") == "COLUMN_REF" and len(node.get("column_names") or ()) == 1:
+            name = str(node["column_names"][0]).lower()
+            if name in SQL_VALUE_FUNCTIONS:  # CURRENT_DATE and kin: a column of that name is rare
+                functions.add(name)
+    return frozenset(functions - tables), frozenset(tables)
 
 
 def _char_offsets(sql: str) -> list[int]:
@@ -70,3 +113,7 @@ class DuckDBSQLReader:
             returns_rows=kind in queries or returning,
             parameters=sum(len(s.named_parameters) for s in statements),
         )
+
+    def calls(self, sql: str) -> frozenset[str]:
+        tree = query_tree(sql)
+        return frozenset() if tree is None else called_functions(tree)[0]

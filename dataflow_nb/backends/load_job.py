@@ -72,7 +72,7 @@ class LoadJob:
         native = self.wire_type(field) != field.type.arrow
         return sa.Text() if field.type.as_object and not native else column.type
 
-    def inserted_flag(self) -> sa.ColumnElement[bool] | None:
+    def inserted_flag(self, model: ModelSpec) -> sa.ColumnElement[bool] | None:
         """In the RETURNING of ``INSERT ... ON CONFLICT DO UPDATE``: true for a row inserted, false
         for one updated; None when the database cannot tell (the counts are then queried first)."""
         return None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+import functools
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -12,21 +14,32 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import QueuePool
 
-from dataflow_nb.backends.base import Capabilities, CompiledSQL
+from dataflow_nb.backends.base import Capabilities, CompiledSQL, compile_statement
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.postgres_errors import interruption, is_disconnect, translate_error
 from dataflow_nb.backends.postgres_load import PostgresLoadJob
+from dataflow_nb.backends.postgres_partitions import PostgresPartitions, partition_clause
 from dataflow_nb.backends.postgres_results import normalize_result
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
-from dataflow_nb.backends.postgres_url import parse_postgres_url
-from dataflow_nb.backends.row_security import BEGIN_TENANT, isolate_table
+from dataflow_nb.backends.postgres_url import mask_url, parse_postgres_url, url_secrets
+from dataflow_nb.backends.row_security import (
+    BEGIN_TENANT,
+    BEGIN_TENANT_FUNCTION,
+    exposed_sessions,
+    isolate_table,
+    protect_bookkeeping_table,
+    protect_secret_table,
+)
+from dataflow_nb.backends.sql import SQL_VALUE_FUNCTIONS
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
+log = logging.getLogger("dataflow_nb")
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds; libpq's own default is to wait forever
 CLIENT_GRACE = 1.0  # the client gives up this long after the server's statement_timeout should have fired
 
 READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
+AUTOCOMMIT = "adbc.connection.autocommit"
 
 CAPABILITIES = Capabilities(
     name="postgresql",
@@ -39,6 +52,8 @@ CAPABILITIES = Capabilities(
     supports_row_level_security=True,
     # A server: every kernel and the CLI share it, so a long run's "running" row is committed while it runs.
     supports_concurrent_processes=True,
+    # Hot standbys answer reads: https://www.postgresql.org/docs/current/hot-standby.html
+    supports_replicas=True,
     drops_constraints=True,
     alters_indexed_tables=True,
 )
@@ -56,8 +71,15 @@ class _Compiler(_PGCompiler):  # type: ignore[misc]
         return str(super().render_bind_cast(type_, dbapi_type, sqltext))
 
 
+class _DDLCompiler(_PGDialect.ddl_compiler):  # type: ignore[misc]
+    def post_create_table(self, table: sa.Table) -> str:
+        """A partitioned model's table (``__dataflow__['partition_by']``) says how it is split."""
+        return str(super().post_create_table(table)) + partition_clause(table)
+
+
 class _Dialect(_PGDialect):  # type: ignore[misc]
     statement_compiler = _Compiler
+    ddl_compiler = _DDLCompiler
     supports_statement_cache = True
 
 
@@ -162,6 +184,30 @@ class PostgresConnection:
         self._call(lambda: cursor.executemany(compiled.sql, batch))
         return int(cursor.rowcount)
 
+    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        # ADBC reads the result as a COPY TO in binary and hands it on chunk by chunk; each chunk
+        # is evened out alone, then cut to at most ``batch_rows``.
+        values = compiled.bind()
+        params = _param_batch(values, compiled.types) if values else None
+        cursor = self.cursor
+
+        def start() -> pa.RecordBatchReader:
+            cursor.execute(compiled.sql, params)
+            return cursor.fetch_record_batch()
+
+        def next_chunk() -> pa.RecordBatch | None:
+            try:
+                return reader.read_next_batch()
+            except StopIteration:
+                return None
+
+        reader = self._call(start)
+        try:
+            while (chunk := self._call(next_chunk)) is not None:
+                yield from normalize_result(pa.Table.from_batches([chunk])).to_batches(max_chunksize=batch_rows)
+        finally:
+            reader.close()
+
     def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         # COPY in binary through ADBC: it coerces nothing, so callers send the table's exact types
         # (JSON as the arrow.json extension, UUID through a text staging table).
@@ -182,14 +228,23 @@ class PostgresConnection:
             raise
 
     def close(self) -> None:
-        """Back to the pool, which rolls back anything left open; a broken connection is discarded
-        instead (invalidated: closed and its pool slot freed, with nothing logged at collection)."""
+        """Back to the pool with a clean session (see ``discard_session``); a broken connection, or
+        one that cannot be cleaned, is discarded instead (invalidated: closed and its pool slot
+        freed, with nothing logged at collection)."""
         if self._pooled is None or self._abandoned:
             return  # an abandoned connection is closed by the thread still waiting on it
         if self._cursor is not None:
             with contextlib.suppress(Exception):  # a lost connection may refuse even this
                 self._cursor.close()
             self._cursor = None
+        if not self._broken:
+            dbapi_connection = self._pooled.dbapi_connection
+            try:
+                self._call(lambda: discard_session(dbapi_connection))
+            except DataflowError:
+                self._broken = True
+            if self._abandoned:
+                return
         pooled, self._pooled = self._pooled, None
         if self._broken:
             pooled.invalidate()  # closes it and gives the slot back: the pool opens a new one when needed
@@ -216,14 +271,16 @@ class PostgresBackend:
     ):
         target = parse_postgres_url(url)
         parsed = target.url
-        self.safe_url = parsed.render_as_string(hide_password=True)
+        self.safe_url = mask_url(parsed.render_as_string(hide_password=False))
         self._where = target.where
         self.dialect = postgres_dialect()
         self.sql_reader = PostgresSQLReader()
+        self.partitions = PostgresPartitions(self.dialect)
         libpq_url = target.libpq(connect_timeout=connect_timeout, statement_timeout=statement_timeout)
-        self._password = parsed.password
+        self._secrets = url_secrets(parsed)
         self._statement_timeout = statement_timeout
         self._connect_timeout = connect_timeout
+        self._sessions_checked = False
         # A checkout waits for a new connection (connect_timeout) or for the check's answer.
         limits = [t for t in (connect_timeout, statement_timeout) if t is not None]
         self._checkout_deadline = max(limits) + CLIENT_GRACE if statement_timeout is not None else None
@@ -267,8 +324,8 @@ class PostgresBackend:
             ) from None
         except Exception as exc:
             reason = str(getattr(exc, "orig", None) or exc)
-            if self._password:
-                reason = reason.replace(str(self._password), "***")
+            for secret in self._secrets:
+                reason = reason.replace(secret, "***")
             error = DatabaseError(
                 f"cannot connect to PostgreSQL {self._where} ({self.safe_url}): {reason.strip()}. "
                 "Check that the server runs and that the URL's user, password and database are right."
@@ -277,14 +334,66 @@ class PostgresBackend:
             raise error from None
         return PostgresConnection(pooled, self.safe_url, statement_timeout=self._statement_timeout)
 
+    def connect_snapshot(self) -> PostgresConnection:
+        """REPEATABLE READ: set before the first statement of a transaction of its own
+        (the checkout's check began the pooled one, so it is ended first)."""
+        connection = self.connect()
+        try:
+            connection.commit()
+            connection.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def advance_sequence(self, connection: Any, table: sa.Table) -> None:
+        """``setval`` past the highest id (rows that arrived with their ids)."""
+        sequence = table.c.id.default
+        assert isinstance(sequence, sa.Sequence)
+        highest = sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0)).scalar_subquery()
+        connection.execute(
+            compile_statement(
+                sa.select(sa.func.setval(sequence.name, sa.func.greatest(highest, sequence.next_value()))), self.dialect
+            )
+        )
+
+    def bypasses_tenant_scope(self, connection: Any) -> bool:
+        """A superuser or BYPASSRLS role: row-level security does not bind it."""
+        found = connection.execute_sql("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        return found is not None and bool(found.column(0)[0].as_py())
+
     def isolate_tenant_table(self, connection: Any, table: str) -> None:
         isolate_table(connection, table)
+        if not self._sessions_checked:  # once per DataFlow: the role is the same for every table
+            self._sessions_checked = True
+            exposed = exposed_sessions(connection)
+            if exposed:
+                log.warning(
+                    "postgresql %s: the role that runs tenants' workflows may use %s, so one tenant's SQL "
+                    "can read another's statements and end its run (every tenant's runs share this role); "
+                    "as an administrator, REVOKE them FROM PUBLIC in this database (docs/security.md)",
+                    self._where,
+                    ", ".join(exposed),
+                )
 
-    def begin_tenant(self, connection: Any, tenant: str) -> None:
+    def protect_bookkeeping_table(self, connection: Any, table: str) -> None:
+        protect_bookkeeping_table(connection, table)
+
+    def protect_secret_table(self, connection: Any, table: str) -> None:
+        protect_secret_table(connection, table)
+
+    def begin_tenant(self, connection: Any, tenant: str, *, known: bool = True) -> None:
+        if not known:  # another DataFlow's multi-tenant tables may be here: bind wherever they are
+            found = connection.execute_sql(f"SELECT to_regproc('{BEGIN_TENANT_FUNCTION}') IS NOT NULL AS bound")
+            if found is None or not found.column(0)[0].as_py():
+                return
         connection.execute_sql(BEGIN_TENANT, [tenant])
 
     def unisolated_tables(self, connection: Any, compiled: CompiledSQL, tables: set[str]) -> set[str]:
         return set()  # row-level security scopes every statement on them
+
+    def refused_sql(self, connection: Any, compiled: CompiledSQL) -> str | None:
+        return None  # the read-only savepoint, row-level security and the login role's grants refuse it
 
     def execute_read_only(self, connection: Any, compiled: CompiledSQL) -> pa.Table | None:
         """PostgreSQL itself refuses the writes: the statement runs in a read-only savepoint.
@@ -312,18 +421,57 @@ class PostgresBackend:
         """The cluster's system identifier, the database and the schema in use, asked of the server:
         two URLs naming the same database (host alias, IP, another port forward) agree.
         """
+        row = self._ask(
+            "SELECT (SELECT system_identifier FROM pg_control_system())::text, current_database(), current_schema()"
+        )
+        return "postgresql:" + "/".join(str(v) for v in row.to_pylist()[0].values())
+
+    def _ask(self, sql: str) -> pa.Table:
+        """One query on a connection of its own, for what is asked of the server once."""
         connection = self.connect()
         try:
-            row = connection.execute_sql(
-                "SELECT (SELECT system_identifier FROM pg_control_system())::text, current_database(), current_schema()"
-            )
+            rows = connection.execute_sql(sql)
         finally:
             connection.close()
-        assert row is not None
-        return "postgresql:" + "/".join(str(v) for v in row.to_pylist()[0].values())
+        assert rows is not None
+        return rows
+
+    @functools.cached_property
+    def _role(self) -> str:
+        return str(self._ask("SELECT current_user::text AS role").column(0)[0].as_py())
+
+    def role(self) -> str:
+        """``current_user``, asked of the server once: it decides the privileges (the URL may name none)."""
+        return self._role
+
+    @functools.cached_property
+    def _varying_functions(self) -> frozenset[str]:
+        rows = self._ask("SELECT DISTINCT proname::text FROM pg_proc WHERE provolatile <> 'i'")
+        return frozenset(str(name) for name in rows.column(0).to_pylist()) | SQL_VALUE_FUNCTIONS
+
+    def varying_functions(self) -> frozenset[str]:
+        """Functions PostgreSQL does not mark IMMUTABLE (``pg_proc.provolatile``), asked once."""
+        return self._varying_functions
 
     def close(self) -> None:
         self._pool.dispose()
+
+
+def discard_session(dbapi_connection: Any) -> None:
+    """Roll back, then ``DISCARD ALL``: the next run, maybe another tenant's, finds no temporary
+    table, setting (``search_path`` included), prepared statement, cursor, lock or ``LISTEN``
+    of this one. Settings go back to the session's defaults, which keep what the URL's
+    ``options`` set. ``DISCARD ALL`` cannot run inside a transaction and ADBC always has one
+    open, so it runs in autocommit mode (``benchmarks/history.py`` measures what it costs).
+    """
+    dbapi_connection.rollback()
+    adbc = dbapi_connection.adbc_connection
+    adbc.set_options(**{AUTOCOMMIT: "true"})
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("DISCARD ALL")
+    finally:
+        adbc.set_options(**{AUTOCOMMIT: "false"})
 
 
 def _checkout_check(sql: str) -> Callable[[Any, Any, Any], None]:

@@ -29,7 +29,9 @@ class PostgresLoadJob(LoadJob):
         uuids = any(model.fields[n].type.label == "UUID" for n in names)
         return uuids or model.multi_tenant
 
-    def inserted_flag(self) -> sa.ColumnElement[bool] | None:
+    def inserted_flag(self, model: ModelSpec) -> sa.ColumnElement[bool] | None:
+        if model.partitioning is not None:
+            return None  # "cannot retrieve a system column" from a partitioned table's RETURNING
         # A row version written by the INSERT has no deleting or locking transaction (xmax 0); the
         # ON CONFLICT update path locks the old version, so the new one carries that xid.
         # https://www.postgresql.org/docs/current/ddl-system-columns.html

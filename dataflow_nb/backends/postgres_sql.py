@@ -6,6 +6,9 @@ so what SQLQueryNode lets through is what PostgreSQL would run, and nothing more
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from dataflow_nb.backends.base import SQLScan, SQLStatements
 from dataflow_nb.exceptions import ValidationError
 
@@ -39,10 +42,7 @@ class PostgresSQLReader:
     def statements(self, sql: str) -> SQLStatements:
         from pglast import ast, parser
 
-        try:
-            statements = parser.parse_sql(sql)
-        except parser.ParseError as exc:
-            raise ValidationError(f"PostgreSQL cannot parse the SQL: {exc}") from None
+        statements = parsed(sql)
         tokens = [t for t in parser.scan(sql) if t.name not in ("SQL_COMMENT", "C_COMMENT")]
         return SQLStatements(
             count=len(statements),
@@ -51,3 +51,30 @@ class PostgresSQLReader:
             returns_rows=None,  # the driver says whether rows came back
             parameters=len({sql[t.start : t.end + 1] for t in tokens if t.name == "PARAM"}),
         )
+
+    def calls(self, sql: str) -> frozenset[str]:
+        from pglast import ast
+        from pglast.visitors import Visitor
+
+        found: set[str] = set()
+
+        class Calls(Visitor):
+            def visit_FuncCall(self, ancestors: Any, node: ast.FuncCall) -> None:
+                found.add(str((node.funcname or ())[-1].sval).lower())
+
+            def visit_SQLValueFunction(self, ancestors: Any, node: ast.SQLValueFunction) -> None:
+                found.add(str(getattr(node.op, "name", "")).removeprefix("SVFOP_").rsplit("_N", 1)[0].lower())
+
+        Calls()(parsed(sql))
+        return frozenset(found)
+
+
+@functools.lru_cache(maxsize=256)  # a statement is read at build time and again when it runs
+def parsed(sql: str) -> Any:
+    """The statements' parse trees (not to be changed); ValidationError when the SQL does not parse."""
+    from pglast import parser
+
+    try:
+        return parser.parse_sql(sql)
+    except parser.ParseError as exc:
+        raise ValidationError(f"PostgreSQL cannot parse the SQL: {exc}") from None

@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlencode
 
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from dataflow_nb.exceptions import DataflowError
 
 DEFAULT_PORT = 5432
+# A password anywhere after the host: ``password=``, ``sslpassword=``, or a ``-c ...password=``
+# setting inside ``options`` (raw or percent-encoded); the value runs to the next separator.
+_SECRET = re.compile(r"(?i)(password\s*(?:=|%3D))(?:(?!%20|%26|%2B)[^&#+\s])*")
 _URL = re.compile(r"^(?P<scheme>[^:/]+)://(?:(?P<userinfo>[^@/]*)@)?(?P<hosts>[^/?]*)(?P<rest>.*)$", re.S)
 # What the checkout check asks, per target_session_attrs: true means "not the server we want".
 _WRONG_SERVER = {
@@ -56,6 +60,43 @@ class PostgresURL:
         # libpq decodes %20 but not "+" (SQLAlchemy's rendering) as a space.
         pairs = [(k, v) for k, values in query.items() for v in ((values,) if isinstance(values, str) else values)]
         return base + ("?" + urlencode(pairs, quote_via=quote, safe=",") if pairs else "")
+
+
+def mask_url(url: str) -> str:
+    """``url`` as it may be shown or stored: every password in it replaced by ``***``.
+
+    The userinfo password, ``password=`` and ``sslpassword=`` in the query, and a password
+    setting given in ``options``; a URL SQLAlchemy cannot parse (a libpq host list) is masked
+    as text.
+
+    Examples:
+        >>> mask_url("postgresql://app:pw@db/x?sslpassword=k&options=-cmy.password%3Dz")
+        'postgresql://app:***@db/x?options=-cmy.password%3D***&sslpassword=***'
+    """
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):  # ValueError: a libpq host list, h1:5432,h2:5432
+        match = _URL.match(url)
+        if match is None:
+            return "(a URL that could not be parsed)"
+        userinfo = match.group("userinfo")
+        if userinfo is not None:
+            user, colon, _ = userinfo.partition(":")
+            userinfo = f"{user}:***" if colon else user
+        shown = f"{match.group('scheme')}://{'' if userinfo is None else userinfo + '@'}{match.group('hosts')}"
+        shown += match.group("rest")
+    return _SECRET.sub(r"\1***", shown)
+
+
+def url_secrets(url: URL) -> list[str]:
+    """The passwords in a parsed URL, longest first, to scrub from a driver's message."""
+    found = [url.password] if url.password else []
+    for key, values in url.query.items():
+        for value in (values,) if isinstance(values, str) else values:
+            if "password" in key.lower():
+                found.append(value)
+            found += [m.group(0).partition("=")[2] for m in _SECRET.finditer(value) if "=" in m.group(0)]
+    return sorted({str(v) for v in found if v}, key=len, reverse=True)
 
 
 def parse_postgres_url(url: str) -> PostgresURL:

@@ -16,6 +16,25 @@ from sqlalchemy.sql.functions import FunctionElement
 __all__ = ["JSONB", "InArray", "Insert", "RegexMatch", "distinct_on", "insert", "quoted"]
 
 
+# SQL's functions without parentheses: their answer changes with the time, the role or the settings
+# (PostgreSQL: "SQLValueFunction"; DuckDB reads them as column names bound to functions).
+SQL_VALUE_FUNCTIONS = frozenset(
+    {
+        "current_catalog",
+        "current_date",
+        "current_role",
+        "current_schema",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "localtime",
+        "localtimestamp",
+        "session_user",
+        "user",
+    }
+)
+
+
 def quoted(name: str) -> str:
     """An identifier in double quotes, whatever it holds (a file's column names are taken as written)."""
     return '"' + name.replace('"', '""') + '"'

@@ -149,7 +149,7 @@ class BulkLoad:
         if self.db.security_enabled:  # the audit keeps a digest of what a bulk node writes
             from dataflow_nb.security.audit import InputDigest
 
-            digest = self.ctx.digests.setdefault(self.ctx.node_id or "", InputDigest())
+            digest = self.ctx.digests.setdefault(self.ctx.node_id or "", InputDigest(self.db.audit_key))
 
         tenant = None if self.tenant is None else pa.scalar(self.tenant, pa.string())
 

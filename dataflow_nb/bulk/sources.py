@@ -291,15 +291,15 @@ def open_input(
 
 
 def _records(rows: list[dict[str, Any]], fields: Mapping[str, Field]) -> pa.Table:
-    """A list of dicts as columns typed by the model where it can (JSON and UUID values as text)."""
+    """A list of dicts as columns typed by the model where it can (JSON, UUID and choices as text)."""
     names = list(dict.fromkeys(k for row in rows for k in row))
     arrays = []
     for name in names:
         field = fields.get(name)
         default = None if field is None or field.default is MISSING else field.default
         values = [row.get(name, default) for row in rows]  # a key left out takes the field's default
-        if field is not None and field.type.as_object:
-            values = [_as_text(field, v) for v in values]
+        if field is not None and (field.type.as_object or field.type.choices is not None):
+            values = [_as_text(field, v) for v in values]  # an Enum member as its value, not 'Color.red'
         try:
             arrays.append(pa.array(values, type=field.type.arrow if field is not None else None))
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):

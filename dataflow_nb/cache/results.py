@@ -3,9 +3,10 @@
 How it stays correct:
 
 - An entry's key hashes the database's identity, the version token of every table the
-  statement reads, each read model's schema, the compiled SQL with its values, the tenant and
-  the frame kind. Invalidating a table drops its token; every entry made under it becomes
-  unreachable at once, in every process using the same Redis (tokens live next to the entries).
+  statement reads, each read model's schema, the compiled SQL with its values, the tenant, the
+  database role (its privileges decide what a statement may read) and the frame kind.
+  Invalidating a table drops its token; every entry made under it becomes unreachable at once,
+  in every process using the same Redis (tokens live next to the entries).
 - A run records what it writes; after each database commits, its written tables are
   invalidated. A rolled-back run invalidates nothing, and a run reads the database directly
   for any table it has written, so its uncommitted rows never reach the cache.
@@ -89,13 +90,15 @@ class ResultCache:
     replaces an outdated one instead of piling up next to it.
     """
 
-    def __init__(self, cache: QueryCache, models: Mapping[str, ModelSpec], frame: str) -> None:
+    def __init__(self, cache: QueryCache, models: Mapping[str, ModelSpec], frame: str, *, role: str = "") -> None:
         """Bind ``cache`` (made with the database's namespace) to its models (the DataFlow's own
-        dict, kept current by it; not the DataFlow, which must stay free to be collected).
+        dict, kept current by it; not the DataFlow, which must stay free to be collected) and to
+        the database role the DataFlow logs in as.
         """
         self.cache = cache
         self._models = models
         self._frame = frame
+        self._role = role
         # Redis entries this process has already read, validated by their tokens on each hit.
         self.near = MemoryStore(NEAR_BYTES) if cache.kind == "redis" else None
 
@@ -130,7 +133,7 @@ class ResultCache:
             reads = sorted(compiled.reads)
             names = [SQL_WRITE, *(f"t:{t}" for t in reads)]
             schema = repr([tables[t].signature() for t in reads])
-        parts = [schema, compiled.sql, repr(values), repr(tenant), self._frame]
+        parts = [schema, compiled.sql, repr(values), repr(tenant), self._role, self._frame]
         digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
         return Lookup(f"r:{digest}", [f"v:{n}" for n in names], policy.ttl)
 
@@ -229,4 +232,4 @@ def open_result_cache(db: DataFlow, url: str, ttl: float) -> ResultCache:
         raise CacheError(f"cache_ttl={ttl!r}: give a positive number of seconds, e.g. cache_ttl=300") from None
     namespace = database_namespace(db.backend.identity())
     cache = create_query_cache(url, namespace=namespace, default_ttl=ttl, check=False)
-    return ResultCache(cache, db.models, db.frame)
+    return ResultCache(cache, db.models, db.frame, role=db.backend.role())

@@ -20,6 +20,7 @@ from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable, Executab
 
 from dataflow_nb.backends.base import Backend, Capabilities, Connection
 from dataflow_nb.backends.reflect import sqlalchemy_connection
+from dataflow_nb.exceptions import SchemaError
 from dataflow_nb.model.spec import ModelSpec
 
 
@@ -91,7 +92,8 @@ def _render(dialect: Dialect, operations: list[ops.MigrateOperation]) -> list[st
     return statements
 
 
-def _create_plan(spec: ModelSpec, dialect: Dialect) -> MigrationPlan:
+def _create_plan(spec: ModelSpec, backend: Backend) -> MigrationPlan:
+    dialect = backend.dialect
     sequence = spec.table.c.id.default
     assert isinstance(sequence, sa.Sequence)
     statements: list[ExecutableDDLElement] = [
@@ -100,6 +102,7 @@ def _create_plan(spec: ModelSpec, dialect: Dialect) -> MigrationPlan:
         *(CreateIndex(index, if_not_exists=True) for index in sorted(spec.table.indexes, key=lambda i: str(i.name))),
     ]
     ddl = tuple(str(s.compile(dialect=dialect)).strip() for s in statements)
+    ddl += tuple(backend.partitions.create_statements(spec.table))
     change = Change("create table", spec.table_name, True, "the table does not exist yet", ddl)
     return MigrationPlan(spec.name, spec.table_name, dialect.name, [change])
 
@@ -246,7 +249,8 @@ def plan_migration(
     with sqlalchemy_connection(connection, backend) as sa_connection:
         inspector = sa.inspect(sa_connection)
         if table not in inspector.get_table_names():
-            return _create_plan(spec, dialect)
+            return _create_plan(spec, backend)
+        _check_partitioning(connection, backend, spec)
         context = MigrationContext.configure(
             connection=sa_connection,
             opts={"compare_type": True, "include_name": lambda name, kind, _: kind != "table" or name == table},
@@ -270,6 +274,22 @@ def plan_migration(
     if not backend.capabilities.alters_indexed_tables:
         _around_indexes(plan, dialect, operations, existing_indexes)
     return plan
+
+
+def _check_partitioning(connection: Connection, backend: Backend, spec: ModelSpec) -> None:
+    """A table is partitioned when it is created; an existing one cannot become (or stop being) so."""
+    if not backend.partitions.supported:
+        return
+    live = backend.partitions.is_partitioned(connection, spec.table_name)
+    if live == (spec.partitioning is not None):
+        return
+    now, wanted = ("plain", "partitioned") if not live else ("partitioned", "plain")
+    raise SchemaError(
+        f"model {spec.name}: table {spec.table_name!r} is {now}, and the class asks for a {wanted} one; a "
+        f"table cannot be changed into the other in place, so nothing was applied. Give the model a new "
+        f"table (__dataflow__['table']) and copy the rows with a BulkCreateNode, or "
+        + ("drop partition_by." if not live else "put partition_by back.")
+    )
 
 
 def _around_indexes(

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.model.partitions import Partitioning, check_unique_key, read_partitioning
 from dataflow_nb.model.types import SUPPORTED, FieldType, Precision, decimal_type, field_type_for, unwrap_optional
 
 MISSING: Any = object()
@@ -30,6 +31,7 @@ KNOWN_OPTIONS = {
     "versioned",
     "source_columns",  # source column -> field, for a model inferred from a file (bulk nodes rename so)
     "sensitive",
+    "partition_by",  # ("range", field, interval) or ("list", field): see model/partitions.py
 }
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The shortest limit of the databases we run on, for names checked before a database is known.
@@ -79,8 +81,10 @@ class ModelSpec:
     fields: dict[str, Field]
     options: dict[str, Any]
     table: sa.Table = field(init=False)
+    partitioning: Partitioning | None = field(init=False)  # how the table is split, if it is
 
     def __post_init__(self) -> None:
+        self.partitioning = read_partitioning(self.name, self.options.get("partition_by"), self.fields)
         self.table = build_table(self)
 
     @property
@@ -298,11 +302,17 @@ def build_table(spec: ModelSpec) -> sa.Table:
     sequence = sa.Sequence(f"{spec.table_name}_id_seq", metadata=metadata)
     key = spec.fields["id"].type.sa_type()
     columns = [sa.Column("id", key, sequence, server_default=sequence.next_value(), primary_key=True)]
+    # A partitioned table's primary key includes the partition column (PostgreSQL requires it).
+    keyed = {spec.partitioning.column} if spec.partitioning else set()
     columns += [
-        sa.Column(f.name, f.type.sa_type(), nullable=f.nullable, server_default=server_default(f))
+        sa.Column(
+            f.name, f.type.sa_type(), nullable=f.nullable, server_default=server_default(f), primary_key=f.name in keyed
+        )
         for f in list(spec.fields.values())[1:]
     ]
     table = sa.Table(spec.table_name, metadata, *columns)
+    if spec.partitioning is not None:
+        table.info["partitioning"] = spec.partitioning  # the backends' DDL reads it
     for kind in ("unique", "indexes"):
         for cols in spec.options[kind]:
             unknown = [c for c in cols if c not in spec.fields]
@@ -315,6 +325,8 @@ def build_table(spec: ModelSpec) -> sa.Table:
             if kind == "unique":
                 # Strict tenancy: a unique key holds within a tenant, never across tenants.
                 scoped = ["tenant_id", *cols] if spec.multi_tenant else cols
+                if spec.partitioning is not None:
+                    check_unique_key(spec.name, spec.partitioning, scoped)
                 table.append_constraint(sa.UniqueConstraint(*scoped, name=name))
             else:
                 sa.Index(name, *(table.c[c] for c in cols))

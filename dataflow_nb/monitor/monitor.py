@@ -109,6 +109,7 @@ class Monitor:
         cache: the DataFlow's result cache, whose counts and health are reported here too.
         max_slow_queries: how many of the most recent slow queries are kept.
         health_timeout: seconds ``get_health_status()`` waits for the ping before it answers.
+        replica_health: reports each read replica (status, lag); its list is the health's ``replicas``.
 
     Raises:
         DataflowError: for an unknown ``metrics_export``, a negative threshold, a
@@ -131,6 +132,7 @@ class Monitor:
         max_slow_queries: int = 1000,
         cache: QueryCache | None = None,
         health_timeout: float = 2.0,
+        replica_health: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         if metrics_export not in METRICS_EXPORTS:
             raise DataflowError(
@@ -152,6 +154,8 @@ class Monitor:
         self.metrics_export = metrics_export
         self._ping = ping
         self._health = HealthCheck(ping, health_timeout) if ping is not None else None
+        self._replica_health = replica_health
+        self._runs_by_server: dict[str, int] = {}  # "primary" or a replica's masked URL -> runs it served
         self._lock = threading.Lock()
         self._started = time.monotonic()
         self._totals = _Totals()
@@ -218,7 +222,9 @@ class Monitor:
         if self._exporter is not None:
             self._exporter.query(seconds, rows, failed=failed)
 
-    def record_run(self, run_id: str, seconds: float, *, status: str, nodes: int, retries: int = 0) -> None:
+    def record_run(
+        self, run_id: str, seconds: float, *, status: str, nodes: int, retries: int = 0, served_by: str = "primary"
+    ) -> None:
         """Count one workflow run; the runtime calls this after every run, failed or not.
 
         Args:
@@ -228,6 +234,7 @@ class Monitor:
                 when an interrupt (Ctrl-C) stopped it, ``"retried"`` when it ran again after a failure.
             nodes: how many nodes the run has; accepted from the runtime, not aggregated yet.
             retries: how many times the run was tried again (each was counted by ``record_retry``).
+            served_by: where the run went: ``"primary"`` or a read replica's masked URL.
 
         Raises:
             DataflowError: if ``status`` is none of those.
@@ -240,6 +247,7 @@ class Monitor:
             self._totals.runs += 1
             self._totals.failed_runs += failed
             self._totals.run_seconds_total += seconds
+            self._runs_by_server[served_by] = self._runs_by_server.get(served_by, 0) + 1
         if self._exporter is not None:
             self._exporter.run(seconds, failed=failed)
 
@@ -254,11 +262,13 @@ class Monitor:
         """Exact totals since creation or the last ``reset()``, for a quick look in a notebook.
 
         p95 covers the last 10,000 queries. Averages, maxima and p95 are 0.0 before the first
-        query; uptime counts from creation.
+        query; uptime counts from creation. ``runs_by_server`` counts runs by where they went
+        (``"primary"`` or a read replica's URL, password masked).
         """
         with self._lock:
             totals = _Totals(**vars(self._totals))
             recent = list(self._recent)
+            by_server = dict(self._runs_by_server)
         return {
             "database": self.database,
             "queries": totals.queries,
@@ -273,6 +283,7 @@ class Monitor:
             "failed_runs": totals.failed_runs,
             "run_seconds_total": totals.run_seconds_total,
             "retries": totals.retries,
+            "runs_by_server": by_server,
             "uptime_seconds": time.monotonic() - self._started,
             **({} if self.cache is None else {"cache": self.cache.stats()}),
         }
@@ -325,9 +336,11 @@ class Monitor:
         cache = None if self.cache is None else {**self.cache.health(), **self.cache.stats()}
         if cache is not None and cache["status"] != "ok" and status == "healthy":
             status = "degraded"  # answers are right, from the database, but the cache is not helping
+        replicas = None if self._replica_health is None else self._replica_health()
         return {
             "status": status,
             **({} if cache is None else {"cache": cache}),
+            **({} if replicas is None else {"replicas": replicas}),
             "database": self.database,
             "latency_ms": latency_ms,
             "error": error,
@@ -383,6 +396,7 @@ class Monitor:
         """
         with self._lock:
             self._totals = _Totals()
+            self._runs_by_server.clear()
             self._tenants.clear()
             self._recent.clear()
             self._slow.clear()

@@ -68,9 +68,12 @@ runs_table = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("rows_read", sa.BigInteger),  # summed over the run's nodes
     sa.Column("rows_written", sa.BigInteger),
+    sa.Column("served_by", sa.Text),  # "primary", or the read replica (URL, password masked) that ran it
     sa.Column("node_log", sa.Text),  # the nodes as a JSON list (NODE_COLUMNS each), written at the end
 )
 RUN_COLUMNS = tuple(c.name for c in runs_table.columns if c.name not in ("seq", "node_log"))
+# Columns added after the table's first release: an existing table gets them on first use.
+ADDED_COLUMNS = ("served_by",)
 NODE_COLUMNS = ("node_id", "node_type", "status", "started", "seconds", "rows_read", "rows_written", "error")
 _NODE_SCHEMA = pa.schema(
     [
@@ -122,6 +125,8 @@ class RunLog:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     timers: list[threading.Timer] = field(default_factory=list, repr=False)
     closed: bool = False
+    # Primary's masked URL -> where the run went there: "primary" or a replica's masked URL.
+    served_by: dict[str, str] = field(default_factory=dict)
 
     def start_node(self, node_id: str, node_type: str) -> NodeRecord:
         record = NodeRecord(node_id, node_type, time.perf_counter() - self.clock)
@@ -150,6 +155,7 @@ class RunLog:
             "error": self.error,
             "rows_read": sum(n.rows_read for n in self.nodes),
             "rows_written": sum(n.rows_written for n in self.nodes),
+            "served_by": self.served_by.get(database),
         }
 
     def node_rows(self) -> list[dict[str, Any]]:
@@ -216,7 +222,8 @@ class RunHistory:
     # -- tables ------------------------------------------------------------------------------
 
     def ensure_tables(self) -> None:
-        """Create the history tables when they are missing (once per DataFlow, in their own transaction)."""
+        """Create the history tables when they are missing, and protect them from tenants' SQL where
+        the database can (once per DataFlow, in their own transaction)."""
         if self._ready:
             return
         with self._lock:
@@ -236,6 +243,10 @@ class RunHistory:
                     ]
                     for statement in statements:
                         connection.execute_sql(str(statement.compile(dialect=dialect)))
+                else:
+                    _add_missing_columns(connection, dialect)
+                # It names every tenant's runs and holds their errors: a tenant's SQL sees only its own.
+                self.backend.protect_bookkeeping_table(connection, RUNS_TABLE)
             self._ready = True
 
     def _statement(self, name: str) -> CompiledSQL:
@@ -304,7 +315,7 @@ class RunHistory:
 
     def _write(self, connection: Connection, run: RunLog, *, running: bool = False) -> None:
         """The run's row as it stands: inserted the first time, updated after that."""
-        values = _finish_values(run)
+        values = {**_finish_values(run), "served_by": run.served_by.get(self.backend.safe_url)}
         if running:
             values.update(status="running", finished_at=None, seconds=None)
         # A row that is gone (inserted by a transaction that then failed to commit) is inserted anew.
@@ -434,6 +445,25 @@ def _close(run: RunLog) -> None:
     run.timers.clear()
 
 
+def _add_missing_columns(connection: Connection, dialect: Any) -> None:
+    """A history table made by an older dataflow_nb gets the columns added since (nullable: its old
+    rows read NULL). ADD COLUMN IF NOT EXISTS: two processes doing it at once both succeed."""
+    found = connection.execute_sql(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
+        [RUNS_TABLE],
+    )
+    present = set() if found is None else {str(v) for v in found.column(0).to_pylist()}
+    preparer = dialect.identifier_preparer
+    for name in ADDED_COLUMNS:
+        if name not in present:
+            column = runs_table.c[name]
+            connection.execute_sql(
+                f"ALTER TABLE {preparer.quote(RUNS_TABLE)} ADD COLUMN IF NOT EXISTS {preparer.quote(name)} "
+                f"{column.type.compile(dialect=dialect)}"
+            )
+            log.info("run history: added column %s to %s", name, RUNS_TABLE)
+
+
 def _quietly(call: Callable[[], object]) -> None:
     try:
         call()
@@ -456,7 +486,9 @@ def _finish_values(run: RunLog) -> dict[str, Any]:
     }
 
 
-_FINISHED = ("finished_at", "seconds", "status", "error_node", "error", "rows_read", "rows_written", "node_log")
+_FINISHED = (
+    "finished_at", "seconds", "status", "error_node", "error", "rows_read", "rows_written", "served_by", "node_log",
+)  # fmt: skip
 
 
 def _bind(table: sa.Table, names: tuple[str, ...]) -> dict[str, Any]:

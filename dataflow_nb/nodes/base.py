@@ -27,6 +27,13 @@ class Node:
         """Validate parameters; ``complete=False`` at build time, when connections may add more."""
         check_parameter_names(cls.node_type, params, cls.parameters)
 
+    def database_written(self, params: Mapping[str, Any]) -> DataFlow | None:
+        """The DataFlow this node may write with ``params`` (None: it only reads, or touches none).
+
+        Asked before a run starts: a database no node of the run writes is read from a replica.
+        """
+        return self.db if self.writes else None
+
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
         raise NotImplementedError
 

@@ -209,7 +209,7 @@ class BulkUpsertNode(BulkNode):
                 return report
             table = self.model.table
             statement = upsert_statement(load, latest, columns, match, changed)
-            flag = load.job.inserted_flag()
+            flag = load.job.inserted_flag(self.model)
             if flag is not None and not self.model.soft_delete:
                 # The upsert itself says which rows it inserted: no pass over the input before it.
                 # (A soft-deleted record brought back counts as inserted, which only a query before tells.)

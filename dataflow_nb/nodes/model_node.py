@@ -116,6 +116,12 @@ def conflict_keys(
             f"__dataflow__ = {{'unique': [['email']]}} on {model.name}"
         )
     keys = [keys] if isinstance(keys, str) else list(keys)
+    if keys == ["id"] and model.partitioning is not None:
+        raise ValidationError(
+            f"{node}: conflict_on=['id'] cannot match rows of {model.name}, which is partitioned by "
+            f"{model.partitioning.column!r} (a key must include it); use a unique key with it, e.g. "
+            f"__dataflow__ = {{'unique': [['...', {model.partitioning.column!r}]]}}"
+        )
     if not (allow_id and keys == ["id"]):
         check_known(model, keys, model.writable)
         if sorted(keys) not in [sorted(u) for u in uniques]:

@@ -91,7 +91,8 @@ class SQLQueryNode(Node):
         values = {} if values is None else values
         check_values(prepared, values)
         compiled = compile_statement(bound_text(prepared, values), db.backend.dialect)
-        returns_rows = check_statement(compiled, db.backend.sql_reader)
+        binds_tenants = db.backend.capabilities.supports_row_level_security
+        returns_rows = check_statement(compiled, db.backend.sql_reader, binds_tenants=binds_tenants)
         # What it reads is unknown (views, functions): a cached result depends on every write.
         writes: frozenset[str] | None = frozenset() if prepared.read_only else None
         # returns_rows None: the driver (PostgreSQL's) tells by itself whether rows came back.
@@ -100,6 +101,17 @@ class SQLQueryNode(Node):
     def database(self, params: Mapping[str, Any]) -> DataFlow:
         return resolve_database(params.get("db"))
 
+    def database_written(self, params: Mapping[str, Any]) -> DataFlow | None:
+        """Its database, unless the SQL is known before the run and only reads (a query builder,
+        or SQL the read-only allow-list accepts); SQL that arrives through a connection may write."""
+        sql = params.get("sql")
+        if isinstance(sql, QueryBuilder):
+            return None
+        db = self.database(params)
+        if isinstance(sql, str) and not params.get("allow_writes") and prepare(sql, db.backend.sql_reader).read_only:
+            return None
+        return db
+
     def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
         """The statement ``run`` would execute, compiled (what ``dataflow_nb.explain`` shows)."""
         check_parameter_names(self.node_type, params, self.parameters)
@@ -107,9 +119,11 @@ class SQLQueryNode(Node):
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> Frame:
         db = self.database(params)
-        if not isinstance(params["sql"], QueryBuilder) and not prepare(params["sql"], db.backend.sql_reader).cacheable:
-            ctx.cache_policy = None  # a volatile query gives another answer each time
         compiled = self.sql_for(ctx, params)
+        if ctx.cache_policy is not None and db.result_cache is not None and not isinstance(params["sql"], QueryBuilder):
+            called = db.backend.sql_reader.calls(compiled.sql)
+            if called & db.backend.varying_functions():
+                ctx.cache_policy = None  # random(), now(), nextval(): another answer each time
         if ctx.scope.tenant_id:
             check_tenant_scope(ctx, db, compiled, unscoped=params.get("unscoped", False))
         allow_writes = params.get("allow_writes", False)
@@ -124,7 +138,7 @@ class SQLQueryNode(Node):
         except ReadOnlyError as exc:
             why = "the DataFlow is read-only" if db.read_only else "security_enabled=True makes SQL read-only"
             raise ReadOnlyError(
-                f"{NODE} {ctx.node_id!r}: {why}, and this statement writes ({exc}); nothing was changed. "
+                f"{NODE} {ctx.node_id!r}: {why}, and this statement is refused ({exc}); nothing was changed. "
                 + ("" if db.read_only else "Pass allow_writes=True to the node if it should write.")
             ) from exc
         return to_frame(pa.table({}) if result is None else result, {}, db.frame)
@@ -138,20 +152,25 @@ def compiled_builder(db: DataFlow, params: Mapping[str, Any]) -> CompiledSQL:
     return dataclasses.replace(compiled, returns_rows=True)
 
 
+def bookkeeping_tables() -> set[str]:
+    """dataflow_nb's own tables that name every tenant's runs (the audit log and its key, the run
+    history): raw SQL in a tenant's run may not reach them where the database cannot scope it."""
+    from dataflow_nb.monitor.runs import RUNS_TABLE
+    from dataflow_nb.security.audit import AUDIT_KEY_TABLE, AUDIT_TABLE
+
+    return {AUDIT_TABLE, AUDIT_KEY_TABLE, RUNS_TABLE}
+
+
 def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, unscoped: bool) -> None:
     """Raw SQL in a tenant's run must not reach other tenants' rows.
 
     Where the database enforces tenancy itself (PostgreSQL row-level security) nothing is left
-    to check. Elsewhere a statement touching a multi-tenant table is refused, unless the node
-    says ``unscoped=True``, which is logged as a warning each time.
+    to check. Elsewhere a statement touching a multi-tenant table, or calling a table function
+    off the allow-list (DuckDB's ``pragma_storage_info`` shows any column's min and max), is
+    refused, unless the node says ``unscoped=True``, which is logged as a warning each time.
     """
-    tenant_tables = {m.table_name for m in db.models.values() if m.multi_tenant}
-    if tenant_tables and db.security_enabled:
-        from dataflow_nb.security.audit import AUDIT_TABLE
-
-        tenant_tables.add(AUDIT_TABLE)  # it names every tenant's runs
-    if not tenant_tables:
-        return
+    tenant_tables = {m.table_name for m in db.models.values() if m.multi_tenant} | bookkeeping_tables()
+    # Whichever DataFlow runs it: the backend also finds the database's own tenant tables.
     exposed = db.backend.unisolated_tables(ctx.connection(db), compiled, tenant_tables)
     if unscoped:
         log.warning(
@@ -169,4 +188,10 @@ def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, 
             f"{ctx.scope.tenant_id!r}'s run, and {db.backend.capabilities.name} cannot scope raw SQL to one "
             "tenant. Use the generated nodes (they are scoped), or pass unscoped=True to the node to read "
             "every tenant's rows on purpose (it is logged)."
+        )
+    refused = db.backend.refused_sql(ctx.connection(db), compiled)
+    if refused is not None:
+        raise TenantError(
+            f"{NODE} {ctx.node_id!r}: in tenant {ctx.scope.tenant_id!r}'s run, {refused}; nothing was run. "
+            "Use the generated nodes, or unscoped=True on the node to run it on purpose (it is logged)."
         )

@@ -16,24 +16,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, SQLReader
+from dataflow_nb.backends.row_security import BEGIN_TENANT_FUNCTION
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.types import field_type_of
 
 NODE = "SQLQueryNode"
 # The very pattern ``sqlalchemy.text`` finds binds with, so the two always agree.
 _TEXT_BIND = sa.TextClause._bind_params_regex
-# A read-only query starts like one and names nothing that writes or locks; one the result
-# cache may keep also calls no volatile function (another answer each time). Any other
-# statement counts as a write of anything: the run's commit invalidates the whole database.
+# A read-only query starts like one and has no keyword that writes or locks (the scanner blanks
+# names, so functions are read by the parser: nodes/sql.py). Any other statement counts as a
+# write of anything: the run's commit invalidates the whole database.
 _QUERY_START = {"select", "with", "values", "table"}
-_WRITES = re.compile(
-    r"\b(insert|update|delete|merge|truncate|into|copy|call|do|lock|for|nextval|setval|setseed)\b", re.I
-)
-_VOLATILE = re.compile(
-    r"""\b(random|now|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|current_timestamp
-    |current_time|current_date|localtime|localtimestamp|currval|lastval|gen_random_uuid|uuid\w*|pg_\w+|txid_\w+)\b""",
-    re.I | re.X,
-)
+_WRITES = re.compile(r"\b(insert|update|delete|merge|truncate|into|copy|call|do|lock|for)\b", re.I)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +37,6 @@ class Prepared:
     text: str
     names: tuple[str, ...]
     read_only: bool
-    cacheable: bool  # read-only and deterministic
 
 
 def prepare(sql: Any, reader: SQLReader) -> Prepared:
@@ -73,12 +66,12 @@ def prepare(sql: Any, reader: SQLReader) -> Prepared:
     pieces.append(sql[last:])
     words = scan.code.replace("(", " ").split(None, 1)
     read_only = bool(words) and words[0].lower() in _QUERY_START and _WRITES.search(scan.code) is None
-    cacheable = read_only and _VOLATILE.search(scan.code) is None
-    return Prepared("".join(pieces), tuple(dict.fromkeys(names)), read_only, cacheable)
+    return Prepared("".join(pieces), tuple(dict.fromkeys(names)), read_only)
 
 
-def check_statement(compiled: CompiledSQL, reader: SQLReader) -> bool | None:
-    """Refuse anything but one statement that leaves the transaction alone; whether it gives rows."""
+def check_statement(compiled: CompiledSQL, reader: SQLReader, *, binds_tenants: bool) -> bool | None:
+    """Refuse anything but one statement that leaves the transaction alone (nor, where the database
+    binds runs to tenants, rebinds it); whether it gives rows."""
     try:
         found = reader.statements(compiled.sql)
     except ValidationError as exc:
@@ -90,6 +83,11 @@ def check_statement(compiled: CompiledSQL, reader: SQLReader) -> bool | None:
         )
     if found.transaction:
         raise ValidationError(f"{NODE}: {found.first_word} is refused: the run owns the transaction")
+    if binds_tenants and BEGIN_TENANT_FUNCTION in reader.calls(compiled.sql):
+        raise ValidationError(
+            f"{NODE}: the SQL calls {BEGIN_TENANT_FUNCTION}(), which binds a run to its tenant: dataflow_nb "
+            "calls it once, before any statement of a tenant's run; SQL may not call it"
+        )
     if found.parameters != len(compiled.names):
         raise ValidationError(f"{NODE}: the SQL uses a positional parameter (? or $n); name it, like :min")
     return found.returns_rows

@@ -2,14 +2,23 @@
 
 Because the row is written on the run's connection before the commit, the audit and the data
 commit or roll back together: a rolled-back run leaves no audit row, and a committed write
-always has one. Single-record writes list their ids; bulk writes keep a SHA-256 digest of the
-rows they were given, or of their filter (millions of ids would make the log larger than the data).
+always has one. Single-record writes list their ids; bulk writes keep a digest of the rows they
+were given, or of their filter (millions of ids would make the log larger than the data).
+
+The digests are HMAC-SHA-256 keyed with a secret of the database's own, kept in
+``dataflow_nb_audit_key``: a plain hash of one SSN in a filter could be found by hashing every
+SSN, by anyone who reads the log. The key is made with the audit table, read once per DataFlow
+outside any tenant's run, and kept from the log's readers: on PostgreSQL a tenant's transaction
+sees no row of it (row-level security) and an auditor is granted the log, not the key; on DuckDB
+a tenant's raw SQL is refused it (``nodes/sql.py``). See docs/security.md.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -17,12 +26,14 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateSequence, CreateTable
 
 from dataflow_nb.backends.base import Connection, compile_statement
+from dataflow_nb.exceptions import DataflowError
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
     from dataflow_nb.workflow.context import RunContext
 
 AUDIT_TABLE = "dataflow_nb_audit"
+AUDIT_KEY_TABLE = "dataflow_nb_audit_key"
 _metadata = sa.MetaData()
 _sequence = sa.Sequence(f"{AUDIT_TABLE}_id_seq", metadata=_metadata)
 audit = sa.Table(
@@ -39,32 +50,55 @@ audit = sa.Table(
     sa.Column("operation", sa.Text, nullable=False),
     sa.Column("rows", sa.BigInteger),
     sa.Column("keys", sa.Text),  # a JSON list of ids for single-record writes
-    sa.Column("digest", sa.Text),  # SHA-256 of a bulk node's input rows or filter, or of SQL and its values
+    sa.Column("digest", sa.Text),  # HMAC-SHA-256 of a bulk node's input rows or filter, or of SQL and its values
     sa.Column("db_user", sa.Text, nullable=False, server_default=sa.text("current_user")),
     implicit_returning=False,  # no RETURNING: the login role may insert audit rows but not read them
 )
+audit_key = sa.Table(AUDIT_KEY_TABLE, _metadata, sa.Column("key", sa.Text, nullable=False))
 
 
-def ensure_audit_table(connection: Connection, db: DataFlow) -> None:
-    """Create the audit table when it is missing (in the caller's transaction).
+def ensure_audit_table(connection: Connection, db: DataFlow) -> bytes:
+    """Create the audit table and its key when they are missing (in the caller's transaction);
+    return the key.
 
     Asked of the catalog first: a login role that may write rows may not create tables.
     """
+    dialect = db.backend.dialect
+    if not _exists(connection, AUDIT_TABLE):
+        for statement in (CreateSequence(_sequence, if_not_exists=True), CreateTable(audit, if_not_exists=True)):
+            connection.execute_sql(str(statement.compile(dialect=dialect)))
+    if not _exists(connection, AUDIT_KEY_TABLE):
+        connection.execute_sql(str(CreateTable(audit_key).compile(dialect=dialect)))
+        insert = sa.insert(audit_key).values(key=sa.bindparam("key", type_=sa.Text))
+        connection.execute(compile_statement(insert, dialect), {"key": secrets.token_hex(32)})
+        db.backend.protect_secret_table(connection, AUDIT_KEY_TABLE)
+    return read_audit_key(connection, db)
+
+
+def read_audit_key(connection: Connection, db: DataFlow) -> bytes:
+    """The database's audit key; outside a tenant's run, where row-level security shows it."""
+    found = connection.execute(compile_statement(sa.select(audit_key.c.key), db.backend.dialect))
+    if found is None or found.num_rows != 1:
+        raise DataflowError(
+            f"the audit key ({AUDIT_KEY_TABLE}) of {db.backend.safe_url} is missing or cannot be read: open "
+            "the database once with security_enabled=True as the role that owns its tables"
+        )
+    return bytes.fromhex(found.column(0)[0].as_py())
+
+
+def _exists(connection: Connection, table: str) -> bool:
     exists = connection.execute_sql(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
-        [AUDIT_TABLE],
+        [table],
     )
-    if exists is not None and exists.column(0)[0].as_py():
-        return
-    for statement in (CreateSequence(_sequence, if_not_exists=True), CreateTable(audit, if_not_exists=True)):
-        connection.execute_sql(str(statement.compile(dialect=db.backend.dialect)))
+    return exists is not None and bool(exists.column(0)[0].as_py())
 
 
 class InputDigest:
-    """A running SHA-256 over the Arrow batches a bulk node writes (their IPC bytes)."""
+    """A running HMAC-SHA-256 over the Arrow batches a bulk node writes (their IPC bytes)."""
 
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
+    def __init__(self, key: bytes) -> None:
+        self._hash = hmac.new(key, digestmod=hashlib.sha256)
 
     def update(self, batch: pa.RecordBatch) -> None:
         self._hash.update(batch.serialize())
@@ -100,9 +134,9 @@ def audit_write(
     ctx.execute(db, compile_statement(sa.insert(audit).values(binds), db.backend.dialect), values)
 
 
-def digest_of(value: Any) -> str:
-    """A SQL statement with its values, or a bulk filter, as a digest: never the values themselves."""
-    return hashlib.sha256(json.dumps(value, default=str, sort_keys=True).encode()).hexdigest()
+def digest_of(value: Any, key: bytes) -> str:
+    """A SQL statement with its values, or a bulk filter, as a keyed digest: never the values themselves."""
+    return hmac.new(key, json.dumps(value, default=str, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
 
 def read_audit_log(connection: Connection, db: DataFlow, last: int | None) -> pa.Table:
@@ -125,7 +159,7 @@ def audit_node(ctx: RunContext, node: Any, params: dict[str, Any], output: Any) 
         db = node.database(params)
         if db.security_enabled:
             rows = len(output) if len(output.columns) else None  # RETURNING rows; else unknown
-            digest = digest_of([params["sql"], params.get("params")])
+            digest = digest_of([params["sql"], params.get("params")], db.audit_key)
             audit_write(ctx, db, node_type=node.node_type, model=None, operation="sql", rows=rows, digest=digest)
         return
     if not node.writes or not node.db.security_enabled:
@@ -136,7 +170,7 @@ def audit_node(ctx: RunContext, node: Any, params: dict[str, Any], output: Any) 
     if isinstance(output, BulkReport):
         running = ctx.digests.pop(ctx.node_id or "", None)
         by_filter = {k: params.get(k) for k in ("filter", "fields", "hard") if k in params}
-        shown = digest_of(by_filter) if running is None else running.hexdigest()
+        shown = digest_of(by_filter, node.db.audit_key) if running is None else running.hexdigest()
         audit_write(ctx, node.db, rows=output.rows_written, digest=shown, **common)
     else:
         ids = [int(i) for i in output["id"]]

@@ -39,6 +39,37 @@ def mask_exception(exc: BaseException, values: Iterable[Any]) -> None:
         current = current.__cause__ or current.__context__
 
 
+def values_read(text: str, frames: Iterable[tuple[Any, set[str]]]) -> set[str]:
+    """The values of sensitive columns in ``frames`` (polars or pandas, with those columns) that
+    appear in ``text``: what a run read and an error message repeats, e.g. a row in a user
+    function's exception. Searched by polars in one pass per column, not value by value."""
+    import polars as pl
+
+    found: set[str] = set()
+    for frame, columns in frames:
+        present = [c for c in getattr(frame, "columns", []) if c in columns]
+        if not present:
+            continue
+        table = frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame[present])
+        for column in present:
+            values = table.select(pl.col(column).cast(pl.String).alias("v")).drop_nulls().unique()
+            hits = values.filter(pl.col("v").str.len_chars() > 0, pl.lit(text).str.contains(pl.col("v"), literal=True))
+            found.update(hits.get_column("v").to_list())
+    return found
+
+
+def chain_text(exc: BaseException) -> str:
+    """Every message of ``exc`` and the exceptions chained to it (what a traceback shows)."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        texts += [str(current), *(str(a) for a in current.args)]
+        current = current.__cause__ or current.__context__
+    return "\n".join(texts)
+
+
 def sensitive_values(model: Any, params: Mapping[str, Any]) -> list[Any]:
     """The values of a node's parameters that belong to sensitive fields, filters included."""
     names = {n for n, f in model.fields.items() if f.sensitive}

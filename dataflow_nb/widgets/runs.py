@@ -13,7 +13,7 @@ from dataflow_nb.widgets.base import STATUS_COLOURS, RefreshingView, html_table,
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
 
-RUN_COLUMNS = ("run_id", "started_at", "status", "seconds", "nodes", "tenant_id", "error_node", "error")
+RUN_COLUMNS = ("run_id", "started_at", "status", "seconds", "nodes", "tenant_id", "served_by", "error_node", "error")
 NODE_COLUMNS = ("node_id", "node_type", "status", "started", "seconds", "rows_read", "rows_written", "error")
 
 

@@ -4,6 +4,7 @@ row counts, metrics, the slow-query log and the result cache hook in here, and s
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ import pyarrow as pa
 
 from dataflow_nb.backends.base import CompiledSQL, Connection
 from dataflow_nb.backends.errors import loggable_error
+from dataflow_nb.backends.replicas import PRIMARY, Route
 from dataflow_nb.cache.results import EVERYTHING, CachePolicy, cache_policy
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.query.scope import Scope
@@ -63,6 +65,10 @@ class RunContext:
     log: RunLog | None = None  # the run's history record (runs of the runtime; not explain's)
     recorded: dict[int, DataFlow] = field(default_factory=dict)  # the databases whose history records the run
     current: NodeRecord | None = None  # the running node's history record: its rows are counted here
+    # ids of the DataFlows some node of the run may write (None: unknown, so all of them); a
+    # DataFlow with replicas that the run only reads is read from one of them.
+    writers: frozenset[int] | None = None
+    replica_routes: dict[int, Route] = field(default_factory=dict)  # the databases read from a replica
 
     def connection(self, db: DataFlow) -> Connection:
         entry = self.connections.get(id(db))
@@ -72,12 +78,41 @@ class RunContext:
             self.touched[id(db)] = db
             if self.log is not None and db.history.start(self.log):  # the history starts no transaction
                 self.recorded[id(db)] = db
-            entry = (db, db.backend.connect())
+            entry = (db, self._connect(db))
             self.connections[id(db)] = entry
-            if self.scope.tenant_id and any(m.multi_tenant for m in db.models.values()):
-                # Before any statement of the run: the database scopes even raw SQL to this tenant.
-                db.backend.begin_tenant(entry[1], self.scope.tenant_id)
+            tenant = self._tenant_bound(db)
+            if tenant is not None:
+                # Before any statement of the run, on every database it touches (SQLQueryNode's db may be a
+                # DataFlow without the models): the database scopes even raw SQL to this tenant, and SQL
+                # cannot bind the transaction to another one.
+                known = any(m.multi_tenant for m in db.models.values())
+                db.backend.begin_tenant(entry[1], tenant, known=known)
         return entry[1]
+
+    def _connect(self, db: DataFlow) -> Connection:
+        """The primary's connection, or a replica's for a database the run only reads."""
+        if self.log is not None:
+            self.log.served_by[db.backend.safe_url] = PRIMARY
+        if db.replicas is None:
+            return db.backend.connect()
+        # Binding a run to its tenant records the transaction's id: a write no standby takes.
+        reads_only = self.writers is not None and id(db) not in self.writers and self._tenant_bound(db) is None
+        route = db.replicas.connect(db.backend, reads_only=reads_only)
+        if route.replica is not None:
+            self.replica_routes[id(db)] = route
+            if self.log is not None:
+                self.log.served_by[db.backend.safe_url] = route.served_by
+        return route.connection
+
+    def _tenant_bound(self, db: DataFlow) -> str | None:
+        """The tenant a tenant's run binds ``db``'s transaction to: every database it touches, since
+        another DataFlow's multi-tenant tables may be there (``begin_tenant(known=False)``)."""
+        return self.scope.tenant_id or None
+
+    def served_by(self, db: DataFlow) -> str:
+        """Where the run's statements on ``db`` went: ``"primary"`` or a replica's masked URL."""
+        route = self.replica_routes.get(id(db))
+        return PRIMARY if route is None else route.served_by
 
     def start_node(self, node_id: str, node: Node, params: Mapping[str, Any]) -> None:
         """Before a node runs: its id for the monitor, its cache choice, and the model it writes
@@ -116,7 +151,7 @@ class RunContext:
 
         writes = compiled.writes is None or bool(compiled.writes)
         result = self._measured(db, compiled.sql, run, lambda r: 0 if r is None else r.num_rows, writes=writes)
-        if lookup is not None and result is not None:
+        if lookup is not None and result is not None and self._fresh(db):
             self.cache_fills.append((db, lookup, result))
         return result
 
@@ -136,6 +171,11 @@ class RunContext:
             lambda n: n,
             writes=not temporary,  # a staging table's rows are counted when they reach the model's
         )
+
+    def _fresh(self, db: DataFlow) -> bool:
+        """The run reads the primary: a replica may not have replayed a write another process
+        already invalidated the cache for, so what it answers is never kept."""
+        return id(db) not in self.replica_routes
 
     def _note_statement(self, db: DataFlow, compiled: CompiledSQL) -> None:
         if compiled.writes is None or compiled.writes:
@@ -172,6 +212,9 @@ class RunContext:
         except Exception as exc:
             error = mask_values(loggable_error(exc), self.secrets)
             self._record(db, sql, time.perf_counter() - started, 0, error=error)
+            route = self.replica_routes.get(id(db))
+            if route is not None and db.replicas is not None:
+                db.replicas.note_failure(route, exc, self.run_id)  # a replica gone: the retry reads the primary
             raise
         rows = rows_of(result)
         self._record(db, sql, time.perf_counter() - started, rows)
@@ -195,7 +238,9 @@ class RunContext:
         """Tell the monitor of every database the run touched how the run went."""
         for db in self.touched.values():
             if db.monitor is not None:
-                db.monitor.record_run(self.run_id, seconds, status=status, nodes=nodes, retries=self.retries)
+                db.monitor.record_run(
+                    self.run_id, seconds, status=status, nodes=nodes, retries=self.retries, served_by=self.served_by(db)
+                )
 
     def record_retry(self) -> None:
         """Count a retry of this run in the monitor of every database the failed attempt touched."""
@@ -235,6 +280,8 @@ class RunContext:
         bookkeeping never adds a statement (or a serialization conflict) to the run's transaction.
         """
         run = self.log
+        for key, (db, _) in list(self.connections.items()):
+            self._settle_partitions(db, self.written.get(key, set()))
         recorded = [(db, connection) for key, (db, connection) in self.connections.items() if key in self.recorded]
         for db, connection in recorded:
             if run is not None and db.history.writes_in_run:
@@ -243,11 +290,30 @@ class RunContext:
         for key, (db, connection) in self.connections.items():
             connection.commit()
             self.committed.append(db.name)
+            if db.replicas is not None and self.written.get(key):
+                db.replicas.note_commit(connection, db.backend)  # read-your-writes: replicas must replay this first
             if db.result_cache is not None:
                 db.result_cache.invalidate(self.written.pop(key, ()))
         for db, connection in recorded:
-            if run is not None and not db.history.writes_in_run:
+            if run is not None and id(db) in self.replica_routes:
+                db.history.finish_apart(run)  # the history lives on the primary; the replica is read-only
+            elif run is not None and not db.history.writes_in_run:
                 db.history.finish_after_commit(connection, run)
+
+    def _settle_partitions(self, db: DataFlow, written: set[str]) -> None:
+        """Before the commit: rows the run wrote into no partition of their own get one, created
+        in the run's transaction (``backends/postgres_partitions.py``)."""
+        if not db.backend.partitions.supported or not written:
+            return
+        for spec in db.models.values():
+            if spec.partitioning is not None and (spec.table_name in written or EVERYTHING in written):
+                self._measured(
+                    db,
+                    f"settle partitions of {spec.table_name}",
+                    functools.partial(db.backend.partitions.settle, table=spec.table),
+                    lambda moved: 0,  # the rows were counted when they were written
+                    writes=True,
+                )
 
     @property
     def rolled_back(self) -> tuple[str, ...]:

@@ -16,7 +16,14 @@ from dataflow_nb.nodes.base import CallableNode
 from dataflow_nb.query.scope import Scope
 from dataflow_nb.security.audit import audit_node
 from dataflow_nb.security.guard import refuse_writes
-from dataflow_nb.security.sensitive import mask_exception, mask_values, sensitive_columns, sensitive_values
+from dataflow_nb.security.sensitive import (
+    chain_text,
+    mask_exception,
+    mask_values,
+    sensitive_columns,
+    sensitive_values,
+    values_read,
+)
 from dataflow_nb.workflow.builder import Edge, Workflow
 from dataflow_nb.workflow.context import RunContext
 from dataflow_nb.workflow.results import NodeTiming, RunResults
@@ -109,16 +116,23 @@ class LocalRuntime:
                 f"parameters name unknown node(s) {unknown}; nodes are {list(workflow.nodes)}", node_id=unknown[0]
             )
         run_id = uuid.uuid4().hex
+        writers: set[int] = set()  # the DataFlows some node may write; the others are read from a replica
         for checked, spec in workflow.nodes.items():
             try:
-                refuse_writes(checked, spec.node, {**spec.params, **parameters.get(checked, {})})
+                given = {**spec.params, **parameters.get(checked, {})}
+                refuse_writes(checked, spec.node, given)
+                written = spec.node.database_written(given)
+                if written is not None:
+                    writers.add(id(written))
             except DataflowError as exc:
                 raise WorkflowError(f"{exc} (run {run_id})", node_id=checked, run_id=run_id) from exc
         started = time.perf_counter()
         retries = 0
         history = RunLog(run_id, tenant_id, len(workflow.order))  # the run's record, across its attempts
         while True:
-            ctx = RunContext(run_id, Scope(tenant_id=tenant_id), retries=retries, log=history)
+            ctx = RunContext(
+                run_id, Scope(tenant_id=tenant_id), retries=retries, log=history, writers=frozenset(writers)
+            )
             history.nodes.clear()  # the history shows the last attempt's nodes
             try:
                 results = self._attempt(workflow, parameters, ctx)
@@ -188,6 +202,9 @@ class LocalRuntime:
                 ctx.log.finish("retried" if ctx.retries else "ok")
             ctx.commit()
         except BaseException as exc:
+            # Sensitive values the run read, repeated by the error (a row in a user function's exception).
+            read = ((outputs[n], columns) for n, columns in sensitive.items() if columns)
+            ctx.secrets.update(values_read(chain_text(exc), read))
             if ctx.log is not None:
                 status = "failed" if isinstance(exc, Exception) else "interrupted"
                 error = mask_values(loggable_error(exc), ctx.secrets)

@@ -58,7 +58,7 @@ def login_role(owner_url: str) -> Iterator[str]:
     """A non-superuser role with DML rights on the test's schema; yields its URL."""
     schema = unquote(owner_url).split("search_path=")[1]
     role = f"dataflow_login_{uuid.uuid4().hex[:10]}"
-    admin = _admin_connection()
+    admin = _admin_connection(owner_url.split("?", 1)[0])  # grants are per database
     try:
         _run(admin, f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS")
         for grant in LOGIN_GRANTS:
@@ -77,6 +77,7 @@ def tenant_database(backend_url: str | None, **options: Any) -> Iterator[DataFlo
     """The models created by the owner; on PostgreSQL the yielded DataFlow logs in as ``login_role``."""
     with DataFlow(backend_url, multi_tenant=True, **options) as owner:
         define_models(owner)
+        owner.runs()  # the owner creates the run history's table (and its row-level security)
         if backend_url is None or backend_url.startswith("duckdb"):
             yield owner
             return

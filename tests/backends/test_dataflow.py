@@ -93,6 +93,33 @@ def test_repr_never_shows_the_password(postgres_url: str) -> None:
         assert "topsecret" not in str(vars(db).get("url"))
 
 
+def test_a_password_anywhere_in_the_url_is_masked_wherever_the_url_is_shown(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataflow_nb import LocalRuntime, WorkflowBuilder
+    from dataflow_nb.cli import main
+
+    # The test server trusts local logins, so libpq takes these and the server ignores them.
+    url = f"{postgres_url}&password=qp-secret&sslpassword=ssl-secret"
+    with DataFlow(url, monitoring=True) as db:
+
+        @db.model
+        class Note:
+            text: str
+
+        workflow = WorkflowBuilder()
+        workflow.add_node("NoteCreateNode", "n", {"text": "hi"})
+        LocalRuntime().execute(workflow.build())
+        shown = [repr(db), db._repr_html_(), str(db.url), str(db.get_monitor().get_health_status())]
+        shown.append(str(db.runs()["database"].to_list()))
+    assert main(["runs", "--url", url]) == 0
+    assert main(["health", "--url", url.replace("127.0.0.1:5432", "127.0.0.1:1")]) == 1
+    shown.append(capsys.readouterr().out)
+    for text in shown:
+        assert "qp-secret" not in text and "ssl-secret" not in text, text
+    assert "password=***" in shown[2] and "sslpassword=***" in shown[2]
+
+
 def test_url_is_none_for_the_default_database_and_the_path_for_a_file(tmp_path: Path) -> None:
     with DataFlow() as memory:
         assert memory.url is None

@@ -134,3 +134,40 @@ def test_a_read_only_dataflow_refuses_every_write_before_any_sql(database_url: s
         with pytest.raises(WorkflowError, match="read-only"):
             run(None, "SQLQueryNode", {"sql": "DELETE FROM notes"})
         assert run("A", "NoteListNode")["text"].to_list() == ["kept"]
+
+
+def test_audit_digests_are_keyed_per_database_and_tenants_never_see_the_key(
+    secure: DataFlow, backend_url: str | None
+) -> None:
+    import hashlib
+    import hmac
+
+    run = runner(secure)
+    params = {"filter": {"email": "b@x.io"}, "fields": {"secret": "t"}}
+    run("A", "CustomerBulkUpdateNode", params)
+    digest = audit_log(secure, backend_url)["digest"][0]
+    text = json.dumps(params, default=str, sort_keys=True).encode()
+    assert digest != hashlib.sha256(text).hexdigest()  # a plain hash of a guessed filter would match
+    assert len(secure.audit_key) == 32 and digest == hmac.new(secure.audit_key, text, hashlib.sha256).hexdigest()
+    with DataFlow(security_enabled=True) as other:  # another database, another key
+        assert other.audit_key != secure.audit_key
+    read = {"sql": "SELECT key FROM dataflow_nb_audit_key"}
+    change = {"sql": "UPDATE dataflow_nb_audit_key SET key = 'ab'", "allow_writes": True}
+    if secure.backend.capabilities.supports_row_level_security:
+        assert run("A", "SQLQueryNode", read).height == 0  # row-level security: no row in a tenant's run
+        run(None, "SQLQueryNode", change)  # no policy lets anyone change it: no row is updated
+    else:
+        for query in (read, change):
+            with pytest.raises(WorkflowError, match="dataflow_nb_audit_key"):
+                run("A", "SQLQueryNode", query)
+    if backend_url is not None:  # the owner reads the key the login role uses: one per database, unchanged
+        with DataFlow(backend_url, security_enabled=True) as owner:
+            assert owner.audit_key == secure.audit_key
+
+
+def test_a_file_databases_audit_key_is_kept_across_sessions(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'audited.duckdb'}"
+    with DataFlow(url, security_enabled=True) as first:
+        key = first.audit_key
+    with DataFlow(url, security_enabled=True) as second:
+        assert second.audit_key == key and len(key) == 32

@@ -108,3 +108,35 @@ def test_a_sensitive_value_is_never_shown(people: DataFlow, caplog: pytest.LogCa
     for text in shown:
         for value in (SSN, CARD):
             assert value not in text, text
+
+
+def test_explain_shows_a_sensitive_value_as_masked(people: DataFlow) -> None:
+    from dataflow_nb import explain
+
+    params = {"filter": {"$or": [{"ssn": SSN}, {"card": CARD}], "age": {"$gt": 41}}}
+    shown = explain("PersonListNode", params, plan=True)
+    for text in (str(shown), repr(shown), shown._repr_html_(), str(shown.plan)):
+        assert SSN not in text and CARD not in text, text
+    assert shown.params.count("***") == 2 and 41 in shown.params  # other values stay
+
+
+def test_a_sensitive_value_the_run_read_is_masked_in_a_user_functions_error(people: DataFlow) -> None:
+    from dataflow_nb import WorkflowError
+
+    run("PersonCreateNode", {"name": "ann", "ssn": SSN, "card": CARD})
+
+    def check(rows: Any) -> Any:
+        raise ValueError(f"row {rows.row(0)} fails the check")  # the row holds the ssn and card
+
+    workflow = WorkflowBuilder()
+    workflow.add_node("PersonListNode", "people", {})
+    workflow.add_node(check, "check")
+    workflow.add_connection("people", "data", "check", "rows")
+    with pytest.raises(WorkflowError) as info:
+        LocalRuntime().execute(workflow.build())
+    shown = ["".join(traceback.format_exception(info.value))]
+    failed = people.runs(last=1)
+    shown += [str(failed.rows()), str(people.run(failed["run_id"][0]).rows())]
+    for text in shown:
+        assert SSN not in text and CARD not in text, text
+        assert "ann" in text and "***" in text  # what is not sensitive is still there

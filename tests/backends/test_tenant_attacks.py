@@ -6,10 +6,12 @@ On PostgreSQL the runs log in as an ordinary role, so row-level security binds t
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+import polars as pl
 import pytest
 
 from dataflow_nb import DataFlow, TenantError, WorkflowError
@@ -212,3 +214,36 @@ def test_the_result_cache_never_hands_one_tenant_anothers_rows(backend_url: str 
             for _ in range(2):
                 assert run("A", "SQLQueryNode", query)["secret"].to_list() == ["a-secret-1"]
                 assert run("B", "SQLQueryNode", query)["secret"].to_list() == ["b-secret-2"]
+
+
+def test_a_tenant_reads_only_its_own_runs_in_the_history_and_changes_none(tenants: DataFlow) -> None:
+    seed(tenants)
+    run = runner(tenants)
+    with pytest.raises(WorkflowError):  # B's failed run: its error names B's duplicate email
+        run("B", "CustomerCreateNode", {"name": "bob", "email": "b@x.io", "secret": "b-secret-3"})
+    before = tenants.runs(last=100).sort("run_id")
+    assert set(before["tenant_id"].to_list()) == {"A", "B"}
+    read = {"sql": "SELECT tenant_id, error FROM dataflow_nb_runs"}
+    changes = [
+        "DELETE FROM dataflow_nb_runs",
+        "UPDATE dataflow_nb_runs SET error = 'forged', tenant_id = 'A'",
+        "INSERT INTO dataflow_nb_runs (run_id, database, started_at, status, nodes, tenant_id)"
+        " VALUES ('forged', 'x', now(), 'ok', 1, 'B')",
+    ]
+    if tenants.backend.capabilities.supports_row_level_security:
+        assert set(run("A", "SQLQueryNode", read)["tenant_id"].to_list()) == {"A"}
+        assert set(run("B", "SQLQueryNode", read)["tenant_id"].to_list()) == {"B"}
+        assert run(None, "SQLQueryNode", read).height > 0  # no tenant: dataflow_nb's own reading
+    else:
+        with pytest.raises(WorkflowError) as info:
+            run("A", "SQLQueryNode", read)
+        assert isinstance(info.value.__cause__, TenantError)
+    for sql in changes:  # refused, or the database's check fails, or no row is visible to change
+        with contextlib.suppress(WorkflowError):
+            run("A", "SQLQueryNode", {"sql": sql, "allow_writes": True})
+    after = tenants.runs(last=100).sort("run_id").filter(pl.col("run_id").is_in(before["run_id"].to_list()))
+    assert (
+        after.select("run_id", "tenant_id", "status", "error").rows()
+        == before.select("run_id", "tenant_id", "status", "error").rows()
+    )
+    assert "forged" not in tenants.runs(last=100)["run_id"].to_list()

@@ -149,6 +149,17 @@ def running_cluster() -> Iterator[Cluster]:
             cluster.stop()
 
 
+@contextmanager
+def streaming_pair() -> Iterator[tuple[Cluster, Cluster]]:
+    """A private primary and its streaming standby (``pg_basebackup -R``), both stopped afterwards."""
+    with running_cluster() as primary, private_root() as root:
+        standby = primary.standby(root)
+        try:
+            yield primary, standby
+        finally:
+            standby.stop()
+
+
 def wait_until(check: Any, seconds: float = 30.0, what: str = "the condition") -> None:
     """Poll ``check`` until it is true (no timed assertion: the deadline only bounds a hang)."""
     deadline = time.monotonic() + seconds

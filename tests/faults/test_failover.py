@@ -8,19 +8,14 @@ from typing import Any
 import pytest
 
 from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder, WorkflowError
-from tests.faults.cluster import Cluster, private_root, running_cluster, wait_until
+from tests.faults.cluster import Cluster, streaming_pair, wait_until
 from tests.faults.helpers import counter_value, create_counter, define_counter, run_nodes
 
 
 @pytest.fixture
 def pair() -> Iterator[tuple[Cluster, Cluster]]:
-    """A private primary and its streaming standby (``pg_basebackup -R``), both stopped afterwards."""
-    with running_cluster() as primary, private_root() as root:
-        standby = primary.standby(root)
-        try:
-            yield primary, standby
-        finally:
-            standby.stop()
+    with streaming_pair() as servers:
+        yield servers
 
 
 def hosts_in_authority(primary: Cluster, standby: Cluster) -> str:

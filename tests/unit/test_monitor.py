@@ -31,8 +31,9 @@ def test_counts_are_exact_after_queries_and_runs() -> None:
     assert set(metrics) == {
         "database", "queries", "failed_queries", "rows", "query_seconds_total",
         "query_seconds_avg", "query_seconds_max", "p95_query_seconds", "slow_queries",
-        "runs", "failed_runs", "run_seconds_total", "retries", "uptime_seconds",
+        "runs", "failed_runs", "run_seconds_total", "retries", "runs_by_server", "uptime_seconds",
     }  # fmt: skip
+    assert metrics["runs_by_server"] == {"primary": 2}
     assert metrics["database"] == DB
     assert (metrics["queries"], metrics["failed_queries"], metrics["rows"]) == (3, 1, 5)
     assert metrics["query_seconds_total"] == pytest.approx(0.6)

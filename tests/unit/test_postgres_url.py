@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dataflow_nb import DataflowError
-from dataflow_nb.backends.postgres_url import parse_postgres_url
+from dataflow_nb.backends.postgres_url import mask_url, parse_postgres_url, url_secrets
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,20 @@ def test_a_single_host_checks_only_that_the_connection_lives() -> None:
 def test_malformed_host_lists_say_how_to_write_them(url: str) -> None:
     with pytest.raises(DataflowError, match="port"):
         parse_postgres_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "secrets"),
+    [
+        ("postgresql://app:pw-1@db/x", ["pw-1"]),
+        ("postgresql://app@db/x?password=pw-2&sslmode=require", ["pw-2"]),
+        ("postgresql://app@db/x?sslpassword=key-3", ["key-3"]),
+        ("postgresql://app@db/x?options=-csearch_path%3Dapp%20-cmy.password%3Dopt-4", ["opt-4"]),
+        ("postgresql://app:pw-5@h1:5432,h2:5433/x?PASSWORD=pw-6", ["pw-5", "pw-6"]),
+    ],
+)
+def test_mask_url_hides_every_password_a_url_can_carry(url: str, secrets: list[str]) -> None:
+    shown = mask_url(url)
+    assert all(secret not in shown for secret in secrets), shown
+    assert "***" in shown and "app" in shown
+    assert sorted(url_secrets(parse_postgres_url(url).url)) == sorted(secrets)

@@ -40,7 +40,7 @@ def checked(sql: Any, backend: str) -> Prepared:
     reader, dialect = READERS[backend]
     prepared = prepare(sql, reader)
     unbound = sa.text(prepared.text).bindparams(*(sa.bindparam(n) for n in prepared.names))
-    check_statement(compile_statement(unbound, dialect), reader)
+    check_statement(compile_statement(unbound, dialect), reader, binds_tenants=backend == "postgres")
     return prepared
 
 
