@@ -13,11 +13,13 @@ import importlib.util
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dataflow_nb.exceptions import DataflowError
+from dataflow_nb.model.infer import SAMPLE_ROWS
 
 if TYPE_CHECKING:
     from dataflow_nb.bulk.report import BulkReport
@@ -80,23 +82,26 @@ def _print_frame(frame: Any) -> None:
 
 
 def load_summary(report: BulkReport, table: str, run_id: str) -> str:
-    """One line for a terminal: what the load wrote, how fast, and the run to look it up by."""
-    kinds = [f"{report[k]:,} {k}" for k in ("inserted", "updated", "collapsed") if report[k]]
-    rejected = f", {report.rows_rejected:,} rejected" if report.rows_rejected else ""
+    """One line for a terminal: what the load did to the table, how fast, and the run to look it up by."""
+    kinds = ("inserted", "updated", "unchanged", "deleted", "collapsed", "rows_rejected")
+    counts = [f"{report[k]:,} {k.removeprefix('rows_')}" for k in kinds if report[k]]
     rate = f" ({report.rows_read / report.seconds:,.0f} rows/s)" if report.seconds > 0 and report.rows_read else ""
-    return (
-        f"loaded {report.rows_written:,} rows into {table} ({', '.join(kinds) or 'nothing to write'}{rejected}) "
-        f"in {report.seconds:,.1f} s{rate}; run {run_id}"
-    )
+    return f"loaded {table}: {', '.join(counts) or 'nothing written'} in {report.seconds:,.1f} s{rate}; run {run_id}"
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    """Load a CSV/Parquet file (or glob) into a model's table, creating the model when it is new."""
-    from dataflow_nb import LocalRuntime, WorkflowBuilder
+    """Load a CSV/Parquet file (or glob) into a model's table, creating the model when it is new.
+
+    A model inferred here takes its types from the file's first rows (--sample); when the load
+    then fails and the whole file reads as other types, the still empty table is changed to them
+    and the load runs again.
+    """
+    from dataflow_nb.exceptions import WorkflowError
     from dataflow_nb.model.readback import read_model
 
     with _open(args) as db:
         classes = load_model_classes(args.models) if args.models else {}
+        inferred = False
         if args.model in classes:
             db.model(classes[args.model])
             origin = args.models
@@ -107,20 +112,19 @@ def cmd_load(args: argparse.Namespace) -> int:
                 db.model(model)
                 origin = "its table"
             else:
-                unique = {"unique": [args.unique.split(",")]} if args.unique else {}
                 print(f"reading {args.file} to infer model {args.model}'s fields...", file=sys.stderr, flush=True)
-                db.model_from(args.file, name=args.model, **unique)
-                origin = f"inferred from {args.file}"
+                db.model_from(args.file, name=args.model, sample=args.sample, **_unique(args))
+                origin, inferred = f"inferred from {args.file}", True
         spec = db.models[args.model]
         print(f"model {spec.name} ({origin}) -> table {spec.table_name} on {db.backend.safe_url}")
-        params: dict[str, Any] = {"source": args.file, "on_error": args.on_error, "progress": not args.no_progress}
-        if args.batch_size:
-            params["batch_size"] = args.batch_size
-        workflow = WorkflowBuilder()
-        node = db.nodes[f"{spec.name}Bulk{'Upsert' if args.upsert else 'Create'}Node"]
-        workflow.add_node(node, "load", params)
-        results, run_id = LocalRuntime().execute(workflow.build())
-        report = results["load"]
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # restored when the block ends
+            try:
+                report, run_id = _run_load(db, args)
+            except WorkflowError:
+                if not (inferred and _widen(db, args)):
+                    raise
+                report, run_id = _run_load(db, args)
         print(load_summary(report, spec.table_name, run_id))
         if report.rows_rejected:
             print(f"{report.rows_rejected:,} row(s) rejected (on_error={args.on_error}):")
@@ -129,6 +133,62 @@ def cmd_load(args: argparse.Namespace) -> int:
                 report.rejected.write_csv(args.rejected)
                 print(f"rejected rows written to {args.rejected}")
     return OK
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """A warning as one line of the command's own (not the module and line that raised it)."""
+    print(f"dataflow-nb load: {category.__name__}: {message}", file=sys.stderr)
+
+
+def _unique(args: argparse.Namespace) -> dict[str, Any]:
+    return {"unique": [args.unique.split(",")]} if args.unique else {}
+
+
+def _run_load(db: Any, args: argparse.Namespace) -> tuple[Any, str]:
+    """One run of the load node --mode names: the report and the run id."""
+    from dataflow_nb import LocalRuntime, WorkflowBuilder
+
+    params: dict[str, Any] = {"source": args.file, "on_error": args.on_error, "progress": not args.no_progress}
+    if args.batch_size:
+        params["batch_size"] = args.batch_size
+    if args.mode != "upsert":
+        params["mode"] = args.mode
+    workflow = WorkflowBuilder()
+    workflow.add_node(
+        db.nodes[f"{args.model}Bulk{'Upsert' if args.mode == 'upsert' else 'Create'}Node"], "load", params
+    )
+    results, run_id = LocalRuntime().execute(workflow.build())
+    return results["load"], run_id
+
+
+def _widen(db: Any, args: argparse.Namespace) -> bool:
+    """After a failed load of a model this command inferred from the file's first rows: when the
+    whole file reads as other types, change the table (empty: the load rolled back) to them."""
+    from dataflow_nb.exceptions import SchemaError
+    from dataflow_nb.model.spec import spec_from_class
+
+    sampled = db.models[args.model]
+    if not sampled.options.get("sampled_rows"):
+        return False
+    whole = db._inferred_class(args.file, args.model, None, _unique(args))
+    before = {n: f.label for n, f in sampled.fields.items()}
+    after = {n: f.label for n, f in spec_from_class(whole).fields.items()}
+    changed = [
+        f"{name} {before.get(name, '(none)')} -> {after.get(name, '(none)')}"
+        for name in dict.fromkeys([*before, *after])
+        if before.get(name) != after.get(name)
+    ]
+    if not changed:
+        return False
+    print(
+        f"{args.model}: the whole file does not fit the types of its first {sampled.options['sampled_rows']:,} rows; "
+        f"the table takes the whole file's ({', '.join(changed)}) and the load starts again"
+    )
+    try:
+        db.migrate(whole)  # the table is empty: the load rolled back
+    except SchemaError:
+        return False  # a change it will not make on its own: the load's own error says what failed
+    return True
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -279,6 +339,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return OK
 
 
+def _sample_rows(text: str) -> int | None:
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of rows, or all")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """One subparser per command; each command's function is its ``handler`` default."""
     parser = argparse.ArgumentParser(prog="dataflow-nb", description=__doc__)
@@ -303,8 +371,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="rollback",
         help="a bad row: roll the whole load back (default), skip it, or skip it and list it",
     )
-    load.add_argument("--upsert", action="store_true", help="update rows whose unique key exists, insert the rest")
+    load.add_argument(
+        "--mode",
+        choices=("append", "replace", "upsert"),
+        default="append",
+        help="append the rows (default; warns when a run already loaded this file), replace the table's rows "
+        "with them in one transaction, or upsert on the unique key (update rows whose key exists, insert the rest)",
+    )
     load.add_argument("--unique", help="comma-separated unique key for a model inferred from the file")
+    load.add_argument(
+        "--sample",
+        type=_sample_rows,
+        default=SAMPLE_ROWS,
+        metavar="ROWS|all",
+        help=f"rows a model inferred from the file takes its types from (default {SAMPLE_ROWS:,}; all: every row)",
+    )
     load.add_argument("--batch-size", type=int, help="rows per batch (default 50,000)")
     load.add_argument("--rejected", help="write the rejected rows to this CSV file")
     load.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -19,8 +19,9 @@ from dataflow_nb.backends import open_backend, open_replicas
 from dataflow_nb.backends.base import Backend, Connection
 from dataflow_nb.cache.redis import mask_url
 from dataflow_nb.cache.results import ResultCache, open_result_cache
-from dataflow_nb.exceptions import DataflowError, ReadOnlyError, SchemaError
+from dataflow_nb.exceptions import DataflowError, ReadOnlyError, SchemaError, ValidationError
 from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
+from dataflow_nb.model.infer import SAMPLE_ROWS
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
 from dataflow_nb.monitor.runs import DEFAULT_KEEP, RunHistory
@@ -398,13 +399,16 @@ class DataFlow:
             raise SchemaError(f"no model named {model!r}; models are {sorted({*self.models, *self._pending})}")
         return [spec]
 
-    def model_from(self, source: Any, *, name: str, **options: Any) -> type:
+    def model_from(self, source: Any, *, name: str, sample: int | None = SAMPLE_ROWS, **options: Any) -> type:
         """Infer a model from a CSV/Parquet file (or glob) or a frame, create its table and nodes.
 
-        Types are what polars would read; columns holding nulls become ``Optional``. Column names
-        that are not identifiers become snake_case (``rename=`` chooses others); the mapping is
-        printed and kept, so the bulk nodes load the same file as is. Reader options (``null_values``,
-        ``date_format``, ``delimiter``, ...) read the file; other ``options`` become ``__dataflow__``.
+        Types are what polars would read from a file's first ``sample`` rows (100,000; ``None``
+        reads them all; a frame is read whole), and the printed line says so: a later value that
+        does not fit fails the load, naming its row and this fix. Columns holding nulls become
+        ``Optional``. Column names that are not identifiers become snake_case (``rename=`` chooses
+        others); the mapping is printed and kept, so the bulk nodes load the same file as is.
+        Reader options (``null_values``, ``date_format``, ``delimiter``, ...) read the file; other
+        ``options`` become ``__dataflow__``.
 
         Examples:
             >>> import polars as pl
@@ -414,23 +418,36 @@ class DataFlow:
             'Optional[str]'
             >>> db.close()
         """
+        return self.model(self._inferred_class(source, name, sample, options))
+
+    def _inferred_class(self, source: Any, name: str, sample: int | None, options: dict[str, Any]) -> type:
+        """``model_from``'s class, not registered yet (the CLI widens a model inferred from a sample)."""
         from dataflow_nb.bulk.parse import ReadOptions
         from dataflow_nb.model.infer import infer_model
 
         reading = {k: options.pop(k) for k in list(options) if k in ReadOptions.names()}
-        inferred = infer_model(source, ReadOptions.from_params(reading, f"model_from({name})"))
+        if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1):
+            raise ValidationError(f"model_from({name}): sample takes a positive number of rows or None, got {sample!r}")
+        inferred = infer_model(source, ReadOptions.from_params(reading, f"model_from({name})"), sample)
         origin = source if isinstance(source, str) else type(source).__name__
-        renamed = ", ".join(f"{s!r} -> {f}" for s, f in inferred.source_columns.items())
+        renamed = ", ".join(inferred.renames)
         if inferred.source_columns:
             options["source_columns"] = inferred.source_columns
+        doc = f"Inferred from {origin}."
+        if inferred.sampled is not None:
+            options["sampled_rows"] = inferred.sampled
+            first = f"the first {inferred.sampled:,} rows of {origin}"
+            print(f"{name}: types inferred from {first}; pass sample=None to scan all")
+            doc = f"Types inferred from {first}."
+        if renamed:
             print(f"{name}: columns renamed {renamed}")
         namespace = {
             "__annotations__": inferred.annotations,
             "__dataflow__": options,
             "__module__": __name__,
-            "__doc__": f"Inferred from {origin}." + (f" Columns renamed: {renamed}." if renamed else ""),
+            "__doc__": doc + (f" Columns renamed: {renamed}." if renamed else ""),
         }
-        return self.model(type(name, (), namespace))
+        return type(name, (), namespace)
 
     def copy_to(
         self,

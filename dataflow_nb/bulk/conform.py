@@ -309,7 +309,15 @@ def rejection_error(node: str, model: ModelSpec, rejections: Sequence[Rejection]
         for r in rejections[:5]
     )
     more = f" (and {len(rejections) - 5} more in this batch)" if len(rejections) > 5 else ""
+    sampled = model.options.get("sampled_rows")
+    inferred = (
+        f"; {model.name}'s types were inferred from the first {sampled:,} rows of its file: define it with "
+        f"model_from(..., sample=None) to read every row, or give the column's type by hand"
+        if sampled
+        else ""
+    )
     return ValidationError(
         f"{node}: {len(rejections)} row(s) do not fit {model.name}: {shown}{more}. Nothing was written; "
-        "fix the data, or pass on_error='skip' to drop bad rows or 'quarantine' to get them back as a frame"
+        f"fix the data, or pass on_error='skip' to drop bad rows or 'quarantine' to get them back as a frame"
+        f"{inferred}"
     )

@@ -31,7 +31,7 @@ from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import BatchSource, csv_header, one_batch, read_columns
 from dataflow_nb.exceptions import ConflictError, DataflowError, NotFoundError
 from dataflow_nb.model.spec import Field, ModelSpec
-from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments
+from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments, upsert_differs
 
 T = TypeVar("T")
 # Seconds an interrupted ingest gets to end (its streams stopped) before the run stops waiting.
@@ -372,6 +372,8 @@ class BulkLoad:
             fmt = conformer.format_of(f, first.column(f.name)) if kind == "csv" else None
             source_type = None if kind == "csv" else first.schema.field(f.name).type
             columns.append(ScanColumn(f, sources.get(f.name, f.name), source_type, fmt))
+        if any(not c.source for c in columns):
+            return None  # a Parquet column named "": SQL has no name for it, the stream reads it
         header, skip = csv_header(path, options) if kind == "csv" else ([], 0)
         defaults = tuple(conformer.defaults.items())
         return FileScan(kind, str(path), tuple(columns), defaults, tuple(header), skip, options)
@@ -507,12 +509,23 @@ def upsert_statement(
     table = load.model.table
     rows = insert(table).from_select(list(names), sa.select(*(load.casted(latest, n) for n in names)))
     changes = upsert_assignments(load.model, table, rows.excluded, list(update))
-    return rows.on_conflict_do_update(index_elements=list(keys), set_=changes)
+    differs = upsert_differs(load.model, table, rows.excluded, list(update))
+    return rows.on_conflict_do_update(index_elements=list(keys), set_=changes, where=differs)
+
+
+def unchanged_rows(
+    load: BulkLoad, latest: sa.Table | sa.Subquery, keys: Sequence[str], update: Sequence[str], *scope: Any
+) -> sa.ColumnElement[bool]:
+    """Whether an input row matches a stored row the upsert would leave as it is."""
+    table = load.model.table
+    incoming = {c: load.casted(latest, c) for c in update}
+    differs = upsert_differs(load.model, table, incoming, list(update))
+    return sa.exists().where(*(table.c[k] == load.casted(latest, k) for k in keys), *scope, ~differs)
 
 
 def upsert_by_id(
     load: BulkLoad, latest: sa.Table | sa.Subquery, names: Sequence[str], update: Sequence[str]
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Upsert on ``id`` of a multi-tenant model, never touching another tenant's record.
 
     The ids are global, so the key is not ``(tenant_id, id)``: the run's own records are updated,
@@ -521,17 +534,21 @@ def upsert_by_id(
     for rows the run may see, so they hold under PostgreSQL's row-level security too.
 
     Returns:
-        ``(inserted, updated)``.
+        ``(inserted, updated, unchanged)``.
     """
     table = load.model.table
     scope = scope_clauses(load.model, table, load.ctx.scope, include_deleted=True)  # an upsert revives
     mine = sa.exists().where(table.c.id == latest.c.id, *scope)
     incoming = {c: load.casted(latest, c) for c in update}
     changes = upsert_assignments(load.model, table, incoming, list(update))
-    updated = load.changed(sa.update(table).where(table.c.id == latest.c.id, *scope).values(changes))
+    differs = upsert_differs(load.model, table, incoming, list(update))
+    same = load.count(
+        sa.select(sa.func.count()).select_from(latest).where(unchanged_rows(load, latest, ["id"], update, *scope))
+    )
+    updated = load.changed(sa.update(table).where(table.c.id == latest.c.id, *scope, differs).values(changes))
     fresh = sa.select(*(load.casted(latest, n) for n in names)).where(~mine)
     free = insert(table).from_select(list(names), fresh).on_conflict_do_nothing(index_elements=["id"])
     inserted = load.changed(free)
     foreign = load.count(sa.select(sa.func.count()).select_from(latest).where(~mine))
     load.handle_missing(load.missing(latest, "id"), foreign)
-    return inserted, updated
+    return inserted, updated, same

@@ -12,16 +12,26 @@ if TYPE_CHECKING:
     import polars as pl
 
 
+# What each count of a report means, in the order reports show them.
+MEANINGS = {
+    "rows_written": "rows inserted, updated or deleted",
+    "rows_rejected": "input rows dropped because a value did not fit (on_error 'skip' or 'quarantine')",
+    "inserted": "new rows",
+    "updated": "stored rows the input changed (updated_at and version moved)",
+    "unchanged": "upsert: stored rows the input matched with equal values, left as they were (not rewritten)",
+    "deleted": "rows deleted (or soft-deleted)",
+    "collapsed": "input rows dropped because a later input row had the same key (the last one won)",
+    "rows_read": "input rows read",
+    "seconds": "wall time of the node",
+    "batches": "batches streamed (report.batches has each one's rows and seconds)",
+}
+
+
 @dataclass
 class BulkReport:
     """The outcome of one bulk node. Counts are exact, not estimates.
 
-    Attributes:
-        rows_written: rows inserted, updated or deleted.
-        rows_rejected: rows dropped because a value did not fit (``on_error`` "skip" or "quarantine").
-        inserted, updated, deleted: the written rows by kind.
-        collapsed: upsert rows that repeated a conflict key within the input (the last one won).
-        seconds: wall time of the node.
+    Each count is explained in ``MEANINGS`` (shown in the HTML repr too).
     """
 
     node: str
@@ -29,6 +39,7 @@ class BulkReport:
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    unchanged: int = 0
     collapsed: int = 0
     rows_read: int = 0
     seconds: float = 0.0
@@ -65,7 +76,7 @@ class BulkReport:
 
     def as_dict(self) -> dict[str, Any]:
         """The counts, for logs and assertions."""
-        names = ("rows_written", "rows_rejected", "inserted", "updated", "deleted", "collapsed", "rows_read", "seconds")
+        names = [name for name in MEANINGS if name != "batches"]
         return {name: getattr(self, name) for name in names} | {"batches": len(self.batch_log)}
 
     def __repr__(self) -> str:
@@ -74,9 +85,9 @@ class BulkReport:
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td>{html.escape(k)}</td><td>{v:,.3f}</td></tr>"
+            f"<tr><td>{html.escape(k)}</td><td>{v:,.3f}</td><td>{html.escape(MEANINGS[k])}</td></tr>"
             if isinstance(v, float)
-            else f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>"
+            else f"<tr><td>{html.escape(k)}</td><td>{v:,}</td><td>{html.escape(MEANINGS[k])}</td></tr>"
             for k, v in self.as_dict().items()
         )
         bad = ""

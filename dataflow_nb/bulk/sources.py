@@ -11,13 +11,14 @@ import csv
 import glob
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from dataflow_nb.bulk.parse import ReadOptions
+from dataflow_nb.bulk.reload import files_fingerprint, table_fingerprint
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.notebook_values import as_list, is_sequence
 from dataflow_nb.model.spec import MISSING, Field
@@ -39,6 +40,8 @@ class BatchSource:
     # The first rows of that file (none of a Parquet file: its columns), as the first batch holds
     # them, read without reading ahead.
     head: Callable[[int], pa.RecordBatch | None] | None = None
+    # What the input is, to tell a load of the same source again (``bulk/reload.py``); None: unknown.
+    fingerprint: Callable[[], str | None] = field(default=lambda: None)
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self.open_batches()
@@ -61,11 +64,46 @@ def matching_paths(pattern: str | os.PathLike[str]) -> list[Path]:
     return [Path(m) for m in matches]
 
 
+def distinct_names(raw: list[str]) -> list[str]:
+    """A header's names as DuckDB's reader names them: an empty name is ``column<i>`` (counted
+    from 0), a name repeated, or equal to an earlier one but for case, gets ``_1``, ``_2``, ..."""
+    names: list[str] = []
+    used: set[str] = set()
+    repeats: dict[str, int] = {}
+    for index, name in enumerate(raw):
+        chosen = name or f"column{index}"
+        base = chosen
+        while chosen.lower() in used:
+            repeats[base.lower()] = repeats.get(base.lower(), 0) + 1
+            chosen = f"{base}_{repeats[base.lower()]}"
+        used.add(chosen.lower())
+        names.append(chosen)
+    return names
+
+
+def header_renames(options: ReadOptions, raw: list[str]) -> ReadOptions:
+    """``rename`` keyed on the names a file's header holds (``""``, a repeated name's first
+    occurrence) as well as on the names it is read under (``distinct_names``)."""
+    names = distinct_names(raw)
+    given = dict(options.rename)
+    for old in options.rename:
+        if old not in names and old in raw:
+            given[names[raw.index(old)]] = given.pop(old)
+    return options if given == dict(options.rename) else replace(options, rename=given)
+
+
 def csv_header(path: Path, options: ReadOptions) -> tuple[list[str], int]:
-    """The column names of a CSV file (its first row after ``skip_rows`` and comment lines).
+    """The column names of a CSV file (its first row after ``skip_rows`` and comment lines), made
+    distinct as DuckDB's reader makes them (``distinct_names``).
 
     Also the rows DuckDB is told to skip: it passes over comment lines itself and counts the rest.
     """
+    raw, skip = raw_csv_header(path, options)
+    return distinct_names(raw), skip
+
+
+def raw_csv_header(path: Path, options: ReadOptions) -> tuple[list[str], int]:
+    """The header row as the file holds it, and the rows to skip (see ``csv_header``)."""
     encoding = "utf-8-sig" if options.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else options.encoding
     for size in (1 << 16, 1 << 20):  # most headers end in the first 64 kB
         try:
@@ -125,6 +163,8 @@ def csv_source(
 
     paths = matching_paths(pattern)
     options = (options or ReadOptions()).for_path(paths[0])
+    if options.rename:
+        options = header_renames(options, raw_csv_header(paths[0], options)[0])
     done = [0]  # bytes read: the files before, and how far into this one DuckDB's reader is
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -164,6 +204,7 @@ def csv_source(
         options=options,
         file=("csv", paths[0]) if one else None,
         head=head if one and not infer_types else None,
+        fingerprint=lambda: files_fingerprint(paths),
     )
 
 
@@ -235,6 +276,7 @@ def parquet_source(
         options=options,
         file=("parquet", paths[0]) if one else None,
         head=head if one else None,
+        fingerprint=lambda: files_fingerprint(paths),
     )
 
 
@@ -287,6 +329,8 @@ def open_input(
         lambda: (_renamed(b, options.rename) for b in table.to_batches(max_chunksize=batch_size)),
         total_rows=table.num_rows,
         options=options,
+        # A frame or table is a source a cell may load again; rows listed in code are not.
+        fingerprint=(lambda: None) if isinstance(data, list) or is_sequence(data) else lambda: table_fingerprint(table),
     )
 
 

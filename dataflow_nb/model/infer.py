@@ -4,8 +4,10 @@ Parquet and frames carry Arrow types. CSV text is typed the way polars' reader w
 (ints, floats, ``true``/``false``, dates and times in one format per column, else text), with
 the same parser the bulk nodes use, so a model inferred from a file always loads that file. A
 column is ``Optional`` where the data has nulls. Column names that are not valid identifiers
-become snake_case (``Sample Number`` -> ``sample_number``); a source ``id`` column stays the key
-when it holds unique integers and becomes ``source_id`` otherwise.
+become snake_case ASCII (``Sample Number`` -> ``sample_number``, ``Größe`` -> ``grosse``); a CSV
+header's empty and repeated names are read as DuckDB names them (``column0``, ``a_1``); a
+source ``id`` column (in any case) stays the key when it holds unique integers, and it and any
+other column named like a managed one (``created_at``, ``ID``) becomes ``source_<name>``.
 """
 
 from __future__ import annotations
@@ -13,16 +15,30 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import pyarrow as pa
 
 from dataflow_nb.bulk.parse import ReadOptions, choose_format, is_text, parse_text
-from dataflow_nb.bulk.sources import csv_source, matching_paths, open_input, parquet_source
+from dataflow_nb.bulk.sources import (
+    DEFAULT_BATCH_SIZE,
+    csv_source,
+    distinct_names,
+    matching_paths,
+    open_input,
+    parquet_source,
+    raw_csv_header,
+)
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.model.spec import _IDENTIFIER, MANAGED_TIMESTAMPS
+from dataflow_nb.model.spec import _IDENTIFIER, LIFECYCLE_COLUMNS, MANAGED_TIMESTAMPS
 from dataflow_nb.model.types import field_type_for, field_type_for_arrow
+
+# Rows a file's types are inferred from, as DuckDB's sniffer samples a file (20,480 rows) and
+# polars' reader (100): a later value that does not fit fails the load, naming the fix.
+SAMPLE_ROWS = 100_000
 
 # What polars' CSV reader tries, in its order; each kind's Arrow type comes from the registry.
 _TEXT_KINDS: tuple[tuple[str, pa.DataType, type], ...] = tuple(
@@ -107,24 +123,44 @@ def _polars_reads(sample: Any, kind: str) -> bool:
         return False
 
 
+# Letters NFKD does not split into an ASCII letter and an accent.
+_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "œ": "oe", "Œ": "OE", "ð": "d"})
+_LETTERS.update(str.maketrans({"Ð": "D", "þ": "th", "Þ": "TH", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D"}))
+_LETTERS[0x131] = "i"  # the dotless i
+# Columns dataflow_nb manages on every model (or on some): a source column of that name, in any
+# case, is kept as source_<name> (``id`` stays the key when it holds unique integers).
+MANAGED_NAMES = ("id", "tenant_id", *MANAGED_TIMESTAMPS, *LIFECYCLE_COLUMNS)
+
+
+def ascii_letters(name: str) -> str:
+    """Latin letters without their accents (``Größe`` -> ``Grosse``); any other character that is
+    not ASCII becomes ``u`` and its code point (``名`` -> ``u540d``), so none is dropped."""
+    text = unicodedata.normalize("NFKD", name.translate(_LETTERS))
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return "".join(c if c.isascii() else f"_u{ord(c):04x}_" for c in text)
+
+
 def identifier(name: str) -> str:
-    """A valid field name for a column name: unchanged when it is one, else snake_case."""
+    """A valid field name for a column name: unchanged when it is one, else snake_case ASCII."""
     if _IDENTIFIER.match(name):
         return name
-    text = re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower() or "column"
+    text = re.sub(r"[^0-9a-zA-Z]+", "_", ascii_letters(name)).strip("_").lower() or "column"
     return (f"c_{text}" if text[0].isdigit() else text)[:63]
 
 
 def column_names(names: list[str], rename: dict[str, str]) -> dict[str, str]:
-    """Source name -> field name for every column (``rename`` first, then identifiers, made distinct)."""
+    """Source name -> field name for every column: ``rename`` first, then identifiers, a managed
+    column's name as ``source_<name>``, all made distinct (also in case: DuckDB's names ignore it)."""
     mapping: dict[str, str] = {}
     used: set[str] = set()
     for name in names:
         chosen = rename.get(name) or identifier(name)
+        if name not in rename and chosen.lower() in MANAGED_NAMES:
+            chosen = f"source_{chosen.lower()}"
         base, number = chosen, 2
-        while chosen in used:
+        while chosen.lower() in used:
             chosen, number = f"{base}_{number}", number + 1
-        used.add(chosen)
+        used.add(chosen.lower())
         mapping[name] = chosen
     return mapping
 
@@ -135,6 +171,14 @@ class Inferred:
 
     annotations: dict[str, Any]
     source_columns: dict[str, str]  # source column -> field, where they differ
+    sampled: int | None = None  # rows the types were inferred from, when the source has more
+    renames: list[str] = field(default_factory=list)  # each renamed column, as printed
+
+    def describe_renames(self, header: dict[str, str]) -> None:
+        """``renames`` from ``source_columns`` and a CSV header's names as read (``distinct_names``:
+        read name -> the header's own name and place)."""
+        names = dict.fromkeys([*header, *self.source_columns])
+        self.renames = [f"{header.get(n, repr(n))} -> {self.source_columns.get(n, n)}" for n in names]
 
 
 def _is_parquet(source: Any) -> bool:
@@ -169,28 +213,57 @@ def _parquet_nulls(pattern: Any) -> tuple[pa.Schema, dict[str, bool]] | None:
     return (schema, nulls) if schema is not None else None
 
 
-def infer_model(source: Any, options: ReadOptions | None = None) -> Inferred:
-    """Fields and column mapping from the data (one streamed pass; Parquet statistics when present)."""
+class _FirstRows:
+    """A source's batches up to ``limit`` rows (all when None); ``cut`` tells whether rows were left."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch], limit: int | None):
+        self.batches, self.limit, self.cut = batches, limit, False
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        batches = iter(self.batches)
+        read = 0
+        try:
+            for batch in batches:
+                if self.limit is not None and read >= self.limit:
+                    self.cut = True  # a batch beyond the sample: the file has more rows
+                    return
+                kept = batch if self.limit is None else batch.slice(0, self.limit - read)
+                read += kept.num_rows
+                yield kept
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # stop the file's reader now, not when it is collected
+
+
+def infer_model(source: Any, options: ReadOptions | None = None, sample: int | None = SAMPLE_ROWS) -> Inferred:
+    """Fields and column mapping from the data: a file's first ``sample`` rows (all of them when
+    None; Parquet statistics when present, which need no rows), a frame's every row."""
     options = options or ReadOptions()
+    if _is_csv(source):
+        options = csv_source(source, options=options).options  # rename={"": ...} names a header's empty name
     plain = replace(options, rename={})  # read the source's own names
     footer = _parquet_nulls(source) if _is_parquet(source) and options.columns is None else None
     columns: dict[str, _Column] = {}
     ids: list[pa.Array] = []
-    rows = 0
+    rows, sampled = 0, None
     if footer is not None:
         schema, nulls = footer
         columns = {f.name: _Column(kinds=[], arrow=f.type, nulls=nulls.get(f.name, False)) for f in schema}
-        if "id" in schema.names:
-            ids = [b.column(0) for b in parquet_source(source, columns=["id"])]
+        key = _id_column(schema.names)
+        if key is not None:
+            ids = [b.column(0) for b in parquet_source(source, columns=[key])]
     else:
         text = _is_csv(source)
+        size = min(sample or DEFAULT_BATCH_SIZE, DEFAULT_BATCH_SIZE)
         if text:
-            batches = csv_source(source, options=plain)
+            batches = csv_source(source, options=plain, batch_size=size)
         elif _is_parquet(source):
-            batches = parquet_source(source, options=plain)
+            batches = parquet_source(source, options=plain, batch_size=size)
         else:
-            batches = open_input(source, None, options=plain)
-        for batch in batches:
+            batches, sample = open_input(source, None, options=plain), None  # in memory: every row
+        first = _FirstRows(batches, sample)
+        for batch in first:
             rows += batch.num_rows
             for name, array in zip(batch.schema.names, batch.columns, strict=True):
                 column = columns.get(name)
@@ -200,18 +273,31 @@ def infer_model(source: Any, options: ReadOptions | None = None) -> Inferred:
                 column.nulls = column.nulls or array.null_count > 0
                 if column.arrow is None:
                     column.narrow(array, options)
-                if name == "id":
+                if name == _id_column(batch.schema.names):
                     ids.append(array)
         if not rows:
             raise ValidationError(f"{batches.label} has no rows to infer a model from")
-    return _annotations(columns, ids, options)
+        sampled = rows if first.cut else None
+    inferred = _annotations(columns, ids, options)
+    inferred.sampled = sampled
+    inferred.describe_renames(_header_names(source, options) if _is_csv(source) else {})
+    return inferred
+
+
+def _header_names(source: Any, options: ReadOptions) -> dict[str, str]:
+    """The columns a CSV header names otherwise than they are read (empty or repeated names)."""
+    raw, _ = raw_csv_header(matching_paths(source)[0], options)
+    return {
+        n: f"{r!r} (column {i})" for i, (r, n) in enumerate(zip(raw, distinct_names(raw), strict=True), 1) if r != n
+    }
 
 
 def _annotations(columns: dict[str, _Column], ids: list[pa.Array], options: ReadOptions) -> Inferred:
     kinds = {name: c.python_type() if c.arrow is None else _python_type(name, c.arrow) for name, c in columns.items()}
     rename = dict(options.rename)
-    if "id" in columns and "id" not in rename:
-        rename["id"] = "id" if kinds["id"] is int and _unique_keys(ids) else "source_id"
+    key = _id_column(list(columns))
+    if key is not None and key not in rename and kinds[key] is int and _unique_keys(ids):
+        rename[key] = "id"
     mapping = column_names(list(columns), rename)
     annotations: dict[str, Any] = {}
     for name, column in columns.items():
@@ -227,6 +313,11 @@ def _annotations(columns: dict[str, _Column], ids: list[pa.Array], options: Read
     return Inferred(annotations, {s: f for s, f in mapping.items() if s != f})
 
 
+def _id_column(names: list[str]) -> str | None:
+    """The source column that may be the key: the first named ``id`` in any case."""
+    return next((n for n in names if n.lower() == "id"), None)
+
+
 def _unique_keys(ids: list[pa.Array]) -> bool:
     """Whether the id column holds an integer in every row, each once."""
     import polars as pl
@@ -237,4 +328,4 @@ def _unique_keys(ids: list[pa.Array]) -> bool:
     return values.null_count() == 0 and values.n_unique() == len(values)
 
 
-__all__ = ["Inferred", "column_names", "identifier", "infer_model"]
+__all__ = ["SAMPLE_ROWS", "Inferred", "column_names", "identifier", "infer_model"]

@@ -30,6 +30,7 @@ KNOWN_OPTIONS = {
     "soft_delete",
     "versioned",
     "source_columns",  # source column -> field, for a model inferred from a file (bulk nodes rename so)
+    "sampled_rows",  # the rows of its file a model's types were inferred from, when it has more
     "sensitive",
     "partition_by",  # ("range", field, interval) or ("list", field): see model/partitions.py
 }

@@ -102,6 +102,7 @@ class NodeRecord:
     rows_read: int = 0
     rows_written: int = 0
     error: str | None = None
+    loaded: str | None = None  # a BulkCreate's "table|mode|source fingerprint" (``bulk/reload.py``)
 
 
 @dataclass
@@ -423,6 +424,28 @@ class RunHistory:
             )
         )
 
+    def loads_of(self, table: str, tenant_id: str | None, newer_than: int = 500) -> list[tuple[str, datetime, str]]:
+        """What BulkCreate runs that committed loaded into ``table`` (as ``tenant_id``), newest first:
+        (run id, started at, ``NodeRecord.loaded``) from the newest ``newer_than`` such runs; none
+        when the history cannot be read (a role that may not create or read it)."""
+        if not self._tables_ready():
+            return []
+        try:
+            with self.backend_connection() as connection:
+                found = connection.execute(
+                    self._statement("loads"),
+                    {"pattern": f'%"loaded":"{table}|%', "tenant_id": tenant_id, "last": newer_than},
+                )
+        except Exception as exc:  # a courtesy check: the load goes on
+            log.debug("run history: loads of %s not read on %s: %s", table, self.backend.safe_url, exc)
+            return []
+        return [
+            (row["run_id"], row["started_at"], node["loaded"])
+            for row in (found.to_pylist() if found is not None else [])
+            for node in json.loads(row["node_log"] or "[]")
+            if (node.get("loaded") or "").startswith(f"{table}|")
+        ]
+
     def has_run(self, run_id: str) -> bool:
         """Whether the history holds ``run_id`` (or it executes in this process now)."""
         if live_run(self.identity, run_id) is not None:
@@ -527,6 +550,16 @@ _STATEMENTS: dict[str, Any] = {
     "prune": lambda: sa.delete(runs_table).where(runs_table.c.seq <= sa.bindparam("cut", type_=sa.BigInteger)),
     "runs": lambda: (
         sa.select(*(runs_table.c[c] for c in RUN_COLUMNS))
+        .order_by(runs_table.c.seq.desc())
+        .limit(sa.bindparam("last", type_=sa.BigInteger))
+    ),
+    "loads": lambda: (
+        sa.select(runs_table.c.run_id, runs_table.c.started_at, runs_table.c.node_log)
+        .where(
+            sa.or_(runs_table.c.status == "ok", runs_table.c.status == "retried"),  # runs that committed
+            runs_table.c.node_log.like(sa.bindparam("pattern", type_=sa.Text)),
+            runs_table.c.tenant_id.is_not_distinct_from(sa.bindparam("tenant_id", type_=sa.Text)),
+        )
         .order_by(runs_table.c.seq.desc())
         .limit(sa.bindparam("last", type_=sa.BigInteger))
     ),

@@ -16,8 +16,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.bulk.conform import Conformer
-from dataflow_nb.bulk.load import BulkLoad, KeyHashes, upsert_by_id, upsert_statement
+from dataflow_nb.bulk.load import BulkLoad, KeyHashes, unchanged_rows, upsert_by_id, upsert_statement
 from dataflow_nb.bulk.parse import FORMAT_SAMPLE, ReadOptions
+from dataflow_nb.bulk.reload import MODES, loaded_note, warn_if_loaded
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, open_input
 from dataflow_nb.exceptions import ValidationError
@@ -113,12 +114,35 @@ class BulkNode(ModelNode):
 
 
 class BulkCreateNode(BulkNode):
-    """Insert every input row: COPY through ADBC on PostgreSQL, an Arrow scan on DuckDB."""
+    """Insert every input row: COPY through ADBC on PostgreSQL, an Arrow scan on DuckDB.
+
+    ``mode="append"`` (default) adds the rows, and warns when a committed run already loaded the
+    same source into the table; ``mode="replace"`` first deletes the table's rows (the run's
+    tenant's, on a multi-tenant model) in the same transaction, so a failed load keeps the old ones.
+    """
+
+    parameters = (*COMMON, "mode")
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
+        super().check_params(params, complete=complete)
+        if params.get("mode", "append") not in MODES:
+            raise ValidationError(
+                f"{cls.node_type}: mode={params['mode']!r}; choose 'append' (add the rows) or 'replace' "
+                "(the table's rows replaced by these, in the same transaction)"
+            )
 
     def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
         started = time.perf_counter()
         load, report = self.start(ctx, params)
         source = self.open_source(params)
+        mode = params.get("mode", "append")
+        fingerprint = source.fingerprint() if self.db.history.record else None  # kept in the run history
+        if mode == "replace":
+            everything = delete_statement(self.model, self.model.table, ctx.scope, sa.true(), hard=True)
+            report.deleted = load.changed(everything)
+        elif fingerprint is not None:
+            warn_if_loaded(self.db, self.node_type, self.model.table_name, load.tenant, fingerprint, source.label)
         # A file (source=, not a reader node's batches) the database may read itself: its first
         # rows only, without reading ahead; as many as a date/time column's format is chosen on.
         first, size = None, self.batch_size(params)
@@ -156,6 +180,8 @@ class BulkCreateNode(BulkNode):
                     report.inserted = sum(rows for _, rows, _ in report.batch_log)
             if keys:
                 load.advance_id_sequence()
+        if fingerprint is not None and ctx.current is not None:
+            ctx.current.loaded = loaded_note(self.model.table_name, mode, fingerprint)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -163,7 +189,8 @@ class BulkCreateNode(BulkNode):
 class BulkUpsertNode(BulkNode):
     """Insert rows, or update the named columns where ``conflict_on`` (a unique key) matches.
 
-    Rows repeating a key within the input collapse to the last one; their count is reported.
+    Rows repeating a key within the input collapse to the last one; their count is reported
+    (``collapsed``). A stored row the input would not change is left as it is (``unchanged``).
     """
 
     parameters = (*COMMON, "conflict_on", "update")
@@ -201,7 +228,7 @@ class BulkUpsertNode(BulkNode):
                         sa.select(sa.func.count()).select_from(stage).scalar_subquery(), sa.func.count()
                     ).select_from(latest)
                 )
-                report.inserted, report.updated = upsert_by_id(load, latest, columns, changed)
+                report.inserted, report.updated, report.unchanged = upsert_by_id(load, latest, columns, changed)
                 report.collapsed = staged - distinct
                 load.drop(stage)
                 load.advance_id_sequence()
@@ -213,23 +240,29 @@ class BulkUpsertNode(BulkNode):
             if flag is not None and not self.model.soft_delete:
                 # The upsert itself says which rows it inserted: no pass over the input before it.
                 # (A soft-deleted record brought back counts as inserted, which only a query before tells.)
+                # Rows left unchanged are not returned: they are the distinct keys not written.
                 staged = sum(rows for _, rows, _ in report.batch_log)
-                inserted, distinct = load.upsert_counts(statement, flag)
-                existing = distinct - inserted
+                distinct = staged if latest is stage else load.count(sa.select(sa.func.count()).select_from(latest))
+                inserted, written = load.upsert_counts(statement, flag)
+                existing, unchanged = distinct - inserted, distinct - written
             else:
-                found = sa.exists().where(*(table.c[k] == load.casted(latest, k) for k in match), *load.scope(table))
-                staged, distinct, existing = load.counts(
+                scope = load.scope(table)
+                found = sa.exists().where(*(table.c[k] == load.casted(latest, k) for k in match), *scope)
+                same = unchanged_rows(load, latest, match, changed, *scope)
+                staged, distinct, existing, unchanged = load.counts(
                     sa.select(
                         sa.select(sa.func.count()).select_from(stage).scalar_subquery(),
                         sa.func.count(),
                         sa.func.count().filter(found),
+                        sa.func.count().filter(same),
                     ).select_from(latest)
                 )
                 load.changed(statement)
             load.drop(stage)
             if "id" in keys:
                 load.advance_id_sequence()
-            report.inserted, report.updated, report.collapsed = distinct - existing, existing, staged - distinct
+            report.inserted, report.updated = distinct - existing, existing - unchanged
+            report.unchanged, report.collapsed = unchanged, staged - distinct
         report.seconds = time.perf_counter() - started
         return report
 

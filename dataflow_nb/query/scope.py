@@ -92,6 +92,18 @@ def upsert_assignments(model: ModelSpec, table: sa.Table, excluded: Any, changed
     return values
 
 
+def upsert_differs(model: ModelSpec, table: sa.Table, incoming: Any, changed: list[str]) -> sa.ColumnElement[bool]:
+    """Whether an upsert would change a stored row: a ``changed`` column's value differs (nulls
+    compare equal), or the row is soft-deleted (the upsert brings it back). A row that would not
+    change is left as it is: no new row version, ``updated_at`` and ``version`` kept."""
+    differs: list[sa.ColumnElement[bool]] = [
+        table.c[k].is_distinct_from(incoming[k]) for k in changed if k not in UPSERT_KEEPS
+    ]
+    if model.soft_delete:
+        differs.append(table.c.deleted_at.is_not(None))
+    return sa.or_(sa.false(), *differs)
+
+
 def delete_statement(
     model: ModelSpec, table: sa.Table, scope: Scope, *where: sa.ColumnElement[Any], hard: bool = False
 ) -> sa.Update | sa.Delete:

@@ -125,7 +125,7 @@ def test_a_key_already_there_names_the_key(db: Any, tmp_path: Path) -> None:
     path = tmp_path / "keys.csv"
     pl.DataFrame({"code": ["a", "b"]}).write_csv(path)
     load("KeyedBulkCreateNode", {"source": str(path)})
-    with pytest.raises(WorkflowError, match="code"):
+    with pytest.raises(WorkflowError, match="code"), pytest.warns(UserWarning, match="already loaded"):
         load("KeyedBulkCreateNode", {"source": str(path)})
 
 

@@ -47,8 +47,7 @@ def run(node_type, params):
 run("ReadingBulkCreateNode", {"data": [{"k": -i, "name": "kept", "amount": 0.5} for i in range(1, 11)]})
 before = {t.name for t in threading.enumerate()}
 
-def left_behind():
-    """Threads started since, still alive 5 s later (the run history's timer ends when it wakes)."""
+def left_behind():  # threads started since, still alive 5 s later (the history's timer ends when it wakes)
     for thread in threading.enumerate():
         if thread.name not in before:
             thread.join(5)

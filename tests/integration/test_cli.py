@@ -60,14 +60,16 @@ def test_load_infers_the_model_then_appends_to_its_table(url: str, tmp_path: Pat
     first = cli("load", flights, "--model", "Flight", "--url", url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert f"model Flight (inferred from {flights}) -> table flights" in first.stdout
-    assert "loaded 27,004 rows into flights (27,004 inserted) in " in first.stdout and "BulkReport" not in first.stdout
+    assert "loaded flights: 27,004 inserted in " in first.stdout and "BulkReport" not in first.stdout
     assert first.stderr.startswith(f"reading {flights} to infer model Flight's fields...")  # before model_from
     assert "FlightBulkCreateNode: 100%" in first.stderr and "27,004/27,004 rows" in first.stderr  # the bar
 
     again = cli("load", flights, "--model", "Flight", "--url", url, "--no-progress", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "model Flight (its table) -> table flights" in again.stdout
-    assert again.stderr == ""
+    first_run = first.stdout.split("run ")[1].split(":")[0]
+    assert again.stderr.startswith(f"dataflow-nb load: UserWarning: FlightBulkCreateNode: {flights} was already ")
+    assert f"loaded into flights by run {first_run}" in again.stderr and "--mode replace|upsert" in again.stderr
     assert query("SELECT count(*) AS n, count(DISTINCT id) AS ids FROM flights").row(0) == (54_008, 54_008)
     expected = pl.read_parquet(flights).filter(pl.col("dep_delay") > 300).sort("time_hour", "flight")
     loaded = query("SELECT * FROM flights WHERE dep_delay > 300 ORDER BY time_hour, flight, id")
@@ -79,6 +81,37 @@ def test_load_infers_the_model_then_appends_to_its_table(url: str, tmp_path: Pat
     assert "Flight: table flights, 54,008 rows" in listed.stdout
     assert "dep_delay: Optional[int]" in listed.stdout and "time_hour: datetime" in listed.stdout
 
+    replaced = cli(
+        "load", flights, "--model", "Flight", "--url", url, "--no-progress", "--mode", "replace", cwd=tmp_path
+    )
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stderr == ""
+    assert "loaded flights: 27,004 inserted, 54,008 deleted in " in replaced.stdout
+    assert query("SELECT count(*) AS n FROM flights")["n"].item() == 27_004
+
+
+def test_load_widens_a_model_inferred_from_the_first_rows(url: str, tmp_path: Path, query: Any) -> None:
+    path = tmp_path / "late.csv"
+    lines = [f"{i},{'twelve' if i == 250 else i * 2},{'' if i == 280 else 'x'}" for i in range(1, 301)]
+    path.write_text("n,twice,note\n" + "\n".join(lines) + "\n")
+    done = cli("load", str(path), "--model", "Late", "--sample", "100", "--url", url, "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"Late: types inferred from the first 100 rows of {path}" in done.stdout
+    assert "the table takes the whole file's (twice int -> str, note str -> Optional[str])" in done.stdout
+    assert "loaded lates: 300 inserted in " in done.stdout
+    assert query("SELECT twice, note FROM lates WHERE n IN (250, 280) ORDER BY n").rows() == [
+        ("twelve", "x"),
+        ("560", None),
+    ]
+    whole = cli("load", str(path), "--model", "Whole", "--sample", "all", "--url", url, "--no-progress", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    assert "types inferred from the first" not in whole.stdout and "takes the whole file's" not in whole.stdout
+    ids = tmp_path / "ids.csv"  # ids unique in the first 100 rows only: not the key after all
+    ids.write_text("id,v\n" + "".join(f"{5 if i == 250 else i},{i}\n" for i in range(1, 301)))
+    keyed = cli("load", str(ids), "--model", "Keyed", "--sample", "100", "--url", url, "--no-progress", cwd=tmp_path)
+    assert keyed.returncode == 0, keyed.stderr
+    assert "(source_id (none) -> int)" in keyed.stdout and ": 300 inserted in " in keyed.stdout
+
 
 def test_load_a_glob_of_csv_files(url: str, tmp_path: Path, query: Any) -> None:
     weather = pl.read_csv(datasets.path("seattle-weather.csv"))
@@ -86,7 +119,7 @@ def test_load_a_glob_of_csv_files(url: str, tmp_path: Path, query: Any) -> None:
         part.write_csv(tmp_path / f"weather-{year[0]}.csv")
     done = cli("load", str(tmp_path / "weather-*.csv"), "--model", "Weather", "--url", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "loaded 1,461 rows into weathers (1,461 inserted)" in done.stdout
+    assert "loaded weathers: 1,461 inserted in " in done.stdout
     assert query("SELECT count(*) AS n, sum(precipitation) AS rain FROM weathers").row(0) == pytest.approx(
         (1461, weather["precipitation"].sum())
     )
@@ -115,7 +148,7 @@ def test_load_on_error_modes(url: str, tmp_path: Path, query: Any) -> None:
 
     skipped = cli("load", broken, *common, "--on-error", "skip", cwd=tmp_path)
     assert skipped.returncode == 0, skipped.stderr
-    assert "loaded 9 rows into delays (9 inserted, 1 rejected)" in skipped.stdout
+    assert "loaded delays: 9 inserted, 1 rejected in " in skipped.stdout
 
     rejected = tmp_path / "rejected.csv"
     kept = cli("load", broken, *common, "--on-error", "quarantine", "--rejected", str(rejected), cwd=tmp_path)
@@ -130,9 +163,9 @@ def test_load_upsert_updates_by_the_unique_key(url: str, tmp_path: Path, query: 
     assert created.returncode == 0, created.stderr
     changed = tmp_path / "airlines-renamed.csv"
     pl.read_csv(airlines).with_columns(pl.col("name").str.to_uppercase()).write_csv(changed)
-    upserted = cli("load", str(changed), "--model", "Airline", "--upsert", "--url", url, cwd=tmp_path)
+    upserted = cli("load", str(changed), "--model", "Airline", "--mode", "upsert", "--url", url, cwd=tmp_path)
     assert upserted.returncode == 0, upserted.stderr
-    assert "loaded 16 rows into airlines (16 updated)" in upserted.stdout
+    assert "loaded airlines: 16 updated in " in upserted.stdout
     names = query("SELECT name FROM airlines WHERE carrier = 'AA'")["name"].to_list()
     assert names == ["AMERICAN AIRLINES INC."]
 
@@ -218,6 +251,8 @@ def test_failures_exit_1_with_the_reason(tmp_path: Path) -> None:
         (["dance"], "invalid choice: 'dance'"),
         (["load", "x.csv"], "the following arguments are required: --model"),
         (["load", "x.csv", "--model", "X", "--on-error", "ignore"], "invalid choice: 'ignore'"),
+        (["load", "x.csv", "--model", "X", "--mode", "overwrite"], "invalid choice: 'overwrite'"),
+        (["load", "x.csv", "--model", "X", "--sample", "0"], "'0': give a positive number of rows, or all"),
         (["migrate", "--models", "m.py"], "one of the arguments --plan --apply is required"),
         (["migrate", "--models", "m.py", "--plan", "--apply"], "not allowed with argument"),
         ([], "the following arguments are required: COMMAND"),
@@ -240,7 +275,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     done = cli("--help", cwd=tmp_path)
     assert done.returncode == 0
     listed = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("    ") and line.split()]
-    assert listed == ["load", "health", "models", "migrate", "runs", "demo"]
+    assert listed == ["load", "health", "models", "migrate", "runs", "copy", "demo"]
 
 
 def test_demo_prints_the_resulting_frame(tmp_path: Path) -> None:
