@@ -67,7 +67,7 @@ def test_load_infers_the_model_then_appends_to_its_table(url: str, tmp_path: Pat
     again = cli("load", flights, "--model", "Flight", "--url", url, "--no-progress", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "model Flight (its table) -> table flights" in again.stdout
-    first_run = first.stdout.split("run ")[1].split(":")[0]
+    first_run = first.stdout.split("; run ")[1].split()[0]
     assert again.stderr.startswith(f"dataflow-nb load: UserWarning: FlightBulkCreateNode: {flights} was already ")
     assert f"loaded into flights by run {first_run}" in again.stderr and "--mode replace|upsert" in again.stderr
     assert query("SELECT count(*) AS n, count(DISTINCT id) AS ids FROM flights").row(0) == (54_008, 54_008)
