@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from dataflow_nb.bulk.report import BulkReport
 
 DEFAULT_FILE_URL = "duckdb:///dataflow.duckdb"
+RUN_COLUMNS = ("run_id", "started_at", "status", "seconds", "nodes", "tenant_id", "error_node")
+NODE_COLUMNS = ("node_id", "node_type", "status", "seconds", "rows_read", "rows_written", "error")
+WIDTH = 100  # columns: every table the command prints fits a 100-column terminal
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 
 
@@ -77,7 +80,7 @@ def _open(args: argparse.Namespace, **options: Any) -> Any:
 def _print_frame(frame: Any) -> None:
     import polars as pl
 
-    with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=60, tbl_width_chars=160):
+    with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=40, tbl_width_chars=WIDTH):
         print(frame)
 
 
@@ -87,6 +90,34 @@ def load_summary(report: BulkReport, table: str, run_id: str) -> str:
     counts = [f"{report[k]:,} {k.removeprefix('rows_')}" for k in kinds if report[k]]
     rate = f" ({report.rows_read / report.seconds:,.0f} rows/s)" if report.seconds > 0 and report.rows_read else ""
     return f"loaded {table}: {', '.join(counts) or 'nothing written'} in {report.seconds:,.1f} s{rate}; run {run_id}"
+
+
+def _cell(value: Any) -> str:
+    """A value as a text table shows it: nothing for null, times to the second, floats to the millisecond."""
+    from datetime import datetime
+
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def fit(text: str) -> str:
+    """One line of at most ``WIDTH`` columns, cut with "…" when longer."""
+    return text if len(text) <= WIDTH else text[: WIDTH - 1] + "…"
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+    """The header and one line per row, aligned, each within ``WIDTH`` columns."""
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
+    return [
+        fit("  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip())
+        for line in [list(columns), *cells]
+    ]
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -207,7 +238,8 @@ def cmd_health(args: argparse.Namespace) -> int:
         status = {"status": "unhealthy", "database": mask_url(database_url(args.url)), "latency_ms": None}
         status |= {"error": f"ConnectionError: {exc}", "checked_at": datetime.now(UTC)}
     for key, value in status.items():
-        print(f"{key}: {f'{value:.1f}' if isinstance(value, float) else value}")
+        if value is not None:  # a healthy database has no error, an unreachable one no latency
+            print(f"{key}: {f'{value:.1f}' if isinstance(value, float) else value}")
     return OK if status["status"] == "healthy" else FAILED
 
 
@@ -265,18 +297,22 @@ def cmd_runs(args: argparse.Namespace) -> int:
             run = db.runs(last=db.history.keep).filter(run_id=args.run)
             if run.height:
                 row = run.row(0, named=True)
-                print(
-                    f"run {row['run_id']} on {row['database']}: {row['status']}, "
-                    f"{row['seconds'] or 0:.3f}s, tenant {row['tenant_id'] or '-'}, started {row['started_at']}"
-                )
+                print(f"run {row['run_id']} on {row['database']}: {row['status']}, {row['seconds'] or 0:.3f}s")
+                print(f"tenant {row['tenant_id'] or '-'}, started {_cell(row['started_at'])} UTC")
                 if row["error"]:
                     print(f"error in node {row['error_node']}: {row['error']}")
-            _print_frame(nodes)
+            print("\n".join(format_table(nodes.to_dicts(), NODE_COLUMNS)))
             return OK
         runs = db.runs(last=args.last)
-        print(f"{runs.height} run(s) on {db.backend.safe_url}, newest first")
+        print(f"{runs.height} run(s) on {db.backend.safe_url}, newest first (times UTC)")
         if runs.height:
-            _print_frame(runs.drop("database"))
+            rows = runs.to_dicts()
+            header, *lines = format_table(rows, RUN_COLUMNS)
+            print(header)
+            for row, line in zip(rows, lines, strict=True):
+                print(line)
+                if row["error"]:  # under its run: the table stays narrow, the error readable
+                    print(fit(f"  error: {row['error']}"))
     return OK
 
 

@@ -25,6 +25,7 @@ from dataflow_nb.model.infer import SAMPLE_ROWS
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
 from dataflow_nb.monitor.runs import DEFAULT_KEEP, RunHistory
+from dataflow_nb.nodes.describe import NodeTable, model_doc
 from dataflow_nb.nodes.generate import make_nodes
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.nodes.write import make_restore_node
@@ -172,7 +173,7 @@ class DataFlow:
         self.read_only = read_only
         self.name = name or f"db{next(_counter)}"
         self.models: dict[str, ModelSpec] = {}
-        self.nodes: dict[str, type[ModelNode]] = {}
+        self.nodes: dict[str, type[ModelNode]] = NodeTable()  # a table of models x nodes in a notebook
         self._pending: dict[str, ModelSpec] = {}  # changed models waiting for migrate()
         connecting = {
             "pool_size": pool_size,
@@ -247,6 +248,9 @@ class DataFlow:
             self._ensure_table(spec)
         self._register(spec)
         cls.__dataflow_model__ = spec  # type: ignore[attr-defined]
+        own = cls.__dict__.get("__dataflow_doc__", cls.__doc__)  # the class's own docstring, kept over re-runs
+        cls.__dataflow_doc__ = own  # type: ignore[attr-defined]
+        cls.__doc__ = model_doc(own, spec, [n for n, node in self.nodes.items() if node.model is spec])
         return cls
 
     def _spec_options(self) -> dict[str, Any]:

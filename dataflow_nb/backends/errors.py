@@ -163,10 +163,13 @@ def describe_conflict(model: ModelSpec, node: str, error: UniqueViolation) -> Co
         values = MASK
         mask_exception(error, hidden)
     key = f"unique constraint {name!r} on {shown}" if name else f"one of the unique keys {_unique_keys(model)}"
+    # Generated nodes are named {Model}{Operation}Node: a bulk load's way out is the bulk upsert.
+    bulk = node.startswith(f"{model.name}Bulk")
+    upsert = f"{model.name}BulkUpsertNode" if bulk else f"{model.name}UpsertNode"
     return UniqueViolation(
         f"{node}: {model.name} violates {key} with value {values}: a {model.name} with that value already "
-        f"exists (or two rows of the input share it). Give another value, or use {model.name}UpsertNode "
-        f"to update the existing record. Database said: {error}",
+        f"exists (or two rows of the input share it). Give another value, or use {upsert} "
+        f"to update the existing {'rows' if bulk else 'record'}. Database said: {error}",
         constraint=name,
         columns=columns,
         values=values,

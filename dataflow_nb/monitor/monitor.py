@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,11 @@ SLOW_QUERY_COLUMNS = ("at", "seconds", "rows", "node_id", "run_id", "sql", "erro
 
 @dataclass(frozen=True, slots=True)
 class SlowQuery:
-    """One statement that took longer than the threshold; the SQL has placeholders, not values."""
+    """One statement that took longer than the threshold; the SQL has placeholders, not values.
+
+    ``values`` are the statement's bound values, kept in this process's memory only so that its
+    plan can be asked for with them: no repr, frame, history or cache ever holds them.
+    """
 
     at: datetime
     seconds: float
@@ -41,6 +45,7 @@ class SlowQuery:
     run_id: str | None
     sql: str
     error: str | None
+    values: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass
@@ -187,10 +192,12 @@ class Monitor:
         run_id: str | None = None,
         error: str | None = None,
         tenant: str | None = None,
+        values: Callable[[], Sequence[Any]] | None = None,
     ) -> None:
         """Count one SQL statement; called once per statement by the run context.
 
-        ``tenant`` (the run's tenant) also counts it in ``tenant_metrics()``.
+        ``tenant`` (the run's tenant) also counts it in ``tenant_metrics()``. ``values`` gives
+        the statement's bound values; they are asked for only when the statement is slow.
 
         A statement with an ``error`` counts as failed. One slower than ``slow_query_threshold``
         is also kept in the slow-query log. A negative ``rows`` (a driver's "unknown") counts as 0.
@@ -199,7 +206,10 @@ class Monitor:
         rows = max(int(rows), 0)
         failed = error is not None
         slow = seconds > self.slow_query_threshold
-        entry = SlowQuery(datetime.now(UTC), seconds, rows, node_id, run_id, sql, error) if slow else None
+        entry = None
+        if slow:
+            bound = tuple(values()) if values is not None else ()
+            entry = SlowQuery(datetime.now(UTC), seconds, rows, node_id, run_id, sql, error, bound)
         with self._lock:
             totals = self._totals
             totals.queries += 1
@@ -374,6 +384,11 @@ class Monitor:
         )
         columns = {name: [getattr(entry, name) for entry in entries] for name in SLOW_QUERY_COLUMNS}
         return to_frame(pa.table(columns, schema=schema), {}, frame)
+
+    def slow_query_entries(self) -> list[SlowQuery]:
+        """The slow-query log, oldest first, with each statement's values (for its plan; never shown)."""
+        with self._lock:
+            return list(self._slow)
 
     def prometheus_text(self) -> str:
         """The metrics in Prometheus' text format, for a ``/metrics`` endpoint.

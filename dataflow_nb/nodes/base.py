@@ -13,7 +13,15 @@ if TYPE_CHECKING:
     from dataflow_nb.workflow.context import RunContext
 
 
-class Node:
+class NodeType(type):
+    """The class of node classes: ``help()`` and tab completion show a node's docstring (its
+    parameters, with examples) and ``node_type``, not the methods the runtime calls."""
+
+    def __dir__(cls) -> list[str]:
+        return [n for n in super().__dir__() if n in ("node_type", "__doc__", "__module__")]
+
+
+class Node(metaclass=NodeType):
     """Base class of every node; a subclass names its parameters and implements ``run``."""
 
     node_type: str = "Node"

@@ -15,6 +15,7 @@ from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
 from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import Node, check_parameter_names
+from dataflow_nb.nodes.describe import node_doc
 from dataflow_nb.query.scope import scope_clauses, tenant_of
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class DatabaseRef:
 
 def node_class(name: str, base: type[ModelNode], db: DataFlow, model: ModelSpec) -> type[ModelNode]:
     """A generated node class ``name``: ``base`` bound to one model of one DataFlow (held weakly)."""
-    doc = f"{base.__doc__} (model {model.name}, table {model.table_name})"
+    doc = node_doc(name, base, model)
     attrs = {"model": model, "db": DatabaseRef(db), "node_type": name, "_statements": {}, "__doc__": doc}
     return type(name, (base,), attrs)
 

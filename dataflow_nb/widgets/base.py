@@ -137,28 +137,73 @@ def shown(value: Any, secrets: Iterable[str] = ()) -> str:
 TIME_COLUMNS = ("at", "started_at", "finished_at")
 
 
-def html_table(columns: Sequence[str], rows: Sequence[dict[str, Any]], *, css_class: str) -> str:
-    """A plain HTML table in a scrolling box; a ``status`` cell is coloured, SQL is monospaced."""
+# Column widths of the views' tables (the rest share what is left: the SQL takes most of it), so a
+# table fits its notebook output at 1,000 px instead of running off its right side.
+COLUMN_WIDTHS = {
+    "#": "2em",
+    "at": "6em",  # the time of day: the slow-query log is this kernel's, the date is on hover
+    "started_at": "11em",
+    "seconds": "5em",
+    "rows": "4em",
+    "nodes": "4em",
+    "status": "6em",
+    "node_id": "7em",
+    "run_id": "6em",
+    "tenant_id": "5.5em",
+    "error_node": "6.5em",
+    "error": "22%",  # next to the SQL; without SQL it takes what is left
+}
+
+
+def html_table(
+    columns: Sequence[str], rows: Sequence[dict[str, Any]], *, css_class: str, numbered: bool = False
+) -> str:
+    """A plain HTML table as wide as its output, in a box that scrolls down, one line per row.
+
+    A ``status`` cell is coloured; SQL is monospaced on one line; a long run id or statement is
+    cut with "…" (the whole text shows on hover; ``at`` shows the time of day, its date on hover);
+    an ``error`` wraps within its column.
+    ``numbered`` adds a ``#`` column: the row numbers a view's picker uses.
+    """
+    shown_columns = ["#", *columns] if numbered else list(columns)
+    sized = {c: w for c, w in COLUMN_WIDTHS.items() if c != "error" or "sql" in columns}
+    widths = "".join(f"<col style='width:{sized[c]}'>" if c in sized else "<col>" for c in shown_columns)
     head = "".join(
-        f"<th style='text-align:left;padding:2px 8px;position:sticky;top:0;background:#fff'>{html.escape(c)}</th>"
-        for c in columns
+        "<th style='text-align:left;padding:2px 6px;position:sticky;top:0;background:#fff;overflow:hidden;"
+        f"text-overflow:ellipsis;white-space:nowrap'>{html.escape(c)}</th>"
+        for c in shown_columns
     )
     body = []
-    for row in rows:
-        cells = []
+    for number, row in enumerate(rows):
+        cells = [f"<td style='padding:2px 6px;color:#666'>{number}</td>"] if numbered else []
         for column in columns:
             value = row.get(column)
-            style = "padding:2px 8px;vertical-align:top"
+            style = "padding:2px 6px;vertical-align:top;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
             if column == "status":
                 style += f";color:{STATUS_COLOURS.get(str(value), '#333')};font-weight:bold"
             elif column == "sql":
-                style += ";font-family:monospace;font-size:11px;max-width:640px;white-space:pre-wrap"
+                value = " ".join(str(value or "").split())  # one line, however the statement was laid out
+                style += ";font-family:monospace;font-size:11px"
+            elif column == "error":
+                style += ";white-space:normal;overflow-wrap:anywhere"
             elif column in TIME_COLUMNS and isinstance(value, str):
                 value = value[:19].replace("T", " ")  # ISO text, to the second, UTC
-            cells.append(f"<td style='{style}'>{shown(value)}</td>")
+            text = shown(value)
+            title = f" title='{text}'" if len(text) > 12 else ""
+            if column == "at" and len(text) == 19:
+                text = text[11:]
+            cells.append(f"<td style='{style}'{title}>{text}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    table = f"<table class='{css_class}'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    return f"<div style='max-height:420px;overflow:auto'>{table}</div>"
+    table = (
+        f"<table class='{css_class}' style='width:100%;table-layout:fixed;border-collapse:collapse'>"
+        f"<colgroup>{widths}</colgroup><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+    return f"<div style='max-height:560px;overflow:auto;width:100%'>{table}</div>"
+
+
+def table_widget() -> widgets.HTML:
+    """An HTML widget as wide as the view, so the table inside fits instead of growing past it."""
+    return widgets.HTML(layout=widgets.Layout(width="auto", align_self="stretch"))
 
 
 def plain(value: Any) -> Any:

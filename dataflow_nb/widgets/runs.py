@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import traitlets
 
-from dataflow_nb.widgets.base import STATUS_COLOURS, RefreshingView, html_table, plain, shown
+from dataflow_nb.widgets.base import STATUS_COLOURS, RefreshingView, html_table, plain, shown, table_widget
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
@@ -49,12 +49,13 @@ class RunsView(RefreshingView):
         self._last = last
         self._rendering = False
         self._chosen = False  # the user picked a run: keep it selected when new runs arrive
-        self._picker = widgets.Select(options=[], rows=8, layout=widgets.Layout(width="100%"))
-        self._table = widgets.HTML()
+        # The table lists the runs; the picker is one line that says which run the timeline shows.
+        self._picker = widgets.Dropdown(options=[], description="timeline of", layout=widgets.Layout(width="32em"))
+        self._table = table_widget()
         self._timeline = widgets.HTML()
         self._title = widgets.HTML()
         super().__init__(db, interval=interval)
-        self.children = [self._title, self._picker, self._table, self._timeline]
+        self.children = [self._title, self._table, self._picker, self._timeline]
         self.add_class("dataflow-runs-view")
         self._picker.observe(self._picked, names="value")
 
@@ -100,13 +101,7 @@ class RunsView(RefreshingView):
         database = shown(self._db.backend.safe_url)
         problem = f" &middot; <span style='color:#c62828'>{shown(self.last_error)}</span>" if self.last_error else ""
         self._title.value = f"<b>Runs</b> on <code>{database}</code> &middot; {len(self.runs)} shown{problem}"
-        options = [
-            (
-                f"{r['started_at'][:19].replace('T', ' ')}  {r['status']:<11} {r['run_id']}  {r['tenant_id'] or ''}",
-                r["run_id"],
-            )
-            for r in self.runs
-        ]
+        options = [(f"{r['run_id'][:12]} {r['status']} {r['started_at'][11:19]}", r["run_id"]) for r in self.runs]
         self._rendering = True  # the list changing under the user is not the user choosing
         try:
             if list(self._picker.options) != options:

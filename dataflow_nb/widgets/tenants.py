@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import traitlets
 
 from dataflow_nb.backends.base import compile_statement
-from dataflow_nb.widgets.base import RefreshingView, html_table, shown
+from dataflow_nb.widgets.base import RefreshingView, html_table, shown, table_widget
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
@@ -50,8 +50,8 @@ class TenantMetricsView(RefreshingView):
     models = traitlets.Dict()
 
     def __init__(self, db: DataFlow, *, interval: float = 2.0) -> None:
-        self._table = widgets.HTML()
-        self._models = widgets.HTML()
+        self._table = table_widget()
+        self._models = table_widget()
         super().__init__(db, interval=interval)
         self.children = [widgets.HTML("<b>Tenants</b>"), self._table, self._models]
         self.add_class("dataflow-tenant-metrics-view")

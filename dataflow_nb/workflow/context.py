@@ -150,7 +150,7 @@ class RunContext:
             return connection.execute(compiled, params)
 
         writes = compiled.writes is None or bool(compiled.writes)
-        result = self._measured(db, compiled.sql, run, lambda r: 0 if r is None else r.num_rows, writes=writes)
+        result = self._measured(db, compiled, params, run, lambda r: 0 if r is None else r.num_rows, writes=writes)
         if lookup is not None and result is not None and self._fresh(db):
             self.cache_fills.append((db, lookup, result))
         return result
@@ -158,7 +158,9 @@ class RunContext:
     def execute_count(self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
         """Run a write that returns no rows; the rows it changed are counted and returned."""
         self._note_statement(db, compiled)
-        return self._measured(db, compiled.sql, lambda c: c.execute_count(compiled, params), lambda n: n, writes=True)
+        return self._measured(
+            db, compiled, params, lambda c: c.execute_count(compiled, params), lambda n: n, writes=True
+        )
 
     def ingest(self, db: DataFlow, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         """Append a stream of batches to a table; the rows written are counted and returned."""
@@ -167,6 +169,7 @@ class RunContext:
         return self._measured(
             db,
             f"COPY {table} (bulk ingest)",
+            None,
             lambda c: c.ingest(table, data, temporary=temporary),
             lambda n: n,
             writes=not temporary,  # a staging table's rows are counted when they reach the model's
@@ -198,26 +201,32 @@ class RunContext:
     def _measured(
         self,
         db: DataFlow,
-        sql: str,
+        statement: CompiledSQL | str,
+        params: Mapping[str, Any] | None,
         call: Callable[[Connection], T],
         rows_of: Callable[[T], int],
         *,
         writes: bool = False,
     ) -> T:
-        """The one instrumentation point: every statement of a run is timed, counted and reported here."""
+        """The one instrumentation point: every statement of a run is timed, counted and reported here.
+
+        A slow statement's values go to the monitor's memory, so its plan can be asked for with them.
+        """
         connection = self.connection(db)
+        sql = statement if isinstance(statement, str) else statement.sql
+        values = None if isinstance(statement, str) else functools.partial(statement.bind, params)
         started = time.perf_counter()
         try:
             result = call(connection)
         except Exception as exc:
             error = mask_values(loggable_error(exc), self.secrets)
-            self._record(db, sql, time.perf_counter() - started, 0, error=error)
+            self._record(db, sql, time.perf_counter() - started, 0, error=error, values=values)
             route = self.replica_routes.get(id(db))
             if route is not None and db.replicas is not None:
                 db.replicas.note_failure(route, exc, self.run_id)  # a replica gone: the retry reads the primary
             raise
         rows = rows_of(result)
-        self._record(db, sql, time.perf_counter() - started, rows)
+        self._record(db, sql, time.perf_counter() - started, rows, values=values)
         if self.current is not None and rows > 0:
             if writes:
                 self.current.rows_written += rows
@@ -225,13 +234,29 @@ class RunContext:
                 self.current.rows_read += rows
         return result
 
-    def _record(self, db: DataFlow, sql: str, seconds: float, rows: int, *, error: str | None = None) -> None:
+    def _record(
+        self,
+        db: DataFlow,
+        sql: str,
+        seconds: float,
+        rows: int,
+        *,
+        error: str | None = None,
+        values: Callable[[], list[Any]] | None = None,
+    ) -> None:
         self.stats.statements += 1
         self.stats.seconds += seconds
         self.stats.rows += max(rows, 0)
         if db.monitor is not None:
             db.monitor.record_query(
-                sql, seconds, rows, node_id=self.node_id, run_id=self.run_id, error=error, tenant=self.scope.tenant_id
+                sql,
+                seconds,
+                rows,
+                node_id=self.node_id,
+                run_id=self.run_id,
+                error=error,
+                tenant=self.scope.tenant_id,
+                values=values,
             )
 
     def record_run(self, seconds: float, *, status: str, nodes: int) -> None:
@@ -310,6 +335,7 @@ class RunContext:
                 self._measured(
                     db,
                     f"settle partitions of {spec.table_name}",
+                    None,
                     functools.partial(db.backend.partitions.settle, table=spec.table),
                     lambda moved: 0,  # the rows were counted when they were written
                     writes=True,

@@ -49,6 +49,18 @@ def test_a_duplicate_on_create_names_constraint_columns_and_value(db: Any, run: 
     assert "UserUpsertNode" in str(error)
 
 
+def test_a_bulk_load_of_existing_keys_points_to_the_bulk_upsert(db: Any, run: Any) -> None:
+    """Loading a file a second time: the way out is the bulk upsert, not the one-record UserUpsertNode."""
+    define_user(db)
+    rows = [{"email": "a@x.io", "handle": "a"}, {"email": "b@x.io", "handle": "b"}]
+    run("UserBulkCreateNode", {"data": rows})
+    error = conflict(run, "UserBulkCreateNode", {"data": rows})
+    assert "users_email_key" in str(error) or "users_team_handle_key" in str(error)
+    assert "use UserBulkUpsertNode to update the existing rows" in str(error)
+    assert "UserUpsertNode" not in str(error)
+    assert run("UserCountNode") == 2
+
+
 def test_a_duplicate_composite_key_on_update(db: Any, run: Any) -> None:
     define_user(db)
     run("UserCreateNode", {"email": "a@x.io", "handle": "ann"})

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+import ipywidgets as widgets
 import pytest
 
 from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder, WorkflowError
 from dataflow_nb.widgets import RunsView, SlowQueriesView, TenantMetricsView
+from dataflow_nb.widgets.slow import masked_plan
 
 
 @pytest.fixture
@@ -67,6 +70,10 @@ def test_runs_view_after_ok_failed_interrupted_and_two_tenant_runs(tdb: DataFlow
     assert view.nodes[0]["rows_written"] == 1 and view.nodes[1]["rows_read"] == 1
     assert "the check node failed" in view._timeline.value and "check" in view._timeline.value
     assert failed.value.run_id in view._table.value
+    shown_html = "".join(c.value for c in view.children if isinstance(c, widgets.HTML))
+    assert all(shown_html.count(f">{r['run_id']}<") == 1 for r in view.runs if r["run_id"] != view.selected)
+    assert not any(isinstance(c, widgets.Select) for c in view.children)  # no second list of every run
+    assert view._picker.value == failed.value.run_id  # the one-line picker says whose timeline shows
 
     view.select(ok)
     assert view.error == "" and [n["status"] for n in view.nodes] == ["ok", "ok"]
@@ -125,10 +132,40 @@ def test_slow_queries_view_sorts_filters_and_explains(tdb: DataFlow, views: list
 
     select = next(i for i, r in enumerate(view.rows) if r["sql"].startswith("SELECT"))
     plan = view.explain(select)
-    assert plan and "no plan" not in plan and plan in view._plan.value.replace("&gt;", ">").replace("&quot;", '"')
+    assert plan and "no plan" not in plan and html.escape(plan) in view._plan.value
+    assert view.entry == select and view._pick.value == select  # the picker names the entry explained
+    assert f"<b>Plan of entry {select}: " in view._plan.value
 
     view.threshold = 3600.0
     assert view.rows == [] and tdb.get_monitor().slow_query_threshold == 3600.0
+
+
+def test_slow_queries_view_plans_with_the_values_it_never_shows(tdb: DataFlow, views: list[Any]) -> None:
+    """The plan is the one the statement ran with: with every value NULL, DuckDB planned an empty
+    result and PostgreSQL a "One-Time Filter: false"; the values stay in memory, masked in the plan."""
+    tdb.model(type("Card", (), {"__annotations__": {"owner": str, "pin": str}, "__dataflow__": {"sensitive": ["pin"]}}))
+    workflow = WorkflowBuilder()
+    workflow.add_node("CardCreateNode", "add", {"owner": "zelda-owner", "pin": "pin-4711"})
+    workflow.add_node("CardCreateNode", "other", {"owner": "link-owner", "pin": "pin-0000"})  # keeps the filter
+    workflow.add_node("CardListNode", "find", {"filter": {"owner": "zelda-owner", "pin": "pin-4711"}})
+    LocalRuntime().execute(workflow.build(), tenant_id="acme")
+    view = SlowQueriesView(tdb, interval=0)
+    views.append(view)
+    found = next(i for i, r in enumerate(view.rows) if r["node_id"] == "find" and r["sql"].startswith("SELECT"))
+    plan = view.explain(found)
+    assert "cards" in plan.lower() and "Empty Result" not in plan and "EMPTY_RESULT" not in plan
+    assert "One-Time Filter: false" not in plan
+    assert "'***'" in plan  # where the database printed a value
+    shown = [view._plan.value, view._table.value, str(view.rows), str(view._pick.options), repr(view.plan)]
+    shown += [repr(e) for e in tdb.get_monitor().slow_query_entries()]
+    shown += [str(tdb.get_monitor().slow_queries().to_dicts()), str(tdb.runs().to_dicts())]
+    assert not [text for text in shown if "zelda-owner" in text or "pin-4711" in text]
+
+
+def test_masked_plan_hides_quoted_and_bare_values() -> None:
+    plan = "Filters: name = 'o''brien' AND n > 4242 AND id > 14242.5\n│ Top: 5  │"
+    expected = "Filters: name = '***'      AND n > ***  AND id > 14242.5\n│ Top: ***  │"
+    assert masked_plan(plan, ["o'brien", 4242, 5]) == expected
 
 
 def test_tenant_metrics_view_shows_each_tenant(tdb: DataFlow, views: list[Any]) -> None:

@@ -209,7 +209,8 @@ def test_migrate_plans_then_applies(url: str, tmp_path: Path, query: Any) -> Non
 def test_health(url: str, tmp_path: Path) -> None:
     done = cli("health", "--url", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "status: healthy" in done.stdout and "error: None" in done.stdout
+    assert "status: healthy" in done.stdout and "latency_ms: " in done.stdout
+    assert "None" not in done.stdout and "error" not in done.stdout  # a healthy database has no error
 
 
 def test_health_of_an_unreachable_database_fails(tmp_path: Path) -> None:
@@ -217,6 +218,7 @@ def test_health_of_an_unreachable_database_fails(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "status: unhealthy" in done.stdout and "127.0.0.1:1" in done.stdout
     assert "error: ConnectionError: " in done.stdout  # as docs/monitoring.md says
+    assert "None" not in done.stdout and "latency_ms" not in done.stdout  # no latency without an answer
     assert "s3cret" not in done.stdout + done.stderr
 
 
@@ -278,6 +280,18 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert listed == ["load", "health", "models", "migrate", "runs", "copy", "demo"]
 
 
+def test_help_imports_neither_arrow_nor_sqlalchemy_nor_polars(tmp_path: Path) -> None:
+    """--help answers at once: the package's names load their modules only when used."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from dataflow_nb.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
+        "print([m for m in ('pyarrow', 'sqlalchemy', 'polars', 'duckdb') if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_demo_prints_the_resulting_frame(tmp_path: Path) -> None:
     done = cli("demo", cwd=tmp_path, env={"DATAFLOW_PROGRESS": "0"})
     assert done.returncode == 0, done.stderr
@@ -317,12 +331,18 @@ def test_runs_prints_the_history_and_one_runs_nodes(url: str, tmp_path: Path) ->
     assert "2 run(s) on" in listed.stdout
     assert listed.stdout.index(failed_id[:8]) < listed.stdout.index(ok_id[:8])  # newest first
     assert "failed" in listed.stdout and "ok" in listed.stdout
+    assert "ValueError: boom" in listed.stdout and "None" not in listed.stdout and "null" not in listed.stdout
+    table = listed.stdout.splitlines()[1:]  # the line naming the database is as long as its URL
+    assert table[0].split() == ["run_id", "started_at", "status", "seconds", "nodes", "tenant_id", "error_node"]
+    assert max(len(line) for line in table) <= 100, listed.stdout
 
     one = cli("runs", "--url", url, "--run", failed_id, cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert f"run {failed_id}" in one.stdout and ": failed," in one.stdout
     assert "error in node explode: ValueError: boom in the node" in one.stdout
     assert "add_note" in one.stdout and "NoteCreateNode" in one.stdout
+    nodes = one.stdout[one.stdout.index("node_id") :].splitlines()
+    assert len(nodes) == 3 and max(len(line) for line in nodes) <= 100, one.stdout
 
     missing = cli("runs", "--url", url, "--run", "nope", cwd=tmp_path)
     assert missing.returncode == 1 and "no run 'nope'" in missing.stderr
@@ -362,7 +382,7 @@ def test_runs_shows_a_run_of_another_process_while_it_executes(postgres_url: str
                 time.sleep(0.2)
             assert nodes.returncode == 0, nodes.stderr
             assert ": running," in nodes.stdout
-            lines = {line.split("┆")[0].strip("│ "): line for line in nodes.stdout.splitlines() if "┆" in line}
+            lines = {line.split()[0]: line for line in nodes.stdout.splitlines() if line.strip()}
             assert "ok" in lines["add_note"] and "running" in lines["wait"], nodes.stdout
             listed = cli("runs", "--url", postgres_url, cwd=tmp_path)
             assert listed.returncode == 0, listed.stderr

@@ -16,15 +16,19 @@ import pytest
 
 from tests.integration.kernel import open_kernel
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+FOLDER = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = sorted(FOLDER.glob("*.ipynb"))
+NUMBERED = [p for p in NOTEBOOKS if p.name[:2].isdigit()]  # 01-04: the tour, which shares tables and history
 
 
-def run_notebook(path: Path, database_url: str | None, folder: Path) -> nbformat.NotebookNode:
-    """Execute every cell of ``path`` in a fresh kernel working in ``folder``; return the executed notebook."""
+def run_notebook(path: Path, database_url: str | None, folder: Path, *, times: int = 1) -> nbformat.NotebookNode:
+    """Execute every cell of ``path`` ``times`` times over (Run All, again) in a fresh kernel working
+    in ``folder``; return the executed notebook (the outputs of the last pass)."""
     notebook = nbformat.read(path, as_version=4)
     with open_kernel(notebook, folder, database_url=database_url) as client:
-        for index, cell in enumerate(notebook.cells):
-            client.execute_cell(cell, index)
+        for _ in range(times):
+            for index, cell in enumerate(notebook.cells):
+                client.execute_cell(cell, index)
     return notebook
 
 
@@ -50,3 +54,21 @@ def tables_in_schema(url: str) -> list[str]:
     with adbc_driver_postgresql.dbapi.connect(url) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
         return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_tour_runs_twice_in_a_row_then_in_reverse_on_one_database(backend_url: str | None, tmp_path: Path) -> None:
+    """One database for every notebook, as with DATABASE_URL set once: PostgreSQL (the test's
+    schema) or a DuckDB file. Each notebook runs twice in its kernel (every cell run again, the
+    load cells included), in order; then all of them again, newest first, each on what the others
+    left. Nothing is written next to the notebooks or into the kernel's working folder."""
+    url = backend_url or f"duckdb:///{tmp_path / 'shared.duckdb'}"
+    before = sorted(p.name for p in FOLDER.iterdir())
+    printed: dict[str, str] = {}
+    for turn, (path, times) in enumerate([*((p, 2) for p in NUMBERED), *((p, 1) for p in reversed(NUMBERED))]):
+        folder = tmp_path / f"turn-{turn}"
+        executed = run_notebook(path, url, folder, times=times)  # raises CellExecutionError naming the cell
+        assert sorted(p.name for p in folder.iterdir()) == ["kernels"], f"{path.name} wrote into its folder"
+        printed[path.stem] = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert sorted(p.name for p in FOLDER.iterdir()) == before
+    no_postgres = "No PostgreSQL here" in printed["03-duckdb-to-postgres"]
+    assert no_postgres == (backend_url is None)  # notebook 03 says when it only compared DuckDB with DuckDB
