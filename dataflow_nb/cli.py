@@ -16,10 +16,13 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataflow_nb.exceptions import DataflowError
 from dataflow_nb.model import SAMPLE_ROWS
+
+if TYPE_CHECKING:
+    from dataflow_nb.bulk.report import BulkReport
 
 DEFAULT_FILE_URL = "duckdb:///dataflow.duckdb"
 RUN_COLUMNS = ("run_id", "started_at", "status", "seconds", "nodes", "tenant_id", "error_node")
@@ -81,6 +84,14 @@ def _print_frame(frame: Any) -> None:
         print(frame)
 
 
+def load_summary(report: BulkReport, table: str, run_id: str) -> str:
+    """One line for a terminal: what the load did to the table, how fast, and the run to look it up by."""
+    kinds = ("inserted", "updated", "unchanged", "deleted", "collapsed", "rows_rejected")
+    counts = [f"{report[k]:,} {k.removeprefix('rows_')}" for k in kinds if report[k]]
+    rate = f" ({report.rows_read / report.seconds:,.0f} rows/s)" if report.seconds > 0 and report.rows_read else ""
+    return f"loaded {table}: {', '.join(counts) or 'nothing written'} in {report.seconds:,.1f} s{rate}; run {run_id}"
+
+
 def _cell(value: Any) -> str:
     """A value as a text table shows it: nothing for null, times to the second, floats to the millisecond."""
     from datetime import datetime
@@ -132,6 +143,7 @@ def cmd_load(args: argparse.Namespace) -> int:
                 db.model(model)
                 origin = "its table"
             else:
+                print(f"reading {args.file} to infer model {args.model}'s fields...", file=sys.stderr, flush=True)
                 db.model_from(args.file, name=args.model, sample=args.sample, **_unique(args))
                 origin, inferred = f"inferred from {args.file}", True
         spec = db.models[args.model]
@@ -144,7 +156,7 @@ def cmd_load(args: argparse.Namespace) -> int:
                 if not (inferred and _widen(db, args)):
                     raise
                 report, run_id = _run_load(db, args)
-        print(f"run {run_id}: {report!r}")
+        print(load_summary(report, spec.table_name, run_id))
         if report.rows_rejected:
             print(f"{report.rows_rejected:,} row(s) rejected (on_error={args.on_error}):")
             _print_frame(report.rejected.head(20))

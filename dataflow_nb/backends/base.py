@@ -120,6 +120,9 @@ class Connection(Protocol):
 
     def rollback(self) -> None: ...
 
+    def interrupt(self) -> None:
+        """Stop the running statement, from another thread (Ctrl-C); the transaction then rolls back."""
+
     def close(self) -> None:
         """Give the connection back (to the pool); an open transaction is rolled back."""
 

@@ -9,6 +9,7 @@ of this process, started on first use, never on a user's database (whose setting
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import threading
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 # 16 times max_line_size, 32 MB: a small file's writes would wait for all of it). It cannot be
 # smaller than max_line_size, 2 MB, the longest line DuckDB reads either way.
 BUFFER_SIZE = 2 << 20
+
+COMPRESSED = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # gzip, zstd: their text is not their bytes
 
 _reader: tuple[int, Any] | None = None  # (process id, DuckDB instance): a forked child starts its own
 _reader_lock = threading.Lock()
@@ -58,18 +61,31 @@ class CSVSplitter:
     def __init__(self) -> None:
         import duckdb
 
-        self.error = duckdb.Error
+        # DuckDB's Arrow reader raises OSError for an error met after its first batch.
+        self.error: tuple[type[Exception], ...] = (duckdb.Error, OSError)
         self.connection = reading_database()
-        # In a Jupyter kernel without ipywidgets DuckDB refuses any progress-bar setting (ipywidgets
-        # is a core dependency, but a user's kernel may lack it); tqdm reports the load either way.
+        # Progress tracked, never printed: ``fraction_read`` tells tqdm how far into the file the read
+        # is. In a Jupyter kernel without ipywidgets DuckDB refuses any progress-bar setting
+        # (ipywidgets is a core dependency, but a user's kernel may lack it): no fraction then.
         with contextlib.suppress(duckdb.InvalidInputException):
-            self.connection.execute("SET enable_progress_bar = false")
+            self.connection.execute("SET enable_progress_bar_print = false")
+            self.connection.execute("SET enable_progress_bar = true")
 
     def __enter__(self) -> CSVSplitter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.connection.close()
+
+    def fraction_read(self) -> float | None:
+        """How far the running read is into its file (0 to 1, from DuckDB's bytes read); None when
+        DuckDB does not track it. Call it on the thread that reads the batches."""
+        done = float(self.connection.query_progress())
+        return min(done, 100.0) / 100 if done >= 0 else None
+
+    def interrupt(self) -> None:
+        """Stop the running read (from any thread): a load interrupted stops reading at once."""
+        self.connection.interrupt()
 
     def batches(
         self, path: Path, names: list[str], selected: list[str], skip: int, options: ReadOptions, batch_size: int
@@ -79,16 +95,18 @@ class CSVSplitter:
         try:
             yield from self.connection.sql(query, params=values).to_arrow_reader(batch_size)
         except self.error as exc:
-            raise ValidationError(f"{path}: {_csv_problem(str(exc))}") from None
+            raise ValidationError(f"{path}: {_csv_problem(str(exc), options)}") from None
 
-    def typed_batches(self, path: str, select: tuple[str, list[Any]], batch_size: int) -> Iterator[pa.RecordBatch]:
+    def typed_batches(
+        self, path: str, select: tuple[str, list[Any]], options: ReadOptions, batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
         """The rows of ``typed_read.typed_select``'s query, in the file's order; a value that does not
         fit raises ValidationError naming ``BAD_VALUE`` (the caller finds the rows)."""
         sql, values = select
         try:
             yield from self.connection.sql(sql, params=values).to_arrow_reader(batch_size)
         except self.error as exc:
-            problem = BAD_VALUE if BAD_VALUE in str(exc) else _csv_problem(str(exc))
+            problem = BAD_VALUE if BAD_VALUE in str(exc) else _csv_problem(str(exc), options)
             raise ValidationError(f"{path}: {problem}") from None
 
     def head(
@@ -99,7 +117,18 @@ class CSVSplitter:
         try:
             return self.connection.sql(f"{query} LIMIT ?", params=[*values, rows]).to_arrow_table()
         except self.error as exc:
-            raise ValidationError(f"{path}: {_csv_problem(str(exc))}") from None
+            raise ValidationError(f"{path}: {_csv_problem(str(exc), options)}") from None
+
+
+def bytes_per_row(path: Path) -> float | None:
+    """The average bytes of a line in the file's first megabyte; None for a compressed file (its
+    bytes are not its text). With the rows read, it tells how far into the file a read is where
+    DuckDB does not track it (a plain streaming read)."""
+    with open(path, "rb") as file:
+        head = file.read(1 << 20)
+    if head.startswith(COMPRESSED) or not head:
+        return None
+    return len(head) / max(head.count(b"\n"), 1)
 
 
 def csv_query(
@@ -132,7 +161,7 @@ def csv_query(
     return f"SELECT {columns} FROM read_csv(?, {arguments})", [path, *values]
 
 
-def _csv_problem(message: str) -> str:
+def _csv_problem(message: str, options: ReadOptions) -> str:
     """DuckDB's CSV error as one sentence: the line, the problem, the line's text."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     where = next((line for line in lines if "CSV Error on Line:" in line), None)
@@ -144,4 +173,19 @@ def _csv_problem(message: str) -> str:
         problem = "a quoted field is never closed"
     else:
         problem = next((x for x in lines if x.startswith("Expected Number of Columns")), "a malformed row")
+        if problem.startswith("Expected Number of Columns") and original:
+            # DuckDB stops counting one field past the expected number: count them all.
+            expected = problem.split("Found:")[0].strip()
+            problem = f"{expected} Found: {_field_count(original, options)}"
     return f"malformed CSV at line {line}: {problem} (line starts {original[:80]!r})"
+
+
+def _field_count(line: str, options: ReadOptions) -> int:
+    """The fields of one CSV line, read with the file's delimiter and quote."""
+    quote = options.quote_char or None
+    try:
+        if quote is None:
+            return len(next(csv.reader([line], delimiter=options.delimiter, quoting=csv.QUOTE_NONE), []))
+        return len(next(csv.reader([line], delimiter=options.delimiter, quotechar=quote), []))
+    except (csv.Error, TypeError):  # a delimiter of several characters, which DuckDB takes and csv does not
+        return line.count(options.delimiter) + 1

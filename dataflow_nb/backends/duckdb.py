@@ -19,7 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from dataflow_nb.backends.base import Capabilities, CompiledSQL, compile_statement
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.duckdb_access import allowed_table_functions, refused_functions, refused_table_functions
-from dataflow_nb.backends.duckdb_errors import file_error, translate_error
+from dataflow_nb.backends.duckdb_errors import file_error, interruption, translate_error
 from dataflow_nb.backends.duckdb_load import DuckDBLoadJob
 from dataflow_nb.backends.duckdb_results import normalize_result
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
@@ -111,15 +111,21 @@ class DuckDBConnection:
         self._path = path
         self._statement_timeout = statement_timeout
 
-    def _translate(self, exc: Exception, *, at_commit: bool = False) -> DataflowError:
-        """A full disk or a read-only file system names the file; anything else as every backend maps it."""
-        return file_error(exc, self._path, "write") or translate_error(exc, at_commit=at_commit)
+    def _translate(self, exc: Exception, *, at_commit: bool = False) -> DataflowError | KeyboardInterrupt:
+        """Ctrl-C stays a KeyboardInterrupt; a full disk or a read-only file system names the file;
+        anything else as every backend maps it."""
+        return interruption(exc) or file_error(exc, self._path, "write") or translate_error(exc, at_commit=at_commit)
 
     def _limited(self, call: Callable[[], T]) -> T:
-        """Run a statement; past ``statement_timeout`` DuckDB is told to stop it (it has no such setting)."""
+        """Run a statement; past ``statement_timeout``, or on Ctrl-C, DuckDB is told to stop it."""
         try:
             return call_with_deadline(
-                call, self._statement_timeout, on_timeout=self._cursor.interrupt, grace=INTERRUPT_GRACE
+                call,
+                self._statement_timeout,
+                on_timeout=self._cursor.interrupt,
+                grace=INTERRUPT_GRACE,
+                on_interrupt=self._cursor.interrupt,
+                interrupt_grace=INTERRUPT_GRACE,
             )
         except DeadlineExceeded:
             raise DatabaseError(
@@ -225,6 +231,9 @@ class DuckDBConnection:
             self._cursor.execute("COMMIT")
         except Exception as exc:
             raise self._translate(exc, at_commit=True) from exc
+
+    def interrupt(self) -> None:
+        self._cursor.interrupt()
 
     def rollback(self) -> None:
         if not self._open:

@@ -40,6 +40,20 @@ def _advice(lowered: str) -> str:
     )
 
 
+def interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """Ctrl-C as DuckDB reports it, else None. While a statement runs, DuckDB's Python API checks
+    for signals and raises ``RuntimeError("Query interrupted")`` in place of the KeyboardInterrupt
+    (``InterruptException`` when ``interrupt()`` stopped it, which only ``deadline.py`` calls, and
+    then says why itself)."""
+    import duckdb
+
+    if isinstance(exc, duckdb.InterruptException) or (
+        type(exc) is RuntimeError and str(exc).strip() == "Query interrupted"
+    ):
+        return KeyboardInterrupt("duckdb: the statement was interrupted by Ctrl-C")
+    return None
+
+
 def translate_error(exc: Exception, *, at_commit: bool = False) -> DataflowError:
     """A DuckDB exception as ConflictError or DatabaseError (``at_commit``: raised by COMMIT)."""
     return errors.translate_error(

@@ -27,7 +27,7 @@ _WRITE_CONFLICT_MARKERS = (
 # https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html
 _RETRYABLE_SQLSTATES = {"40001": "a serialization failure", "40P01": "a deadlock"}
 _UNIQUE_SQLSTATE = "23505"
-_TIMEOUT_SQLSTATE = "57014"  # query_canceled: statement_timeout, or a cancel request
+_TIMEOUT_SQLSTATE = "57014"  # query_canceled: statement_timeout, lock_timeout, or a cancel request
 # DuckDB, against an existing row: Duplicate key "email: a@x.io" violates unique constraint.
 _DUCKDB_KEY = re.compile(r'Duplicate key "(?P<pairs>.*)" violates unique constraint', re.S)
 _DUCKDB_KEY_COLUMN = re.compile(r"(?:^|, )(\w+): ")
@@ -82,11 +82,13 @@ def translate_error(
         )
         conflict.retryable = not at_commit
         return conflict
-    if sqlstate == _TIMEOUT_SQLSTATE:
+    if sqlstate == _TIMEOUT_SQLSTATE and "statement timeout" in lowered:
         return DatabaseError(
             f"{backend}: the statement ran longer than statement_timeout and was cancelled ({message}); "
             "raise DataFlow(statement_timeout=...) or make the statement faster"
         )
+    if sqlstate == _TIMEOUT_SQLSTATE:  # a cancel request from elsewhere (pg_cancel_backend), or a lock_timeout
+        return DatabaseError(f"{backend}: the statement was cancelled ({message}); run it again when that is right")
     return DatabaseError(f"{backend}: {message}{advice(lowered)}")
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.pool import QueuePool
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL, compile_statement
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
-from dataflow_nb.backends.postgres_errors import is_disconnect, translate_error
+from dataflow_nb.backends.postgres_errors import interruption, is_disconnect, translate_error
 from dataflow_nb.backends.postgres_load import PostgresLoadJob
 from dataflow_nb.backends.postgres_partitions import PostgresPartitions, partition_clause
 from dataflow_nb.backends.postgres_results import normalize_result
@@ -113,7 +113,9 @@ class PostgresConnection:
         if self._abandoned:
             raise DatabaseError(f"postgresql: the connection to {self._safe_url} was given up after a timeout")
         try:
-            return call_with_deadline(call, self._deadline, on_timeout=self._abandon, abandon=self._close_late)
+            return call_with_deadline(
+                call, self._deadline, on_timeout=self._abandon, abandon=self._close_late, on_interrupt=self.interrupt
+            )
         except DeadlineExceeded:
             raise DatabaseError(
                 f"postgresql: the server at {self._safe_url} did not answer within statement_timeout "
@@ -124,6 +126,10 @@ class PostgresConnection:
             if at_commit:
                 self._broken = True  # whatever happened, the session's state is not worth trusting again
             raise self._failed(exc, at_commit=at_commit) from exc
+
+    def interrupt(self) -> None:
+        """Ask the server to cancel the running statement (the connection stays usable)."""
+        self._pooled.dbapi_connection.adbc_cancel()
 
     def _abandon(self) -> None:
         """Out of the pool at once (its slot is free again); the busy connection is left alone."""
@@ -154,11 +160,12 @@ class PostgresConnection:
 
         return self._call(run)
 
-    def _failed(self, exc: Exception, *, at_commit: bool = False) -> Exception:
-        """The error to raise; a lost connection is also marked so that ``close`` discards it."""
+    def _failed(self, exc: Exception, *, at_commit: bool = False) -> BaseException:
+        """The error to raise (Ctrl-C stays a KeyboardInterrupt); a lost connection is also marked
+        so that ``close`` discards it."""
         if is_disconnect(exc):
             self._broken = True
-        return translate_error(exc, at_commit=at_commit)
+        return interruption(exc) or translate_error(exc, at_commit=at_commit)
 
     def execute(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
         values = compiled.bind(params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 from dataflow_nb.backends import errors
 from dataflow_nb.exceptions import DataflowError, UniqueViolation
@@ -50,6 +51,17 @@ def is_disconnect(exc: BaseException) -> bool:
     """Whether a driver error says the connection itself is gone (it must not go back to the pool)."""
     lowered = str(exc).lower()
     return str(getattr(exc, "sqlstate", "") or "").startswith("08") or any(m in lowered for m in _DISCONNECT_MARKERS)
+
+
+def interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """Ctrl-C as ADBC reports it, else None. During a blocking call on the main thread ADBC's own
+    SIGINT handler cancels the statement, and the call raises the server's "canceling statement
+    due to user request" (57014) instead of a KeyboardInterrupt: it is the user's word all the same.
+    On another thread ADBC cancels nothing, so a cancel request there came from elsewhere."""
+    cancelled = str(getattr(exc, "sqlstate", "") or "") == "57014" and "user request" in str(exc).lower()
+    if cancelled and threading.current_thread() is threading.main_thread():
+        return KeyboardInterrupt("postgresql: the statement was cancelled by Ctrl-C")
+    return None
 
 
 def translate_error(exc: Exception, *, at_commit: bool = False) -> DataflowError:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from dataflow_nb.backends.csv_text import csv_query
+from dataflow_nb.backends.csv_text import COMPRESSED, csv_query
 from dataflow_nb.backends.load_job import BAD_VALUE, FileScan, ScanColumn
 from dataflow_nb.backends.sql import quoted
 
@@ -34,7 +34,6 @@ _WS_CHARS = "".join(chr(c) for c in (*range(9, 14), 32, 0x85, 0xA0, 0x1680, *ran
 _WS_CHARS += "".join(chr(c) for c in (0x202F, 0x205F, 0x3000))
 _ASCII_WS = r"[ \t\n\r]"  # what DuckDB's casts skip around a value themselves
 
-_COMPRESSED = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # gzip, zstd: their text is not their bytes
 _WIDER_INTS = ("int8", "int16", "int32", "uint8", "uint16", "uint32")  # Parquet ints read as BIGINT
 
 
@@ -159,7 +158,7 @@ def _may_hold_nul(path: str) -> bool:
     try:
         with open(path, "rb", buffering=0) as file:
             size = file.readinto(buffer)
-            if bytes(buffer[:4]).startswith(_COMPRESSED):
+            if bytes(buffer[:4]).startswith(COMPRESSED):
                 return True
             while size:
                 if buffer.find(b"\0", 0, size) >= 0:

@@ -9,10 +9,11 @@ errors come out in order, on the caller's thread, exactly as the plain iterator 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -28,12 +29,16 @@ class ReadAhead(Generic[T]):
     take it (a database connection checked out, a COPY begun). An exception raised by ``items``
     is raised by ``__next__``, at the same place in the sequence. ``close()`` (or dropping the
     object) stops the thread after the item it is producing and closes ``items`` on that thread;
-    call it when the reader stops early, e.g. on an error while writing.
+    call it when the reader stops early, e.g. on an error while writing. ``interrupt()`` (Ctrl-C,
+    from another thread) makes the reader's next item a KeyboardInterrupt and stops the producer,
+    ``on_interrupt`` stopping the work it is blocked in (a DuckDB read).
     """
 
-    def __init__(self, items: Iterator[T], depth: int = 2):
+    def __init__(self, items: Iterator[T], depth: int = 2, *, on_interrupt: Callable[[], None] | None = None):
         self._handoff: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
         self._stop, self._finished = threading.Event(), threading.Event()
+        self._interrupted = threading.Event()
+        self._on_interrupt = on_interrupt
         self._done = False
         # The thread holds the queue and the events, never this object: dropping it stops the thread.
         work = (items, self._handoff, self._stop, self._finished)
@@ -44,6 +49,9 @@ class ReadAhead(Generic[T]):
         return self
 
     def __next__(self) -> T:
+        if self._interrupted.is_set():
+            self._done = True
+            raise KeyboardInterrupt("the load was interrupted while it read its input")
         if self._done:
             raise StopIteration
         while True:
@@ -51,6 +59,8 @@ class ReadAhead(Generic[T]):
                 ok, value = self._handoff.get(timeout=_POLL)
                 break
             except queue.Empty:
+                if self._interrupted.is_set():
+                    return self.__next__()
                 if self._stop.is_set():  # closed from another thread meanwhile
                     self._done = True
                     raise RuntimeError("the read-ahead was closed while it was being read") from None
@@ -62,6 +72,14 @@ class ReadAhead(Generic[T]):
             self.close()
             raise StopIteration
         return value  # type: ignore[return-value]
+
+    def interrupt(self) -> None:
+        """Ctrl-C, from any thread: the reader gets KeyboardInterrupt next, the producer stops."""
+        self._interrupted.set()
+        self._stop.set()
+        if self._on_interrupt is not None:
+            with contextlib.suppress(Exception):  # the work may have ended meanwhile
+                self._on_interrupt()
 
     def close(self) -> None:
         """Stop the thread (after the item it is producing) and wait for it to clean up."""

@@ -12,13 +12,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable, DropTable
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
+from dataflow_nb.backends.deadline import call_interruptibly
 from dataflow_nb.backends.errors import naming_conflicts
 from dataflow_nb.backends.load_job import FileScan, ScanColumn
 from dataflow_nb.backends.sql import Insert, distinct_on, insert
@@ -31,6 +32,10 @@ from dataflow_nb.bulk.sources import BatchSource, csv_header, one_batch, read_co
 from dataflow_nb.exceptions import ConflictError, DataflowError, NotFoundError
 from dataflow_nb.model.spec import Field, ModelSpec
 from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments, upsert_differs
+
+T = TypeVar("T")
+# Seconds an interrupted ingest gets to end (its streams stopped) before the run stops waiting.
+INTERRUPT_GRACE = 10.0
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
@@ -113,6 +118,7 @@ class BulkLoad:
         self.job = db.backend.load_job  # what this database's ingest accepts
         self.error: BaseException | None = None  # what the stream raised, before a driver wrapped it
         self.pending: list[ReadAhead[Any]] = []  # streams made and not yet ingested
+        self.bars: list[Progress] = []  # their bars, ended with the ingest's outcome
 
     # -- streaming -------------------------------------------------------------------------------
 
@@ -170,11 +176,14 @@ class BulkLoad:
         bar: Progress,
         bytes_read: Callable[[], int | None],
         digest: Any = None,
+        on_interrupt: Callable[[], None] | None = None,
     ) -> pa.RecordBatchReader:
         """The batches ``items`` makes on a read-ahead thread (rows read, batch, bad rows), as a
-        reader the database pulls from; the report counts them on the way."""
-        ahead = ReadAhead(items)  # making batches starts now, while the ingest gets ready
+        reader the database pulls from; the report counts them on the way. ``on_interrupt`` stops
+        the read ``items`` may be blocked in (Ctrl-C)."""
+        ahead = ReadAhead(items, on_interrupt=on_interrupt)  # making batches starts now, while the ingest gets ready
         self.pending.append(ahead)
+        self.bars.append(bar)
 
         def batches() -> Iterator[pa.RecordBatch]:
             started = time.perf_counter()
@@ -195,7 +204,6 @@ class BulkLoad:
                 raise
             finally:
                 ahead.close()
-                bar.close()
 
         return pa.RecordBatchReader.from_batches(schema, batches())
 
@@ -207,11 +215,20 @@ class BulkLoad:
             self.report.rejections.extend(rejected)
 
     def ingest(self, table: str, reader: pa.RecordBatchReader, *, temporary: bool = False) -> int:
-        """Stream into a table; an error raised by the stream itself comes back unwrapped."""
+        """Stream into a table; an error raised by the stream itself comes back unwrapped.
+
+        The ingest runs on a thread while this one waits: a driver goes on reading a stream after
+        Ctrl-C cancelled its statement, so Ctrl-C stops the streams themselves (and the reads
+        they wait for), and the ingest ends within moments with the KeyboardInterrupt.
+        """
         self.error = None
+        ok = False
         try:
             with naming_conflicts(self.model, self.node):
-                return self.ctx.ingest(self.db, table, reader, temporary=temporary)
+                ingest = partial(self.ctx.ingest, self.db, table, reader, temporary=temporary)
+                rows = call_interruptibly(ingest, on_interrupt=self._interrupt_streams, grace=INTERRUPT_GRACE)
+            ok = True
+            return rows
         except Exception as exc:
             if self.error is not None and self.error is not exc:
                 raise self.error from None
@@ -219,6 +236,15 @@ class BulkLoad:
         finally:
             while self.pending:  # a stream the ingest failed to read to its end stops reading ahead
                 self.pending.pop().close()
+            while self.bars:
+                self.bars.pop().close(ok=ok)
+
+    def _interrupt_streams(self) -> None:
+        """Ctrl-C during an ingest: the streams stop, and so does the statement (PostgreSQL would
+        otherwise take the COPY's rows already sent to the end before the rollback begins)."""
+        for ahead in self.pending:
+            ahead.interrupt()
+        self.ctx.connection(self.db).interrupt()
 
     def scan(self, source: BatchSource, conformer: Conformer, first: pa.RecordBatch, batch_size: int) -> bool:
         """Have DuckDB read and type the input file itself, where it can: True when the rows are
@@ -258,12 +284,14 @@ class BulkLoad:
             wanted(self.progress), description=self.node, total_rows=source.total_rows, total_bytes=source.total_bytes
         )
         started = time.perf_counter()
+        ok = False
         try:
             with naming_conflicts(self.model, self.node):
-                rows = self.ctx.execute_count(self.db, compiled)
+                rows = self.interruptible(partial(self.ctx.execute_count, self.db, compiled))
             bar.update(rows, source.total_bytes)
+            ok = True
         finally:
-            bar.close()
+            bar.close(ok=ok)
         self.report.rows_read += rows
         self.report.batch_log.append((1, rows, time.perf_counter() - started))
         return rows
@@ -280,10 +308,15 @@ class BulkLoad:
             wanted(self.progress), description=self.node, total_rows=source.total_rows, total_bytes=source.total_bytes
         )
         default_types = [(value, self.model.fields[name].type.arrow) for name, value in plan.defaults]
+        splitter = CSVSplitter()
+        position = [0]  # bytes of the file read so far, as DuckDB tracks them
 
         def typed() -> Iterator[tuple[int, pa.RecordBatch, list[Rejection]]]:
-            with CSVSplitter() as splitter:
-                for batch in splitter.typed_batches(plan.path, select, batch_size):
+            assert plan.options is not None
+            with splitter:
+                for batch in splitter.typed_batches(plan.path, select, plan.options, batch_size):
+                    fraction = splitter.fraction_read()
+                    position[0] = int(fraction * (source.total_bytes or 0)) if fraction is not None else 0
                     size = batch.num_rows
                     columns = [*batch.columns, *(pa.repeat(pa.scalar(v, t), size) for v, t in default_types)]
                     arrays = [
@@ -292,7 +325,7 @@ class BulkLoad:
                     ]
                     yield size, pa.RecordBatch.from_arrays(arrays, schema=schema), []
 
-        return self._reader(schema, typed(), bar, lambda: None)
+        return self._reader(schema, typed(), bar, lambda: position[0] or None, on_interrupt=splitter.interrupt)
 
     def head(self, source: BatchSource, rows: int) -> pa.RecordBatch | None:
         """The first rows of the input file as its first batch holds them: a CSV file's read by the
@@ -368,7 +401,13 @@ class BulkLoad:
         return compile_statement(statement, self.db.backend.dialect)
 
     def run(self, statement: sa.sql.ClauseElement) -> pa.Table | None:
-        return self.ctx.execute(self.db, self.compiled(statement))
+        return self.interruptible(partial(self.ctx.execute, self.db, self.compiled(statement)))
+
+    def interruptible(self, call: Callable[[], T]) -> T:
+        """Run a statement of the load so that Ctrl-C stops it at once: DuckDB looks for signals
+        only between its tasks, which on a large load can be seconds apart."""
+        connection = self.ctx.connection(self.db)
+        return call_interruptibly(call, on_interrupt=connection.interrupt, grace=INTERRUPT_GRACE)
 
     def count(self, statement: sa.sql.ClauseElement) -> int:
         return self.counts(statement)[0]
@@ -391,7 +430,7 @@ class BulkLoad:
     def changed(self, statement: sa.sql.ClauseElement) -> int:
         """Run a write; return the rows it changed (a unique violation names the model's key)."""
         with naming_conflicts(self.model, self.node):
-            return self.ctx.execute_count(self.db, self.compiled(statement))
+            return self.interruptible(partial(self.ctx.execute_count, self.db, self.compiled(statement)))
 
     def scope(self, table: sa.Table) -> list[sa.ColumnElement[Any]]:
         return scope_clauses(self.model, table, self.ctx.scope)

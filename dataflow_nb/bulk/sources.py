@@ -159,24 +159,30 @@ def csv_source(
     an empty string; a UTF-8 byte-order mark is dropped. A bulk node parses each column to its
     model type and reports the values that do not fit; ``infer_types`` types them here instead.
     """
-    from dataflow_nb.backends.csv_text import CSVSplitter
+    from dataflow_nb.backends.csv_text import CSVSplitter, bytes_per_row
 
     paths = matching_paths(pattern)
     options = (options or ReadOptions()).for_path(paths[0])
     if options.rename:
         options = header_renames(options, raw_csv_header(paths[0], options)[0])
-    done = [0]
+    done = [0]  # bytes read: the files before, and how far into this one DuckDB's reader is
 
     def batches() -> Iterator[pa.RecordBatch]:
         expected: list[str] | None = None
+        finished = 0
         with CSVSplitter() as splitter:
             for path in paths:
                 names, skip = csv_header(path, options)
                 selected = read_columns(str(path), names, expected, options)
                 expected = expected or selected
+                size, per_row, rows = path.stat().st_size, bytes_per_row(path) or 0, 0
                 for batch in splitter.batches(path, names, selected, skip, options, batch_size):
+                    rows += batch.num_rows
+                    tracked = (splitter.fraction_read() or 0) * size
+                    done[0] = finished + int(min(max(tracked, rows * per_row), size))
                     yield _typed(batch) if infer_types else batch
-                done[0] += path.stat().st_size
+                finished += size
+                done[0] = finished
 
     total = sum(p.stat().st_size for p in paths)
     label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} CSV files"

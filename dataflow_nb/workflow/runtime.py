@@ -212,8 +212,12 @@ class LocalRuntime:
                 ctx.log.finish(status, error_node=node_id, error=error)
             committed, rolled_back = tuple(ctx.committed), ctx.rolled_back
             ctx.release()  # first: locks and connections go back even for a KeyboardInterrupt
-            if not isinstance(exc, Exception):
-                raise  # KeyboardInterrupt, SystemExit: unchanged, after the rollback
+            if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: unchanged, after the rollback
+                where = f"node {node_id!r}" if node_id else "the commit"
+                exc.add_note(
+                    f"dataflow_nb: run {run_id} was interrupted in {where}; what it had not committed was rolled back"
+                )
+                raise
             mask_exception(exc, ctx.secrets)  # a traceback shows the chain: mask it all
             where = f"node {node_id!r} ({workflow.nodes[node_id].node_type})" if node_id else "the commit"
             if committed:

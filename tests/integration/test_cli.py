@@ -60,13 +60,14 @@ def test_load_infers_the_model_then_appends_to_its_table(url: str, tmp_path: Pat
     first = cli("load", flights, "--model", "Flight", "--url", url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert f"model Flight (inferred from {flights}) -> table flights" in first.stdout
-    assert "inserted=27,004" in first.stdout and "rows_rejected=0" in first.stdout
-    assert "FlightBulkCreateNode: 100%" in first.stderr and "27.0k/27.0k" in first.stderr  # the progress bar
+    assert "loaded flights: 27,004 inserted in " in first.stdout and "BulkReport" not in first.stdout
+    assert first.stderr.startswith(f"reading {flights} to infer model Flight's fields...")  # before model_from
+    assert "FlightBulkCreateNode: 100%" in first.stderr and "27,004/27,004 rows" in first.stderr  # the bar
 
     again = cli("load", flights, "--model", "Flight", "--url", url, "--no-progress", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "model Flight (its table) -> table flights" in again.stdout
-    first_run = first.stdout.split("run ")[1].split(":")[0]
+    first_run = first.stdout.split("; run ")[1].split()[0]
     assert again.stderr.startswith(f"dataflow-nb load: UserWarning: FlightBulkCreateNode: {flights} was already ")
     assert f"loaded into flights by run {first_run}" in again.stderr and "--mode replace|upsert" in again.stderr
     assert query("SELECT count(*) AS n, count(DISTINCT id) AS ids FROM flights").row(0) == (54_008, 54_008)
@@ -85,7 +86,7 @@ def test_load_infers_the_model_then_appends_to_its_table(url: str, tmp_path: Pat
     )
     assert replaced.returncode == 0, replaced.stderr
     assert replaced.stderr == ""
-    assert "inserted=27,004" in replaced.stdout and "deleted=54,008" in replaced.stdout
+    assert "loaded flights: 27,004 inserted, 54,008 deleted in " in replaced.stdout
     assert query("SELECT count(*) AS n FROM flights")["n"].item() == 27_004
 
 
@@ -97,7 +98,7 @@ def test_load_widens_a_model_inferred_from_the_first_rows(url: str, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert f"Late: types inferred from the first 100 rows of {path}" in done.stdout
     assert "the table takes the whole file's (twice int -> str, note str -> Optional[str])" in done.stdout
-    assert "inserted=300" in done.stdout
+    assert "loaded lates: 300 inserted in " in done.stdout
     assert query("SELECT twice, note FROM lates WHERE n IN (250, 280) ORDER BY n").rows() == [
         ("twelve", "x"),
         ("560", None),
@@ -109,7 +110,7 @@ def test_load_widens_a_model_inferred_from_the_first_rows(url: str, tmp_path: Pa
     ids.write_text("id,v\n" + "".join(f"{5 if i == 250 else i},{i}\n" for i in range(1, 301)))
     keyed = cli("load", str(ids), "--model", "Keyed", "--sample", "100", "--url", url, "--no-progress", cwd=tmp_path)
     assert keyed.returncode == 0, keyed.stderr
-    assert "(source_id (none) -> int)" in keyed.stdout and "inserted=300" in keyed.stdout
+    assert "(source_id (none) -> int)" in keyed.stdout and ": 300 inserted in " in keyed.stdout
 
 
 def test_load_a_glob_of_csv_files(url: str, tmp_path: Path, query: Any) -> None:
@@ -118,7 +119,7 @@ def test_load_a_glob_of_csv_files(url: str, tmp_path: Path, query: Any) -> None:
         part.write_csv(tmp_path / f"weather-{year[0]}.csv")
     done = cli("load", str(tmp_path / "weather-*.csv"), "--model", "Weather", "--url", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "inserted=1,461" in done.stdout
+    assert "loaded weathers: 1,461 inserted in " in done.stdout
     assert query("SELECT count(*) AS n, sum(precipitation) AS rain FROM weathers").row(0) == pytest.approx(
         (1461, weather["precipitation"].sum())
     )
@@ -147,7 +148,7 @@ def test_load_on_error_modes(url: str, tmp_path: Path, query: Any) -> None:
 
     skipped = cli("load", broken, *common, "--on-error", "skip", cwd=tmp_path)
     assert skipped.returncode == 0, skipped.stderr
-    assert "inserted=9" in skipped.stdout and "rows_rejected=1" in skipped.stdout
+    assert "loaded delays: 9 inserted, 1 rejected in " in skipped.stdout
 
     rejected = tmp_path / "rejected.csv"
     kept = cli("load", broken, *common, "--on-error", "quarantine", "--rejected", str(rejected), cwd=tmp_path)
@@ -164,7 +165,7 @@ def test_load_upsert_updates_by_the_unique_key(url: str, tmp_path: Path, query: 
     pl.read_csv(airlines).with_columns(pl.col("name").str.to_uppercase()).write_csv(changed)
     upserted = cli("load", str(changed), "--model", "Airline", "--mode", "upsert", "--url", url, cwd=tmp_path)
     assert upserted.returncode == 0, upserted.stderr
-    assert "inserted=0" in upserted.stdout and "updated=16" in upserted.stdout
+    assert "loaded airlines: 16 updated in " in upserted.stdout
     names = query("SELECT name FROM airlines WHERE carrier = 'AA'")["name"].to_list()
     assert names == ["AMERICAN AIRLINES INC."]
 
@@ -239,7 +240,9 @@ def test_url_defaults_to_database_url_then_a_duckdb_file(url: str, tmp_path: Pat
 def test_failures_exit_1_with_the_reason(tmp_path: Path) -> None:
     missing = cli("load", "nowhere.csv", "--model", "Flight", cwd=tmp_path)
     assert missing.returncode == 1
-    assert missing.stderr.startswith("dataflow-nb load: ValidationError:") and "nowhere.csv" in missing.stderr
+    reading, error = missing.stderr.splitlines()  # what it was doing, then why that failed
+    assert reading == "reading nowhere.csv to infer model Flight's fields..."
+    assert error.startswith("dataflow-nb load: ValidationError:") and "nowhere.csv" in error
     no_models = cli("migrate", "--models", "absent.py", "--plan", cwd=tmp_path)
     assert no_models.returncode == 1 and "absent.py: no such file" in no_models.stderr
 

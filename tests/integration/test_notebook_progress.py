@@ -34,5 +34,5 @@ def test_the_saved_progress_text_shows_the_final_count(backend_url: str | None, 
     bars = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(bars) == 1, outputs  # the live widget, one per load
     text = bars[0]["data"]["text/plain"]
-    assert "ReadingBulkCreateNode" in text and "2.50k/2.50k" in text and "100%" in text, text
+    assert "ReadingBulkCreateNode" in text and "2,500/2,500 rows" in text and "100%" in text, text
     assert " 0%" not in text

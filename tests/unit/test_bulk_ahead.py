@@ -129,3 +129,22 @@ def test_an_iterator_dropped_unused_stops_its_thread() -> None:
     del ahead
     assert closed.wait(2)
     assert gone(before)
+
+
+def test_interrupt_from_another_thread_stops_the_reader_and_the_producer() -> None:
+    blocked, stopped = threading.Event(), threading.Event()
+
+    def items() -> Iterator[int]:
+        yield 1
+        blocked.set()
+        stopped.wait(30)  # a read the interrupt must stop (DuckDB's, in a load)
+        yield 2
+
+    ahead = ReadAhead(items(), on_interrupt=stopped.set)
+    assert next(ahead) == 1
+    assert blocked.wait(30)
+    threading.Timer(0.1, ahead.interrupt).start()
+    with pytest.raises(KeyboardInterrupt):
+        next(ahead)
+    assert stopped.is_set()
+    ahead.close()

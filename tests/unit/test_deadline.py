@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
 import pytest
 
-from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
+from dataflow_nb.backends.deadline import DeadlineExceeded, call_interruptibly, call_with_deadline
 
 
 def test_without_a_limit_the_call_runs_on_this_thread() -> None:
@@ -46,3 +49,19 @@ def test_a_call_that_stops_within_the_grace_is_still_too_late() -> None:
     with pytest.raises(DeadlineExceeded):
         call_with_deadline(lambda: stop.wait(30), 0.05, on_timeout=stop.set, grace=30, abandon=results.append)
     assert results == [True]  # handed to abandon on the caller's thread, at once
+
+
+def test_ctrl_c_while_waiting_cancels_the_call_and_waits_for_it() -> None:
+    """SIGINT may land on any thread; the waiting main thread still sees it within its short steps."""
+    release, ended = threading.Event(), threading.Event()
+
+    def blocked() -> None:
+        release.wait(30)
+        ended.set()
+
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()  # sent from another thread
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        call_interruptibly(blocked, on_interrupt=release.set)
+    assert time.monotonic() - started < 2
+    assert ended.is_set()  # cancelled and waited for: nothing still uses the connection
