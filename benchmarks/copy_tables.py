@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
@@ -84,18 +85,23 @@ def make_source(path: str, rows: int) -> None:
             connection.close()
 
 
+def run_sql(db: Any, sql: str) -> None:
+    """One statement in a transaction of its own (setting up, outside the clock)."""
+    connection = db.backend.connect()
+    try:
+        connection.execute_sql(sql)
+        connection.commit()
+    finally:
+        connection.close()
+
+
 def empty_table_like(source_url: str, target_url: str) -> None:
     """The target gets the model's table (empty), as copy_to would create it."""
     from dataflow_nb import DataFlow
 
     with DataFlow(source_url, read_only=True) as source, DataFlow(target_url) as target:
         source.copy_to(target, models=["Flight"], history=False, progress=False, replace=True)
-        connection = target.backend.connect()
-        try:
-            connection.execute_sql("DELETE FROM flights")
-            connection.commit()
-        finally:
-            connection.close()
+        run_sql(target, "DELETE FROM flights")
 
 
 def copy_side(source_url: str, target_url: str) -> float:
@@ -103,12 +109,7 @@ def copy_side(source_url: str, target_url: str) -> float:
     from dataflow_nb import DataFlow
 
     with DataFlow(source_url, read_only=True) as source, DataFlow(target_url, run_history=False) as target:
-        connection = target.backend.connect()
-        try:
-            connection.execute_sql("DELETE FROM flights")
-            connection.commit()
-        finally:
-            connection.close()
+        run_sql(target, "DELETE FROM flights")
         started = time.perf_counter()
         source.copy_to(target, history=False, progress=False)
         return time.perf_counter() - started
