@@ -8,9 +8,12 @@ one transaction, so a failure or Ctrl-C anywhere leaves it as it was.
 from __future__ import annotations
 
 import html
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -19,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable, DropTable
 
 from dataflow_nb.backends.base import Connection, compile_statement
+from dataflow_nb.backends.deadline import call_interruptibly
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.exceptions import ConflictError, DataflowError, ReadOnlyError, TenantError
 from dataflow_nb.model.readback import model_tables, read_model
@@ -97,9 +101,13 @@ def copy_database(
             bar = Progress(
                 wanted(progress), description=f"copy to {target.name}", total_rows=sum(counts), total_bytes=None
             )
+            # The tables move on a thread of their own, so that Ctrl-C is seen at once here; it ends
+            # the stream at its next batch (no driver is called from two threads at a time).
+            stop = threading.Event()
             try:
                 for spec in specs:
-                    rows = _copy_table(source, reading, target, writing, spec, bar, batch_rows)
+                    copy = partial(_copy_table, source, reading, target, writing, spec, bar, batch_rows, stop)
+                    rows = call_interruptibly(copy, on_interrupt=stop.set)
                     report.tables.append((spec.name, spec.table_name, rows))
                 if history:
                     report.runs = _copy_runs(source, reading, target, writing)
@@ -165,7 +173,7 @@ def _check_target(target: DataFlow, writing: Connection, specs: list[ModelSpec],
 
 def _source_batches(
     source: DataFlow, reading: Connection, spec: ModelSpec, batch_rows: int
-) -> Iterator[pa.RecordBatch]:
+) -> Generator[pa.RecordBatch, None, None]:
     select = compile_statement(sa.select(spec.table), source.backend.dialect)
     return reading.stream(select, batch_rows=batch_rows)
 
@@ -178,41 +186,51 @@ def _copy_table(
     spec: ModelSpec,
     bar: Progress,
     batch_rows: int,
+    stop: threading.Event,
 ) -> int:
-    """Stream one table across in the target's wire types; its id sequence then moves past the ids."""
+    """Stream one table across in the target's wire types; its id sequence then moves past the ids.
+    ``stop`` (Ctrl-C) ends the stream at its next batch."""
     job = target.backend.load_job
     names = list(spec.fields)
     staged = job.needs_staging(spec, names)
     fields = [spec.fields[n] for n in names]
     wire = pa.schema([pa.field(f.name, job.wire_type(f)) for f in fields])
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in _source_batches(source, reading, spec, batch_rows):
-            columns = [
-                job.to_wire(_as_type(batch.column(f.name), f.type.arrow), w.type)
-                for f, w in zip(fields, wire, strict=True)
-            ]
-            bar.update(batch.num_rows)
-            yield pa.RecordBatch.from_arrays(columns, schema=wire)
+    def batches() -> Generator[pa.RecordBatch, None, None]:
+        # closing: a stream left early (Ctrl-C) gives its source connection back at once.
+        with closing(_source_batches(source, reading, spec, batch_rows)) as stream:
+            for batch in stream:
+                if stop.is_set():
+                    return
+                columns = [
+                    job.to_wire(_as_type(batch.column(f.name), f.type.arrow), w.type)
+                    for f, w in zip(fields, wire, strict=True)
+                ]
+                bar.update(batch.num_rows)
+                yield pa.RecordBatch.from_arrays(columns, schema=wire)
 
-    reader = pa.RecordBatchReader.from_batches(wire, batches())
     dialect = target.backend.dialect
-    if not staged:
-        rows = writing.ingest(spec.table_name, reader)
-    else:  # what COPY cannot write straight into the table (UUID text, a table under row-level security)
-        stage = sa.Table(
-            f"dataflow_copy_{spec.table_name}"[:63],
-            sa.MetaData(),
-            *(sa.Column(f.name, job.staged_type(f, spec.table.c[f.name])) for f in fields),
-            prefixes=["TEMPORARY"],
-        )
-        writing.execute(compile_statement(CreateTable(stage), dialect))
-        writing.ingest(stage.name, reader, temporary=True)
-        casts = [sa.cast(stage.c[n], spec.table.c[n].type) for n in names]
-        rows = writing.execute_count(
-            compile_statement(sa.insert(spec.table).from_select(names, sa.select(*casts)), dialect)
-        )
-        writing.execute(compile_statement(DropTable(stage), dialect))
+    produced = batches()
+    reader = pa.RecordBatchReader.from_batches(wire, produced)
+    try:
+        if not staged:
+            rows = writing.ingest(spec.table_name, reader)
+        else:  # what COPY cannot write straight into the table (UUID text, a table under row-level security)
+            stage = sa.Table(
+                f"dataflow_copy_{spec.table_name}"[:63],
+                sa.MetaData(),
+                *(sa.Column(f.name, job.staged_type(f, spec.table.c[f.name])) for f in fields),
+                prefixes=["TEMPORARY"],
+            )
+            writing.execute(compile_statement(CreateTable(stage), dialect))
+            writing.ingest(stage.name, reader, temporary=True)
+            casts = [sa.cast(stage.c[n], spec.table.c[n].type) for n in names]
+            rows = writing.execute_count(
+                compile_statement(sa.insert(spec.table).from_select(names, sa.select(*casts)), dialect)
+            )
+            writing.execute(compile_statement(DropTable(stage), dialect))
+    finally:
+        produced.close()  # an ingest stopped midway (Ctrl-C) leaves the source's stream open otherwise
     target.backend.advance_sequence(writing, spec.table)
     target.backend.partitions.settle(writing, spec.table)  # rows of a partitioned table into their partitions
     return rows

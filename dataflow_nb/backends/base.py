@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,7 +105,7 @@ class Connection(Protocol):
     def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement that returns no rows; return how many rows it changed."""
 
-    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Generator[pa.RecordBatch, None, None]:
         """Run a query and yield its rows in batches of at most ``batch_rows``, evened out as
         ``execute`` evens them, without holding the whole result (nothing else may run on the
         connection until the iterator is exhausted or closed)."""

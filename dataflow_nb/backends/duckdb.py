@@ -7,7 +7,7 @@ import functools
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -164,7 +164,7 @@ class DuckDBConnection:
             raise self._translate(exc) from exc
         return int(row[0]) if row else 0
 
-    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Generator[pa.RecordBatch, None, None]:
         try:
             reader = self._limited(
                 lambda: self._cursor.sql(compiled.sql, params=compiled.bind() or None).to_arrow_reader(batch_rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -184,7 +184,7 @@ class PostgresConnection:
         self._call(lambda: cursor.executemany(compiled.sql, batch))
         return int(cursor.rowcount)
 
-    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Generator[pa.RecordBatch, None, None]:
         # ADBC reads the result as a COPY TO in binary and hands it on chunk by chunk; each chunk
         # is evened out alone, then cut to at most ``batch_rows``.
         values = compiled.bind()
