@@ -24,18 +24,20 @@ MOVING = re.compile(r"\s[1-9]\d*%\|")  # a bar past 0%
 LIMIT = 5.0  # seconds from SIGINT to exit: generous for a shared CI machine (measured: 0.2-1.0 s)
 
 
+def define_reading(db: DataFlow) -> None:
+    @db.model
+    class Reading:
+        k: int
+        name: str
+        amount: float
+
+
 @pytest.fixture(scope="module")
 def big_prototype(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A DuckDB file whose model table holds ROWS rows, made by DuckDB in a moment."""
     url = f"duckdb:///{tmp_path_factory.mktemp('copy') / 'big.duckdb'}"
     with DataFlow(url) as db:
-
-        @db.model
-        class Reading:
-            k: int
-            name: str
-            amount: float
-
+        define_reading(db)
         workflow = WorkflowBuilder()
         sql = "INSERT INTO readings (k, name, amount) SELECT range, 'r' || range, range / 7 FROM range(:n)"
         workflow.add_node("SQLQueryNode", "fill", {"sql": sql, "params": {"n": ROWS}, "db": db, "allow_writes": True})
@@ -57,13 +59,7 @@ def pair(request: pytest.FixtureRequest, big_prototype: str, tmp_path: Path) -> 
 def test_ctrl_c_stops_a_copy_and_the_target_keeps_what_it_had(pair: tuple[str, str]) -> None:
     source, target = pair
     with DataFlow(target) as db:  # the target already holds one row, which the copy would replace
-
-        @db.model
-        class Reading:
-            k: int
-            name: str
-            amount: float
-
+        define_reading(db)
         workflow = WorkflowBuilder()
         workflow.add_node("ReadingCreateNode", "kept", {"k": -1, "name": "kept", "amount": 0.5})
         LocalRuntime().execute(workflow.build())
