@@ -118,7 +118,8 @@ class BulkLoad:
         self.job = db.backend.load_job  # what this database's ingest accepts
         self.error: BaseException | None = None  # what the stream raised, before a driver wrapped it
         self.pending: list[ReadAhead[Any]] = []  # streams made and not yet ingested
-        self.bars: list[Progress] = []  # their bars, ended with the ingest's outcome
+        self.bars: list[Progress] = []  # their bars: red when the ingest fails, else full until the node ends
+        self.filled: list[Progress] = []  # bars of ingests done, ended with the node's outcome (end_bars)
 
     # -- streaming -------------------------------------------------------------------------------
 
@@ -237,7 +238,21 @@ class BulkLoad:
             while self.pending:  # a stream the ingest failed to read to its end stops reading ahead
                 self.pending.pop().close()
             while self.bars:
-                self.bars.pop().close(ok=ok)
+                self._ingested(self.bars.pop(), ok=ok)
+
+    def _ingested(self, bar: Progress, *, ok: bool) -> None:
+        """An ingest's bar: full while the node's statements after it run (a Ctrl-C or an error
+        there still rolls the rows back, and the bar says so), red at once when it failed."""
+        if ok:
+            bar.fill()
+            self.filled.append(bar)
+        else:
+            bar.close(ok=False)
+
+    def end_bars(self, *, ok: bool) -> None:
+        """The node ended: its bars close, red and saying the rows were rolled back unless ``ok``."""
+        while self.filled:
+            self.filled.pop().close(ok=ok)
 
     def _interrupt_streams(self) -> None:
         """Ctrl-C during an ingest: the streams stop, and so does the statement (PostgreSQL would
@@ -291,7 +306,7 @@ class BulkLoad:
             bar.update(rows, source.total_bytes)
             ok = True
         finally:
-            bar.close(ok=ok)
+            self._ingested(bar, ok=ok)
         self.report.rows_read += rows
         self.report.batch_log.append((1, rows, time.perf_counter() - started))
         return rows

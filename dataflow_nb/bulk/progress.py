@@ -108,14 +108,24 @@ class Progress:
         except Exception:
             self._bar = None
 
+    def fill(self) -> None:
+        """The whole input was read (a file's bar counts bytes, and the reader's position lags)."""
+        if self._bar is None or not self._by_bytes:
+            return
+        try:
+            self._bar.update(self._bar.total - self._bar.n)
+            self._bar.refresh()  # shown now, whenever the last update was
+        except Exception:
+            self._bar = None
+
     def close(self, *, ok: bool = True) -> None:
         """End the bar: full when the load wrote its rows, red and saying so when it was rolled back."""
+        if ok:
+            self.fill()
         if self._bar is None:
             return
         bar, self._bar = self._bar, None
         try:
-            if ok and self._by_bytes:
-                bar.update(bar.total - bar.n)  # the whole file was read
             if not ok:
                 bar.set_description_str(f"{bar.desc}: {ROLLED_BACK}", refresh=False)
                 bar.colour = "red"

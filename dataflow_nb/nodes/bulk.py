@@ -71,7 +71,9 @@ class BulkNode(ModelNode):
                 "Parquet path or glob), or connect a reader node's output to 'data'"
             )
 
-    def start(self, ctx: RunContext, params: Mapping[str, Any]) -> tuple[BulkLoad, BulkReport]:
+    def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
+        """The node's writes, then its bars: full, or red when anything up to the node's end failed."""
+        started = time.perf_counter()
         self.check_params(params, complete=True)
         report = BulkReport(self.node_type, self.model.name)
         load = BulkLoad(
@@ -83,7 +85,18 @@ class BulkNode(ModelNode):
             progress=params.get("progress"),
             report=report,
         )
-        return load, report
+        try:
+            self.write(ctx, params, load, report)
+        except BaseException:
+            load.end_bars(ok=False)
+            raise
+        load.end_bars(ok=True)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def write(self, ctx: RunContext, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
+        """Stream the input and write it, filling ``report``."""
+        raise NotImplementedError
 
     def input(self, params: Mapping[str, Any]) -> tuple[BatchSource, list[str] | None, Iterator[pa.RecordBatch]]:
         source = self.open_source(params)
@@ -132,9 +145,7 @@ class BulkCreateNode(BulkNode):
                 "(the table's rows replaced by these, in the same transaction)"
             )
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
-        started = time.perf_counter()
-        load, report = self.start(ctx, params)
+    def write(self, ctx: RunContext, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
         source = self.open_source(params)
         mode = params.get("mode", "append")
         fingerprint = source.fingerprint() if self.db.history.record else None  # kept in the run history
@@ -182,8 +193,6 @@ class BulkCreateNode(BulkNode):
                 load.advance_id_sequence()
         if fingerprint is not None and ctx.current is not None:
             ctx.current.loaded = loaded_note(self.model.table_name, mode, fingerprint)
-        report.seconds = time.perf_counter() - started
-        return report
 
 
 class BulkUpsertNode(BulkNode):
@@ -204,9 +213,7 @@ class BulkUpsertNode(BulkNode):
         super().check_params(params, complete=complete)
         cls.keys(params)
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
-        started = time.perf_counter()
-        load, report = self.start(ctx, params)
+    def write(self, ctx: RunContext, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
         keys, update = self.keys(params)
         source, names, batches = self.input(params)
         if names is not None:
@@ -232,8 +239,7 @@ class BulkUpsertNode(BulkNode):
                 report.collapsed = staged - distinct
                 load.drop(stage)
                 load.advance_id_sequence()
-                report.seconds = time.perf_counter() - started
-                return report
+                return
             table = self.model.table
             statement = upsert_statement(load, latest, columns, match, changed)
             flag = load.job.inserted_flag(self.model)
@@ -263,8 +269,6 @@ class BulkUpsertNode(BulkNode):
                 load.advance_id_sequence()
             report.inserted, report.updated = distinct - existing, existing - unchanged
             report.unchanged, report.collapsed = unchanged, staged - distinct
-        report.seconds = time.perf_counter() - started
-        return report
 
 
 class _ByFilterOrIds(BulkNode):
@@ -339,9 +343,7 @@ class BulkUpdateNode(_ByFilterOrIds):
         elif params.get("fields") is not None:
             raise ValidationError(f"{cls.node_type}: fields= goes with filter=; input rows carry their own values")
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
-        started = time.perf_counter()
-        load, report = self.start(ctx, params)
+    def write(self, ctx: RunContext, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
         table = self.model.table
         condition = self.condition(params)
         if condition is not None:
@@ -360,8 +362,6 @@ class BulkUpdateNode(_ByFilterOrIds):
                 statement = sa.update(table).where(table.c.id == latest.c.id, *load.scope(table)).values(changes)
                 report.updated = load.changed(statement)
                 load.drop(stage)
-        report.seconds = time.perf_counter() - started
-        return report
 
 
 class BulkDeleteNode(_ByFilterOrIds):
@@ -372,9 +372,7 @@ class BulkDeleteNode(_ByFilterOrIds):
 
     parameters = (*COMMON, "filter", "hard")
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
-        started = time.perf_counter()
-        load, report = self.start(ctx, params)
+    def write(self, ctx: RunContext, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
         table = self.model.table
         condition = self.condition(params)
         hard = bool(params.get("hard", False))
@@ -387,8 +385,6 @@ class BulkDeleteNode(_ByFilterOrIds):
                 by_id = table.c.id == latest.c.id
                 report.deleted = load.changed(delete_statement(self.model, table, ctx.scope, by_id, hard=hard))
                 load.drop(stage)
-        report.seconds = time.perf_counter() - started
-        return report
 
 
 BULK_OPERATIONS: dict[str, type[ModelNode]] = {
