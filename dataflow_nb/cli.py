@@ -137,7 +137,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             db.model(classes[args.model])
             origin = args.models
         else:
-            with db._migration_connection() as connection:
+            with db.migrations.connection() as connection:
                 model = read_model(connection, db.backend, args.model)
             if model is not None:
                 db.model(model)
@@ -250,7 +250,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from dataflow_nb.model.readback import model_tables, read_model
     from dataflow_nb.model.spec import spec_from_class
 
-    with _open(args) as db, db._migration_connection() as connection:
+    with _open(args) as db, db.migrations.connection() as connection:
         tables = model_tables(connection, db.backend)
         print(f"{len(tables)} model(s) on {db.backend.safe_url}")
         for model, table in tables.items():

@@ -6,21 +6,18 @@ import functools
 import html
 import itertools
 import logging
-import os
 import sys
 import weakref
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import ExitStack, closing
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import pyarrow as pa
-
 from dataflow_nb.backends import open_backend, open_replicas
-from dataflow_nb.backends.base import Backend, Connection
-from dataflow_nb.cache.redis import mask_url
+from dataflow_nb.backends.base import Backend
 from dataflow_nb.cache.results import ResultCache, open_result_cache
-from dataflow_nb.exceptions import DataflowError, ReadOnlyError, SchemaError, ValidationError
-from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
+from dataflow_nb.exceptions import DataflowError, ValidationError
+from dataflow_nb.frames import Frame, FrameKind, JsonMode, to_frame
+from dataflow_nb.migrations import Migrations
 from dataflow_nb.model import SAMPLE_ROWS
 from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
@@ -29,6 +26,7 @@ from dataflow_nb.nodes.describe import NodeTable, model_doc
 from dataflow_nb.nodes.generate import make_nodes
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.nodes.write import make_restore_node
+from dataflow_nb.options import Consistency, DataFlowOptions, resolve_url
 from dataflow_nb.registry import register_database, unregister_database
 
 if TYPE_CHECKING:
@@ -39,8 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("dataflow_nb")
 T = TypeVar("T", bound=type)
 _counter = itertools.count(1)
-_PLANNED: tuple[str, ...] = ()  # options refused until built: an ignored option misleads
-_PLAN_COLUMNS = ("model", "table", "operation", "target", "safe", "reason", "ddl")
 
 
 class DataFlow:
@@ -50,49 +46,10 @@ class DataFlow:
         url: ``None`` (``DATABASE_URL`` or an in-memory DuckDB), ``duckdb:///path.duckdb`` or
             ``postgresql://user@host:5432/db``.
         database_url: the seed's spelling of ``url``.
-        frame: ``"polars"`` (default) or ``"pandas"``: what every node returns.
-        json: how polars frames give ``dict``/``list`` fields: ``"text"`` (default; a String of
-            JSON text) or ``"decode"`` (Struct/List columns); a node's ``json`` parameter overrides it.
-        pool_size: PostgreSQL connections kept open.
-        pool_max_overflow: extra PostgreSQL connections allowed under load.
-        pool_timeout: seconds to wait for a free connection before failing.
-        connect_timeout: seconds to wait for a PostgreSQL server to accept a connection (default
-            10; None: libpq's default; a ``connect_timeout`` in the URL wins). DuckDB opens a
-            file and has nothing to wait for.
-        statement_timeout: seconds a statement may run before it is cancelled and the run fails
-            (default None: no limit). PostgreSQL enforces it, and the client gives up on a server
-            that does not answer at all one second later; DuckDB's statement is interrupted.
-        health_timeout: seconds ``get_health_status()`` waits for the database before it
-            answers ``"unhealthy"`` (default 2).
-        name: how workflows qualify this database's nodes when two DataFlows share a model name.
-        multi_tenant: give every model a ``tenant_id``; runs must then name their tenant.
-        monitoring: record every statement and run; see ``get_monitor()``.
-        metrics_export: ``"prometheus"`` to keep Prometheus metrics (needs ``monitoring=True``).
-        slow_query_threshold: seconds above which a statement goes into the slow-query log.
-        security_enabled: audit every write in the run's own transaction (``audit_log()``), mask
-            sensitive fields wherever they are shown, and keep SQLQueryNode read-only unless the
-            node says ``allow_writes=True``. See docs/security.md.
-        read_only: refuse every write before any SQL runs (for exploring a database safely).
-        allow_files: on DuckDB, let SQL of a ``security_enabled`` or ``read_only`` session read files
-            (``read_csv``, ``read_parquet``...). Such sessions and multi-tenant ones otherwise reach
-            no file and no other database (DuckDB's ``enable_external_access``); a plain DataFlow
-            does. Not with ``multi_tenant``: a tenant's SQL never reads files. See docs/security.md.
-        cache_enabled: keep the results of Read, List, Count and read-only SQLQueryNode
-            statements, invalidated after every committed write (see docs/cache.md).
-        cache_url: ``"memory://"`` (default: an in-process LRU bounded by bytes) or
-            ``"redis://host:6379/0"`` to share entries and invalidations between processes.
-        cache_ttl: seconds an entry lives; it also bounds how long a write made outside
-            dataflow_nb can go unseen.
-        run_history: record every run in the database itself (``runs()``, ``run()``, the
-            widgets and ``dataflow-nb runs``); ``False`` records nothing (what others recorded
-            can still be read). A read-only DataFlow never records.
-        keep_runs: how many of the newest runs the history keeps; older ones are pruned.
-        replicas: URLs of PostgreSQL streaming standbys: a run whose nodes only read goes to one
-            of them, a run that writes goes to the primary (see docs/scale.md). DuckDB refuses it.
-        consistency: ``"read_your_writes"`` (default: after this DataFlow commits, its reads go
-            to the primary until a replica has replayed that commit) or ``"eventual"``.
-        max_replica_lag: seconds a replica may lag behind the primary before it is skipped
-            (default 30).
+        **options: ``frame``, ``json``, the pool and timeouts, ``name``, ``multi_tenant``,
+            ``monitoring``, ``security_enabled``, ``read_only``, the cache, the run history and the
+            replicas: each is described in ``DataFlowOptions`` (``help(DataFlowOptions)``), checked
+            there, and kept frozen as ``db.options``.
 
     Examples:
         >>> db = DataFlow()
@@ -131,107 +88,123 @@ class DataFlow:
         run_history: bool = True,
         keep_runs: int = DEFAULT_KEEP,
         replicas: list[str] | tuple[str, ...] | None = None,
-        consistency: Literal["read_your_writes", "eventual"] = "read_your_writes",
+        consistency: Consistency = "read_your_writes",
         max_replica_lag: float = 30.0,
         **planned: Any,
     ):
-        unknown = set(planned) - set(_PLANNED)
-        if unknown:
-            raise TypeError(f"DataFlow() got unknown option(s) {sorted(unknown)}")
-        enabled = sorted(k for k, v in planned.items() if v)
-        if enabled:
-            raise DataflowError(
-                f"DataFlow option(s) {enabled} are not available in this version of dataflow_nb; "
-                "remove them (they are planned, and an option that silently does nothing would mislead)"
-            )
-        if frame not in ("polars", "pandas"):
-            raise DataflowError(f"frame={frame!r}: choose 'polars' or 'pandas'")
-        if url and database_url and url != database_url:
-            raise DataflowError("give the database URL once: url or database_url, not both")
-        self._url = url or database_url or os.environ.get("DATABASE_URL") or None  # may hold a password
-        if metrics_export and not monitoring:
-            raise DataflowError(f"metrics_export={metrics_export!r} needs monitoring=True")
-        if allow_files and multi_tenant:
-            raise DataflowError(
-                "allow_files=True lets SQL read the files of this machine, and a multi-tenant DataFlow runs "
-                "its tenants' SQL: open a separate DataFlow without multi_tenant to read files"
-            )
-        if cache_url is not None and not cache_enabled:
-            raise DataflowError(f"cache_url={mask_url(str(cache_url))!r} needs cache_enabled=True")
-        for option, value in (
-            ("connect_timeout", connect_timeout),
-            ("statement_timeout", statement_timeout),
-            ("health_timeout", health_timeout),
-        ):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
-                raise DataflowError(f"{option}={value!r}: give a number of seconds > 0, e.g. 5 (or None for no limit)")
-        self.health_timeout = float(health_timeout)
-        self.frame = frame
-        self.json: JsonMode = check_json_mode("DataFlow", json)
-        self.multi_tenant = multi_tenant
-        self.security_enabled = security_enabled
-        self.read_only = read_only
+        self.options = DataFlowOptions.from_keywords(
+            frame=frame,
+            json=json,
+            pool_size=pool_size,
+            pool_max_overflow=pool_max_overflow,
+            pool_timeout=pool_timeout,
+            connect_timeout=connect_timeout,
+            statement_timeout=statement_timeout,
+            health_timeout=health_timeout,
+            name=name,
+            multi_tenant=multi_tenant,
+            monitoring=monitoring,
+            metrics_export=metrics_export,
+            slow_query_threshold=slow_query_threshold,
+            security_enabled=security_enabled,
+            read_only=read_only,
+            allow_files=allow_files,
+            cache_enabled=cache_enabled,
+            cache_url=cache_url,
+            cache_ttl=cache_ttl,
+            run_history=run_history,
+            keep_runs=keep_runs,
+            replicas=replicas,
+            consistency=consistency,
+            max_replica_lag=max_replica_lag,
+            **planned,
+        )
+        """Every keyword option, checked and frozen (``DataFlowOptions``)."""
+        self._url = resolve_url(url, database_url)  # may hold a password
         self.name = name or f"db{next(_counter)}"
         self.models: dict[str, ModelSpec] = {}
         self.nodes: dict[str, type[ModelNode]] = NodeTable()  # a table of models x nodes in a notebook
-        self._pending: dict[str, ModelSpec] = {}  # changed models waiting for migrate()
+        self.migrations = Migrations(self)
+        """The model tables: plans, changes and the migration log (``Migrations``)."""
+        self._open(self.options)
+        register_database(self)
+        # Close the connections when a re-run cell drops the last reference, as close() would.
+        self._finalizer = weakref.finalize(self, _close_backends, self.backend, self.replicas)
+
+    def _open(self, options: DataFlowOptions) -> None:
+        """Connect, then the replicas, run history, cache, monitor and audit; a failure closes what opened."""
         connecting = {
-            "pool_size": pool_size,
-            "pool_max_overflow": pool_max_overflow,
-            "pool_timeout": pool_timeout,
-            "connect_timeout": connect_timeout,
-            "statement_timeout": statement_timeout,
+            "pool_size": options.pool_size,
+            "pool_max_overflow": options.pool_max_overflow,
+            "pool_timeout": options.pool_timeout,
+            "connect_timeout": options.connect_timeout,
+            "statement_timeout": options.statement_timeout,
         }
-        self.backend: Backend = open_backend(
-            self._url, files=allow_files or not (multi_tenant or security_enabled or read_only), **connecting
-        )
+        files = options.allow_files or not (options.multi_tenant or options.security_enabled or options.read_only)
+        self.backend: Backend = open_backend(self._url, files=files, **connecting)
         self.url = None if self._url is None else self.backend.safe_url
         """The database URL with any password masked (``None`` for the default in-memory DuckDB)."""
         self.replicas: Replicas | None = None
         """Read replicas (``replicas=[...]``): where read-only runs go; None without them."""
-        if replicas:
-            try:
-                self.replicas = open_replicas(
-                    replicas, self.backend, consistency=consistency, max_lag=max_replica_lag, **connecting
-                )
-            except DataflowError:
-                self.backend.close()
-                raise
-        try:
-            self.history = RunHistory(self.backend, keep=keep_runs, record=run_history and not read_only)
-        except DataflowError:
-            self.backend.close()
-            raise
         self.result_cache: ResultCache | None = None
-        if cache_enabled:
-            try:
-                self.result_cache = open_result_cache(self, cache_url or "memory://", cache_ttl)
-            except DataflowError:
-                self.backend.close()
-                raise
         self.monitor: Monitor | None = None
         self._health_monitor: Monitor | None = None
-        if monitoring:
-            try:
+        with ExitStack() as undo:
+            undo.callback(self.backend.close)
+            if options.replicas:
+                self.replicas = open_replicas(
+                    options.replicas,
+                    self.backend,
+                    consistency=options.consistency,
+                    max_lag=options.max_replica_lag,
+                    **connecting,
+                )
+                undo.callback(self.replicas.close)
+            record = options.run_history and not options.read_only
+            self.history = RunHistory(self.backend, keep=options.keep_runs, record=record)
+            if options.cache_enabled:
+                self.result_cache = open_result_cache(self, options.cache_url or "memory://", options.cache_ttl)
+                undo.callback(self.result_cache.cache.close)
+            if options.monitoring:
                 self.monitor = Monitor(
                     database=self.backend.safe_url,
-                    slow_query_threshold=slow_query_threshold,
-                    metrics_export=metrics_export,
+                    slow_query_threshold=options.slow_query_threshold,
+                    metrics_export=options.metrics_export,
                     ping=_weak_ping(self),
-                    cache=None if self.result_cache is None else self.result_cache.cache,
+                    cache=self.cache,
                     health_timeout=self.health_timeout,
                     replica_health=self._replica_health(),
                 )
-            except DataflowError:
-                if self.result_cache is not None:
-                    self.result_cache.cache.close()
-                self.backend.close()
-                raise
-        # The audit's digest key (security/audit.py); read-only: never writes the audit log.
-        self.audit_key = self._create_audit_table() if security_enabled and not read_only else b""
-        register_database(self)
-        # Close the connections when a re-run cell drops the last reference, as close() would.
-        self._finalizer = weakref.finalize(self, _close_backends, self.backend, self.replicas)
+            # The audit's digest key (security/audit.py); read-only: never writes the audit log.
+            self.audit_key = self._create_audit_table() if self.security_enabled and not self.read_only else b""
+            undo.pop_all()
+
+    @property
+    def frame(self) -> FrameKind:
+        """What every node returns: ``"polars"`` or ``"pandas"`` frames."""
+        return self.options.frame
+
+    @property
+    def json(self) -> JsonMode:
+        """How polars frames give JSON fields: ``"text"`` or ``"decode"``."""
+        return self.options.json
+
+    @property
+    def multi_tenant(self) -> bool:
+        return self.options.multi_tenant
+
+    @property
+    def security_enabled(self) -> bool:
+        return self.options.security_enabled
+
+    @property
+    def read_only(self) -> bool:
+        return self.options.read_only
+
+    @property
+    def health_timeout(self) -> float:
+        """Seconds ``get_health_status()`` waits for the database."""
+        return float(self.options.health_timeout)
 
     def model(self, cls: T) -> T:
         """Class decorator: create or migrate the model's table and generate its nodes.
@@ -245,7 +218,7 @@ class DataFlow:
         spec = spec_from_class(cls, localns=dict(sys._getframe(1).f_locals), **self._spec_options())
         previous = self.models.get(spec.name)
         if previous is None or previous.signature() != spec.signature():
-            self._ensure_table(spec)
+            self.migrations.ensure(spec)
         self._register(spec)
         cls.__dataflow_model__ = spec  # type: ignore[attr-defined]
         own = cls.__dict__.get("__dataflow_doc__", cls.__doc__)  # the class's own docstring, kept over re-runs
@@ -262,65 +235,22 @@ class DataFlow:
     def _adopt(self, spec: ModelSpec) -> None:
         """Take another DataFlow's model as it is (``copy_to``): its table made or checked, its nodes."""
         if self.models.get(spec.name) is None or self.models[spec.name].signature() != spec.signature():
-            self._ensure_table(spec)
+            self.migrations.ensure(spec)
         self._register(spec)
 
     def _register(self, spec: ModelSpec) -> None:
         self.models[spec.name] = spec
-        self._pending.pop(spec.name, None)
+        self.migrations.pending.pop(spec.name, None)
         self.nodes.update(make_nodes(self, spec))
         if spec.soft_delete:
             self.nodes.update(make_restore_node(self, spec))
         else:
             self.nodes.pop(f"{spec.name}RestoreNode", None)
 
-    def _ensure_table(self, spec: ModelSpec) -> None:
-        """Apply the safe plan for ``spec`` in one transaction, or keep it pending and raise."""
-        from dataflow_nb.model.history import apply_plan
-        from dataflow_nb.model.migrate import plan_migration  # Alembic loads on the first model, not on import
-
-        with self._migration_connection() as connection:
-            plan = plan_migration(connection, self.backend, spec)
-            if self.read_only and plan.changes:
-                raise ReadOnlyError(
-                    f"model {spec.name}: table {spec.table_name!r} is missing or differs from the class, and "
-                    f"DataFlow {self.name!r} is read-only (read_only=True), so nothing was changed:\n"
-                    f"{plan.describe()}\nDefine the model with a DataFlow that may write, then come back."
-                )
-            if plan.pending:
-                self._pending[spec.name] = spec
-                raise SchemaError(
-                    f"model {spec.name}: changing table {spec.table_name!r} needs a decision, so nothing was "
-                    f"applied and the nodes still use the previous {spec.name}:\n{plan.describe()}\n"
-                    f"To apply it: db.migrate({spec.name!r}, allow_destructive=True). To keep a column's "
-                    f"values under a new name: db.migrate({spec.name!r}, renames={{'old': 'new'}}). "
-                    "Or change the class back. db.migration_plan() shows the plan as a frame."
-                )
-            if plan.changes:
-                apply_plan(connection, self.backend.dialect, plan)
-            self._isolate(connection, spec)
-            self._commit(connection)
-        if plan.changes:
-            self._invalidate({spec.table_name})
-
     def _invalidate(self, tables: set[str]) -> None:
         """After a committed migration: cached reads of these tables are gone."""
         if self.result_cache is not None:
             self.result_cache.invalidate(tables)
-
-    def _isolate(self, connection: Connection, spec: ModelSpec) -> None:
-        """A multi-tenant table is scoped by the database itself where it can (PostgreSQL RLS)."""
-        if spec.multi_tenant:
-            self.backend.isolate_tenant_table(connection, spec.table_name)
-
-    def _commit(self, connection: Connection) -> None:
-        """Commit a change of tables: replicas serve this DataFlow again once they replayed it."""
-        connection.commit()
-        if self.replicas is not None:
-            self.replicas.note_commit(connection, self.backend)
-
-    def _migration_connection(self) -> closing[Connection]:
-        return closing(self.backend.connect())  # closing rolls back anything not committed
 
     def migration_plan(self, model: str | type | None = None) -> Frame:
         """Pending changes as a frame: one row per change, with whether it is safe and its DDL.
@@ -328,13 +258,7 @@ class DataFlow:
         Covers models whose change was refused (see ``migrate``) and registered models whose
         table differs from them; ``model`` narrows it to one. Nothing is applied.
         """
-        from dataflow_nb.model.migrate import plan_migration
-
-        rows: list[dict[str, Any]] = []
-        with self._migration_connection() as connection:
-            for spec in self._specs_to_check(model):
-                rows += plan_migration(connection, self.backend, spec).rows()
-        return self._plan_frame(rows)
+        return self.migrations.plan(model)
 
     def migrate(
         self,
@@ -356,52 +280,11 @@ class DataFlow:
         Returns:
             A frame of the applied changes (as in ``migration_plan``).
         """
-        from dataflow_nb.model.history import apply_plan
-        from dataflow_nb.model.migrate import plan_migration
-
-        applied: list[dict[str, Any]] = []
-        specs = self._specs_to_check(model)
-        if renames and len(specs) != 1:
-            raise SchemaError("renames= needs one model: db.migrate('Model', renames={'old': 'new'})")
-        for spec in specs:
-            with self._migration_connection() as connection:
-                plan = plan_migration(connection, self.backend, spec, renames=renames)
-                if plan.pending and not allow_destructive:
-                    raise SchemaError(
-                        f"model {spec.name}: these changes need allow_destructive=True:\n{plan.describe()}"
-                    )
-                if plan.changes:
-                    apply_plan(connection, self.backend.dialect, plan)
-                self._isolate(connection, spec)
-                self._commit(connection)
-            if plan.changes:
-                self._invalidate({spec.table_name})
-            applied += plan.rows()
-            self._register(spec)
-        return self._plan_frame(applied)
-
-    def _plan_frame(self, rows: list[dict[str, Any]]) -> Frame:
-        schema = pa.schema([(n, pa.bool_() if n == "safe" else pa.string()) for n in _PLAN_COLUMNS])
-        return to_frame(pa.Table.from_pylist(rows, schema=schema), {}, self.frame)
+        return self.migrations.apply(model, allow_destructive=allow_destructive, renames=renames)
 
     def migration_history(self) -> Frame:
-        """Every applied change, oldest first, from the ``dataflow_nb_migrations`` table."""
-        from dataflow_nb.model.history import read_history
-
-        with self._migration_connection() as connection:
-            table = read_history(connection, self.backend.dialect)
-            connection.commit()
-        return to_frame(table, {}, self.frame)
-
-    def _specs_to_check(self, model: str | type | None) -> list[ModelSpec]:
-        if isinstance(model, type):
-            return [spec_from_class(model, **self._spec_options())]
-        if model is None:
-            return list({**self.models, **self._pending}.values())
-        spec = self._pending.get(model) or self.models.get(model)
-        if spec is None:
-            raise SchemaError(f"no model named {model!r}; models are {sorted({*self.models, *self._pending})}")
-        return [spec]
+        """Every applied change, oldest first, from the migration log (table ``dataflow_nb_migrations``)."""
+        return self.migrations.log()
 
     def model_from(self, source: Any, *, name: str, sample: int | None = SAMPLE_ROWS, **options: Any) -> type:
         """Infer a model from a CSV/Parquet file (or glob) or a frame, create its table and nodes.
@@ -502,13 +385,9 @@ class DataFlow:
     def _create_audit_table(self) -> bytes:
         from dataflow_nb.security.audit import ensure_audit_table
 
-        try:
-            with self._migration_connection() as connection:
-                key = ensure_audit_table(connection, self)
-                connection.commit()
-        except DataflowError:
-            self.backend.close()
-            raise
+        with closing(self.backend.connect()) as connection:
+            key = ensure_audit_table(connection, self)
+            connection.commit()
         return key
 
     def audit_log(self, last: int | None = None) -> Any:
@@ -523,7 +402,7 @@ class DataFlow:
 
         if not self.security_enabled:
             raise DataflowError("the audit log needs DataFlow(..., security_enabled=True)")
-        with self._migration_connection() as connection:
+        with closing(self.backend.connect()) as connection:
             table = read_audit_log(connection, self, last)
         return to_frame(table, {}, self.frame)
 
@@ -642,7 +521,7 @@ class DataFlow:
 
         counts: dict[str, str] = {}
         try:
-            with self._migration_connection() as connection:
+            with closing(self.backend.connect()) as connection:
                 for spec in self.models.values():
                     query = sa.select(sa.func.count()).select_from(sa.table(spec.table_name))
                     try:

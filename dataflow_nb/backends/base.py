@@ -116,6 +116,11 @@ class Connection(Protocol):
         Returns the number of rows written.
         """
 
+    def ensure_tables(self, tables: Sequence[sa.Table]) -> set[str]:
+        """Create dataflow_nb's own ``tables`` where missing (with their id sequences) and add the
+        nullable columns an older table lacks, asking the catalog first, inside the transaction;
+        returns the names of the tables it created (``backends/bookkeeping.py``)."""
+
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...

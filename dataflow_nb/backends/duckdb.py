@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL, compile_statement
+from dataflow_nb.backends.bookkeeping import ensure_tables
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.duckdb_access import allowed_table_functions, refused_functions, refused_table_functions
 from dataflow_nb.backends.duckdb_errors import file_error, interruption, translate_error
@@ -104,8 +106,11 @@ def _compile_in_array(element: InArray, compiler: Any, **kw: Any) -> str:
 class DuckDBConnection:
     """A DuckDB cursor (its own connection to the same database) holding one transaction."""
 
-    def __init__(self, cursor: Any, *, path: str = ":memory:", statement_timeout: float | None = None):
+    def __init__(
+        self, cursor: Any, dialect: Dialect, *, path: str = ":memory:", statement_timeout: float | None = None
+    ):
         self._cursor = cursor
+        self._dialect = dialect
         self._cursor.execute("BEGIN TRANSACTION")
         self._open = True
         self._path = path
@@ -193,6 +198,9 @@ class DuckDBConnection:
             raise self._translate(exc) from exc
         self._cursor.unregister(view)
         return int(row[0]) if row else 0
+
+    def ensure_tables(self, tables: Sequence[sa.Table]) -> set[str]:
+        return ensure_tables(self, self._dialect, tables)
 
     def read_plan(self, compiled: CompiledSQL) -> tuple[set[str], set[str]]:
         """The tables DuckDB's unoptimised plan scans (a view or ``query('...')`` resolved), and the
@@ -332,7 +340,9 @@ class DuckDBBackend:
 
     def connect(self) -> DuckDBConnection:
         with self._lock:
-            return DuckDBConnection(self._database.cursor(), path=self.path, statement_timeout=self._statement_timeout)
+            return DuckDBConnection(
+                self._database.cursor(), self.dialect, path=self.path, statement_timeout=self._statement_timeout
+            )
 
     def connect_snapshot(self) -> DuckDBConnection:
         """A transaction of DuckDB's is already one snapshot (MVCC); nothing more to ask for."""

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import QueuePool
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL, compile_statement
+from dataflow_nb.backends.bookkeeping import ensure_tables
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.postgres_errors import interruption, is_disconnect, translate_error
 from dataflow_nb.backends.postgres_load import PostgresLoadJob
@@ -98,8 +99,9 @@ def _param_batch(values: Sequence[Any], types: Sequence[pa.DataType | None]) -> 
 class PostgresConnection:
     """A pooled ADBC connection holding one transaction (ADBC leaves autocommit off)."""
 
-    def __init__(self, pooled: Any, safe_url: str, *, statement_timeout: float | None = None):
+    def __init__(self, pooled: Any, safe_url: str, dialect: Dialect, *, statement_timeout: float | None = None):
         self._pooled = pooled
+        self._dialect = dialect
         self._safe_url = safe_url
         self._cursor: Any = None
         self._broken = False  # the connection is gone or in an unknown state: discard, never pool it
@@ -213,6 +215,9 @@ class PostgresConnection:
         # (JSON as the arrow.json extension, UUID through a text staging table).
         cursor = self.cursor
         return int(self._call(lambda: cursor.adbc_ingest(table, data, mode="append", temporary=temporary)))
+
+    def ensure_tables(self, tables: Sequence[sa.Table]) -> set[str]:
+        return ensure_tables(self, self._dialect, tables)
 
     def commit(self) -> None:
         """Commit; a conflict at commit (40001, 40P01, 23505) is a ConflictError, never retried."""
@@ -332,7 +337,7 @@ class PostgresBackend:
             )
             error.retryable = True  # nothing was sent: running again is safe
             raise error from None
-        return PostgresConnection(pooled, self.safe_url, statement_timeout=self._statement_timeout)
+        return PostgresConnection(pooled, self.safe_url, self.dialect, statement_timeout=self._statement_timeout)
 
     def connect_snapshot(self) -> PostgresConnection:
         """REPEATABLE READ: set before the first statement of a transaction of its own

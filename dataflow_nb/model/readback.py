@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from dataflow_nb.backends.base import Backend, Connection
 from dataflow_nb.backends.reflect import sqlalchemy_connection
-from dataflow_nb.model.history import HISTORY_TABLE, read_history
+from dataflow_nb.model.migration_log import MIGRATIONS_TABLE, read_migration_log
 from dataflow_nb.model.spec import LIFECYCLE_COLUMNS, default_table_name
 from dataflow_nb.model.types import field_type_for_column
 
@@ -29,18 +29,18 @@ def _python_type(column: Any, dialect: sa.engine.Dialect) -> Any:
 
 
 def model_tables(connection: Connection, backend: Backend) -> dict[str, str]:
-    """Model name to table name for every model whose table exists, from the migration history."""
-    history = read_history(connection, backend.dialect).to_pylist()
+    """Model name to table name for every model whose table exists, from the migration log."""
+    applied = read_migration_log(connection, backend.dialect).to_pylist()
     with sqlalchemy_connection(connection, backend) as sa_connection:
-        tables = set(sa.inspect(sa_connection).get_table_names()) - {HISTORY_TABLE}
-    latest = {row["model"]: row["table_name"] for row in history}  # oldest first: the last one wins
+        tables = set(sa.inspect(sa_connection).get_table_names()) - {MIGRATIONS_TABLE}
+    latest = {row["model"]: row["table_name"] for row in applied}  # oldest first: the last one wins
     return {model: table for model, table in sorted(latest.items()) if table in tables}
 
 
 def read_model(connection: Connection, backend: Backend, name: str) -> type | None:
     """A model class named ``name`` rebuilt from its table, or None when the table does not exist.
 
-    The table is the one the migration history records for ``name``, else its default name.
+    The table is the one the migration log records for ``name``, else its default name.
     Columns whose type no model field holds are left out (a load then cannot fill them).
     """
     table = model_tables(connection, backend).get(name) or default_table_name(name)

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.schema import CreateSequence, CreateTable
 
 from dataflow_nb.backends.base import CompiledSQL, Connection, compile_statement
 
@@ -72,8 +71,6 @@ runs_table = sa.Table(
     sa.Column("node_log", sa.Text),  # the nodes as a JSON list (NODE_COLUMNS each), written at the end
 )
 RUN_COLUMNS = tuple(c.name for c in runs_table.columns if c.name not in ("seq", "node_log"))
-# Columns added after the table's first release: an existing table gets them on first use.
-ADDED_COLUMNS = ("served_by",)
 NODE_COLUMNS = ("node_id", "node_type", "status", "started", "seconds", "rows_read", "rows_written", "error")
 _NODE_SCHEMA = pa.schema(
     [
@@ -230,22 +227,8 @@ class RunHistory:
         with self._lock:
             if self._ready:
                 return
-            dialect = self.backend.dialect
             with _short_transaction(self.backend) as connection:
-                exists = connection.execute_sql(
-                    "SELECT count(*) FROM information_schema.tables "
-                    "WHERE table_schema = current_schema() AND table_name = $1",
-                    [RUNS_TABLE],
-                )
-                if exists is None or not exists.column(0)[0].as_py():
-                    statements: list[Any] = [
-                        CreateSequence(_sequence, if_not_exists=True),
-                        CreateTable(runs_table, if_not_exists=True),
-                    ]
-                    for statement in statements:
-                        connection.execute_sql(str(statement.compile(dialect=dialect)))
-                else:
-                    _add_missing_columns(connection, dialect)
+                connection.ensure_tables([runs_table])  # an older table gets the columns added since
                 # It names every tenant's runs and holds their errors: a tenant's SQL sees only its own.
                 self.backend.protect_bookkeeping_table(connection, RUNS_TABLE)
             self._ready = True
@@ -466,25 +449,6 @@ def _close(run: RunLog) -> None:
     for timer in run.timers:
         timer.cancel()
     run.timers.clear()
-
-
-def _add_missing_columns(connection: Connection, dialect: Any) -> None:
-    """A history table made by an older dataflow_nb gets the columns added since (nullable: its old
-    rows read NULL). ADD COLUMN IF NOT EXISTS: two processes doing it at once both succeed."""
-    found = connection.execute_sql(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
-        [RUNS_TABLE],
-    )
-    present = set() if found is None else {str(v) for v in found.column(0).to_pylist()}
-    preparer = dialect.identifier_preparer
-    for name in ADDED_COLUMNS:
-        if name not in present:
-            column = runs_table.c[name]
-            connection.execute_sql(
-                f"ALTER TABLE {preparer.quote(RUNS_TABLE)} ADD COLUMN IF NOT EXISTS {preparer.quote(name)} "
-                f"{column.type.compile(dialect=dialect)}"
-            )
-            log.info("run history: added column %s to %s", name, RUNS_TABLE)
 
 
 def _quietly(call: Callable[[], object]) -> None:

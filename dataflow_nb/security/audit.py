@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.schema import CreateSequence, CreateTable
 
 from dataflow_nb.backends.base import Connection, compile_statement
 from dataflow_nb.exceptions import DataflowError
@@ -59,18 +58,11 @@ audit_key = sa.Table(AUDIT_KEY_TABLE, _metadata, sa.Column("key", sa.Text, nulla
 
 def ensure_audit_table(connection: Connection, db: DataFlow) -> bytes:
     """Create the audit table and its key when they are missing (in the caller's transaction);
-    return the key.
-
-    Asked of the catalog first: a login role that may write rows may not create tables.
+    return the key. A new key is written before its table is protected: nobody may change it after.
     """
-    dialect = db.backend.dialect
-    if not _exists(connection, AUDIT_TABLE):
-        for statement in (CreateSequence(_sequence, if_not_exists=True), CreateTable(audit, if_not_exists=True)):
-            connection.execute_sql(str(statement.compile(dialect=dialect)))
-    if not _exists(connection, AUDIT_KEY_TABLE):
-        connection.execute_sql(str(CreateTable(audit_key).compile(dialect=dialect)))
+    if AUDIT_KEY_TABLE in connection.ensure_tables([audit, audit_key]):
         insert = sa.insert(audit_key).values(key=sa.bindparam("key", type_=sa.Text))
-        connection.execute(compile_statement(insert, dialect), {"key": secrets.token_hex(32)})
+        connection.execute(compile_statement(insert, db.backend.dialect), {"key": secrets.token_hex(32)})
         db.backend.protect_secret_table(connection, AUDIT_KEY_TABLE)
     return read_audit_key(connection, db)
 
@@ -84,14 +76,6 @@ def read_audit_key(connection: Connection, db: DataFlow) -> bytes:
             "the database once with security_enabled=True as the role that owns its tables"
         )
     return bytes.fromhex(found.column(0)[0].as_py())
-
-
-def _exists(connection: Connection, table: str) -> bool:
-    exists = connection.execute_sql(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
-        [table],
-    )
-    return exists is not None and bool(exists.column(0)[0].as_py())
 
 
 class InputDigest:

@@ -144,7 +144,7 @@ def test_history_survives_a_new_dataflow(shared_url: str) -> None:
     with DataFlow(shared_url) as second:  # as after a kernel restart
         assert second.runs()["run_id"].to_list() == [run_id]
         assert second.run(run_id)["node_id"].to_list() == ["add", "load", "list"]
-        with second._migration_connection() as connection:
+        with second.migrations.connection() as connection:
             assert list(model_tables(connection, second.backend)) == ["Note"]  # history is no model
 
 

@@ -163,7 +163,7 @@ def test_every_field_type_reads_back_from_the_catalog(db: DataFlow) -> None:
     db.model(type("EveryType", (), {"__annotations__": hints}))
     table = db.models["EveryType"].table_name
     dialect = db.backend.dialect
-    with db._migration_connection() as connection, sqlalchemy_connection(connection, db.backend) as reflecting:
+    with db.migrations.connection() as connection, sqlalchemy_connection(connection, db.backend) as reflecting:
         reflected = {c["name"]: c["type"] for c in sa.inspect(reflecting).get_columns(table)}
     for field_type in types.FIELD_TYPES:
         column = reflected[f"f_{field_type.label.lower()}"]

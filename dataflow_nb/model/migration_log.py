@@ -1,8 +1,9 @@
-"""Apply a migration plan in one transaction and record it in the history table.
+"""Apply a migration plan in one transaction and record it in the migration log.
 
-The history table, ``dataflow_nb_migrations``, holds one row per applied change: when, which
-model and table, what was done, whether it needed ``allow_destructive=True``, and the DDL.
-It survives kernel restarts, so a notebook can always show what happened to its tables.
+The migration log, table ``dataflow_nb_migrations``, holds one row per applied change: when,
+which model and table, what was done, whether it needed ``allow_destructive=True``, and the
+DDL. It survives kernel restarts, so a notebook can always show what happened to its tables.
+(Not to be confused with the run history, ``monitor/runs.py``: that one records runs.)
 """
 
 from __future__ import annotations
@@ -12,19 +13,18 @@ import logging
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
-from sqlalchemy.schema import CreateSequence, CreateTable
 
 from dataflow_nb.backends.base import Connection, compile_statement
 from dataflow_nb.exceptions import DatabaseError, SchemaError
 from dataflow_nb.model.migrate import MigrationPlan
 
 log = logging.getLogger("dataflow_nb")
-HISTORY_TABLE = "dataflow_nb_migrations"
+MIGRATIONS_TABLE = "dataflow_nb_migrations"
 
 _metadata = sa.MetaData()
-_sequence = sa.Sequence(f"{HISTORY_TABLE}_id_seq", metadata=_metadata)
-history = sa.Table(
-    HISTORY_TABLE,
+_sequence = sa.Sequence(f"{MIGRATIONS_TABLE}_id_seq", metadata=_metadata)
+migration_log = sa.Table(
+    MIGRATIONS_TABLE,
     _metadata,
     sa.Column("id", sa.BigInteger, _sequence, server_default=_sequence.next_value(), primary_key=True),
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
@@ -37,19 +37,13 @@ history = sa.Table(
 )
 
 
-def ensure_history(connection: Connection, dialect: Dialect) -> None:
-    """Create the history table when it is missing (inside the caller's transaction)."""
-    for statement in (CreateSequence(_sequence, if_not_exists=True), CreateTable(history, if_not_exists=True)):
-        connection.execute_sql(str(statement.compile(dialect=dialect)))
-
-
 def apply_plan(connection: Connection, dialect: Dialect, plan: MigrationPlan) -> None:
     """Run every statement of ``plan`` and record each change; the caller commits or rolls back.
 
     Raises:
         SchemaError: a statement failed; the caller's rollback leaves the table as it was.
     """
-    ensure_history(connection, dialect)
+    connection.ensure_tables([migration_log])
     for statement in plan.statements:
         try:
             connection.execute_sql(statement)
@@ -58,7 +52,7 @@ def apply_plan(connection: Connection, dialect: Dialect, plan: MigrationPlan) ->
                 f"model {plan.model}: the migration of table {plan.table!r} failed at `{statement}` and was "
                 f"rolled back, so nothing changed: {exc}.\n{plan.describe()}"
             ) from exc
-    insert = sa.insert(history).values(
+    insert = sa.insert(migration_log).values(
         model=sa.bindparam("model", type_=sa.Text),
         table_name=sa.bindparam("table_name", type_=sa.Text),
         operation=sa.bindparam("operation", type_=sa.Text),
@@ -74,10 +68,10 @@ def apply_plan(connection: Connection, dialect: Dialect, plan: MigrationPlan) ->
         log.info("model %s: %s %s (%s)", plan.model, change.operation, change.target, change.reason)
 
 
-def read_history(connection: Connection, dialect: Dialect) -> pa.Table:
+def read_migration_log(connection: Connection, dialect: Dialect) -> pa.Table:
     """Every recorded change, oldest first (an empty table before the first migration)."""
-    ensure_history(connection, dialect)
-    columns = [c for c in history.c if c.name != "id"]
-    result = connection.execute(compile_statement(sa.select(*columns).order_by(history.c.id), dialect))
+    connection.ensure_tables([migration_log])
+    columns = [c for c in migration_log.c if c.name != "id"]
+    result = connection.execute(compile_statement(sa.select(*columns).order_by(migration_log.c.id), dialect))
     assert result is not None
     return result
