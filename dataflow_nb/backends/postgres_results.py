@@ -7,8 +7,7 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataflow_nb.backends.results import is_utc_alias, normalize_columns, utc_named
-from dataflow_nb.frames import uuid_text
+from dataflow_nb.backends.results import is_utc_alias, normalize_columns, storage, utc_named, uuid_text
 
 
 def _numeric(field: pa.Field, column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -34,7 +33,7 @@ def _fix(field: pa.Field, column: pa.ChunkedArray) -> pa.ChunkedArray:
     kind = column.type
     if not isinstance(kind, pa.BaseExtensionType):
         return utc_named(column)
-    column = pa.chunked_array([chunk.storage for chunk in column.chunks], type=kind.storage_type)
+    column = storage(column)
     if pa.types.is_fixed_size_binary(column.type):
         return uuid_text(column)
     if (field.metadata or {}).get(b"POSTGRESQL:type") == b"numeric":

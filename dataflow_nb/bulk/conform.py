@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataflow_nb.backends.results import uuid_text
 from dataflow_nb.bulk.parse import (
     FORMAT_SAMPLE,
     ReadOptions,
@@ -31,7 +32,6 @@ from dataflow_nb.bulk.parse import (
     temporal_kind,
 )
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.frames import uuid_text
 from dataflow_nb.model.spec import MISSING, Field, ModelSpec
 from dataflow_nb.model.types import NUL_REFUSED, canonical_json, has_nul
 from dataflow_nb.security.sensitive import MASK

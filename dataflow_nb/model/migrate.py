@@ -206,12 +206,20 @@ def _without_renamed_keys(operations: list[ops.MigrateOperation]) -> list[ops.Mi
     added = {tuple(op.columns): op for op in operations if isinstance(op, ops.CreateUniqueConstraintOp)}
     same: set[int] = set()
     for op in operations:
-        reverse = getattr(op, "_reverse", None)
-        if isinstance(op, ops.DropConstraintOp) and op.constraint_type == "unique" and reverse is not None:
-            twin = added.pop(tuple(reverse.columns), None)
+        if isinstance(op, ops.DropConstraintOp) and op.constraint_type == "unique":
+            twin = added.pop(tuple(_dropped_columns(op)), None)
             if twin is not None:
                 same.update((id(op), id(twin)))
     return [op for op in operations if id(op) not in same]
+
+
+def _dropped_columns(op: ops.DropConstraintOp) -> list[str]:
+    """The columns of the key a drop removes (autogenerate keeps the reflected key; none: unknown)."""
+    try:
+        constraint = op.to_constraint()
+    except ValueError:  # a drop written by hand, without the constraint it drops
+        return []
+    return [c.name for c in constraint.columns] if isinstance(constraint, sa.UniqueConstraint) else []
 
 
 def _apply_renames(

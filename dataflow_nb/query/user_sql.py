@@ -21,7 +21,9 @@ from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.types import field_type_of
 
 NODE = "SQLQueryNode"
-# The very pattern ``sqlalchemy.text`` finds binds with, so the two always agree.
+# The very pattern ``sqlalchemy.text`` finds binds with, so the two always agree. It is private:
+# SQLAlchemy has no public way to ask where ``text()`` sees a ``:name`` (only which names), and
+# a copy of the pattern could drift from the one ``text()`` then applies. Read here and nowhere else.
 _TEXT_BIND = sa.TextClause._bind_params_regex
 # A read-only query starts like one and has no keyword that writes or locks (the scanner blanks
 # names, so functions are read by the parser: nodes/sql.py). Any other statement counts as a
