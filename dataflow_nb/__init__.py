@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     )
     from dataflow_nb.explain import Explanation, explain
     from dataflow_nb.model.types import Precision
+    from dataflow_nb.options import DataFlowOptions
     from dataflow_nb.query.builder import create_query_builder
     from dataflow_nb.workflow import LocalRuntime, RunResults, Workflow, WorkflowBuilder
 
@@ -52,6 +53,7 @@ _EXCEPTIONS = (
 _HOMES = {
     **dict.fromkeys(_EXCEPTIONS, "dataflow_nb.exceptions"),
     "DataFlow": "dataflow_nb.dataflow",
+    "DataFlowOptions": "dataflow_nb.options",
     "Explanation": "dataflow_nb.explain",
     "LocalRuntime": "dataflow_nb.workflow",
     "Precision": "dataflow_nb.model.types",
@@ -67,6 +69,7 @@ __all__ = [
     "CacheError",
     "ConflictError",
     "DataFlow",
+    "DataFlowOptions",
     "DatabaseError",
     "DatabaseFileError",
     "DataflowError",
