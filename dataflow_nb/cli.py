@@ -196,12 +196,13 @@ def _widen(db: Any, args: argparse.Namespace) -> bool:
     """After a failed load of a model this command inferred from the file's first rows: when the
     whole file reads as other types, change the table (empty: the load rolled back) to them."""
     from dataflow_nb.exceptions import SchemaError
+    from dataflow_nb.model.infer import infer_class
     from dataflow_nb.model.spec import spec_from_class
 
     sampled = db.models[args.model]
     if not sampled.options.get("sampled_rows"):
         return False
-    whole = db._inferred_class(args.file, args.model, None, _unique(args))
+    whole = infer_class(args.file, args.model, None, _unique(args))
     before = {n: f.label for n, f in sampled.fields.items()}
     after = {n: f.label for n, f in spec_from_class(whole).fields.items()}
     changed = [

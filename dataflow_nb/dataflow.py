@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import html
 import itertools
 import logging
 import sys
@@ -15,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from dataflow_nb.backends import open_backend, open_replicas
 from dataflow_nb.backends.base import Backend
 from dataflow_nb.cache.results import ResultCache, open_result_cache
-from dataflow_nb.exceptions import DataflowError, ValidationError
+from dataflow_nb.display import dataflow_html, dataflow_text
+from dataflow_nb.exceptions import DataflowError
 from dataflow_nb.frames import Frame, FrameKind, JsonMode, to_frame
 from dataflow_nb.migrations import Migrations
 from dataflow_nb.model import SAMPLE_ROWS
@@ -305,36 +305,9 @@ class DataFlow:
             'Optional[str]'
             >>> db.close()
         """
-        return self.model(self._inferred_class(source, name, sample, options))
+        from dataflow_nb.model.infer import infer_class  # the readers load with the first inferred model
 
-    def _inferred_class(self, source: Any, name: str, sample: int | None, options: dict[str, Any]) -> type:
-        """``model_from``'s class, not registered yet (the CLI widens a model inferred from a sample)."""
-        from dataflow_nb.bulk.parse import ReadOptions
-        from dataflow_nb.model.infer import infer_model
-
-        reading = {k: options.pop(k) for k in list(options) if k in ReadOptions.names()}
-        if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1):
-            raise ValidationError(f"model_from({name}): sample takes a positive number of rows or None, got {sample!r}")
-        inferred = infer_model(source, ReadOptions.from_params(reading, f"model_from({name})"), sample)
-        origin = source if isinstance(source, str) else type(source).__name__
-        renamed = ", ".join(inferred.renames)
-        if inferred.source_columns:
-            options["source_columns"] = inferred.source_columns
-        doc = f"Inferred from {origin}."
-        if inferred.sampled is not None:
-            options["sampled_rows"] = inferred.sampled
-            first = f"the first {inferred.sampled:,} rows of {origin}"
-            print(f"{name}: types inferred from {first}; pass sample=None to scan all")
-            doc = f"Types inferred from {first}."
-        if renamed:
-            print(f"{name}: columns renamed {renamed}")
-        namespace = {
-            "__annotations__": inferred.annotations,
-            "__dataflow__": options,
-            "__module__": __name__,
-            "__doc__": doc + (f" Columns renamed: {renamed}." if renamed else ""),
-        }
-        return type(name, (), namespace)
+        return self.model(infer_class(source, name, sample, options))
 
     def copy_to(
         self,
@@ -513,49 +486,13 @@ class DataFlow:
         replicas = "" if self.replicas is None else f", replicas={self.replicas.safe_urls!r}"
         return f"DataFlow({self.backend.safe_url!r}{replicas}, name={self.name!r}, models={list(self.models)})"
 
-    def _row_counts(self) -> dict[str, str]:
-        """Rows in each model's table, as shown (``?`` when the table cannot be counted now)."""
-        import sqlalchemy as sa
-
-        from dataflow_nb.backends.base import compile_statement
-
-        counts: dict[str, str] = {}
-        try:
-            with closing(self.backend.connect()) as connection:
-                for spec in self.models.values():
-                    query = sa.select(sa.func.count()).select_from(sa.table(spec.table_name))
-                    try:
-                        counted = connection.execute(compile_statement(query, self.backend.dialect))
-                        counts[spec.name] = f"{counted.column(0)[0].as_py():,}" if counted is not None else "?"
-                    except DataflowError:
-                        counts[spec.name] = "?"
-                        connection.rollback()
-        except DataflowError:
-            pass
-        return counts
-
     def _repr_html_(self) -> str:
         """The models, their tables, row counts and columns."""
-        counts = self._row_counts()
-        rows = "".join(
-            f"<tr><td>{html.escape(m.name)}</td><td>{html.escape(m.table_name)}</td>"
-            f"<td>{counts.get(m.name, '?')}</td>"
-            f"<td>{html.escape(', '.join(f'{f.name}: {f.label}' for f in m.fields.values()))}</td></tr>"
-            for m in self.models.values()
-        )
-        return (
-            f"<b>DataFlow</b> {html.escape(self.name)} &middot; <code>{html.escape(self.backend.safe_url)}</code>"
-            f"<table><tr><th>model</th><th>table</th><th>rows</th><th>columns</th></tr>{rows}</table>"
-        )
+        return dataflow_html(self)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """Plain text for a notebook without HTML: the same models, tables and row counts."""
-        counts = self._row_counts()
-        lines = [f"DataFlow {self.name} on {self.backend.safe_url}: {len(self.models)} model(s)"]
-        for m in self.models.values():
-            lines.append(f"  {m.name}: table {m.table_name}, {counts.get(m.name, '?')} rows")
-            lines.append("    " + ", ".join(f"{f.name}: {f.label}" for f in m.fields.values()))
-        printer.text("\n".join(lines))
+        printer.text(dataflow_text(self))
 
 
 def _close_backends(backend: Backend, replicas: Replicas | None) -> None:

@@ -68,7 +68,7 @@ def normalize(
             objects[name] = _to_objects(column, field)
             columns.append(pa.nulls(len(column), pa.null()))
         elif field.type.label == "UUID":
-            columns.append(_cast(column, pa.string()))  # canonical text from every backend (uuid_text)
+            columns.append(_cast(column, pa.string()))  # canonical text from every backend (backends/arrow_text.py)
         elif field.type.as_object:
             columns.append(_json_text(column))
         elif not _same(field.type.arrow, column.type):

@@ -7,7 +7,8 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataflow_nb.backends.results import is_utc_alias, normalize_columns, storage, utc_named, uuid_text
+from dataflow_nb.backends.arrow_text import storage, uuid_text
+from dataflow_nb.backends.results import is_utc_alias, normalize_columns, utc_named
 
 
 def _numeric(field: pa.Field, column: pa.ChunkedArray) -> pa.ChunkedArray:

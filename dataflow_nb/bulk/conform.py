@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataflow_nb.backends.results import uuid_text
+from dataflow_nb.backends.arrow_text import uuid_text
 from dataflow_nb.bulk.parse import (
     FORMAT_SAMPLE,
     ReadOptions,

@@ -326,3 +326,31 @@ def _unique_keys(ids: list[pa.Array]) -> bool:
 
 
 __all__ = ["SAMPLE_ROWS", "Inferred", "column_names", "identifier", "infer_model"]
+
+
+def infer_class(source: Any, name: str, sample: int | None, options: dict[str, Any]) -> type:
+    """``DataFlow.model_from``'s class, not registered yet (the CLI widens a model inferred from a
+    sample): reader options in ``options`` read the source, the others become ``__dataflow__``."""
+    reading = {k: options.pop(k) for k in list(options) if k in ReadOptions.names()}
+    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1):
+        raise ValidationError(f"model_from({name}): sample takes a positive number of rows or None, got {sample!r}")
+    inferred = infer_model(source, ReadOptions.from_params(reading, f"model_from({name})"), sample)
+    origin = source if isinstance(source, str) else type(source).__name__
+    renamed = ", ".join(inferred.renames)
+    if inferred.source_columns:
+        options["source_columns"] = inferred.source_columns
+    doc = f"Inferred from {origin}."
+    if inferred.sampled is not None:
+        options["sampled_rows"] = inferred.sampled
+        first = f"the first {inferred.sampled:,} rows of {origin}"
+        print(f"{name}: types inferred from {first}; pass sample=None to scan all")
+        doc = f"Types inferred from {first}."
+    if renamed:
+        print(f"{name}: columns renamed {renamed}")
+    namespace = {
+        "__annotations__": inferred.annotations,
+        "__dataflow__": options,
+        "__module__": "dataflow_nb.dataflow",  # where model_from made it, as before this function moved here
+        "__doc__": doc + (f" Columns renamed: {renamed}." if renamed else ""),
+    }
+    return type(name, (), namespace)
