@@ -19,10 +19,10 @@ from dataflow_nb.backends import open_backend, open_replicas
 from dataflow_nb.backends.base import Backend, Connection
 from dataflow_nb.cache.redis import mask_url
 from dataflow_nb.cache.results import ResultCache, open_result_cache
+from dataflow_nb.core.spec import ModelSpec, spec_from_class
 from dataflow_nb.exceptions import DataflowError, ReadOnlyError, SchemaError, ValidationError
 from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
 from dataflow_nb.model import SAMPLE_ROWS
-from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
 from dataflow_nb.monitor.runs import DEFAULT_KEEP, RunHistory
 from dataflow_nb.nodes.describe import NodeTable, model_doc
@@ -426,8 +426,8 @@ class DataFlow:
 
     def _inferred_class(self, source: Any, name: str, sample: int | None, options: dict[str, Any]) -> type:
         """``model_from``'s class, not registered yet (the CLI widens a model inferred from a sample)."""
-        from dataflow_nb.bulk.parse import ReadOptions
-        from dataflow_nb.model.infer import infer_model
+        from dataflow_nb.bulk.infer import infer_model
+        from dataflow_nb.core.reading import ReadOptions
 
         reading = {k: options.pop(k) for k in list(options) if k in ReadOptions.names()}
         if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1):

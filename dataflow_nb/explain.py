@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dataflow_nb.backends.base import CompiledSQL
+from dataflow_nb.core.masking import MASK, mask_values
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.query.scope import Scope
-from dataflow_nb.security.sensitive import MASK, mask_values, sensitive_values
+from dataflow_nb.security.sensitive import sensitive_values
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow

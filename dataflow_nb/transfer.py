@@ -24,9 +24,9 @@ from sqlalchemy.schema import CreateTable, DropTable
 from dataflow_nb.backends.base import Connection, compile_statement
 from dataflow_nb.backends.deadline import call_interruptibly
 from dataflow_nb.bulk.progress import Progress, wanted
+from dataflow_nb.core.spec import ModelSpec, spec_from_class
 from dataflow_nb.exceptions import ConflictError, DataflowError, ReadOnlyError, TenantError
 from dataflow_nb.model.readback import model_tables, read_model
-from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor.runs import RUNS_TABLE, runs_table
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from sqlalchemy.sql.util import find_tables
 
 from dataflow_nb.backends.load_job import LoadJob
 from dataflow_nb.backends.partitions import Partitions
-from dataflow_nb.model import types as model_types  # a module: model.types imports backends.sql in turn
+from dataflow_nb.core.types import arrow_bind_type
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> Comp
         bind = compiled.binds.get(name)
         if bind is None:
             bind = compiled.binds.get(name.rsplit("_", 1)[0])
-        types.append(model_types.arrow_bind_type(bind.type) if bind is not None else None)
+        types.append(arrow_bind_type(bind.type) if bind is not None else None)
     values = [captured.get(name) for name in names] if captured else [None] * len(names)
     returns_rows = isinstance(statement, sa.Select) or bool(getattr(compiled, "effective_returning", None))
     reads, writes = _tables_of(statement)

@@ -29,8 +29,8 @@ from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import BatchSource, csv_header, one_batch, read_columns
+from dataflow_nb.core.spec import Field, ModelSpec
 from dataflow_nb.exceptions import ConflictError, DataflowError, NotFoundError
-from dataflow_nb.model.spec import Field, ModelSpec
 from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments, upsert_differs
 
 T = TypeVar("T")

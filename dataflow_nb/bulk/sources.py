@@ -17,11 +17,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataflow_nb.bulk.parse import ReadOptions
 from dataflow_nb.bulk.reload import files_fingerprint, table_fingerprint
+from dataflow_nb.core.reading import ReadOptions
+from dataflow_nb.core.spec import MISSING, Field
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.notebook_values import as_list, is_sequence
-from dataflow_nb.model.spec import MISSING, Field
 
 DEFAULT_BATCH_SIZE = 50_000
 

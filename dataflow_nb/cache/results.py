@@ -33,8 +33,8 @@ from dataflow_nb.exceptions import CacheError, ValidationError
 
 if TYPE_CHECKING:
     from dataflow_nb.backends.base import CompiledSQL
+    from dataflow_nb.core.spec import ModelSpec
     from dataflow_nb.dataflow import DataFlow
-    from dataflow_nb.model.spec import ModelSpec
     from dataflow_nb.nodes.base import Node
 
 EVERYTHING: Final = "*"

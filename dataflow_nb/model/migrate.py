@@ -20,8 +20,8 @@ from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable, Executab
 
 from dataflow_nb.backends.base import Backend, Capabilities, Connection
 from dataflow_nb.backends.reflect import sqlalchemy_connection
+from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import SchemaError
-from dataflow_nb.model.spec import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ import sqlalchemy as sa
 
 from dataflow_nb.bulk.conform import Conformer
 from dataflow_nb.bulk.load import BulkLoad, KeyHashes, unchanged_rows, upsert_by_id, upsert_statement
-from dataflow_nb.bulk.parse import FORMAT_SAMPLE, ReadOptions
+from dataflow_nb.bulk.parse import FORMAT_SAMPLE
 from dataflow_nb.bulk.reload import MODES, loaded_note, warn_if_loaded
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, open_input
+from dataflow_nb.core.reading import ReadOptions
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.notebook_values import to_python
 from dataflow_nb.model.validate import record_values

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dataflow_nb.model.spec import ModelSpec
+from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.nodes.bulk import BULK_OPERATIONS
 from dataflow_nb.nodes.model_node import ModelNode, node_class
 from dataflow_nb.nodes.read import CountNode, ListNode, ReadNode

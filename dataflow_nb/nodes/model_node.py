@@ -10,9 +10,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
+from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import NotFoundError, ValidationError, WorkflowError
 from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
-from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import Node, check_parameter_names
 from dataflow_nb.nodes.describe import node_doc

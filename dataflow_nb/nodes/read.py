@@ -10,10 +10,10 @@ import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.cache.results import CACHE_PARAMETERS
+from dataflow_nb.core.spec import Field
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.frames import check_json_mode, to_frame
 from dataflow_nb.model.notebook_values import preview, python_value
-from dataflow_nb.model.spec import Field
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import check_parameter_names
 from dataflow_nb.nodes.model_node import ByIdNode, ModelNode

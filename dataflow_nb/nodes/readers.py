@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dataflow_nb.bulk.parse import ReadOptions
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, csv_source, parquet_source
+from dataflow_nb.core.reading import ReadOptions
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.nodes.base import Node, check_parameter_names
 

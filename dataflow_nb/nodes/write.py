@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from dataflow_nb.backends.base import compile_statement
 from dataflow_nb.backends.errors import naming_conflicts
 from dataflow_nb.backends.sql import insert as upsert_insert
+from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import ConflictError, NotFoundError, ValidationError
 from dataflow_nb.model.notebook_values import python_value
-from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import record_id, record_values
 from dataflow_nb.nodes.model_node import ByIdNode, ModelNode, conflict_keys, node_class, with_tenant
 from dataflow_nb.query.scope import delete_statement, managed_update_values, restore_statement, upsert_assignments

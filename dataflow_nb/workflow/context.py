@@ -17,9 +17,9 @@ from dataflow_nb.backends.base import CompiledSQL, Connection
 from dataflow_nb.backends.errors import loggable_error
 from dataflow_nb.backends.replicas import PRIMARY, Route
 from dataflow_nb.cache.results import EVERYTHING, CachePolicy, cache_policy
+from dataflow_nb.core.masking import mask_values
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.query.scope import Scope
-from dataflow_nb.security.sensitive import mask_values
 
 if TYPE_CHECKING:
     from dataflow_nb.cache.results import Lookup

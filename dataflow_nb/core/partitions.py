@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from dataflow_nb.exceptions import SchemaError, ValidationError
 
 if TYPE_CHECKING:
-    from dataflow_nb.model.spec import Field
+    from dataflow_nb.core.spec import Field
 
 STRATEGIES = ("range", "list")
 INTERVALS = ("day", "week", "month", "year")
