@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -15,6 +15,7 @@ from sqlalchemy.sql.util import find_tables
 
 from dataflow_nb.backends.load_job import LoadJob
 from dataflow_nb.backends.partitions import Partitions
+from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.core.types import arrow_bind_type
 
 
@@ -209,6 +210,27 @@ class Backend(Protocol):
         """A connection can be had now without waiting for a run to give one back."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Database(Protocol):
+    """What the layers below ``dataflow.py`` need of a DataFlow (a DataFlow is one): its name,
+    backend and models. A module that needs more states it in a protocol of its own extending this."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def backend(self) -> Backend: ...
+    @property
+    def models(self) -> dict[str, ModelSpec]: ...
+    @property
+    def frame(self) -> Literal["polars", "pandas"]: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def security_enabled(self) -> bool: ...
+    @property
+    def audit_key(self) -> bytes: ...
 
 
 def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> CompiledSQL:

@@ -38,7 +38,7 @@ T = TypeVar("T")
 INTERRUPT_GRACE = 10.0
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.database import RunDatabase
     from dataflow_nb.workflow.context import RunContext
 
 
@@ -101,7 +101,7 @@ class BulkLoad:
     def __init__(
         self,
         ctx: RunContext,
-        db: DataFlow,
+        db: RunDatabase,
         model: ModelSpec,
         node: str,
         *,

@@ -32,9 +32,8 @@ from dataflow_nb.cache.memory import MemoryStore
 from dataflow_nb.exceptions import CacheError, ValidationError
 
 if TYPE_CHECKING:
-    from dataflow_nb.backends.base import CompiledSQL
+    from dataflow_nb.backends.base import CompiledSQL, Database
     from dataflow_nb.core.spec import ModelSpec
-    from dataflow_nb.dataflow import DataFlow
     from dataflow_nb.nodes.base import Node
 
 EVERYTHING: Final = "*"
@@ -222,7 +221,7 @@ def database_namespace(identity: str) -> str:
     return "db-" + hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
-def open_result_cache(db: DataFlow, url: str, ttl: float) -> ResultCache:
+def open_result_cache(db: Database, url: str, ttl: float) -> ResultCache:
     """The result cache of ``db`` at ``url``; a Redis that does not answer yet is not an error."""
     from dataflow_nb.cache import create_query_cache
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from dataflow_nb.exceptions import ValidationError
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.database import RunDatabase
     from dataflow_nb.workflow.context import RunContext
 
 
@@ -26,7 +26,7 @@ class Node(metaclass=NodeType):
 
     node_type: str = "Node"
     parameters: ClassVar[tuple[str, ...]] = ()
-    db: ClassVar[DataFlow | None] = None
+    db: ClassVar[RunDatabase | None] = None
     cacheable: ClassVar[bool] = False  # reads whose results DataFlow(cache_enabled=True) may keep
     writes: ClassVar[bool] = False  # a read-only DataFlow refuses the node; security_enabled audits it
 
@@ -35,7 +35,7 @@ class Node(metaclass=NodeType):
         """Validate parameters; ``complete=False`` at build time, when connections may add more."""
         check_parameter_names(cls.node_type, params, cls.parameters)
 
-    def database_written(self, params: Mapping[str, Any]) -> DataFlow | None:
+    def database_written(self, params: Mapping[str, Any]) -> RunDatabase | None:
         """The DataFlow this node may write with ``params`` (None: it only reads, or touches none).
 
         Asked before a run starts: a database no node of the run writes is read from a replica.

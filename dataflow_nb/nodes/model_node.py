@@ -19,7 +19,7 @@ from dataflow_nb.nodes.describe import node_doc
 from dataflow_nb.query.scope import scope_clauses, tenant_of
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.database import RunDatabase
     from dataflow_nb.workflow.context import RunContext
 
 
@@ -31,11 +31,11 @@ class DatabaseRef:
     would stay alive (and keep its node names taken) until a garbage collection.
     """
 
-    def __init__(self, db: DataFlow):
+    def __init__(self, db: RunDatabase):
         self._ref = weakref.ref(db)
         self._name = db.name
 
-    def __get__(self, instance: object, owner: type | None = None) -> DataFlow:
+    def __get__(self, instance: object, owner: type | None = None) -> RunDatabase:
         db = self._ref()
         if db is None:
             node = getattr(owner, "node_type", "this node")
@@ -46,7 +46,7 @@ class DatabaseRef:
         return db
 
 
-def node_class(name: str, base: type[ModelNode], db: DataFlow, model: ModelSpec) -> type[ModelNode]:
+def node_class(name: str, base: type[ModelNode], db: RunDatabase, model: ModelSpec) -> type[ModelNode]:
     """A generated node class ``name``: ``base`` bound to one model of one DataFlow (held weakly)."""
     doc = node_doc(name, base, model)
     attrs = {"model": model, "db": DatabaseRef(db), "node_type": name, "_statements": {}, "__doc__": doc}
@@ -57,7 +57,7 @@ class ModelNode(Node):
     """A node bound to one model of one DataFlow."""
 
     model: ClassVar[ModelSpec]
-    db: ClassVar[DataFlow]
+    db: ClassVar[RunDatabase]
     _statements: ClassVar[dict[Hashable, CompiledSQL]]
 
     @classmethod

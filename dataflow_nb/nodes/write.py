@@ -23,7 +23,7 @@ from dataflow_nb.nodes.model_node import ByIdNode, ModelNode, conflict_keys, nod
 from dataflow_nb.query.scope import delete_statement, managed_update_values, restore_statement, upsert_assignments
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.database import RunDatabase
     from dataflow_nb.workflow.context import RunContext
 
 
@@ -152,7 +152,7 @@ class RestoreNode(ByIdNode):
         return self.frame(result)
 
 
-def make_restore_node(db: DataFlow, model: ModelSpec) -> dict[str, type[ModelNode]]:
+def make_restore_node(db: RunDatabase, model: ModelSpec) -> dict[str, type[ModelNode]]:
     """``{Model}RestoreNode`` for a soft-delete model (the other nodes come from ``generate``)."""
     name = f"{model.name}RestoreNode"
     return {name: node_class(name, RestoreNode, db, model)}

@@ -29,7 +29,7 @@ from dataflow_nb.backends.base import Connection, compile_statement
 from dataflow_nb.exceptions import DataflowError
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.database import RunDatabase
     from dataflow_nb.workflow.context import RunContext
 
 AUDIT_TABLE = "dataflow_nb_audit"
@@ -57,7 +57,7 @@ audit = sa.Table(
 audit_key = sa.Table(AUDIT_KEY_TABLE, _metadata, sa.Column("key", sa.Text, nullable=False))
 
 
-def ensure_audit_table(connection: Connection, db: DataFlow) -> bytes:
+def ensure_audit_table(connection: Connection, db: RunDatabase) -> bytes:
     """Create the audit table and its key when they are missing (in the caller's transaction);
     return the key.
 
@@ -75,7 +75,7 @@ def ensure_audit_table(connection: Connection, db: DataFlow) -> bytes:
     return read_audit_key(connection, db)
 
 
-def read_audit_key(connection: Connection, db: DataFlow) -> bytes:
+def read_audit_key(connection: Connection, db: RunDatabase) -> bytes:
     """The database's audit key; outside a tenant's run, where row-level security shows it."""
     found = connection.execute(compile_statement(sa.select(audit_key.c.key), db.backend.dialect))
     if found is None or found.num_rows != 1:
@@ -109,7 +109,7 @@ class InputDigest:
 
 def audit_write(
     ctx: RunContext,
-    db: DataFlow,
+    db: RunDatabase,
     *,
     node_type: str,
     model: str | None,
@@ -139,7 +139,7 @@ def digest_of(value: Any, key: bytes) -> str:
     return hmac.new(key, json.dumps(value, default=str, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
 
-def read_audit_log(connection: Connection, db: DataFlow, last: int | None) -> pa.Table:
+def read_audit_log(connection: Connection, db: RunDatabase, last: int | None) -> pa.Table:
     query = sa.select(audit).order_by(audit.c.id.desc())
     if last is not None:
         query = query.limit(last)
