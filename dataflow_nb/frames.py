@@ -13,16 +13,15 @@ or with ``json="decode"`` a Struct/List from polars' own decoder. pandas keeps P
 
 from __future__ import annotations
 
-import binascii
 import json
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataflow_nb.core.arrow_text import storage, uuid_text
 from dataflow_nb.core.spec import Field
 from dataflow_nb.core.types import canonical_json, pandas_dtypes
 from dataflow_nb.exceptions import ValidationError
@@ -38,38 +37,9 @@ Frame: TypeAlias = "pl.DataFrame | pd.DataFrame"
 """What a node, a log or a plan returns: a polars frame, or pandas with ``frame="pandas"``."""
 
 
-def _storage(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    if isinstance(column.type, pa.ExtensionType) or hasattr(column.type, "storage_type"):
-        return pa.chunked_array([chunk.storage for chunk in column.chunks], type=column.type.storage_type)
-    return column
-
-
-def _uuid_chunk(chunk: pa.Array) -> pa.Array:
-    """16-byte UUIDs as canonical text (``8-4-4-4-12`` lowercase hex), with Arrow compute."""
-    size = len(chunk)
-    raw = chunk.buffers()[1]
-    data = b"" if raw is None else raw.to_pybytes()[chunk.offset * 16 : (chunk.offset + size) * 16]
-    hexed = pa.py_buffer(binascii.hexlify(data))
-    offsets = pa.py_buffer(np.arange(0, 32 * size + 1, 32, dtype=np.int32).tobytes())
-    text = pa.Array.from_buffers(pa.string(), size, [None, offsets, hexed])
-    parts = [
-        pc.utf8_slice_codeunits(text, start, stop) for start, stop in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
-    ]
-    joined = pc.binary_join_element_wise(*parts, "-")
-    return pc.if_else(chunk.is_valid(), joined, pa.scalar(None, pa.string()))
-
-
-def uuid_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A UUID column (16 bytes, Arrow's ``arrow.uuid``, or text) as canonical text."""
-    raw = _storage(column)
-    if pa.types.is_fixed_size_binary(raw.type):
-        return pa.chunked_array([_uuid_chunk(chunk) for chunk in raw.chunks], type=pa.string())
-    return pc.utf8_lower(pc.cast(raw, pa.string()))
-
-
 def _json_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """JSON in one canonical text (PostgreSQL's jsonb reorders keys; DuckDB keeps what was written)."""
-    texts = [None if s is None else canonical_json(json.loads(s)) for s in _storage(column).to_pylist()]
+    texts = [None if s is None else canonical_json(json.loads(s)) for s in storage(column).to_pylist()]
     return pa.chunked_array([pa.array(texts, pa.string())], type=pa.string())
 
 
@@ -77,7 +47,7 @@ def _to_objects(column: pa.ChunkedArray, field: Field) -> list[Any]:
     """pandas: UUID and JSON columns become the Python objects that were written."""
     if field.type.label == "UUID":
         return [None if s is None else uuid.UUID(s) for s in uuid_text(column).to_pylist()]
-    return [None if s is None else json.loads(s) for s in _storage(column).to_pylist()]
+    return [None if s is None else json.loads(s) for s in storage(column).to_pylist()]
 
 
 def normalize(
@@ -115,7 +85,7 @@ def _same(wanted: pa.DataType, actual: pa.DataType) -> bool:
 
 
 def _cast(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
-    return pc.cast(_storage(column), target)
+    return pc.cast(storage(column), target)
 
 
 def check_json_mode(node: str, mode: Any) -> JsonMode:

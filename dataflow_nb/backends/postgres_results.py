@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataflow_nb.backends.results import is_utc_alias, normalize_columns, utc_named
-from dataflow_nb.frames import uuid_text
+from dataflow_nb.core.arrow_text import uuid_text
 
 
 def _numeric(field: pa.Field, column: pa.ChunkedArray) -> pa.ChunkedArray:

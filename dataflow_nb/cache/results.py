@@ -22,7 +22,7 @@ import hashlib
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import pyarrow as pa
 
@@ -34,7 +34,6 @@ from dataflow_nb.exceptions import CacheError, ValidationError
 if TYPE_CHECKING:
     from dataflow_nb.backends.base import CompiledSQL, Database
     from dataflow_nb.core.spec import ModelSpec
-    from dataflow_nb.nodes.base import Node
 
 EVERYTHING: Final = "*"
 """What a run wrote when it ran SQL text that may write anything."""
@@ -56,7 +55,14 @@ class CachePolicy:
     ttl: float | None = None
 
 
-def cache_policy(node: Node, params: Mapping[str, Any]) -> CachePolicy | None:
+class Named(Protocol):
+    """A node as the cache sees it: its type names it in messages (``cacheable`` says if it caches)."""
+
+    @property
+    def node_type(self) -> str: ...
+
+
+def cache_policy(node: Named, params: Mapping[str, Any]) -> CachePolicy | None:
     """The policy for one node run; None for a node whose results are never cached."""
     if not getattr(node, "cacheable", False):
         return None
