@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from dataflow_nb.backends.base import CompiledSQL
 from dataflow_nb.core.masking import MASK, mask_values
-from dataflow_nb.database import RunDatabase
 from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.protocols import RunDatabase
 from dataflow_nb.query.builder import QueryBuilder
 from dataflow_nb.query.scope import Scope
 from dataflow_nb.registry import resolve_node_type

@@ -13,12 +13,12 @@ import difflib
 import functools
 import warnings
 
-from dataflow_nb.database import RunDatabase
 from dataflow_nb.exceptions import DataflowWarning, WorkflowError
 from dataflow_nb.nodes.base import Node
 from dataflow_nb.nodes.live import creation_order, live_databases, register_database, unregister_database
 from dataflow_nb.nodes.readers import CSVReaderNode, ParquetReaderNode
 from dataflow_nb.nodes.sql import SQLQueryNode
+from dataflow_nb.protocols import RunDatabase
 
 __all__ = ["live_databases", "register_database", "resolve_node_type", "unregister_database"]
 

@@ -25,10 +25,10 @@ from dataflow_nb.backends.base import Connection, compile_statement
 from dataflow_nb.backends.deadline import call_interruptibly
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.core.spec import ModelSpec, spec_from_class
-from dataflow_nb.database import RunDatabase
 from dataflow_nb.exceptions import ConflictError, DataflowError, ReadOnlyError, TenantError
 from dataflow_nb.model.readback import model_tables, read_model
 from dataflow_nb.monitor.runs import RUNS_TABLE, runs_table
+from dataflow_nb.protocols import RunDatabase
 
 
 class CopyTarget(RunDatabase, Protocol):

@@ -29,6 +29,7 @@ from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import BatchSource, csv_header, one_batch, read_columns
+from dataflow_nb.core.digest import InputDigest
 from dataflow_nb.core.spec import Field, ModelSpec
 from dataflow_nb.exceptions import ConflictError, DataflowError, NotFoundError
 from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments, upsert_differs
@@ -38,8 +39,7 @@ T = TypeVar("T")
 INTERRUPT_GRACE = 10.0
 
 if TYPE_CHECKING:
-    from dataflow_nb.database import RunDatabase
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run, RunDatabase
 
 
 class KeyHashes:
@@ -100,7 +100,7 @@ class BulkLoad:
 
     def __init__(
         self,
-        ctx: RunContext,
+        ctx: Run,
         db: RunDatabase,
         model: ModelSpec,
         node: str,
@@ -148,8 +148,6 @@ class BulkLoad:
 
         digest = None
         if self.db.security_enabled:  # the audit keeps a digest of what a bulk node writes
-            from dataflow_nb.security.audit import InputDigest
-
             digest = self.ctx.digests.setdefault(self.ctx.node_id or "", InputDigest(self.db.audit_key))
 
         tenant = None if self.tenant is None else pa.scalar(self.tenant, pa.string())

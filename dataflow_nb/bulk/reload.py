@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from dataflow_nb.database import RunDatabase
+    from dataflow_nb.protocols import RunDatabase
 
 MODES = ("append", "replace")
 

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from dataflow_nb.exceptions import ValidationError
 
 if TYPE_CHECKING:
-    from dataflow_nb.database import RunDatabase
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run, RunDatabase
 
 
 class NodeType(type):
@@ -42,7 +41,7 @@ class Node(metaclass=NodeType):
         """
         return self.db if self.writes else None
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         raise NotImplementedError
 
 
@@ -66,5 +65,5 @@ class CallableNode(Node):
         self.func = func
         self.node_type = getattr(func, "__name__", type(func).__name__)
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         return self.func(**params)

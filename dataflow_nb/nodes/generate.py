@@ -11,7 +11,7 @@ from dataflow_nb.nodes.read import CountNode, ListNode, ReadNode
 from dataflow_nb.nodes.write import CreateNode, DeleteNode, UpdateNode, UpsertNode
 
 if TYPE_CHECKING:
-    from dataflow_nb.database import RunDatabase
+    from dataflow_nb.protocols import RunDatabase
 
 
 OPERATIONS: dict[str, type[ModelNode]] = {

@@ -12,7 +12,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dataflow_nb.database import RunDatabase
+    from dataflow_nb.protocols import RunDatabase
 
 _order = itertools.count(1)
 _databases: weakref.WeakKeyDictionary[RunDatabase, int] = weakref.WeakKeyDictionary()  # DataFlow -> creation order

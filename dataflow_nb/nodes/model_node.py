@@ -19,8 +19,7 @@ from dataflow_nb.nodes.describe import node_doc
 from dataflow_nb.query.scope import scope_clauses, tenant_of
 
 if TYPE_CHECKING:
-    from dataflow_nb.database import RunDatabase
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run, RunDatabase
 
 
 class DatabaseRef:
@@ -83,7 +82,7 @@ class ModelNode(Node):
             raise NotFoundError(f"{self.node_type}: no {self.model.name} with id {record}")
         return self.frame(table, params)
 
-    def scope(self, ctx: RunContext) -> list[sa.ColumnElement[Any]]:
+    def scope(self, ctx: Run) -> list[sa.ColumnElement[Any]]:
         return scope_clauses(self.model, self.model.table, ctx.scope)
 
 
@@ -99,7 +98,7 @@ class ByIdNode(ModelNode):
             record_id(cls.model, params, cls.node_type)
 
 
-def with_tenant(model: ModelSpec, ctx: RunContext, values: dict[str, Any]) -> dict[str, Any]:
+def with_tenant(model: ModelSpec, ctx: Run, values: dict[str, Any]) -> dict[str, Any]:
     """Stamp the run's tenant on a record of a multi-tenant model."""
     tenant = tenant_of(model, ctx.scope)
     return values if tenant is None else {"tenant_id": tenant, **values}

@@ -20,16 +20,16 @@ import pyarrow as pa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.cache.results import CACHE_PARAMETERS
-from dataflow_nb.database import RunDatabase
 from dataflow_nb.exceptions import ReadOnlyError, TenantError, ValidationError
 from dataflow_nb.frames import Frame, to_frame
 from dataflow_nb.nodes.base import Node, check_parameter_names
 from dataflow_nb.nodes.live import live_databases
+from dataflow_nb.protocols import RunDatabase
 from dataflow_nb.query.builder import QueryBuilder
 from dataflow_nb.query.user_sql import NODE, bound_text, check_statement, check_values, prepare
 
 if TYPE_CHECKING:
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run
 
 log = logging.getLogger("dataflow_nb")
 
@@ -110,12 +110,12 @@ class SQLQueryNode(Node):
             return None
         return db
 
-    def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
+    def sql_for(self, ctx: Run, params: Mapping[str, Any]) -> CompiledSQL:
         """The statement ``run`` would execute, compiled (what ``dataflow_nb.explain`` shows)."""
         check_parameter_names(self.node_type, params, self.parameters)
         return self.compiled(self.database(params), params)
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Frame:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Frame:
         db = self.database(params)
         compiled = self.sql_for(ctx, params)
         if ctx.cache_policy is not None and db.result_cache is not None and not isinstance(params["sql"], QueryBuilder):
@@ -159,7 +159,7 @@ def bookkeeping_tables() -> set[str]:
     return {AUDIT_TABLE, AUDIT_KEY_TABLE, RUNS_TABLE}
 
 
-def check_tenant_scope(ctx: RunContext, db: RunDatabase, compiled: CompiledSQL, *, unscoped: bool) -> None:
+def check_tenant_scope(ctx: Run, db: RunDatabase, compiled: CompiledSQL, *, unscoped: bool) -> None:
     """Raw SQL in a tenant's run must not reach other tenants' rows.
 
     Where the database enforces tenancy itself (PostgreSQL row-level security) nothing is left

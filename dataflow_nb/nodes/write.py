@@ -23,8 +23,7 @@ from dataflow_nb.nodes.model_node import ByIdNode, ModelNode, conflict_keys, nod
 from dataflow_nb.query.scope import delete_statement, managed_update_values, restore_statement, upsert_assignments
 
 if TYPE_CHECKING:
-    from dataflow_nb.database import RunDatabase
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run, RunDatabase
 
 
 class CreateNode(ModelNode):
@@ -36,7 +35,7 @@ class CreateNode(ModelNode):
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
         record_values(cls.model, params, partial=not complete)
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         values = with_tenant(self.model, ctx, record_values(self.model, params))
         table = self.model.table
 
@@ -85,7 +84,7 @@ class UpdateNode(ModelNode):
                 f"{cls.node_type}: give at least one field to change; valid fields are {cls.model.writable}"
             )
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         changes, expected = self.split(params)
@@ -103,7 +102,7 @@ class UpdateNode(ModelNode):
             self._check_version(ctx, record, expected)
         return self.first_or_missing(result, record)
 
-    def _check_version(self, ctx: RunContext, record: int, expected: int) -> None:
+    def _check_version(self, ctx: Run, record: int, expected: int) -> None:
         table = self.model.table
         current = sa.select(table.c.version).where(table.c.id == record, *self.scope(ctx))
         found = ctx.execute(self.db, compile_statement(current, self.db.backend.dialect))
@@ -124,7 +123,7 @@ class DeleteNode(ByIdNode):
 
     parameters = ("id", "hard")  # type: ignore[assignment]  # ByIdNode infers tuple[str]
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         hard = params.get("hard", False)
@@ -140,7 +139,7 @@ class RestoreNode(ByIdNode):
 
     writes = True
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         table = self.model.table
@@ -182,7 +181,7 @@ class UpsertNode(ModelNode):
         record, _, _ = cls.split(params)
         record_values(cls.model, record, partial=not complete)
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         record, conflict_on, update = self.split(params)
         values = with_tenant(self.model, ctx, record_values(self.model, record))
         missing = [k for k in conflict_on if values.get(k) is None]

@@ -29,8 +29,7 @@ from dataflow_nb.backends.base import Connection, compile_statement
 from dataflow_nb.exceptions import DataflowError
 
 if TYPE_CHECKING:
-    from dataflow_nb.database import RunDatabase
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run, RunDatabase
 
 AUDIT_TABLE = "dataflow_nb_audit"
 AUDIT_KEY_TABLE = "dataflow_nb_audit_key"
@@ -94,21 +93,8 @@ def _exists(connection: Connection, table: str) -> bool:
     return exists is not None and bool(exists.column(0)[0].as_py())
 
 
-class InputDigest:
-    """A running HMAC-SHA-256 over the Arrow batches a bulk node writes (their IPC bytes)."""
-
-    def __init__(self, key: bytes) -> None:
-        self._hash = hmac.new(key, digestmod=hashlib.sha256)
-
-    def update(self, batch: pa.RecordBatch) -> None:
-        self._hash.update(batch.serialize())
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-
 def audit_write(
-    ctx: RunContext,
+    ctx: Run,
     db: RunDatabase,
     *,
     node_type: str,
@@ -148,7 +134,7 @@ def read_audit_log(connection: Connection, db: RunDatabase, last: int | None) ->
     return result.take(pa.array(range(result.num_rows - 1, -1, -1), pa.int64()))  # oldest first
 
 
-def audit_node(ctx: RunContext, node: Any, params: dict[str, Any], output: Any) -> None:
+def audit_node(ctx: Run, node: Any, params: dict[str, Any], output: Any) -> None:
     """Audit what ``node`` just wrote, when its DataFlow has ``security_enabled=True``."""
     from dataflow_nb.bulk.report import BulkReport
     from dataflow_nb.nodes.sql import SQLQueryNode

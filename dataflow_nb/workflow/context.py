@@ -23,10 +23,10 @@ from dataflow_nb.query.scope import Scope
 
 if TYPE_CHECKING:
     from dataflow_nb.cache.results import Lookup
-    from dataflow_nb.database import RunDatabase
+    from dataflow_nb.core.digest import InputDigest
     from dataflow_nb.monitor.runs import NodeRecord, RunLog
     from dataflow_nb.nodes.base import Node
-    from dataflow_nb.security.audit import InputDigest
+    from dataflow_nb.protocols import RunDatabase
 
 T = TypeVar("T")
 log = logging.getLogger("dataflow_nb")
