@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import pyarrow as pa
 
 from dataflow_nb.backends import open_backend, open_replicas
-from dataflow_nb.backends.base import Backend, Connection
+from dataflow_nb.backends.base import Backend, Connection, compile_statement
+from dataflow_nb.bulk.infer import infer_model
 from dataflow_nb.cache.redis import mask_url
 from dataflow_nb.cache.results import ResultCache, open_result_cache
+from dataflow_nb.core.reading import ReadOptions
 from dataflow_nb.core.spec import ModelSpec, spec_from_class
-from dataflow_nb.exceptions import DataflowError, ReadOnlyError, SchemaError, ValidationError
+from dataflow_nb.exceptions import DataflowError, NotFoundError, ReadOnlyError, SchemaError, ValidationError
 from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
 from dataflow_nb.model import SAMPLE_ROWS
 from dataflow_nb.monitor import Monitor
@@ -30,6 +32,8 @@ from dataflow_nb.nodes.generate import make_nodes
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.nodes.write import make_restore_node
 from dataflow_nb.registry import register_database, unregister_database
+from dataflow_nb.security.audit import ensure_audit_table, read_audit_log
+from dataflow_nb.transfer import copy_database
 
 if TYPE_CHECKING:
     from dataflow_nb.backends.replicas import Replicas
@@ -426,9 +430,6 @@ class DataFlow:
 
     def _inferred_class(self, source: Any, name: str, sample: int | None, options: dict[str, Any]) -> type:
         """``model_from``'s class, not registered yet (the CLI widens a model inferred from a sample)."""
-        from dataflow_nb.bulk.infer import infer_model
-        from dataflow_nb.core.reading import ReadOptions
-
         reading = {k: options.pop(k) for k in list(options) if k in ReadOptions.names()}
         if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 1):
             raise ValidationError(f"model_from({name}): sample takes a positive number of rows or None, got {sample!r}")
@@ -495,13 +496,9 @@ class DataFlow:
             [('Note', 'notes', 1)]
             >>> prototype.close(); production.close()
         """
-        from dataflow_nb.transfer import copy_database
-
         return copy_database(self, target, models=models, replace=replace, history=history, progress=progress)
 
     def _create_audit_table(self) -> bytes:
-        from dataflow_nb.security.audit import ensure_audit_table
-
         try:
             with self._migration_connection() as connection:
                 key = ensure_audit_table(connection, self)
@@ -519,8 +516,6 @@ class DataFlow:
         SQL statement and its values) and db_user (the database role that wrote). ``last`` keeps
         the newest rows.
         """
-        from dataflow_nb.security.audit import read_audit_log
-
         if not self.security_enabled:
             raise DataflowError("the audit log needs DataFlow(..., security_enabled=True)")
         with self._migration_connection() as connection:
@@ -561,8 +556,6 @@ class DataFlow:
         Raises:
             NotFoundError: when the history has no run ``run_id``.
         """
-        from dataflow_nb.exceptions import NotFoundError
-
         table = self.history.read_nodes(run_id)
         if table.num_rows == 0 and not self.history.has_run(run_id):
             raise NotFoundError(
@@ -637,8 +630,6 @@ class DataFlow:
     def _row_counts(self) -> dict[str, str]:
         """Rows in each model's table, as shown (``?`` when the table cannot be counted now)."""
         import sqlalchemy as sa
-
-        from dataflow_nb.backends.base import compile_statement
 
         counts: dict[str, str] = {}
         try:

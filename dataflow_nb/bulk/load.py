@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable, DropTable
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
+from dataflow_nb.backends.csv_text import CSVSplitter
 from dataflow_nb.backends.deadline import call_interruptibly
 from dataflow_nb.backends.errors import naming_conflicts
 from dataflow_nb.backends.load_job import FileScan, ScanColumn
@@ -313,8 +314,6 @@ class BulkLoad:
         self, source: BatchSource, plan: FileScan, select: tuple[str, list[Any]], batch_size: int
     ) -> pa.RecordBatchReader:
         """The file's rows typed by DuckDB (``typed_read.py``), with the fields it lacks at their defaults."""
-        from dataflow_nb.backends.csv_text import CSVSplitter
-
         fields = [c.field for c in plan.columns] + [self.model.fields[n] for n, _ in plan.defaults]
         schema = pa.schema([pa.field(f.name, self.job.wire_type(f)) for f in fields])
         bar = Progress(

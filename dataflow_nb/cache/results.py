@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import pyarrow as pa
 
+from dataflow_nb.cache import create_query_cache
 from dataflow_nb.cache.base import QueryCache, check_ttl
 from dataflow_nb.cache.codec import Payload, UndecodablePayload, decode, encode
 from dataflow_nb.cache.memory import MemoryStore
@@ -229,8 +230,6 @@ def database_namespace(identity: str) -> str:
 
 def open_result_cache(db: Database, url: str, ttl: float) -> ResultCache:
     """The result cache of ``db`` at ``url``; a Redis that does not answer yet is not an error."""
-    from dataflow_nb.cache import create_query_cache
-
     try:
         ttl = check_ttl(ttl, allow_none=False)  # type: ignore[assignment]
     except CacheError:

@@ -223,8 +223,6 @@ def _apply_renames(
     result: list[ops.MigrateOperation] = []
     for old, new in renames.items():
         if old not in dropped or new not in added:
-            from dataflow_nb.exceptions import SchemaError
-
             raise SchemaError(
                 f"table {table!r}: cannot rename {old!r} to {new!r}: the table must have {old!r} and the model "
                 f"{new!r} (the table has no {old!r} or the model already had {new!r})"

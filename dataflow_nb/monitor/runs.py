@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateSequence, CreateTable
 
 from dataflow_nb.backends.base import CompiledSQL, Connection, compile_statement
+from dataflow_nb.exceptions import DataflowError
 
 if TYPE_CHECKING:
     from dataflow_nb.backends.base import Backend
@@ -209,8 +210,6 @@ class RunHistory:
 
     def __init__(self, backend: Backend, *, keep: int = DEFAULT_KEEP, record: bool = True) -> None:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            from dataflow_nb.exceptions import DataflowError
-
             raise DataflowError(f"keep_runs={keep!r}: give a whole number >= 1, e.g. 10_000.")
         self.backend = backend
         self.identity = backend.identity()

@@ -22,11 +22,13 @@ from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.cache.results import CACHE_PARAMETERS
 from dataflow_nb.exceptions import ReadOnlyError, TenantError, ValidationError
 from dataflow_nb.frames import Frame, to_frame
+from dataflow_nb.monitor.runs import RUNS_TABLE
 from dataflow_nb.nodes.base import Node, check_parameter_names
 from dataflow_nb.nodes.live import live_databases
 from dataflow_nb.protocols import RunDatabase
 from dataflow_nb.query.builder import QueryBuilder
 from dataflow_nb.query.user_sql import NODE, bound_text, check_statement, check_values, prepare
+from dataflow_nb.security.audit import AUDIT_KEY_TABLE, AUDIT_TABLE
 
 if TYPE_CHECKING:
     from dataflow_nb.protocols import Run
@@ -153,9 +155,6 @@ def compiled_builder(db: RunDatabase, params: Mapping[str, Any]) -> CompiledSQL:
 def bookkeeping_tables() -> set[str]:
     """dataflow_nb's own tables that name every tenant's runs (the audit log and its key, the run
     history): raw SQL in a tenant's run may not reach them where the database cannot scope it."""
-    from dataflow_nb.monitor.runs import RUNS_TABLE
-    from dataflow_nb.security.audit import AUDIT_KEY_TABLE, AUDIT_TABLE
-
     return {AUDIT_TABLE, AUDIT_KEY_TABLE, RUNS_TABLE}
 
 

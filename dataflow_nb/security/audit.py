@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateSequence, CreateTable
 
 from dataflow_nb.backends.base import Connection, compile_statement
+from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.exceptions import DataflowError
 
 if TYPE_CHECKING:
@@ -136,7 +137,6 @@ def read_audit_log(connection: Connection, db: RunDatabase, last: int | None) ->
 
 def audit_node(ctx: Run, node: Any, params: dict[str, Any], output: Any) -> None:
     """Audit what ``node`` just wrote, when its DataFlow has ``security_enabled=True``."""
-    from dataflow_nb.bulk.report import BulkReport
     from dataflow_nb.nodes.sql import SQLQueryNode
 
     if isinstance(node, SQLQueryNode):
