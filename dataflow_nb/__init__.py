@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dataflow_nb.cache import create_query_cache
+    from dataflow_nb.core.types import Precision
     from dataflow_nb.dataflow import DataFlow
     from dataflow_nb.exceptions import (
         CacheError,
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
         WorkflowError,
     )
     from dataflow_nb.explain import Explanation, explain
-    from dataflow_nb.model.types import Precision
     from dataflow_nb.options import DataFlowOptions
     from dataflow_nb.query.builder import create_query_builder
     from dataflow_nb.workflow import LocalRuntime, RunResults, Workflow, WorkflowBuilder
@@ -56,7 +56,7 @@ _HOMES = {
     "DataFlowOptions": "dataflow_nb.options",
     "Explanation": "dataflow_nb.explain",
     "LocalRuntime": "dataflow_nb.workflow",
-    "Precision": "dataflow_nb.model.types",
+    "Precision": "dataflow_nb.core.types",
     "RunResults": "dataflow_nb.workflow",
     "Workflow": "dataflow_nb.workflow",
     "WorkflowBuilder": "dataflow_nb.workflow",

@@ -195,9 +195,9 @@ def _run_load(db: Any, args: argparse.Namespace) -> tuple[Any, str]:
 def _widen(db: Any, args: argparse.Namespace) -> bool:
     """After a failed load of a model this command inferred from the file's first rows: when the
     whole file reads as other types, change the table (empty: the load rolled back) to them."""
+    from dataflow_nb.bulk.infer import infer_class
+    from dataflow_nb.core.spec import spec_from_class
     from dataflow_nb.exceptions import SchemaError
-    from dataflow_nb.model.infer import infer_class
-    from dataflow_nb.model.spec import spec_from_class
 
     sampled = db.models[args.model]
     if not sampled.options.get("sampled_rows"):
@@ -248,8 +248,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     """The models this database holds (from its migration history): table, rows and columns."""
     import textwrap
 
+    from dataflow_nb.core.spec import spec_from_class
     from dataflow_nb.model.readback import model_tables, read_model
-    from dataflow_nb.model.spec import spec_from_class
 
     with _open(args) as db, db.migrations.connection() as connection:
         tables = model_tables(connection, db.backend)

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from dataflow_nb.backends import open_backend, open_replicas
 from dataflow_nb.backends.base import Backend
+from dataflow_nb.bulk.infer import infer_class
 from dataflow_nb.cache.results import ResultCache, open_result_cache
+from dataflow_nb.core.spec import ModelSpec, spec_from_class
 from dataflow_nb.display import dataflow_html, dataflow_text
-from dataflow_nb.exceptions import DataflowError
+from dataflow_nb.exceptions import DataflowError, NotFoundError
 from dataflow_nb.frames import Frame, FrameKind, JsonMode, to_frame
 from dataflow_nb.migrations import Migrations
 from dataflow_nb.model import SAMPLE_ROWS
-from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor import Monitor
 from dataflow_nb.monitor.runs import DEFAULT_KEEP, RunHistory
 from dataflow_nb.nodes.describe import NodeTable, model_doc
@@ -28,6 +29,8 @@ from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.nodes.write import make_restore_node
 from dataflow_nb.options import Consistency, DataFlowOptions, resolve_url
 from dataflow_nb.registry import register_database, unregister_database
+from dataflow_nb.security.audit import ensure_audit_table, read_audit_log
+from dataflow_nb.transfer import copy_database
 
 if TYPE_CHECKING:
     from dataflow_nb.backends.replicas import Replicas
@@ -305,8 +308,6 @@ class DataFlow:
             'Optional[str]'
             >>> db.close()
         """
-        from dataflow_nb.model.infer import infer_class  # the readers load with the first inferred model
-
         return self.model(infer_class(source, name, sample, options))
 
     def copy_to(
@@ -351,13 +352,9 @@ class DataFlow:
             [('Note', 'notes', 1)]
             >>> prototype.close(); production.close()
         """
-        from dataflow_nb.transfer import copy_database
-
         return copy_database(self, target, models=models, replace=replace, history=history, progress=progress)
 
     def _create_audit_table(self) -> bytes:
-        from dataflow_nb.security.audit import ensure_audit_table
-
         with closing(self.backend.connect()) as connection:
             key = ensure_audit_table(connection, self)
             connection.commit()
@@ -371,8 +368,6 @@ class DataFlow:
         SQL statement and its values) and db_user (the database role that wrote). ``last`` keeps
         the newest rows.
         """
-        from dataflow_nb.security.audit import read_audit_log
-
         if not self.security_enabled:
             raise DataflowError("the audit log needs DataFlow(..., security_enabled=True)")
         with closing(self.backend.connect()) as connection:
@@ -413,8 +408,6 @@ class DataFlow:
         Raises:
             NotFoundError: when the history has no run ``run_id``.
         """
-        from dataflow_nb.exceptions import NotFoundError
-
         table = self.history.read_nodes(run_id)
         if table.num_rows == 0 and not self.history.has_run(run_id):
             raise NotFoundError(

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import html
 from contextlib import closing
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from dataflow_nb.backends.base import compile_statement
+from dataflow_nb.backends.base import Database, compile_statement
 from dataflow_nb.exceptions import DataflowError
 
-if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
 
-
-def row_counts(db: DataFlow) -> dict[str, str]:
+def row_counts(db: Database) -> dict[str, str]:
     """Rows in each model's table, as shown (``?`` when the table cannot be counted now)."""
     counts: dict[str, str] = {}
     try:
@@ -33,7 +29,7 @@ def row_counts(db: DataFlow) -> dict[str, str]:
     return counts
 
 
-def dataflow_html(db: DataFlow) -> str:
+def dataflow_html(db: Database) -> str:
     """The models, their tables, row counts and columns, as an HTML table."""
     counts = row_counts(db)
     rows = "".join(
@@ -48,7 +44,7 @@ def dataflow_html(db: DataFlow) -> str:
     )
 
 
-def dataflow_text(db: DataFlow) -> str:
+def dataflow_text(db: Database) -> str:
     """The same as plain text, for a notebook without HTML."""
     counts = row_counts(db)
     lines = [f"DataFlow {db.name} on {db.backend.safe_url}: {len(db.models)} model(s)"]

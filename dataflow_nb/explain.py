@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dataflow_nb.backends.base import CompiledSQL
+from dataflow_nb.core.masking import MASK, mask_values
 from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.protocols import RunDatabase
+from dataflow_nb.query.builder import QueryBuilder
 from dataflow_nb.query.scope import Scope
-from dataflow_nb.security.sensitive import MASK, mask_values, sensitive_values
+from dataflow_nb.registry import resolve_node_type
+from dataflow_nb.security.sensitive import sensitive_values
+from dataflow_nb.workflow.builder import Workflow
+from dataflow_nb.workflow.context import RunContext
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
@@ -42,12 +48,8 @@ class Explanation:
         return f"<b>{html.escape(self.dialect)}</b><pre>{html.escape(str(self))}</pre>"
 
 
-def _plan(db: DataFlow, compiled: CompiledSQL) -> str:
+def _plan(db: RunDatabase, compiled: CompiledSQL) -> str:
     """The database's plan for a statement (EXPLAIN only; rolled back whatever it was)."""
-    from dataclasses import replace
-
-    from dataflow_nb.workflow.context import RunContext
-
     ctx = RunContext("explain")
     try:
         result = ctx.execute(db, replace(compiled, sql=f"EXPLAIN {compiled.sql}", returns_rows=True))
@@ -97,11 +99,6 @@ def explain(
         SELECT count(*) AS count_1 FROM t WHERE t.n > $1
         -- $1 = 1
     """
-    from dataflow_nb.query.builder import QueryBuilder
-    from dataflow_nb.registry import resolve_node_type
-    from dataflow_nb.workflow.builder import Workflow
-    from dataflow_nb.workflow.context import RunContext
-
     if isinstance(target, QueryBuilder):
         return _from_tuple(target.build_select(), db, plan)
     if isinstance(target, tuple) and len(target) == 2 and isinstance(target[0], str):
@@ -127,7 +124,7 @@ def explain(
         )
     ctx = RunContext("explain", Scope(tenant_id=tenant_id))
     compiled: CompiledSQL = sql_for(ctx, node_params)
-    database: DataFlow | None = node.database(node_params) if hasattr(node, "database") else node.db
+    database: RunDatabase | None = node.database(node_params) if hasattr(node, "database") else node.db
     assert database is not None  # every node that says its SQL belongs to a database
     # The values of Sensitive fields read *** here too: an explanation is shown and shared.
     model = getattr(node, "model", None)

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataflow_nb.core.spec import Field
+from dataflow_nb.core.types import canonical_json, pandas_dtypes
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.model.spec import Field
-from dataflow_nb.model.types import canonical_json, pandas_dtypes
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -10,32 +10,43 @@ from __future__ import annotations
 
 import weakref
 from contextlib import closing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from dataflow_nb.backends.base import Connection
+from dataflow_nb.backends.base import Connection, Database
+from dataflow_nb.core.spec import ModelSpec, spec_from_class
 from dataflow_nb.exceptions import DataflowError, ReadOnlyError, SchemaError
 from dataflow_nb.frames import Frame, to_frame
-from dataflow_nb.model.spec import ModelSpec, spec_from_class
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.backends.replicas import Replicas
     from dataflow_nb.model.migrate import MigrationPlan
 
 PLAN_COLUMNS = ("model", "table", "operation", "target", "safe", "reason", "ddl")
 
 
+class MigratingDatabase(Database, Protocol):
+    """What the migrations need of their DataFlow (``dataflow.py`` sits above this module): its
+    replicas, and its hooks that register a model's nodes and drop a changed table's cached results."""
+
+    replicas: Replicas | None
+
+    def _spec_options(self) -> dict[str, Any]: ...
+    def _register(self, spec: ModelSpec) -> None: ...
+    def _invalidate(self, tables: set[str]) -> None: ...
+
+
 class Migrations:
     """The model tables of one DataFlow (``db.migrations``); ``db.migrate()`` and its kin call it."""
 
-    def __init__(self, db: DataFlow) -> None:
+    def __init__(self, db: MigratingDatabase) -> None:
         self._ref = weakref.ref(db)
         self.pending: dict[str, ModelSpec] = {}
         """Models whose change was refused, waiting for ``migrate()``; their nodes use the previous class."""
 
     @property
-    def _db(self) -> DataFlow:
+    def _db(self) -> MigratingDatabase:
         db = self._ref()
         if db is None:
             raise DataflowError("the DataFlow of these migrations no longer exists")

@@ -11,48 +11,27 @@ from __future__ import annotations
 
 import difflib
 import functools
-import itertools
 import warnings
-import weakref
-from typing import TYPE_CHECKING
 
 from dataflow_nb.exceptions import DataflowWarning, WorkflowError
 from dataflow_nb.nodes.base import Node
+from dataflow_nb.nodes.live import creation_order, live_databases, register_database, unregister_database
+from dataflow_nb.nodes.readers import CSVReaderNode, ParquetReaderNode
+from dataflow_nb.nodes.sql import SQLQueryNode
+from dataflow_nb.protocols import RunDatabase
 
-if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
+__all__ = ["live_databases", "register_database", "resolve_node_type", "unregister_database"]
 
-_order = itertools.count(1)
-_databases: weakref.WeakKeyDictionary[DataFlow, int] = weakref.WeakKeyDictionary()  # DataFlow -> creation order
 _warned: set[tuple[str, int]] = set()  # (node name, the winner's order): warn once per name and winner
 
 
 @functools.cache
 def builtin_nodes() -> dict[str, type[Node]]:
-    """Reader, SQL and other nodes that belong to no model, by node type.
-
-    A static table; its modules are imported on first use, since they use this registry too.
-    """
-    from dataflow_nb.nodes.readers import CSVReaderNode, ParquetReaderNode
-    from dataflow_nb.nodes.sql import SQLQueryNode
-
+    """Reader, SQL and other nodes that belong to no model, by node type."""
     return {node.node_type: node for node in (CSVReaderNode, ParquetReaderNode, SQLQueryNode)}
 
 
-def register_database(db: DataFlow) -> None:
-    _databases[db] = next(_order)
-
-
-def unregister_database(db: DataFlow) -> None:
-    _databases.pop(db, None)
-
-
-def live_databases() -> list[DataFlow]:
-    """Every open DataFlow that something still references, oldest first."""
-    return [db for db, _ in sorted(_databases.items(), key=lambda item: item[1])]
-
-
-def _owners(name: str) -> list[DataFlow]:
+def _owners(name: str) -> list[RunDatabase]:
     """The live DataFlows defining ``name`` (bare or ``db_name.Node``), oldest first."""
     if "." in name:
         db_name, node_name = name.split(".", 1)
@@ -83,7 +62,7 @@ def resolve_node_type(name: str, node_id: str) -> type[Node]:
         hint = f"; did you mean {close[0]!r}?" if close else "; define the model with @db.model first"
         raise WorkflowError(f"node {node_id!r}: unknown node type {name!r}{hint}", node_id=node_id)
     newest = owners[-1]
-    key = (name, _databases.get(newest, 0))
+    key = (name, creation_order(newest))
     if len(owners) > 1 and key not in _warned:
         _warned.add(key)
         others = "; ".join(

@@ -14,7 +14,7 @@ from collections.abc import Generator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,13 +24,19 @@ from sqlalchemy.schema import CreateTable, DropTable
 from dataflow_nb.backends.base import Connection, compile_statement
 from dataflow_nb.backends.deadline import call_interruptibly
 from dataflow_nb.bulk.progress import Progress, wanted
+from dataflow_nb.core.spec import ModelSpec, spec_from_class
 from dataflow_nb.exceptions import ConflictError, DataflowError, ReadOnlyError, TenantError
 from dataflow_nb.model.readback import model_tables, read_model
-from dataflow_nb.model.spec import ModelSpec, spec_from_class
 from dataflow_nb.monitor.runs import RUNS_TABLE, runs_table
+from dataflow_nb.protocols import RunDatabase
 
-if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
+
+class CopyTarget(RunDatabase, Protocol):
+    """A DataFlow as a copy writes into it: it adopts each copied model and forgets its cached reads."""
+
+    def _adopt(self, spec: ModelSpec) -> None: ...
+    def _invalidate(self, tables: set[str]) -> None: ...
+
 
 COPY_BATCH_ROWS = 100_000
 
@@ -72,8 +78,8 @@ class CopyReport:
 
 
 def copy_database(
-    source: DataFlow,
-    target: DataFlow,
+    source: RunDatabase,
+    target: CopyTarget,
     *,
     models: Sequence[str] | None = None,
     replace: bool = False,
@@ -123,7 +129,7 @@ def copy_database(
     return report
 
 
-def _source_models(source: DataFlow, reading: Connection, wanted_models: Sequence[str] | None) -> list[ModelSpec]:
+def _source_models(source: RunDatabase, reading: Connection, wanted_models: Sequence[str] | None) -> list[ModelSpec]:
     """The source's registered models, then the models its migration history holds a table for."""
     specs = dict(source.models)
     for name in model_tables(reading, source.backend):
@@ -142,13 +148,13 @@ def _source_models(source: DataFlow, reading: Connection, wanted_models: Sequenc
     return list(specs.values())
 
 
-def _count(db: DataFlow, connection: Connection, table: sa.Table) -> int:
+def _count(db: RunDatabase, connection: Connection, table: sa.Table) -> int:
     counted = connection.execute(compile_statement(sa.select(sa.func.count()).select_from(table), db.backend.dialect))
     assert counted is not None
     return int(counted.column(0)[0].as_py())
 
 
-def _check_target(target: DataFlow, writing: Connection, specs: list[ModelSpec], *, replace: bool) -> None:
+def _check_target(target: CopyTarget, writing: Connection, specs: list[ModelSpec], *, replace: bool) -> None:
     """Before any row moves: the target's tables are empty (or emptied, with ``replace``), and a
     database that scopes tenants itself lets this role write every tenant's rows."""
     if any(spec.multi_tenant for spec in specs) and not target.backend.bypasses_tenant_scope(writing):
@@ -172,16 +178,16 @@ def _check_target(target: DataFlow, writing: Connection, specs: list[ModelSpec],
 
 
 def _source_batches(
-    source: DataFlow, reading: Connection, spec: ModelSpec, batch_rows: int
+    source: RunDatabase, reading: Connection, spec: ModelSpec, batch_rows: int
 ) -> Generator[pa.RecordBatch, None, None]:
     select = compile_statement(sa.select(spec.table), source.backend.dialect)
     return reading.stream(select, batch_rows=batch_rows)
 
 
 def _copy_table(
-    source: DataFlow,
+    source: RunDatabase,
     reading: Connection,
-    target: DataFlow,
+    target: CopyTarget,
     writing: Connection,
     spec: ModelSpec,
     bar: Progress,
@@ -241,7 +247,7 @@ def _as_type(column: pa.Array, kind: pa.DataType) -> pa.Array:
     return column if column.type == kind else pc.cast(column, kind)
 
 
-def _copy_runs(source: DataFlow, reading: Connection, target: DataFlow, writing: Connection) -> int:
+def _copy_runs(source: RunDatabase, reading: Connection, target: CopyTarget, writing: Connection) -> int:
     """The source's run history, oldest first, after the target's own; runs it already has are skipped."""
     # A history made by an older version lacks the newer columns: those stay empty on the target.
     kept = reading.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -15,7 +15,8 @@ from sqlalchemy.sql.util import find_tables
 
 from dataflow_nb.backends.load_job import LoadJob
 from dataflow_nb.backends.partitions import Partitions
-from dataflow_nb.model import types as model_types  # a module: model.types imports backends.sql in turn
+from dataflow_nb.core.spec import ModelSpec
+from dataflow_nb.core.types import arrow_bind_type
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,27 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class Database(Protocol):
+    """What the layers below ``dataflow.py`` need of a DataFlow (a DataFlow is one): its name,
+    backend and models. A module that needs more states it in a protocol of its own extending this."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def backend(self) -> Backend: ...
+    @property
+    def models(self) -> dict[str, ModelSpec]: ...
+    @property
+    def frame(self) -> Literal["polars", "pandas"]: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def security_enabled(self) -> bool: ...
+    @property
+    def audit_key(self) -> bytes: ...
+
+
 def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> CompiledSQL:
     """Compile with the dialect; no value is ever formatted into the SQL text. DDL binds nothing."""
     compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
@@ -229,7 +251,7 @@ def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> Comp
         bind = compiled.binds.get(name)
         if bind is None:
             bind = compiled.binds.get(name.rsplit("_", 1)[0])
-        types.append(model_types.arrow_bind_type(bind.type) if bind is not None else None)
+        types.append(arrow_bind_type(bind.type) if bind is not None else None)
     values = [captured.get(name) for name in names] if captured else [None] * len(names)
     returns_rows = isinstance(statement, sa.Select) or bool(getattr(compiled, "effective_returning", None))
     reads, writes = _tables_of(statement)

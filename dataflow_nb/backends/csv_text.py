@@ -23,7 +23,7 @@ from dataflow_nb.backends.sql import quoted
 from dataflow_nb.exceptions import ValidationError
 
 if TYPE_CHECKING:
-    from dataflow_nb.bulk.parse import ReadOptions
+    from dataflow_nb.core.reading import ReadOptions
 
 
 # Reads of a CSV file stream in chunks of this many bytes: DuckDB hands a query's rows on in order

@@ -20,7 +20,7 @@ from dataflow_nb.backends.sql import quoted
 from dataflow_nb.backends.typed_read import typed_select
 
 if TYPE_CHECKING:
-    from dataflow_nb.bulk.parse import ReadOptions
+    from dataflow_nb.core.reading import ReadOptions
 
 
 class DuckDBLoadJob(LoadJob):

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from dataflow_nb.core.masking import MASK, mask_exception
 from dataflow_nb.exceptions import ConflictError, DatabaseError, DataflowError, UniqueViolation
-from dataflow_nb.security.sensitive import MASK, mask_exception
 
 if TYPE_CHECKING:
-    from dataflow_nb.model.spec import ModelSpec
+    from dataflow_nb.core.spec import ModelSpec
 
 _UNIQUE_MARKERS = ("duplicate key", "unique constraint", "violates unique", "primary key or unique constraint")
 # Two transactions wrote the same row: DuckDB says so at once, PostgreSQL under SERIALIZABLE.

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 if TYPE_CHECKING:
     from dataflow_nb.backends.base import CompiledSQL
-    from dataflow_nb.bulk.parse import ReadOptions
-    from dataflow_nb.model.spec import Field, ModelSpec
+    from dataflow_nb.core.reading import ReadOptions
+    from dataflow_nb.core.spec import Field, ModelSpec
 
 # What a database's own read of a file says when a value does not fit (then the rows are checked
 # the streamed way, which finds and reports them).

@@ -1,6 +1,6 @@
 """Declarative partitions, as each backend keeps them: the shared part is doing nothing.
 
-A model with ``partition_by`` (``model/partitions.py``) gets a partitioned table where the
+A model with ``partition_by`` (``core/partitions.py``) gets a partitioned table where the
 database has them (``postgres_partitions.py``); elsewhere (DuckDB) its table is a plain one and
 every method here is a no-op, so the same notebook runs on both.
 """

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from dataflow_nb.backends.load_job import LoadJob
 
 if TYPE_CHECKING:
-    from dataflow_nb.model.spec import Field, ModelSpec
+    from dataflow_nb.core.spec import Field, ModelSpec
 
 
 class PostgresLoadJob(LoadJob):

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect
 
 from dataflow_nb.backends.partitions import Partitions
 from dataflow_nb.backends.sql import quoted
-from dataflow_nb.model.partitions import Partitioning
+from dataflow_nb.core.partitions import Partitioning
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 

@@ -19,7 +19,7 @@ from dataflow_nb.backends.load_job import BAD_VALUE, FileScan, ScanColumn
 from dataflow_nb.backends.sql import quoted
 
 if TYPE_CHECKING:
-    from dataflow_nb.bulk.parse import ReadOptions
+    from dataflow_nb.core.reading import ReadOptions
 
 # Unicode White_Space, which polars' strip_chars() removes around a value.
 _WS = r"[\t\n\x0B\f\r\x{85}\x{2028}\x{2029}\p{Zs}]"

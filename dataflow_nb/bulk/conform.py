@@ -21,7 +21,6 @@ import pyarrow.compute as pc
 from dataflow_nb.backends.arrow_text import uuid_text
 from dataflow_nb.bulk.parse import (
     FORMAT_SAMPLE,
-    ReadOptions,
     choose_format,
     given_format,
     is_text,
@@ -31,10 +30,11 @@ from dataflow_nb.bulk.parse import (
     pl_text,
     temporal_kind,
 )
+from dataflow_nb.core.masking import MASK
+from dataflow_nb.core.reading import ReadOptions
+from dataflow_nb.core.spec import MISSING, Field, ModelSpec
+from dataflow_nb.core.types import NUL_REFUSED, canonical_json, has_nul
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.model.spec import MISSING, Field, ModelSpec
-from dataflow_nb.model.types import NUL_REFUSED, canonical_json, has_nul
-from dataflow_nb.security.sensitive import MASK
 
 ROW = "__row"  # source row numbers travel with each batch
 _UUID = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable, DropTable
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
+from dataflow_nb.backends.csv_text import CSVSplitter
 from dataflow_nb.backends.deadline import call_interruptibly
 from dataflow_nb.backends.errors import naming_conflicts
 from dataflow_nb.backends.load_job import FileScan, ScanColumn
@@ -29,8 +30,9 @@ from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import BatchSource, csv_header, one_batch, read_columns
+from dataflow_nb.core.digest import InputDigest
+from dataflow_nb.core.spec import Field, ModelSpec
 from dataflow_nb.exceptions import ConflictError, DataflowError, NotFoundError
-from dataflow_nb.model.spec import Field, ModelSpec
 from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments, upsert_differs
 
 T = TypeVar("T")
@@ -38,8 +40,7 @@ T = TypeVar("T")
 INTERRUPT_GRACE = 10.0
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run, RunDatabase
 
 
 class KeyHashes:
@@ -100,8 +101,8 @@ class BulkLoad:
 
     def __init__(
         self,
-        ctx: RunContext,
-        db: DataFlow,
+        ctx: Run,
+        db: RunDatabase,
         model: ModelSpec,
         node: str,
         *,
@@ -148,8 +149,6 @@ class BulkLoad:
 
         digest = None
         if self.db.security_enabled:  # the audit keeps a digest of what a bulk node writes
-            from dataflow_nb.security.audit import InputDigest
-
             digest = self.ctx.digests.setdefault(self.ctx.node_id or "", InputDigest(self.db.audit_key))
 
         tenant = None if self.tenant is None else pa.scalar(self.tenant, pa.string())
@@ -315,8 +314,6 @@ class BulkLoad:
         self, source: BatchSource, plan: FileScan, select: tuple[str, list[Any]], batch_size: int
     ) -> pa.RecordBatchReader:
         """The file's rows typed by DuckDB (``typed_read.py``), with the fields it lacks at their defaults."""
-        from dataflow_nb.backends.csv_text import CSVSplitter
-
         fields = [c.field for c in plan.columns] + [self.model.fields[n] for n, _ in plan.defaults]
         schema = pa.schema([pa.field(f.name, self.job.wire_type(f)) for f in fields])
         bar = Progress(

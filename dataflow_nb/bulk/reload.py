@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.protocols import RunDatabase
 
 MODES = ("append", "replace")
 
@@ -55,7 +55,7 @@ def loaded_note(table: str, mode: str, fingerprint: str) -> str:
     return f"{table}|{mode}|{fingerprint}"
 
 
-def warn_if_loaded(db: DataFlow, node: str, table: str, tenant_id: str | None, fingerprint: str, label: str) -> None:
+def warn_if_loaded(db: RunDatabase, node: str, table: str, tenant_id: str | None, fingerprint: str, label: str) -> None:
     """Warn when a committed run already loaded this source into ``table`` and no ``replace``
     load came after it. A courtesy: with no history kept, or no connection to spare, no check."""
     history = db.history

@@ -17,11 +17,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataflow_nb.bulk.parse import ReadOptions
+from dataflow_nb.backends.csv_text import CSVSplitter, bytes_per_row
 from dataflow_nb.bulk.reload import files_fingerprint, table_fingerprint
+from dataflow_nb.core.reading import ReadOptions
+from dataflow_nb.core.spec import MISSING, Field
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.notebook_values import as_list, is_sequence
-from dataflow_nb.model.spec import MISSING, Field
 
 DEFAULT_BATCH_SIZE = 50_000
 
@@ -159,8 +160,6 @@ def csv_source(
     an empty string; a UTF-8 byte-order mark is dropped. A bulk node parses each column to its
     model type and reports the values that do not fit; ``infer_types`` types them here instead.
     """
-    from dataflow_nb.backends.csv_text import CSVSplitter, bytes_per_row
-
     paths = matching_paths(pattern)
     options = (options or ReadOptions()).for_path(paths[0])
     if options.rename:

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar
 
-from dataflow_nb.cache.codec import Payload, UndecodablePayload, decode, encode
+from dataflow_nb.cache.codec import Fetched, Payload, UndecodablePayload, decode, encode
 from dataflow_nb.cache.redis import CacheUnavailable, mask_url
 from dataflow_nb.exceptions import CacheError
 
@@ -29,7 +29,6 @@ log = logging.getLogger("dataflow_nb.cache")
 KEY_ROOT: Final = "dataflow_nb"
 """First segment of every stored key: ``dataflow_nb:{namespace}:{key}``."""
 RETRY_AFTER: Final = 5.0
-Fetched = tuple[list[str | None], Payload | None, float | None]  # tokens, entry, its seconds left
 STAT_NAMES: Final = ("hits", "misses", "sets", "invalidations", "errors", "bytes_read", "bytes_written")
 MAX_PENDING_WRITES: Final = 4  # write-behind entries in flight before a put waits for the oldest
 

@@ -22,6 +22,7 @@ TAG_JSON: Final = b"J"
 HEADER_LEN: Final = len(MAGIC) + 1
 ARROW_BODY_AT: Final = 64  # the IPC stream starts 64 bytes in: aligned buffers read back zero-copy
 Payload = bytes | memoryview  # what stores keep: a memoryview spares copying a large Arrow buffer
+Fetched = tuple[list[str | None], Payload | None, float | None]  # a store's answer: tokens, entry, its seconds left
 # Uncompressed: reading it back is zero-copy (0.1 ms for 100k rows, against ~50 ms to undo lz4),
 # and the hit is what the cache is for. Memory and Redis hold the Arrow size.
 COMPRESSION: Final = None

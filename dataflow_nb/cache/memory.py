@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from dataflow_nb.cache.base import Fetched
-    from dataflow_nb.cache.codec import Payload
+    from dataflow_nb.cache.codec import Fetched, Payload
 
 DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
 

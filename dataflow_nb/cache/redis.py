@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from dataflow_nb.exceptions import CacheError
 
 if TYPE_CHECKING:
-    from dataflow_nb.cache.base import Fetched
-    from dataflow_nb.cache.codec import Payload
+    from dataflow_nb.cache.codec import Fetched, Payload
 
 DEFAULT_TIMEOUT: Final = 0.5
 _DELETE_BATCH: Final = 500

@@ -22,20 +22,19 @@ import hashlib
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import pyarrow as pa
 
+from dataflow_nb.cache import create_query_cache
 from dataflow_nb.cache.base import QueryCache, check_ttl
 from dataflow_nb.cache.codec import Payload, UndecodablePayload, decode, encode
 from dataflow_nb.cache.memory import MemoryStore
 from dataflow_nb.exceptions import CacheError, ValidationError
 
 if TYPE_CHECKING:
-    from dataflow_nb.backends.base import CompiledSQL
-    from dataflow_nb.dataflow import DataFlow
-    from dataflow_nb.model.spec import ModelSpec
-    from dataflow_nb.nodes.base import Node
+    from dataflow_nb.backends.base import CompiledSQL, Database
+    from dataflow_nb.core.spec import ModelSpec
 
 EVERYTHING: Final = "*"
 """What a run wrote when it ran SQL text that may write anything."""
@@ -57,7 +56,14 @@ class CachePolicy:
     ttl: float | None = None
 
 
-def cache_policy(node: Node, params: Mapping[str, Any]) -> CachePolicy | None:
+class Named(Protocol):
+    """A node as the cache sees it: its type names it in messages (``cacheable`` says if it caches)."""
+
+    @property
+    def node_type(self) -> str: ...
+
+
+def cache_policy(node: Named, params: Mapping[str, Any]) -> CachePolicy | None:
     """The policy for one node run; None for a node whose results are never cached."""
     if not getattr(node, "cacheable", False):
         return None
@@ -222,10 +228,8 @@ def database_namespace(identity: str) -> str:
     return "db-" + hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
-def open_result_cache(db: DataFlow, url: str, ttl: float) -> ResultCache:
+def open_result_cache(db: Database, url: str, ttl: float) -> ResultCache:
     """The result cache of ``db`` at ``url``; a Redis that does not answer yet is not an error."""
-    from dataflow_nb.cache import create_query_cache
-
     try:
         ttl = check_ttl(ttl, allow_none=False)  # type: ignore[assignment]
     except CacheError:

@@ -20,8 +20,8 @@ from sqlalchemy.schema import CreateIndex, CreateSequence, CreateTable, Executab
 
 from dataflow_nb.backends.base import Backend, Capabilities, Connection
 from dataflow_nb.backends.reflect import sqlalchemy_connection
+from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import SchemaError
-from dataflow_nb.model.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -231,8 +231,6 @@ def _apply_renames(
     result: list[ops.MigrateOperation] = []
     for old, new in renames.items():
         if old not in dropped or new not in added:
-            from dataflow_nb.exceptions import SchemaError
-
             raise SchemaError(
                 f"table {table!r}: cannot rename {old!r} to {new!r}: the table must have {old!r} and the model "
                 f"{new!r} (the table has no {old!r} or the model already had {new!r})"

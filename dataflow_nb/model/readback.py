@@ -15,9 +15,9 @@ import sqlalchemy as sa
 
 from dataflow_nb.backends.base import Backend, Connection
 from dataflow_nb.backends.reflect import sqlalchemy_connection
+from dataflow_nb.core.spec import LIFECYCLE_COLUMNS, default_table_name
+from dataflow_nb.core.types import field_type_for_column
 from dataflow_nb.model.migration_log import MIGRATIONS_TABLE, read_migration_log
-from dataflow_nb.model.spec import LIFECYCLE_COLUMNS, default_table_name
-from dataflow_nb.model.types import field_type_for_column
 
 _MANAGED = ("id", "tenant_id", *LIFECYCLE_COLUMNS)
 

@@ -7,10 +7,10 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dataflow_nb.core.masking import MASK, mask_values
+from dataflow_nb.core.spec import MISSING, Field, ModelSpec
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.notebook_values import preview, python_value, to_python
-from dataflow_nb.model.spec import MISSING, Field, ModelSpec
-from dataflow_nb.security.sensitive import MASK, mask_values
 
 
 def check_known(owner: ModelSpec | str, names: Iterable[str], valid: Iterable[str], what: str = "field") -> None:

@@ -37,6 +37,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, Connection, compile_statement
+from dataflow_nb.exceptions import DataflowError
 
 if TYPE_CHECKING:
     from dataflow_nb.backends.base import Backend
@@ -206,8 +207,6 @@ class RunHistory:
 
     def __init__(self, backend: Backend, *, keep: int = DEFAULT_KEEP, record: bool = True) -> None:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            from dataflow_nb.exceptions import DataflowError
-
             raise DataflowError(f"keep_runs={keep!r}: give a whole number >= 1, e.g. 10_000.")
         self.backend = backend
         self.identity = backend.identity()

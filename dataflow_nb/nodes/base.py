@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from dataflow_nb.exceptions import ValidationError
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run, RunDatabase
 
 
 class NodeType(type):
@@ -26,7 +25,7 @@ class Node(metaclass=NodeType):
 
     node_type: str = "Node"
     parameters: ClassVar[tuple[str, ...]] = ()
-    db: ClassVar[DataFlow | None] = None
+    db: ClassVar[RunDatabase | None] = None
     cacheable: ClassVar[bool] = False  # reads whose results DataFlow(cache_enabled=True) may keep
     writes: ClassVar[bool] = False  # a read-only DataFlow refuses the node; security_enabled audits it
 
@@ -35,14 +34,14 @@ class Node(metaclass=NodeType):
         """Validate parameters; ``complete=False`` at build time, when connections may add more."""
         check_parameter_names(cls.node_type, params, cls.parameters)
 
-    def database_written(self, params: Mapping[str, Any]) -> DataFlow | None:
+    def database_written(self, params: Mapping[str, Any]) -> RunDatabase | None:
         """The DataFlow this node may write with ``params`` (None: it only reads, or touches none).
 
         Asked before a run starts: a database no node of the run writes is read from a replica.
         """
         return self.db if self.writes else None
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         raise NotImplementedError
 
 
@@ -66,5 +65,5 @@ class CallableNode(Node):
         self.func = func
         self.node_type = getattr(func, "__name__", type(func).__name__)
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         return self.func(**params)

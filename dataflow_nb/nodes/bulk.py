@@ -17,10 +17,11 @@ import sqlalchemy as sa
 
 from dataflow_nb.bulk.conform import Conformer
 from dataflow_nb.bulk.load import BulkLoad, KeyHashes, unchanged_rows, upsert_by_id, upsert_statement
-from dataflow_nb.bulk.parse import FORMAT_SAMPLE, ReadOptions
+from dataflow_nb.bulk.parse import FORMAT_SAMPLE
 from dataflow_nb.bulk.reload import MODES, loaded_note, warn_if_loaded
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, open_input
+from dataflow_nb.core.reading import ReadOptions
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.notebook_values import to_python
 from dataflow_nb.model.validate import record_values
@@ -30,7 +31,7 @@ from dataflow_nb.query.filters import compile_filter, model_target
 from dataflow_nb.query.scope import delete_statement, managed_update_values
 
 if TYPE_CHECKING:
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run
 
 COMMON: tuple[str, ...] = ("data", "source", "batch_size", "on_error", "progress", *ReadOptions.names())
 ON_ERROR = ("rollback", "skip", "quarantine")
@@ -71,7 +72,7 @@ class BulkNode(ModelNode):
                 "Parquet path or glob), or connect a reader node's output to 'data'"
             )
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> BulkReport:
+    def run(self, ctx: Run, params: dict[str, Any]) -> BulkReport:
         """The node's writes, then its bars: full, or red when anything up to the node's end failed."""
         started = time.perf_counter()
         self.check_params(params, complete=True)
@@ -94,7 +95,7 @@ class BulkNode(ModelNode):
         report.seconds = time.perf_counter() - started
         return report
 
-    def write(self, ctx: RunContext, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
+    def write(self, ctx: Run, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
         """Stream the input and write it, filling ``report``."""
         raise NotImplementedError
 
@@ -145,7 +146,7 @@ class BulkCreateNode(BulkNode):
                 "(the table's rows replaced by these, in the same transaction)"
             )
 
-    def write(self, ctx: RunContext, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
+    def write(self, ctx: Run, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
         source = self.open_source(params)
         mode = params.get("mode", "append")
         fingerprint = source.fingerprint() if self.db.history.record else None  # kept in the run history
@@ -213,7 +214,7 @@ class BulkUpsertNode(BulkNode):
         super().check_params(params, complete=complete)
         cls.keys(params)
 
-    def write(self, ctx: RunContext, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
+    def write(self, ctx: Run, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
         keys, update = self.keys(params)
         source, names, batches = self.input(params)
         if names is not None:
@@ -303,7 +304,7 @@ class _ByFilterOrIds(BulkNode):
         cls.condition(params)
 
     def by_ids(
-        self, ctx: RunContext, params: Mapping[str, Any], load: BulkLoad, report: BulkReport, allowed: list[str]
+        self, ctx: Run, params: Mapping[str, Any], load: BulkLoad, report: BulkReport, allowed: list[str]
     ) -> tuple[sa.Subquery, Any] | None:
         """Stage the input rows (last row per id wins) and settle ids that match nothing."""
         source, names, batches = self.input(params)
@@ -343,7 +344,7 @@ class BulkUpdateNode(_ByFilterOrIds):
         elif params.get("fields") is not None:
             raise ValidationError(f"{cls.node_type}: fields= goes with filter=; input rows carry their own values")
 
-    def write(self, ctx: RunContext, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
+    def write(self, ctx: Run, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
         table = self.model.table
         condition = self.condition(params)
         if condition is not None:
@@ -372,7 +373,7 @@ class BulkDeleteNode(_ByFilterOrIds):
 
     parameters = (*COMMON, "filter", "hard")
 
-    def write(self, ctx: RunContext, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
+    def write(self, ctx: Run, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
         table = self.model.table
         condition = self.condition(params)
         hard = bool(params.get("hard", False))

@@ -13,10 +13,10 @@ import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dataflow_nb.model.spec import MISSING
+from dataflow_nb.core.spec import MISSING
 
 if TYPE_CHECKING:
-    from dataflow_nb.model.spec import ModelSpec
+    from dataflow_nb.core.spec import ModelSpec
     from dataflow_nb.nodes.model_node import ModelNode
 
 

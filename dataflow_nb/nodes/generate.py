@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dataflow_nb.model.spec import ModelSpec
+from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.nodes.bulk import BULK_OPERATIONS
 from dataflow_nb.nodes.model_node import ModelNode, node_class
 from dataflow_nb.nodes.read import CountNode, ListNode, ReadNode
 from dataflow_nb.nodes.write import CreateNode, DeleteNode, UpdateNode, UpsertNode
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.protocols import RunDatabase
 
 
 OPERATIONS: dict[str, type[ModelNode]] = {
@@ -26,7 +26,7 @@ OPERATIONS: dict[str, type[ModelNode]] = {
 }
 
 
-def make_nodes(db: DataFlow, model: ModelSpec) -> dict[str, type[ModelNode]]:
+def make_nodes(db: RunDatabase, model: ModelSpec) -> dict[str, type[ModelNode]]:
     """The node classes for one model, named ``{Model}{Operation}Node``."""
     nodes: dict[str, type[ModelNode]] = {}
     for operation, base in OPERATIONS.items():

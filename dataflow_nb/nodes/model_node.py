@@ -10,17 +10,16 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
+from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import NotFoundError, ValidationError, WorkflowError
 from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
-from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import Node, check_parameter_names
 from dataflow_nb.nodes.describe import node_doc
 from dataflow_nb.query.scope import scope_clauses, tenant_of
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run, RunDatabase
 
 
 class DatabaseRef:
@@ -31,11 +30,11 @@ class DatabaseRef:
     would stay alive (and keep its node names taken) until a garbage collection.
     """
 
-    def __init__(self, db: DataFlow):
+    def __init__(self, db: RunDatabase):
         self._ref = weakref.ref(db)
         self._name = db.name
 
-    def __get__(self, instance: object, owner: type | None = None) -> DataFlow:
+    def __get__(self, instance: object, owner: type | None = None) -> RunDatabase:
         db = self._ref()
         if db is None:
             node = getattr(owner, "node_type", "this node")
@@ -46,7 +45,7 @@ class DatabaseRef:
         return db
 
 
-def node_class(name: str, base: type[ModelNode], db: DataFlow, model: ModelSpec) -> type[ModelNode]:
+def node_class(name: str, base: type[ModelNode], db: RunDatabase, model: ModelSpec) -> type[ModelNode]:
     """A generated node class ``name``: ``base`` bound to one model of one DataFlow (held weakly)."""
     doc = node_doc(name, base, model)
     attrs = {"model": model, "db": DatabaseRef(db), "node_type": name, "_statements": {}, "__doc__": doc}
@@ -57,7 +56,7 @@ class ModelNode(Node):
     """A node bound to one model of one DataFlow."""
 
     model: ClassVar[ModelSpec]
-    db: ClassVar[DataFlow]
+    db: ClassVar[RunDatabase]
     _statements: ClassVar[dict[Hashable, CompiledSQL]]
 
     @classmethod
@@ -83,7 +82,7 @@ class ModelNode(Node):
             raise NotFoundError(f"{self.node_type}: no {self.model.name} with id {record}")
         return self.frame(table, params)
 
-    def scope(self, ctx: RunContext) -> list[sa.ColumnElement[Any]]:
+    def scope(self, ctx: Run) -> list[sa.ColumnElement[Any]]:
         return scope_clauses(self.model, self.model.table, ctx.scope)
 
 
@@ -99,7 +98,7 @@ class ByIdNode(ModelNode):
             record_id(cls.model, params, cls.node_type)
 
 
-def with_tenant(model: ModelSpec, ctx: RunContext, values: dict[str, Any]) -> dict[str, Any]:
+def with_tenant(model: ModelSpec, ctx: Run, values: dict[str, Any]) -> dict[str, Any]:
     """Stamp the run's tenant on a record of a multi-tenant model."""
     tenant = tenant_of(model, ctx.scope)
     return values if tenant is None else {"tenant_id": tenant, **values}

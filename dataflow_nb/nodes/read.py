@@ -10,10 +10,10 @@ import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.cache.results import CACHE_PARAMETERS
+from dataflow_nb.core.spec import Field
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.frames import check_json_mode, to_frame
 from dataflow_nb.model.notebook_values import preview, python_value
-from dataflow_nb.model.spec import Field
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import check_parameter_names
 from dataflow_nb.nodes.model_node import ByIdNode, ModelNode
@@ -22,10 +22,10 @@ from dataflow_nb.query.filters import FilterPlan, freeze, model_target, order_cl
 from dataflow_nb.query.scope import include_deleted, scope_clauses
 
 if TYPE_CHECKING:
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run
 
 
-def visible(node: ModelNode, ctx: RunContext, params: Mapping[str, Any]) -> list[sa.ColumnElement[Any]]:
+def visible(node: ModelNode, ctx: Run, params: Mapping[str, Any]) -> list[sa.ColumnElement[Any]]:
     """The run's scope; soft-deleted rows only with ``include_deleted=True`` (see ``query.scope``)."""
     flag = include_deleted(node.node_type, node.model, params)
     return scope_clauses(node.model, node.model.table, ctx.scope, include_deleted=flag)
@@ -43,7 +43,7 @@ class ReadNode(ByIdNode):
         if params.get("json") is not None:
             check_json_mode(cls.node_type, params["json"])
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         table = self.model.table
@@ -87,7 +87,7 @@ def _is_str(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def cache_key(kind: str, params: Mapping[str, Any], ctx: RunContext, shape: Hashable) -> Hashable | None:
+def cache_key(kind: str, params: Mapping[str, Any], ctx: Run, shape: Hashable) -> Hashable | None:
     try:
         key = (kind, freeze({k: v for k, v in params.items() if k != "filter"}), shape, ctx.scope)
         hash(key)
@@ -178,7 +178,7 @@ class ListNode(ModelNode):
             stmt = stmt.offset(offset)
         return stmt, fields
 
-    def compiled(self, ctx: RunContext, params: Mapping[str, Any]) -> tuple[CompiledSQL, Mapping[str, Field]]:
+    def compiled(self, ctx: Run, params: Mapping[str, Any]) -> tuple[CompiledSQL, Mapping[str, Field]]:
         check_parameter_names(self.node_type, params, self.parameters)
         where = plan_filter(model_target(self.model, self.model.table), params.get("filter"))
 
@@ -189,11 +189,11 @@ class ListNode(ModelNode):
         compiled, fields = cached(self, cache_key("list", params, ctx, where.shape), build)
         return dataclasses.replace(compiled, values=tuple(compiled.bind(where.binds()))), fields
 
-    def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
+    def sql_for(self, ctx: Run, params: Mapping[str, Any]) -> CompiledSQL:
         """The statement ``run`` would execute, with its values (what ``dataflow_nb.explain`` shows)."""
         return self.compiled(ctx, params)[0]
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         compiled, fields = self.compiled(ctx, params)
         result = ctx.execute(self.db, compiled)
         assert result is not None
@@ -211,7 +211,7 @@ class CountNode(ModelNode):
         check_parameter_names(cls.node_type, params, cls.parameters)
         plan_filter(model_target(cls.model, cls.model.table), params.get("filter"))
 
-    def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
+    def sql_for(self, ctx: Run, params: Mapping[str, Any]) -> CompiledSQL:
         """The statement ``run`` would execute, with its values (what ``dataflow_nb.explain`` shows)."""
         check_parameter_names(self.node_type, params, self.parameters)
         table = self.model.table
@@ -228,7 +228,7 @@ class CountNode(ModelNode):
         compiled, _ = cached(self, cache_key("count", params, ctx, where.shape), build)
         return dataclasses.replace(compiled, values=tuple(compiled.bind(where.binds())))
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         result = ctx.execute(self.db, self.sql_for(ctx, params))
         assert result is not None
         return int(result.column(0)[0].as_py())

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dataflow_nb.bulk.parse import ReadOptions
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, csv_source, parquet_source
+from dataflow_nb.core.reading import ReadOptions
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.nodes.base import Node, check_parameter_names
 
 if TYPE_CHECKING:
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run
 
 
 class _ReaderNode(Node):
@@ -44,7 +44,7 @@ class CSVReaderNode(_ReaderNode):
     node_type = "CSVReaderNode"
     parameters = ("path", "batch_size", "infer_types", *ReadOptions.names())
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> BatchSource:
+    def run(self, ctx: Run, params: dict[str, Any]) -> BatchSource:
         self.check_params(params, complete=True)
         return csv_source(
             params["path"],
@@ -60,7 +60,7 @@ class ParquetReaderNode(_ReaderNode):
     node_type = "ParquetReaderNode"
     parameters = ("path", "batch_size", "columns", "rename", "extra")
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> BatchSource:
+    def run(self, ctx: Run, params: dict[str, Any]) -> BatchSource:
         self.check_params(params, complete=True)
         return parquet_source(
             params["path"], batch_size=params.get("batch_size", DEFAULT_BATCH_SIZE), options=self.options(params)

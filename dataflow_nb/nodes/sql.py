@@ -22,23 +22,23 @@ from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.cache.results import CACHE_PARAMETERS
 from dataflow_nb.exceptions import ReadOnlyError, TenantError, ValidationError
 from dataflow_nb.frames import Frame, to_frame
+from dataflow_nb.monitor.runs import RUNS_TABLE
 from dataflow_nb.nodes.base import Node, check_parameter_names
+from dataflow_nb.nodes.live import live_databases
+from dataflow_nb.protocols import RunDatabase
 from dataflow_nb.query.builder import QueryBuilder
 from dataflow_nb.query.user_sql import NODE, bound_text, check_statement, check_values, prepare
-from dataflow_nb.registry import live_databases
+from dataflow_nb.security.audit import AUDIT_KEY_TABLE, AUDIT_TABLE
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run
 
 log = logging.getLogger("dataflow_nb")
 
 
-def resolve_database(choice: Any) -> DataFlow:
+def resolve_database(choice: Any) -> RunDatabase:
     """The DataFlow a SQLQueryNode runs on: ``db`` by object or name, else the only one open."""
-    from dataflow_nb.dataflow import DataFlow
-
-    if isinstance(choice, DataFlow):
+    if isinstance(choice, RunDatabase):
         return choice
     live = live_databases()
     if choice is not None and not isinstance(choice, str):
@@ -82,7 +82,7 @@ class SQLQueryNode(Node):
         cls.compiled(db, params)
 
     @staticmethod
-    def compiled(db: DataFlow, params: Mapping[str, Any]) -> CompiledSQL:
+    def compiled(db: RunDatabase, params: Mapping[str, Any]) -> CompiledSQL:
         """The statement, checked by the database's own parser and compiled with its values bound."""
         if isinstance(params.get("sql"), QueryBuilder):
             return compiled_builder(db, params)
@@ -98,10 +98,10 @@ class SQLQueryNode(Node):
         # returns_rows None: the driver (PostgreSQL's) tells by itself whether rows came back.
         return dataclasses.replace(compiled, returns_rows=returns_rows is not False, reads=None, writes=writes)
 
-    def database(self, params: Mapping[str, Any]) -> DataFlow:
+    def database(self, params: Mapping[str, Any]) -> RunDatabase:
         return resolve_database(params.get("db"))
 
-    def database_written(self, params: Mapping[str, Any]) -> DataFlow | None:
+    def database_written(self, params: Mapping[str, Any]) -> RunDatabase | None:
         """Its database, unless the SQL is known before the run and only reads (a query builder,
         or SQL the read-only allow-list accepts); SQL that arrives through a connection may write."""
         sql = params.get("sql")
@@ -112,12 +112,12 @@ class SQLQueryNode(Node):
             return None
         return db
 
-    def sql_for(self, ctx: RunContext, params: Mapping[str, Any]) -> CompiledSQL:
+    def sql_for(self, ctx: Run, params: Mapping[str, Any]) -> CompiledSQL:
         """The statement ``run`` would execute, compiled (what ``dataflow_nb.explain`` shows)."""
         check_parameter_names(self.node_type, params, self.parameters)
         return self.compiled(self.database(params), params)
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Frame:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Frame:
         db = self.database(params)
         compiled = self.sql_for(ctx, params)
         if ctx.cache_policy is not None and db.result_cache is not None and not isinstance(params["sql"], QueryBuilder):
@@ -144,7 +144,7 @@ class SQLQueryNode(Node):
         return to_frame(pa.table({}) if result is None else result, {}, db.frame)
 
 
-def compiled_builder(db: DataFlow, params: Mapping[str, Any]) -> CompiledSQL:
+def compiled_builder(db: RunDatabase, params: Mapping[str, Any]) -> CompiledSQL:
     """A query builder's SELECT compiled for the node's database, whatever dialect it was made for."""
     if params.get("params") is not None:
         raise ValidationError(f"{NODE}: a query builder binds its own values; leave out params")
@@ -155,13 +155,10 @@ def compiled_builder(db: DataFlow, params: Mapping[str, Any]) -> CompiledSQL:
 def bookkeeping_tables() -> set[str]:
     """dataflow_nb's own tables that name every tenant's runs (the audit log and its key, the run
     history): raw SQL in a tenant's run may not reach them where the database cannot scope it."""
-    from dataflow_nb.monitor.runs import RUNS_TABLE
-    from dataflow_nb.security.audit import AUDIT_KEY_TABLE, AUDIT_TABLE
-
     return {AUDIT_TABLE, AUDIT_KEY_TABLE, RUNS_TABLE}
 
 
-def check_tenant_scope(ctx: RunContext, db: DataFlow, compiled: CompiledSQL, *, unscoped: bool) -> None:
+def check_tenant_scope(ctx: Run, db: RunDatabase, compiled: CompiledSQL, *, unscoped: bool) -> None:
     """Raw SQL in a tenant's run must not reach other tenants' rows.
 
     Where the database enforces tenancy itself (PostgreSQL row-level security) nothing is left

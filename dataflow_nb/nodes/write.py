@@ -15,16 +15,15 @@ import sqlalchemy as sa
 from dataflow_nb.backends.base import compile_statement
 from dataflow_nb.backends.errors import naming_conflicts
 from dataflow_nb.backends.sql import insert as upsert_insert
+from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import ConflictError, NotFoundError, ValidationError
 from dataflow_nb.model.notebook_values import python_value
-from dataflow_nb.model.spec import ModelSpec
 from dataflow_nb.model.validate import record_id, record_values
 from dataflow_nb.nodes.model_node import ByIdNode, ModelNode, conflict_keys, node_class, with_tenant
 from dataflow_nb.query.scope import delete_statement, managed_update_values, restore_statement, upsert_assignments
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run, RunDatabase
 
 
 class CreateNode(ModelNode):
@@ -36,7 +35,7 @@ class CreateNode(ModelNode):
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
         record_values(cls.model, params, partial=not complete)
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         values = with_tenant(self.model, ctx, record_values(self.model, params))
         table = self.model.table
 
@@ -85,7 +84,7 @@ class UpdateNode(ModelNode):
                 f"{cls.node_type}: give at least one field to change; valid fields are {cls.model.writable}"
             )
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         changes, expected = self.split(params)
@@ -103,7 +102,7 @@ class UpdateNode(ModelNode):
             self._check_version(ctx, record, expected)
         return self.first_or_missing(result, record)
 
-    def _check_version(self, ctx: RunContext, record: int, expected: int) -> None:
+    def _check_version(self, ctx: Run, record: int, expected: int) -> None:
         table = self.model.table
         current = sa.select(table.c.version).where(table.c.id == record, *self.scope(ctx))
         found = ctx.execute(self.db, compile_statement(current, self.db.backend.dialect))
@@ -124,7 +123,7 @@ class DeleteNode(ByIdNode):
 
     parameters = ("id", "hard")  # type: ignore[assignment]  # ByIdNode infers tuple[str]
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         hard = params.get("hard", False)
@@ -140,7 +139,7 @@ class RestoreNode(ByIdNode):
 
     writes = True
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         table = self.model.table
@@ -152,7 +151,7 @@ class RestoreNode(ByIdNode):
         return self.frame(result)
 
 
-def make_restore_node(db: DataFlow, model: ModelSpec) -> dict[str, type[ModelNode]]:
+def make_restore_node(db: RunDatabase, model: ModelSpec) -> dict[str, type[ModelNode]]:
     """``{Model}RestoreNode`` for a soft-delete model (the other nodes come from ``generate``)."""
     name = f"{model.name}RestoreNode"
     return {name: node_class(name, RestoreNode, db, model)}
@@ -182,7 +181,7 @@ class UpsertNode(ModelNode):
         record, _, _ = cls.split(params)
         record_values(cls.model, record, partial=not complete)
 
-    def run(self, ctx: RunContext, params: dict[str, Any]) -> Any:
+    def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         record, conflict_on, update = self.split(params)
         values = with_tenant(self.model, ctx, record_values(self.model, record))
         missing = [k for k in conflict_on if values.get(k) is None]

@@ -24,9 +24,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dataflow_nb.core.identifiers import check_identifier
+from dataflow_nb.core.spec import Field, ModelSpec
+from dataflow_nb.core.types import field_type_for
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.model.spec import Field, ModelSpec, check_identifier
-from dataflow_nb.model.types import field_type_for
 from dataflow_nb.model.validate import check_known
 from dataflow_nb.query.filters import BINARY_COLLATION, Clause, FilterTarget, compile_filter, is_text
 

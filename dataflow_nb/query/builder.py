@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from dataflow_nb.backends import DEFAULT_DIALECT, DialectName, dialect_named
 from dataflow_nb.backends.base import compile_statement
+from dataflow_nb.core.identifiers import check_identifier
+from dataflow_nb.core.types import FIELD_TYPES, field_type_of
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.model.spec import check_identifier
-from dataflow_nb.model.types import FIELD_TYPES, field_type_of
 from dataflow_nb.query.filters import FilterTarget, compile_filter, order_clauses
 
 

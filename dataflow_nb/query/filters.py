@@ -34,12 +34,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from dataflow_nb.backends.sql import InArray, RegexMatch
+from dataflow_nb.core.masking import MASK
+from dataflow_nb.core.spec import ModelSpec
+from dataflow_nb.core.types import field_type_named, field_type_of
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.notebook_values import as_list, preview, to_python
-from dataflow_nb.model.spec import ModelSpec
-from dataflow_nb.model.types import field_type_named, field_type_of
 from dataflow_nb.model.validate import check_known, to_wire
-from dataflow_nb.security.sensitive import MASK
 
 Clause = sa.ColumnElement[bool]
 Shape = tuple[Any, ...]

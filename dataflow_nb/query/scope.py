@@ -14,8 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import TenantError, ValidationError
-from dataflow_nb.model.spec import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, SQLReader
 from dataflow_nb.backends.row_security import BEGIN_TENANT_FUNCTION
+from dataflow_nb.core.types import field_type_of
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.model.types import field_type_of
 
 NODE = "SQLQueryNode"
 # The very pattern ``sqlalchemy.text`` finds binds with, so the two always agree. It is private:

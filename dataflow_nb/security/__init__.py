@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from dataflow_nb.security.sensitive import Sensitive
+from dataflow_nb.core.masking import Sensitive
 
 __all__ = ["Sensitive"]

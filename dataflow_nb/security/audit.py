@@ -25,11 +25,11 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import Connection, compile_statement
+from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.exceptions import DataflowError
 
 if TYPE_CHECKING:
-    from dataflow_nb.dataflow import DataFlow
-    from dataflow_nb.workflow.context import RunContext
+    from dataflow_nb.protocols import Run, RunDatabase
 
 AUDIT_TABLE = "dataflow_nb_audit"
 AUDIT_KEY_TABLE = "dataflow_nb_audit_key"
@@ -56,7 +56,7 @@ audit = sa.Table(
 audit_key = sa.Table(AUDIT_KEY_TABLE, _metadata, sa.Column("key", sa.Text, nullable=False))
 
 
-def ensure_audit_table(connection: Connection, db: DataFlow) -> bytes:
+def ensure_audit_table(connection: Connection, db: RunDatabase) -> bytes:
     """Create the audit table and its key when they are missing (in the caller's transaction);
     return the key. A new key is written before its table is protected: nobody may change it after.
     """
@@ -67,7 +67,7 @@ def ensure_audit_table(connection: Connection, db: DataFlow) -> bytes:
     return read_audit_key(connection, db)
 
 
-def read_audit_key(connection: Connection, db: DataFlow) -> bytes:
+def read_audit_key(connection: Connection, db: RunDatabase) -> bytes:
     """The database's audit key; outside a tenant's run, where row-level security shows it."""
     found = connection.execute(compile_statement(sa.select(audit_key.c.key), db.backend.dialect))
     if found is None or found.num_rows != 1:
@@ -78,22 +78,9 @@ def read_audit_key(connection: Connection, db: DataFlow) -> bytes:
     return bytes.fromhex(found.column(0)[0].as_py())
 
 
-class InputDigest:
-    """A running HMAC-SHA-256 over the Arrow batches a bulk node writes (their IPC bytes)."""
-
-    def __init__(self, key: bytes) -> None:
-        self._hash = hmac.new(key, digestmod=hashlib.sha256)
-
-    def update(self, batch: pa.RecordBatch) -> None:
-        self._hash.update(batch.serialize())
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-
 def audit_write(
-    ctx: RunContext,
-    db: DataFlow,
+    ctx: Run,
+    db: RunDatabase,
     *,
     node_type: str,
     model: str | None,
@@ -123,7 +110,7 @@ def digest_of(value: Any, key: bytes) -> str:
     return hmac.new(key, json.dumps(value, default=str, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
 
-def read_audit_log(connection: Connection, db: DataFlow, last: int | None) -> pa.Table:
+def read_audit_log(connection: Connection, db: RunDatabase, last: int | None) -> pa.Table:
     query = sa.select(audit).order_by(audit.c.id.desc())
     if last is not None:
         query = query.limit(last)
@@ -132,9 +119,8 @@ def read_audit_log(connection: Connection, db: DataFlow, last: int | None) -> pa
     return result.take(pa.array(range(result.num_rows - 1, -1, -1), pa.int64()))  # oldest first
 
 
-def audit_node(ctx: RunContext, node: Any, params: dict[str, Any], output: Any) -> None:
+def audit_node(ctx: Run, node: Any, params: dict[str, Any], output: Any) -> None:
     """Audit what ``node`` just wrote, when its DataFlow has ``security_enabled=True``."""
-    from dataflow_nb.bulk.report import BulkReport
     from dataflow_nb.nodes.sql import SQLQueryNode
 
     if isinstance(node, SQLQueryNode):

@@ -3,40 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any
 
-
-class Sensitive:
-    """Marks a field as sensitive: ``email: Annotated[str, Sensitive]``.
-
-    Or list the fields in the model: ``__dataflow__ = {"sensitive": ["email"]}``.
-    """
-
-
-MASK: Final = "***"
-
-
-def mask_values(text: str, values: Iterable[Any]) -> str:
-    """``text`` with every sensitive value in it replaced by ``***`` (longest first)."""
-    shown = sorted({str(v) for v in values if v is not None and str(v)}, key=len, reverse=True)
-    for value in shown:
-        text = text.replace(value, MASK)
-    return text
-
-
-def mask_exception(exc: BaseException, values: Iterable[Any]) -> None:
-    """Mask ``values`` in the messages of ``exc`` and of every exception chained to it.
-
-    A traceback prints the whole chain, so the database's own message (a unique key's value, a
-    failing row) must be masked as well as dataflow_nb's.
-    """
-    values = list(values)
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        current.args = tuple(mask_values(a, values) if isinstance(a, str) else a for a in current.args)
-        current = current.__cause__ or current.__context__
+from dataflow_nb.core.masking import MASK
 
 
 def values_read(text: str, frames: Iterable[tuple[Any, set[str]]]) -> set[str]:

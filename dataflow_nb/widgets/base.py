@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import traitlets
 
-from dataflow_nb.security.sensitive import mask_values
+from dataflow_nb.core.masking import mask_values
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow

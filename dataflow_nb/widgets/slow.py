@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import traitlets
 
+from dataflow_nb.explain import explain
 from dataflow_nb.widgets.base import RefreshingView, html_table, plain, shown, table_widget
 
 if TYPE_CHECKING:
@@ -120,8 +121,6 @@ class SlowQueriesView(RefreshingView):
 
         The values stay in memory: the plan shows ``***`` where the database printed one.
         """
-        from dataflow_nb.explain import explain
-
         if not 0 <= index < len(self._shown):
             self._explained, self.entry = None, -1
             self.plan = f"no entry {index}: there are {len(self._shown)}"

@@ -17,16 +17,16 @@ from dataflow_nb.backends.base import CompiledSQL, Connection
 from dataflow_nb.backends.errors import loggable_error
 from dataflow_nb.backends.replicas import PRIMARY, Route
 from dataflow_nb.cache.results import EVERYTHING, CachePolicy, cache_policy
+from dataflow_nb.core.masking import mask_values
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.query.scope import Scope
-from dataflow_nb.security.sensitive import mask_values
 
 if TYPE_CHECKING:
     from dataflow_nb.cache.results import Lookup
-    from dataflow_nb.dataflow import DataFlow
+    from dataflow_nb.core.digest import InputDigest
     from dataflow_nb.monitor.runs import NodeRecord, RunLog
     from dataflow_nb.nodes.base import Node
-    from dataflow_nb.security.audit import InputDigest
+    from dataflow_nb.protocols import RunDatabase
 
 T = TypeVar("T")
 log = logging.getLogger("dataflow_nb")
@@ -48,29 +48,29 @@ class RunContext:
     run_id: str
     scope: Scope = field(default_factory=Scope)
     node_id: str | None = None
-    connections: dict[int, tuple[DataFlow, Connection]] = field(default_factory=dict)
+    connections: dict[int, tuple[RunDatabase, Connection]] = field(default_factory=dict)
     stats: QueryStats = field(default_factory=QueryStats)
     cache_policy: CachePolicy | None = None  # the running node's; None: its reads are never cached
     written: dict[int, set[str]] = field(default_factory=dict)  # tables each database was written
     snapshots: dict[int, int] = field(default_factory=dict)  # each cache's commit count at BEGIN
     # Results read on a cache miss: handed to the cache's writer once the run let go of its
     # connections, so copying them into the cache never competes with the run itself.
-    cache_fills: list[tuple[DataFlow, Lookup, pa.Table]] = field(default_factory=list)
+    cache_fills: list[tuple[RunDatabase, Lookup, pa.Table]] = field(default_factory=list)
     digests: dict[str, InputDigest] = field(default_factory=dict)  # bulk input per node, for the audit
     secrets: set[str] = field(default_factory=set)  # sensitive values the run was given: masked in errors
     retries: int = 0  # how many earlier attempts of this run failed and were retried
     commit_sent: bool = False  # from here on the run is never retried: a commit may have happened
     committed: list[str] = field(default_factory=list)  # names of the databases that committed, in order
-    touched: dict[int, DataFlow] = field(default_factory=dict)  # every database the run used, kept after release
+    touched: dict[int, RunDatabase] = field(default_factory=dict)  # every database the run used, kept after release
     log: RunLog | None = None  # the run's history record (runs of the runtime; not explain's)
-    recorded: dict[int, DataFlow] = field(default_factory=dict)  # the databases whose history records the run
+    recorded: dict[int, RunDatabase] = field(default_factory=dict)  # the databases whose history records the run
     current: NodeRecord | None = None  # the running node's history record: its rows are counted here
     # ids of the DataFlows some node of the run may write (None: unknown, so all of them); a
     # DataFlow with replicas that the run only reads is read from one of them.
     writers: frozenset[int] | None = None
     replica_routes: dict[int, Route] = field(default_factory=dict)  # the databases read from a replica
 
-    def connection(self, db: DataFlow) -> Connection:
+    def connection(self, db: RunDatabase) -> Connection:
         entry = self.connections.get(id(db))
         if entry is None:
             if db.result_cache is not None:
@@ -89,7 +89,7 @@ class RunContext:
                 db.backend.begin_tenant(entry[1], tenant, known=known)
         return entry[1]
 
-    def _connect(self, db: DataFlow) -> Connection:
+    def _connect(self, db: RunDatabase) -> Connection:
         """The primary's connection, or a replica's for a database the run only reads."""
         if self.log is not None:
             self.log.served_by[db.backend.safe_url] = PRIMARY
@@ -104,12 +104,12 @@ class RunContext:
                 self.log.served_by[db.backend.safe_url] = route.served_by
         return route.connection
 
-    def _tenant_bound(self, db: DataFlow) -> str | None:
+    def _tenant_bound(self, db: RunDatabase) -> str | None:
         """The tenant a tenant's run binds ``db``'s transaction to: every database it touches, since
         another DataFlow's multi-tenant tables may be there (``begin_tenant(known=False)``)."""
         return self.scope.tenant_id or None
 
-    def served_by(self, db: DataFlow) -> str:
+    def served_by(self, db: RunDatabase) -> str:
         """Where the run's statements on ``db`` went: ``"primary"`` or a replica's masked URL."""
         route = self.replica_routes.get(id(db))
         return PRIMARY if route is None else route.served_by
@@ -124,12 +124,17 @@ class RunContext:
         if self.cache_policy is None and isinstance(node, ModelNode):
             self.note_writes(node.db, {node.model.table_name})
 
-    def note_writes(self, db: DataFlow, tables: set[str] | frozenset[str]) -> None:
+    def note_writes(self, db: RunDatabase, tables: set[str] | frozenset[str]) -> None:
         """Remember what the run wrote: invalidated after its commit, read uncached until then."""
         self.written.setdefault(id(db), set()).update(tables)
 
     def execute(
-        self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None, *, read_only: bool = False
+        self,
+        db: RunDatabase,
+        compiled: CompiledSQL,
+        params: Mapping[str, Any] | None = None,
+        *,
+        read_only: bool = False,
     ) -> pa.Table | None:
         """Run a statement; the rows it returns are counted. A read the result cache holds is
         answered from it; a write is noted for invalidation after the commit.
@@ -155,14 +160,14 @@ class RunContext:
             self.cache_fills.append((db, lookup, result))
         return result
 
-    def execute_count(self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
+    def execute_count(self, db: RunDatabase, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
         """Run a write that returns no rows; the rows it changed are counted and returned."""
         self._note_statement(db, compiled)
         return self._measured(
             db, compiled, params, lambda c: c.execute_count(compiled, params), lambda n: n, writes=True
         )
 
-    def ingest(self, db: DataFlow, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
+    def ingest(self, db: RunDatabase, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         """Append a stream of batches to a table; the rows written are counted and returned."""
         if not temporary:
             self.note_writes(db, {table})
@@ -175,16 +180,16 @@ class RunContext:
             writes=not temporary,  # a staging table's rows are counted when they reach the model's
         )
 
-    def _fresh(self, db: DataFlow) -> bool:
+    def _fresh(self, db: RunDatabase) -> bool:
         """The run reads the primary: a replica may not have replayed a write another process
         already invalidated the cache for, so what it answers is never kept."""
         return id(db) not in self.replica_routes
 
-    def _note_statement(self, db: DataFlow, compiled: CompiledSQL) -> None:
+    def _note_statement(self, db: RunDatabase, compiled: CompiledSQL) -> None:
         if compiled.writes is None or compiled.writes:
             self.note_writes(db, compiled.writes or {EVERYTHING})
 
-    def _cache_lookup(self, db: DataFlow, compiled: CompiledSQL, params: Mapping[str, Any] | None) -> Lookup | None:
+    def _cache_lookup(self, db: RunDatabase, compiled: CompiledSQL, params: Mapping[str, Any] | None) -> Lookup | None:
         if db.result_cache is None or self.cache_policy is None:
             return None
         # Without a transaction yet, the one opened on a miss is at least as new as the tokens.
@@ -200,7 +205,7 @@ class RunContext:
 
     def _measured(
         self,
-        db: DataFlow,
+        db: RunDatabase,
         statement: CompiledSQL | str,
         params: Mapping[str, Any] | None,
         call: Callable[[Connection], T],
@@ -236,7 +241,7 @@ class RunContext:
 
     def _record(
         self,
-        db: DataFlow,
+        db: RunDatabase,
         sql: str,
         seconds: float,
         rows: int,
@@ -325,7 +330,7 @@ class RunContext:
             elif run is not None and not db.history.writes_in_run:
                 db.history.finish_after_commit(connection, run)
 
-    def _settle_partitions(self, db: DataFlow, written: set[str]) -> None:
+    def _settle_partitions(self, db: RunDatabase, written: set[str]) -> None:
         """Before the commit: rows the run wrote into no partition of their own get one, created
         in the run's transaction (``backends/postgres_partitions.py``)."""
         if not db.backend.partitions.supported or not written:

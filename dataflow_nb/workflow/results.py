@@ -6,6 +6,8 @@ import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dataflow_nb.security.sensitive import mask_columns
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -39,8 +41,6 @@ class RunResults(dict[str, Any]):
         self._sensitive = sensitive or {}  # node id -> columns of sensitive fields, masked in the repr
 
     def __repr__(self) -> str:
-        from dataflow_nb.security.sensitive import mask_columns
-
         return repr({k: mask_columns(v, self._sensitive.get(k, set())) for k, v in self.items()})
 
     @property
@@ -55,8 +55,6 @@ class RunResults(dict[str, Any]):
 
     def _outputs(self) -> list[tuple[str, Any]]:
         """Each node's output as shown: sensitive columns masked."""
-        from dataflow_nb.security.sensitive import mask_columns
-
         return [(k, mask_columns(v, self._sensitive.get(k, set()))) for k, v in self.items() if k != "execution_time"]
 
     def _repr_html_(self) -> str:

@@ -10,20 +10,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from dataflow_nb.backends.errors import loggable_error
+from dataflow_nb.core.masking import mask_exception, mask_values
 from dataflow_nb.exceptions import DataflowError, WorkflowError
 from dataflow_nb.monitor.runs import RunLog
 from dataflow_nb.nodes.base import CallableNode
 from dataflow_nb.query.scope import Scope
 from dataflow_nb.security.audit import audit_node
 from dataflow_nb.security.guard import refuse_writes
-from dataflow_nb.security.sensitive import (
-    chain_text,
-    mask_exception,
-    mask_values,
-    sensitive_columns,
-    sensitive_values,
-    values_read,
-)
+from dataflow_nb.security.sensitive import chain_text, sensitive_columns, sensitive_values, values_read
 from dataflow_nb.workflow.builder import Edge, Workflow
 from dataflow_nb.workflow.context import RunContext
 from dataflow_nb.workflow.results import NodeTiming, RunResults

@@ -24,8 +24,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from dataflow_nb.bulk.parse import NULL_VALUES
-from dataflow_nb.model.infer import column_names
+from dataflow_nb.bulk.infer import column_names
+from dataflow_nb.core.reading import NULL_VALUES
 from tests.backends.test_bulk_files import run
 from tests.conftest import POSTGRES_URL, unavailable
 

@@ -16,8 +16,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from dataflow_nb.bulk.infer import column_names
 from dataflow_nb.bulk.sources import distinct_names
-from dataflow_nb.model.infer import column_names
 from tests.backends.test_bulk_real_files import load, rows
 
 

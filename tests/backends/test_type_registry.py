@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from dataflow_nb import DataFlow, LocalRuntime, ValidationError, WorkflowBuilder
 from dataflow_nb.backends.base import compile_statement
-from dataflow_nb.model import types
+from dataflow_nb.core import types
 from dataflow_nb.nodes.sql import SQLQueryNode
 from dataflow_nb.query import create_query_builder
 from dataflow_nb.query.filters import compile_filter, model_target

@@ -14,7 +14,7 @@ import pytest
 
 from dataflow_nb.bulk.ahead import ReadAhead
 from dataflow_nb.bulk.load import KeyHashes
-from dataflow_nb.model.spec import spec_from_class
+from dataflow_nb.core.spec import spec_from_class
 
 
 def test_items_and_errors_come_out_in_order_on_the_callers_thread() -> None:

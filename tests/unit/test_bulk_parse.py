@@ -11,7 +11,8 @@ import pyarrow as pa
 import pytest
 
 from dataflow_nb.bulk import parse
-from dataflow_nb.bulk.parse import ReadOptions, parse_text
+from dataflow_nb.bulk.parse import parse_text
+from dataflow_nb.core.reading import ReadOptions
 
 UTC = pa.timestamp("us", "UTC")
 ISO = "%Y-%m-%dT%H:%M:%S%.f"

@@ -29,9 +29,8 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB  # DuckDB's dialect compiles it as JSON (backends/duckdb.py)
 from sqlalchemy.engine import Dialect
-
-from dataflow_nb.backends.sql import JSONB
 
 DECIMAL_PRECISION = 38  # the widest decimal both DuckDB and Arrow's decimal128 hold
 DECIMAL_SCALE = 9

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dataflow_nb.exceptions import SchemaError, ValidationError
 
 if TYPE_CHECKING:
-    from dataflow_nb.model.spec import Field
+    from dataflow_nb.core.types import FieldType
 
 STRATEGIES = ("range", "list")
 INTERVALS = ("day", "week", "month", "year")
@@ -37,7 +37,16 @@ class Partitioning:
     datetime: bool = False  # a range over a datetime (UTC bounds) rather than a date
 
 
-def read_partitioning(model: str, value: Any, fields: Mapping[str, Field]) -> Partitioning | None:
+class _Column(Protocol):
+    """What a partitioning reads of a field (``spec.Field``, which builds on this module)."""
+
+    @property
+    def nullable(self) -> bool: ...
+    @property
+    def type(self) -> FieldType: ...
+
+
+def read_partitioning(model: str, value: Any, fields: Mapping[str, _Column]) -> Partitioning | None:
     """The model's ``partition_by`` option, checked; None when it has none.
 
     Raises:

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import pyarrow as pa
 
-from dataflow_nb.bulk.parse import ReadOptions, choose_format, is_text, parse_text
+from dataflow_nb.bulk.parse import choose_format, is_text, parse_text
 from dataflow_nb.bulk.sources import (
     DEFAULT_BATCH_SIZE,
     csv_source,
@@ -32,10 +32,12 @@ from dataflow_nb.bulk.sources import (
     parquet_source,
     raw_csv_header,
 )
+from dataflow_nb.core.identifiers import IDENTIFIER
+from dataflow_nb.core.reading import ReadOptions
+from dataflow_nb.core.spec import LIFECYCLE_COLUMNS, MANAGED_TIMESTAMPS
+from dataflow_nb.core.types import field_type_for, field_type_for_arrow
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model import SAMPLE_ROWS
-from dataflow_nb.model.spec import _IDENTIFIER, LIFECYCLE_COLUMNS, MANAGED_TIMESTAMPS
-from dataflow_nb.model.types import field_type_for, field_type_for_arrow
 
 # What polars' CSV reader tries, in its order; each kind's Arrow type comes from the registry.
 _TEXT_KINDS: tuple[tuple[str, pa.DataType, type], ...] = tuple(
@@ -139,7 +141,7 @@ def ascii_letters(name: str) -> str:
 
 def identifier(name: str) -> str:
     """A valid field name for a column name: unchanged when it is one, else snake_case ASCII."""
-    if _IDENTIFIER.match(name):
+    if IDENTIFIER.match(name):
         return name
     text = re.sub(r"[^0-9a-zA-Z]+", "_", ascii_letters(name)).strip("_").lower() or "column"
     return (f"c_{text}" if text[0].isdigit() else text)[:63]

@@ -13,9 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dataflow_nb.core.identifiers import PORTABLE_IDENTIFIER_LENGTH, check_identifier
+from dataflow_nb.core.masking import Sensitive
+from dataflow_nb.core.partitions import Partitioning, check_unique_key, read_partitioning
+from dataflow_nb.core.types import SUPPORTED, FieldType, Precision, decimal_type, field_type_for, unwrap_optional
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.model.partitions import Partitioning, check_unique_key, read_partitioning
-from dataflow_nb.model.types import SUPPORTED, FieldType, Precision, decimal_type, field_type_for, unwrap_optional
 
 MISSING: Any = object()
 MANAGED_TIMESTAMPS = ("created_at", "updated_at")
@@ -32,11 +34,8 @@ KNOWN_OPTIONS = {
     "source_columns",  # source column -> field, for a model inferred from a file (bulk nodes rename so)
     "sampled_rows",  # the rows of its file a model's types were inferred from, when it has more
     "sensitive",
-    "partition_by",  # ("range", field, interval) or ("list", field): see model/partitions.py
+    "partition_by",  # ("range", field, interval) or ("list", field): see core/partitions.py
 }
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# The shortest limit of the databases we run on, for names checked before a database is known.
-PORTABLE_IDENTIFIER_LENGTH = 63
 
 
 @dataclass(frozen=True)
@@ -142,16 +141,6 @@ def default_table_name(model_name: str) -> str:
     return base + "s"
 
 
-def check_identifier(name: str, what: str, max_length: int = PORTABLE_IDENTIFIER_LENGTH) -> str:
-    """A name the database takes as it is: letters, digits, underscores, within its length limit."""
-    if not _IDENTIFIER.match(name) or len(name) > max_length:
-        raise ValidationError(
-            f"{what} {name!r} is not a valid name: use letters, digits and underscores, "
-            f"starting with a letter, at most {max_length} characters"
-        )
-    return name
-
-
 def spec_from_class(
     cls: type,
     localns: dict[str, Any] | None = None,
@@ -234,8 +223,6 @@ def spec_from_class(
 
 def _sensitive_fields(cls: type, model: str, options: dict[str, Any], localns: dict[str, Any] | None) -> set[str]:
     """Fields marked ``Annotated[str, Sensitive]`` or listed in ``__dataflow__['sensitive']``."""
-    from dataflow_nb.security.sensitive import Sensitive
-
     listed = options.get("sensitive", [])
     if isinstance(listed, str) or not all(isinstance(n, str) for n in listed):
         raise ValidationError(f"model {model}: __dataflow__['sensitive'] takes a list of field names, got {listed!r}")
