@@ -32,6 +32,7 @@ from dataflow_nb.nodes.write import make_restore_node
 from dataflow_nb.registry import register_database, unregister_database
 
 if TYPE_CHECKING:
+    from dataflow_nb.backends.citus import DistributionPlan
     from dataflow_nb.backends.replicas import Replicas
     from dataflow_nb.cache import QueryCache
     from dataflow_nb.transfer import CopyReport
@@ -392,6 +393,28 @@ class DataFlow:
             table = read_history(connection, self.backend.dialect)
             connection.commit()
         return to_frame(table, {}, self.frame)
+
+    def distribution_plan(self) -> DistributionPlan:
+        """The SQL that distributes the models' tables on Citus, by tenant (docs/scale.md); nothing is run.
+
+        ``str(plan)`` is the script: ``create_reference_table`` for models without tenants, then
+        ``create_distributed_table(..., 'tenant_id')`` for multi-tenant ones, colocated; dataflow_nb's
+        own tables stay local. ``CREATE EXTENSION citus`` and adding the workers are not in it.
+
+        Raises:
+            DataflowError: the database cannot be distributed (DuckDB).
+            SchemaError: a model that cannot be distributed, naming it and the fix.
+        """
+        from dataflow_nb.backends.citus import plan_distribution
+
+        capabilities = self.backend.capabilities
+        if not capabilities.supports_distribution:
+            raise DataflowError(
+                f"distribution_plan(): {capabilities.label} tables are never distributed; Citus is a PostgreSQL "
+                "extension. Move the data with db.copy_to(DataFlow('postgresql://...')) and ask that DataFlow"
+            )
+        with self._migration_connection() as connection:
+            return plan_distribution(connection, list(self.models.values()), list(self._pending))
 
     def _specs_to_check(self, model: str | type | None) -> list[ModelSpec]:
         if isinstance(model, type):
