@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from dataflow_nb.backends import open_backend, open_replicas
 from dataflow_nb.backends.base import Backend
+from dataflow_nb.backends.citus import DistributionPlan, plan_distribution
 from dataflow_nb.bulk.infer import infer_class
 from dataflow_nb.cache.results import ResultCache, open_result_cache
 from dataflow_nb.core.spec import ModelSpec, spec_from_class
@@ -288,6 +289,26 @@ class DataFlow:
     def migration_history(self) -> Frame:
         """Every applied change, oldest first, from the migration log (table ``dataflow_nb_migrations``)."""
         return self.migrations.log()
+
+    def distribution_plan(self) -> DistributionPlan:
+        """The SQL that distributes the models' tables on Citus, by tenant (docs/scale.md); nothing is run.
+
+        ``str(plan)`` is the script: ``create_reference_table`` for models without tenants, then
+        ``create_distributed_table(..., 'tenant_id')`` for multi-tenant ones, colocated; dataflow_nb's
+        own tables stay local. ``CREATE EXTENSION citus`` and adding the workers are not in it.
+
+        Raises:
+            DataflowError: the database cannot be distributed (DuckDB).
+            SchemaError: a model that cannot be distributed, naming it and the fix.
+        """
+        capabilities = self.backend.capabilities
+        if not capabilities.supports_distribution:
+            raise DataflowError(
+                f"distribution_plan(): {capabilities.label} tables are never distributed; Citus is a PostgreSQL "
+                "extension. Move the data with db.copy_to(DataFlow('postgresql://...')) and ask that DataFlow"
+            )
+        with self.migrations.connection() as connection:
+            return plan_distribution(connection, list(self.models.values()), list(self.migrations.pending))
 
     def model_from(self, source: Any, *, name: str, sample: int | None = SAMPLE_ROWS, **options: Any) -> type:
         """Infer a model from a CSV/Parquet file (or glob) or a frame, create its table and nodes.

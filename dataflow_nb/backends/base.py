@@ -37,6 +37,8 @@ class Capabilities:
     supports_concurrent_processes: bool = False
     # Streaming standbys that read-only runs can be sent to (``DataFlow(replicas=[...])``).
     supports_replicas: bool = False
+    # Citus can spread its tables over servers by tenant (``db.distribution_plan()``, backends/citus.py).
+    supports_distribution: bool = False
 
 
 @dataclass(frozen=True)

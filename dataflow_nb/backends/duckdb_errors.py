@@ -32,6 +32,12 @@ def _advice(lowered: str) -> str:
             ". A security_enabled, read_only or multi_tenant DataFlow reaches no file and no other database "
             "from SQL; DataFlow(..., allow_files=True) opens files to a session that owns the data (not to tenants)"
         )
+    if "conflict target" in lowered:
+        return (
+            ". A multi-tenant table an older dataflow_nb made on DuckDB keeps PRIMARY KEY (id) (DuckDB cannot "
+            "change a primary key), so it has no (tenant_id, id) key to upsert on: upsert on a unique key, or "
+            "move the rows into a new table (a new __dataflow__['table'], or db.copy_to a new database)"
+        )
     if "depend" not in lowered:
         return ""
     return (

@@ -55,6 +55,8 @@ CAPABILITIES = Capabilities(
     supports_concurrent_processes=True,
     # Hot standbys answer reads: https://www.postgresql.org/docs/current/hot-standby.html
     supports_replicas=True,
+    # Citus is a PostgreSQL extension: https://docs.citusdata.com/en/stable/develop/api_udf.html
+    supports_distribution=True,
     drops_constraints=True,
     alters_indexed_tables=True,
 )

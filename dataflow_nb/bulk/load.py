@@ -533,34 +533,3 @@ def unchanged_rows(
     incoming = {c: load.casted(latest, c) for c in update}
     differs = upsert_differs(load.model, table, incoming, list(update))
     return sa.exists().where(*(table.c[k] == load.casted(latest, k) for k in keys), *scope, ~differs)
-
-
-def upsert_by_id(
-    load: BulkLoad, latest: sa.Table | sa.Subquery, names: Sequence[str], update: Sequence[str]
-) -> tuple[int, int, int]:
-    """Upsert on ``id`` of a multi-tenant model, never touching another tenant's record.
-
-    The ids are global, so the key is not ``(tenant_id, id)``: the run's own records are updated,
-    free ids inserted (``ON CONFLICT DO NOTHING``), and ids held by another tenant are left
-    untouched and reported as not found, exactly like ids that exist nowhere. Both steps ask only
-    for rows the run may see, so they hold under PostgreSQL's row-level security too.
-
-    Returns:
-        ``(inserted, updated, unchanged)``.
-    """
-    table = load.model.table
-    scope = scope_clauses(load.model, table, load.ctx.scope, include_deleted=True)  # an upsert revives
-    mine = sa.exists().where(table.c.id == latest.c.id, *scope)
-    incoming = {c: load.casted(latest, c) for c in update}
-    changes = upsert_assignments(load.model, table, incoming, list(update))
-    differs = upsert_differs(load.model, table, incoming, list(update))
-    same = load.count(
-        sa.select(sa.func.count()).select_from(latest).where(unchanged_rows(load, latest, ["id"], update, *scope))
-    )
-    updated = load.changed(sa.update(table).where(table.c.id == latest.c.id, *scope, differs).values(changes))
-    fresh = sa.select(*(load.casted(latest, n) for n in names)).where(~mine)
-    free = insert(table).from_select(list(names), fresh).on_conflict_do_nothing(index_elements=["id"])
-    inserted = load.changed(free)
-    foreign = load.count(sa.select(sa.func.count()).select_from(latest).where(~mine))
-    load.handle_missing(load.missing(latest, "id"), foreign)
-    return inserted, updated, same

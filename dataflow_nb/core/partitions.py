@@ -6,7 +6,8 @@ creates the partitions as rows need them (``backends/postgres_partitions.py``); 
 without declarative partitioning (DuckDB) keeps one plain table and the option changes nothing.
 
 PostgreSQL requires every unique key of a partitioned table to include the partition column, so
-the primary key becomes ``(id, column)`` and a declared unique key without the column is refused.
+the primary key becomes ``(id, column)`` (``(tenant_id, id, column)`` on a multi-tenant model) and a
+declared unique key without the column is refused.
 """
 
 from __future__ import annotations

@@ -284,21 +284,32 @@ def server_default(f: Field) -> sa.ColumnElement[Any] | sa.TextClause | str | No
     return None  # dates, times and bytes: the Python default still fills them on Create
 
 
+def primary_key(spec: ModelSpec) -> list[str]:
+    """The primary key's columns: ``id``, after ``tenant_id`` on a multi-tenant model, before the
+    partition column on a partitioned one.
+
+    Citus requires every unique key of a table distributed by ``tenant_id`` to contain it, and
+    PostgreSQL every unique key of a partitioned table to contain the partition column. Ids the
+    database generates come from one sequence, so they stay unique across tenants; an id only has
+    to be unique within its tenant (a tenant's upsert may give an id another tenant holds).
+    """
+    key = ["tenant_id", "id"] if spec.multi_tenant else ["id"]
+    if spec.partitioning is not None and spec.partitioning.column not in key:
+        key.append(spec.partitioning.column)
+    return key
+
+
 def build_table(spec: ModelSpec) -> sa.Table:
     """The SQLAlchemy Table for a spec; ``id`` draws from a sequence both databases understand."""
     metadata = sa.MetaData()
     sequence = sa.Sequence(f"{spec.table_name}_id_seq", metadata=metadata)
     key = spec.fields["id"].type.sa_type()
-    columns = [sa.Column("id", key, sequence, server_default=sequence.next_value(), primary_key=True)]
-    # A partitioned table's primary key includes the partition column (PostgreSQL requires it).
-    keyed = {spec.partitioning.column} if spec.partitioning else set()
+    columns = [sa.Column("id", key, sequence, server_default=sequence.next_value(), nullable=False)]
     columns += [
-        sa.Column(
-            f.name, f.type.sa_type(), nullable=f.nullable, server_default=server_default(f), primary_key=f.name in keyed
-        )
+        sa.Column(f.name, f.type.sa_type(), nullable=f.nullable, server_default=server_default(f))
         for f in list(spec.fields.values())[1:]
     ]
-    table = sa.Table(spec.table_name, metadata, *columns)
+    table = sa.Table(spec.table_name, metadata, *columns, sa.PrimaryKeyConstraint(*primary_key(spec)))
     if spec.partitioning is not None:
         table.info["partitioning"] = spec.partitioning  # the backends' DDL reads it
     for kind in ("unique", "indexes"):

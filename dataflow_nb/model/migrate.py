@@ -8,6 +8,7 @@ are safe (nothing can be lost and nothing can fail on existing rows) and which n
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,6 +266,7 @@ def plan_migration(
         assert upgrade is not None
         operations = _without_renamed_keys(_flatten(upgrade))
         existing_indexes = inspector.get_indexes(table)
+        live_key = inspector.get_pk_constraint(table)
     if renames:
         operations = _apply_renames(operations, table, renames)
     # Drop indexes first: a column they cover may be renamed, dropped or retyped next.
@@ -279,7 +281,42 @@ def plan_migration(
         plan.changes.append(Change(*change, tuple(_render(dialect, [op]))))
     if not backend.capabilities.alters_indexed_tables:
         _around_indexes(plan, dialect, operations, existing_indexes)
+    first, last = _primary_key_changes(connection, backend, spec, live_key)
+    plan.changes = [*first, *plan.changes, *last]
     return plan
+
+
+def _primary_key_changes(
+    connection: Connection, backend: Backend, spec: ModelSpec, live: Mapping[str, Any]
+) -> tuple[list[Change], list[Change]]:
+    """Alembic does not compare primary keys: a multi-tenant table made when its key was ``(id)``
+    (or before tenancy was turned on) gets ``(tenant_id, id)``. The old key is dropped before any
+    other change (a dropped column takes its key with it) and the new one added after them all
+    (it may need a new column).
+
+    A database that cannot drop a constraint (DuckDB) keeps the table's key as it is.
+    """
+    wanted, old = [c.name for c in spec.table.primary_key.columns], live["constrained_columns"]
+    if old == wanted or not backend.capabilities.drops_constraints:
+        return [], []
+    table, name = spec.table_name, live["name"] or f"{spec.table_name}_pkey"
+    repeats = 0
+    if not set(old) <= set(wanted):  # a key narrower than a unique one may repeat in existing rows
+        quote = backend.dialect.identifier_preparer.quote
+        columns = ", ".join(quote(c) for c in wanted)
+        grouped = f"SELECT 1 FROM {quote(table)} GROUP BY {columns} HAVING count(*) > 1"
+        repeats = _scalar(connection, f"SELECT count(*) FROM ({grouped}) AS d")
+    shown = f"({', '.join(old)}) -> ({', '.join(wanted)})"
+    reason = ("every unique key of a multi-tenant table includes tenant_id; " if spec.multi_tenant else "") + (
+        f"{repeats} value(s) of the new key repeat in existing rows; remove the duplicates"
+        if repeats
+        else "no existing rows repeat the new key"
+    )
+    drop = tuple(_render(backend.dialect, [ops.DropConstraintOp(name, table, type_="primary")]))
+    add = tuple(_render(backend.dialect, [ops.CreatePrimaryKeyOp(name, table, wanted)]))
+    dropped = Change("drop primary key", name, True, f"{shown}: the new key is added after the other changes", drop)
+    added = Change("add primary key", name, not repeats, f"{shown}: {reason}", add)
+    return ([dropped] if live["name"] else []), [added]
 
 
 def _check_partitioning(connection: Connection, backend: Backend, spec: ModelSpec) -> None:

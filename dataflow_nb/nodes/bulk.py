@@ -16,7 +16,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.bulk.conform import Conformer
-from dataflow_nb.bulk.load import BulkLoad, KeyHashes, unchanged_rows, upsert_by_id, upsert_statement
+from dataflow_nb.bulk.load import BulkLoad, KeyHashes, unchanged_rows, upsert_statement
 from dataflow_nb.bulk.parse import FORMAT_SAMPLE
 from dataflow_nb.bulk.reload import MODES, loaded_note, warn_if_loaded
 from dataflow_nb.bulk.report import BulkReport
@@ -221,8 +221,8 @@ class BulkUpsertNode(BulkNode):
             allowed = ["id", *self.model.writable] if "id" in keys else self.model.writable
             conformer = self.conformer(params, source, names, allowed, fill_defaults=True, keys=keys)
             columns = load.stamped(conformer.output)
-            by_tenant_id = load.tenant is not None and "id" in keys  # ids are global: never (tenant_id, id)
-            match = keys if by_tenant_id or load.tenant is None else ["tenant_id", *keys]
+            # A tenant's keys hold within it, ``id`` too: the primary key is (tenant_id, id).
+            match = keys if load.tenant is None else ["tenant_id", *keys]
             stage = load.staging(columns)
             hashes = KeyHashes(self.model, match)
             reader = load.stream(source, batches, conformer, with_row=True, keys=hashes)
@@ -230,17 +230,6 @@ class BulkUpsertNode(BulkNode):
             # Keys written once each (checked on the client while streaming) need no DISTINCT ON sort.
             latest: sa.Table | sa.Subquery = stage if hashes.unique() else load.latest(stage, match)
             changed = [c for c in (update if update is not None else conformer.columns) if c not in match]
-            if by_tenant_id:
-                staged, distinct = load.counts(
-                    sa.select(
-                        sa.select(sa.func.count()).select_from(stage).scalar_subquery(), sa.func.count()
-                    ).select_from(latest)
-                )
-                report.inserted, report.updated, report.unchanged = upsert_by_id(load, latest, columns, changed)
-                report.collapsed = staged - distinct
-                load.drop(stage)
-                load.advance_id_sequence()
-                return
             table = self.model.table
             statement = upsert_statement(load, latest, columns, match, changed)
             flag = load.job.inserted_flag(self.model)

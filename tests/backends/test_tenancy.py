@@ -83,38 +83,64 @@ def _globex_rows() -> list[tuple[int, str, str]]:
 
 @pytest.mark.parametrize(
     ("node", "row"),
-    [
-        ("CustomerBulkUpdateNode", {"name": "stolen"}),
-        ("CustomerBulkDeleteNode", {}),
-        ("CustomerBulkUpsertNode", {"name": "stolen", "email": "b@x.io"}),
-    ],
+    [("CustomerBulkUpdateNode", {"name": "stolen"}), ("CustomerBulkDeleteNode", {})],
 )
 def test_bulk_by_ids_acts_on_the_runs_tenant_only(tenant_db: Any, node: str, row: dict[str, Any]) -> None:
     mine, theirs = _seed_two_tenants()
     before = _globex_rows()
-    extra = {"conflict_on": ["id"]} if "Upsert" in node else {}
     data = [{"id": mine, **row}, {"id": theirs, **row}]
     with pytest.raises(WorkflowError, match=f"name an id with no Customer \\(first: {theirs}\\)"):
-        run_as("acme", node, {"data": data, **extra})
-    report = run_as("acme", node, {"data": data, "on_error": "quarantine", **extra})
+        run_as("acme", node, {"data": data})
+    report = run_as("acme", node, {"data": data, "on_error": "quarantine"})
     assert report.rows_written == 1 and report.rows_rejected == 1
     assert report.rejected["value"].to_list() == [str(theirs)]
     assert "no Customer with id" in report.rejected["reason"][0]
     assert _globex_rows() == before
 
 
-def test_bulk_upsert_on_id_inserts_free_ids_for_the_run_tenant(tenant_db: Any) -> None:
+def test_bulk_upsert_on_id_keys_ids_within_the_run_tenant(tenant_db: Any) -> None:
+    """The key is (tenant_id, id): an id another tenant holds becomes this tenant's own new row."""
     mine, theirs = _seed_two_tenants()
     free = theirs + 100
     data = [
         {"id": mine, "name": "A2", "email": "a@x.io"},
         {"id": free, "name": "N", "email": "n@x.io"},
-        {"id": theirs, "name": "stolen", "email": "b@x.io"},
+        {"id": theirs, "name": "T", "email": "b@x.io"},
     ]
-    report = run_as("acme", "CustomerBulkUpsertNode", {"data": data, "conflict_on": ["id"], "on_error": "skip"})
-    assert (report.inserted, report.updated, report.rows_rejected) == (1, 1, 1)
+    report = run_as("acme", "CustomerBulkUpsertNode", {"data": data, "conflict_on": ["id"]})
+    assert (report.inserted, report.updated, report.rows_rejected) == (2, 1, 0)
     acme = run_as("acme", "CustomerListNode", {"order_by": ["id"]})
-    assert acme.select("id", "name", "tenant_id").rows() == [(mine, "A2", "acme"), (free, "N", "acme")]
+    assert acme.select("id", "name", "tenant_id").rows() == [
+        (mine, "A2", "acme"),
+        (theirs, "T", "acme"),
+        (free, "N", "acme"),
+    ]
     assert _globex_rows() == [(theirs, "B", "b@x.io")]
     created = run_as("acme", "CustomerCreateNode", {"name": "later", "email": "l@x.io"})
     assert created["id"][0] > free  # the sequence moved past the explicit id
+    # Update and Delete by id still act on the run's own record only.
+    run_as("acme", "CustomerUpdateNode", {"id": theirs, "name": "T2"})
+    run_as("acme", "CustomerDeleteNode", {"id": theirs})
+    assert _globex_rows() == [(theirs, "B", "b@x.io")]
+
+
+def test_a_tenant_cannot_learn_which_ids_another_tenant_holds(tenant_db: Any) -> None:
+    """Upserting an id another tenant holds looks exactly like upserting a free id."""
+    _, theirs = _seed_two_tenants()
+    free = theirs + 100
+    seen = []
+    for id_ in (theirs, free):
+        row = {"id": id_, "name": "probe", "email": f"{id_}@x.io"}
+        for node in ("CustomerBulkUpsertNode", "CustomerBulkUpdateNode"):
+            extra = {"conflict_on": ["id"]} if "Upsert" in node else {}
+            report = run_as("acme", node, {"data": [row], "on_error": "quarantine", **extra})
+            seen.append((node, report.inserted, report.updated, report.rows_written, report.rows_rejected))
+        found = run_as("acme", "CustomerReadNode", {"id": id_})
+        seen.append(("read", found.select("name", "tenant_id").rows()))
+    assert seen[:3] == seen[3:]  # same answers for the held id and the free one
+    assert seen[:3] == [
+        ("CustomerBulkUpsertNode", 1, 0, 1, 0),
+        ("CustomerBulkUpdateNode", 0, 1, 1, 0),
+        ("read", [("probe", "acme")]),
+    ]
+    assert _globex_rows() == [(theirs, "B", "b@x.io")]  # the other tenant's row untouched
