@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from dataflow_nb.backends.base import Connection
 from dataflow_nb.backends.row_security import RUN_TENANTS
 from dataflow_nb.backends.sql import quoted
+from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import SchemaError
-from dataflow_nb.model.spec import ModelSpec
 
 DISTRIBUTED = "create_distributed_table"
 REFERENCE = "create_reference_table"

@@ -12,10 +12,10 @@ import re
 from typing import Any
 
 import pytest
-from dataflow_nb.model.spec import spec_from_class
 from sqlalchemy.schema import CreateSequence, CreateTable
 
 from dataflow_nb import DataFlow, DataflowError, LocalRuntime, SchemaError, WorkflowBuilder, WorkflowError
+from dataflow_nb.core.spec import spec_from_class
 
 
 def define_models(db: DataFlow) -> None:
