@@ -3,13 +3,24 @@
 PostgreSQL comes from ``DATAFLOW_TEST_POSTGRES_URL`` (default: the local server). Each test
 gets its own schema, dropped afterwards. Outside CI an unreachable server skips with the
 reason; with ``CI=true`` it fails the run instead.
+
+Markers (registered in ``pyproject.toml``; ``--strict-markers`` refuses any other):
+
+- ``slow``: private PostgreSQL clusters, the browser, notebooks and kernels, anything over ~3 s.
+  ``pytest -m "not slow"`` is the fast loop; plain ``pytest`` (and CI) runs everything.
+- ``notimpl(backends, raises=..., match=None, reason=...)``: dataflow_nb does not do this on
+  those backends yet; ``notyet(...)``: the database itself cannot. Both become
+  ``xfail(strict=True, raises=...)`` on the listed backends' parameters, so a gap that gets
+  fixed turns the test red (XPASS(strict)) and the marker must go.
+- ``only(backends)``: the test means nothing on the other backends; their parameters are
+  deselected (counted as "deselected" in the summary), never a silent pass or skip.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -17,6 +28,53 @@ import pytest
 POSTGRES_URL = os.environ.get("DATAFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = os.environ.get("DATAFLOW_TEST_BACKENDS", "duckdb,postgres").split(",")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+# The fixtures whose parameter names the backend a test runs on.
+BACKEND_PARAMS = ("backend_url", "fault_url", "sample", "backend")
+GAP_MARKERS = ("notimpl", "notyet")
+
+
+def _backend_of(item: pytest.Item) -> str | None:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return next((str(params[name]) for name in BACKEND_PARAMS if name in params), None)
+
+
+def _backends(mark: pytest.Mark, item: pytest.Item) -> Sequence[str]:
+    backends = mark.args[0] if mark.args else None
+    if not isinstance(backends, list | tuple) or not set(backends) <= {"duckdb", "postgres"}:
+        raise pytest.UsageError(f"{item.nodeid}: @{mark.name} takes a list of 'duckdb'/'postgres'")
+    return backends
+
+
+def _gap_xfail(mark: pytest.Mark, item: pytest.Item) -> pytest.MarkDecorator:
+    """``notimpl``/``notyet`` as a strict xfail that only the named exception (and message) satisfies."""
+    raises, reason, match = mark.kwargs.get("raises"), mark.kwargs.get("reason"), mark.kwargs.get("match")
+    if raises is None or not reason:
+        raise pytest.UsageError(f"{item.nodeid}: @{mark.name} needs raises= and reason=")
+    expected = pytest.RaisesExc(raises, match=match) if match else raises
+    return pytest.mark.xfail(strict=True, raises=expected, reason=f"{mark.name}: {reason}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Turn the backend markers into strict xfails and deselections on the matching parameters."""
+    kept, deselected = [], []
+    for item in items:
+        marks = [m for m in item.iter_markers() if m.name in (*GAP_MARKERS, "only")]
+        backend = _backend_of(item)
+        if marks and backend is None:
+            raise pytest.UsageError(f"{item.nodeid}: @{marks[0].name} needs a test parametrized by backend")
+        only = item.get_closest_marker("only")
+        if only is not None and backend not in _backends(only, item):
+            deselected.append(item)
+            continue
+        for mark in marks:
+            if mark.name in GAP_MARKERS and backend in _backends(mark, item):
+                item.add_marker(_gap_xfail(mark, item))
+        kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 def unavailable(reason: str) -> None:

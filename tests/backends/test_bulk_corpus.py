@@ -29,6 +29,8 @@ from dataflow_nb.core.reading import NULL_VALUES
 from tests.backends.test_bulk_files import run
 from tests.conftest import POSTGRES_URL, unavailable
 
+pytestmark = pytest.mark.slow  # loads every real table of the corpus, each a few seconds
+
 SAMPLE_ROWS = 5_000
 WRITERS = ("original", "psql", "polars", "pandas", "duckdb")
 # Columns polars leaves as text that the explicit model types: (file, column) -> (type, format).

@@ -131,6 +131,7 @@ KILLED_LOAD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # kills a loading child process
 def test_a_process_killed_mid_load_leaves_the_table_as_before(backend_url: str | None, tmp_path: Path) -> None:
     url = backend_url or f"duckdb:///{tmp_path / 'killed.duckdb'}"
     with DataFlow(url) as db:

@@ -192,6 +192,7 @@ def test_copy_names_an_unknown_model() -> None:
         source.copy_to(target, models=["Nope"])
 
 
+@pytest.mark.slow  # runs the console script in a new process
 def test_cli_copy_moves_a_loaded_file(pair: tuple[str, str], tmp_path: Path) -> None:
     from dataflow_nb import datasets
 

@@ -320,6 +320,7 @@ def run_filter(db: DataFlow, spec: dict[str, Any], *, count: bool) -> tuple[list
     return results["rows"]["id"].to_list(), results["count"] if count else None
 
 
+@pytest.mark.slow  # thousands of random filters
 def test_random_filters_agree_with_the_polars_reference(
     sample: tuple[DataFlow, pl.DataFrame], record_property: Any
 ) -> None:

@@ -107,6 +107,7 @@ def test_series_and_arrays_are_in_lists_and_bulk_ids(things: DataFlow, run: Any,
     assert names(run, {}) == ["two"]
 
 
+@pytest.mark.slow  # binds 100,000 values
 def test_in_with_100000_values_binds_one_array(things: DataFlow, run: Any) -> None:
     run("ThingBulkCreateNode", {"data": pl.DataFrame({"name": [f"r{i}" for i in range(1000)], "n": range(1000)})})
     wanted = np.arange(0, 200_000, 2)  # 100,000 values: PostgreSQL takes at most 65,535 parameters

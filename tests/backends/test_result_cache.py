@@ -419,7 +419,7 @@ def sql(db: DataFlow, text: str) -> Any:
     return run_steps(("SQLQueryNode", "q", {"sql": text, "db": db}))["q"]
 
 
-@pytest.mark.parametrize("backend_url", ["postgres"], indirect=True)  # DuckDB has no roles
+@pytest.mark.only(["postgres"])  # DuckDB has no roles
 def test_the_owners_cached_result_is_not_served_to_the_login_role(
     make_db: Callable[..., DataFlow], backend_url: str
 ) -> None:

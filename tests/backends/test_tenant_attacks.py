@@ -121,8 +121,17 @@ def test_tenant_a_cannot_reach_tenant_b(tenants: DataFlow) -> None:
         for value in ("b-secret-2", "bob"):
             assert value not in shown, f"{label}: B's value {value!r} came back"
         assert b_rows(tenants) == before, f"{label}: B's rows changed"
-    if not postgres:  # every raw SQL statement on the tenant table is refused by dataflow_nb
+    if not postgres:  # every raw SQL statement on the tenant table is refused by dataflow_nb, with the way out
         assert all(outcomes[label] == "refused" for label, node, _ in corpus if node == "SQLQueryNode"), outcomes
+        query = {"sql": "SELECT name, secret FROM customers ORDER BY name"}
+        with pytest.raises(WorkflowError) as info:
+            run("A", "SQLQueryNode", query)
+        assert isinstance(info.value.__cause__, TenantError)
+        assert "unscoped=True" in str(info.value) and "['customers']" in str(info.value)
+        every = {"sql": "SELECT DISTINCT tenant_id FROM customers ORDER BY tenant_id", "unscoped": True}
+        assert run("A", "SQLQueryNode", every)["tenant_id"].to_list() == ["A", "B"]
+    countries = run("A", "SQLQueryNode", {"sql": "SELECT code FROM countries"})  # not a tenant table
+    assert countries["code"].to_list() == ["NL"]
     assert outcomes["read B's id"] == outcomes["update B's id"] == outcomes["delete B's id"] == "refused"
     assert outcomes["bulk upsert on id"] == "ran"  # B's id skipped as not found, never touched
     assert outcomes["sql audit log"] == "refused"  # other tenants' runs are listed there
@@ -133,25 +142,22 @@ def test_tenant_a_cannot_reach_tenant_b(tenants: DataFlow) -> None:
     assert run("B", "CustomerCountNode") == 1
 
 
+@pytest.mark.notyet(
+    ["duckdb"],
+    raises=WorkflowError,
+    match=r"table\(s\) \['customers'\] .* pass unscoped=True",
+    reason="DuckDB has no row-level security: raw SQL on a tenant table is refused (see the test above)",
+)
 def test_raw_sql_sees_only_the_runs_tenant_where_the_database_enforces_it(tenants: DataFlow) -> None:
     seed(tenants)
     run = runner(tenants)
     query = {"sql": "SELECT name, secret FROM customers ORDER BY name"}
-    if not tenants.backend.capabilities.supports_row_level_security:
-        with pytest.raises(WorkflowError) as info:
-            run("A", "SQLQueryNode", query)
-        assert isinstance(info.value.__cause__, TenantError)
-        assert "unscoped=True" in str(info.value) and "['customers']" in str(info.value)
-        assert run("A", "SQLQueryNode", {**query, "unscoped": True})["name"].to_list() == ["alice", "bob"]
-    else:
-        assert run("A", "SQLQueryNode", query).rows() == [("alice", "a-secret-1")]
-        assert run("B", "SQLQueryNode", query).rows() == [("bob", "b-secret-2")]
-        update = {"sql": "UPDATE customers SET name = 'x' RETURNING tenant_id", "allow_writes": True}
-        changed = run("A", "SQLQueryNode", update)
-        assert changed["tenant_id"].to_list() == ["A"]
-        assert run(None, "SQLQueryNode", query).height == 0  # no tenant: no rows of a tenant table
-    countries = run("A", "SQLQueryNode", {"sql": "SELECT code FROM countries"})  # not a tenant table
-    assert countries["code"].to_list() == ["NL"]
+    assert run("A", "SQLQueryNode", query).rows() == [("alice", "a-secret-1")]
+    assert run("B", "SQLQueryNode", query).rows() == [("bob", "b-secret-2")]
+    update = {"sql": "UPDATE customers SET name = 'x' RETURNING tenant_id", "allow_writes": True}
+    changed = run("A", "SQLQueryNode", update)
+    assert changed["tenant_id"].to_list() == ["A"]
+    assert run(None, "SQLQueryNode", query).height == 0  # no tenant: no rows of a tenant table
 
 
 def test_interleaved_runs_of_two_tenants_from_eight_threads(tenants: DataFlow) -> None:

@@ -24,6 +24,8 @@ import pytest
 
 from tests.faults.cluster import Cluster
 
+pytestmark = pytest.mark.slow  # SIGINT to loading processes and kernels, a private PostgreSQL
+
 ROWS = 2_000_000  # ~60 MB: seconds of loading on either database, generated in a moment by DuckDB
 LIMIT = 5.0  # seconds from SIGINT to KeyboardInterrupt: generous for a shared CI machine (measured: < 1 s)
 

@@ -11,6 +11,8 @@ import pytest
 from dataflow_nb import ConflictError, DataFlow, LocalRuntime, WorkflowBuilder, WorkflowError
 from tests.faults.helpers import counter_value, define_counter, run_nodes
 
+pytestmark = pytest.mark.slow  # a private PostgreSQL server
+
 
 def test_upserts_on_one_hot_key_raise_only_conflict_errors(fault_url: str) -> None:
     with DataFlow(fault_url, pool_size=8, pool_max_overflow=0) as db:

@@ -18,6 +18,8 @@ import pytest
 
 from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
 
+pytestmark = pytest.mark.slow  # SIGINT to dataflow-nb copy processes
+
 SCRIPT = str(Path(sys.executable).with_name("dataflow-nb"))
 ROWS = 1_000_000
 MOVING = re.compile(r"\s[1-9]\d*%\|")  # a bar past 0%

@@ -11,6 +11,8 @@ from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder, WorkflowError
 from tests.faults.cluster import Cluster
 from tests.faults.helpers import counter_value, create_counter, define_counter
 
+pytestmark = pytest.mark.slow  # backends killed on a private PostgreSQL server
+
 
 def test_a_backend_killed_mid_run_ten_times(
     private_url: str, shared_private_cluster: Cluster, capfd: pytest.CaptureFixture[str]

@@ -11,6 +11,8 @@ from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder, WorkflowError
 from tests.faults.cluster import Cluster, streaming_pair, wait_until
 from tests.faults.helpers import counter_value, create_counter, define_counter, run_nodes
 
+pytestmark = pytest.mark.slow  # a private primary and standby, promoted
+
 
 @pytest.fixture
 def pair() -> Iterator[tuple[Cluster, Cluster]]:

@@ -15,6 +15,8 @@ from dataflow_nb import DatabaseError, DatabaseFileError, DataFlow, LocalRuntime
 from tests.conftest import unavailable
 from tests.faults.helpers import define_counter, run_nodes
 
+pytestmark = pytest.mark.slow  # other processes hold, fill and lock the files
+
 
 @contextmanager
 def small_file_system(where: Path, *options: str) -> Iterator[Path]:

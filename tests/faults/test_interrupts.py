@@ -22,6 +22,8 @@ from tests.faults.helpers import (
 )
 from tests.integration.kernel import execute, open_kernel
 
+pytestmark = pytest.mark.slow  # Jupyter kernels and a private PostgreSQL server
+
 # A run that must not wait for a lock the interrupted run kept: the limit.
 NEXT_RUN_LIMIT = 1.0
 

@@ -17,6 +17,8 @@ from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
 from dataflow_nb.widgets import RunsView
 from tests.faults.cluster import Cluster, streaming_pair, wait_until
 
+pytestmark = pytest.mark.slow  # a private primary and streaming standby
+
 PORT_SQL = "SELECT inet_server_port() AS port"
 SLEEPING = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(5)%' AND pid <> pg_backend_pid()"
 

@@ -13,6 +13,8 @@ from dataflow_nb import ConflictError, DataFlow, LocalRuntime, WorkflowBuilder, 
 from tests.faults.cluster import Cluster
 from tests.faults.helpers import counter_value, create_counter, define_counter, run_nodes
 
+pytestmark = pytest.mark.slow  # private PostgreSQL servers stopped and restarted
+
 
 def serializable(url: str) -> str:
     """Every transaction SERIALIZABLE on PostgreSQL (DuckDB's are snapshot-isolated anyway)."""

@@ -18,6 +18,8 @@ from tests.faults.helpers import (
     run_nodes,
 )
 
+pytestmark = pytest.mark.slow  # a private PostgreSQL server hung by SIGSTOP
+
 HEALTH_LIMIT = 2.0
 # How late past its limit the health check may answer on a loaded machine: it waits exactly its
 # limit, then needs only to build the report.

@@ -28,6 +28,8 @@ import pytest
 
 from tests.conftest import unavailable
 
+pytestmark = pytest.mark.slow  # JupyterLab driven by Chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "04-monitor-and-tenants.ipynb"
 EXPLORE = "01-explore.ipynb"

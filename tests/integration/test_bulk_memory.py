@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+
+pytestmark = pytest.mark.slow  # loads millions of rows in child processes
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = 20_000

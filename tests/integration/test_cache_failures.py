@@ -169,6 +169,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # two child processes
 def test_two_processes_see_each_others_writes(postgres_url: str) -> None:
     redis_url = require_redis()
     db = DataFlow(postgres_url, cache_enabled=True, cache_url=redis_url)

@@ -18,6 +18,8 @@ import pytest
 
 from dataflow_nb import DataFlow, datasets
 
+pytestmark = pytest.mark.slow  # each test runs the console script in new processes
+
 SCRIPT = str(Path(sys.executable).with_name("dataflow-nb"))
 
 

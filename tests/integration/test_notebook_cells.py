@@ -20,6 +20,8 @@ import pytest
 
 from tests.integration.kernel import execute, open_kernel, printed, run_cell
 
+pytestmark = pytest.mark.slow  # a real Jupyter kernel
+
 IMPORTS, DATAFLOW, MODEL, WORKFLOW = range(4)
 CELLS = [
     "import polars as pl\n"

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from tests.integration.kernel import open_kernel
+
+pytestmark = pytest.mark.slow  # a real Jupyter kernel
 
 CELLS = [
     "import polars as pl\n"

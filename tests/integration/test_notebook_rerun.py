@@ -18,6 +18,8 @@ import pytest
 
 from tests.integration.kernel import execute, open_kernel, run_cell
 
+pytestmark = pytest.mark.slow  # a real Jupyter kernel
+
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "model_changes.ipynb"
 MODEL_CELL = 3
 PROBE = (

@@ -16,6 +16,8 @@ import pytest
 
 from tests.integration.kernel import open_kernel
 
+pytestmark = pytest.mark.slow  # every notebook executed in a real kernel
+
 FOLDER = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(FOLDER.glob("*.ipynb"))
 NUMBERED = [p for p in NOTEBOOKS if p.name[:2].isdigit()]  # 01-04: the tour, which shares tables and history

@@ -48,6 +48,7 @@ def test_the_top_level_datasets_folder_is_the_package_data() -> None:
     assert (ROOT / "datasets").resolve() == datasets.folder().resolve()
 
 
+@pytest.mark.slow  # builds and installs a wheel
 def test_an_installed_wheel_carries_the_data(tmp_path: Path) -> None:
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],

@@ -49,6 +49,7 @@ def test_ruff_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # runs mypy --strict on the package
 def test_mypy_strict_is_clean() -> None:
     result = subprocess.run([_tool("mypy"), "dataflow_nb"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
