@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from dataflow_nb.backends.load_job import BAD_VALUE
+from dataflow_nb.backends.load_plan import BAD_VALUE
 from dataflow_nb.backends.sql import quoted
 from dataflow_nb.exceptions import ValidationError
 
 if TYPE_CHECKING:
-    from dataflow_nb.bulk.parse import ReadOptions
+    from dataflow_nb.backends.load_plan import CSVOptions
 
 
 # Reads of a CSV file stream in chunks of this many bytes: DuckDB hands a query's rows on in order
@@ -88,7 +88,7 @@ class CSVSplitter:
         self.connection.interrupt()
 
     def batches(
-        self, path: Path, names: list[str], selected: list[str], skip: int, options: ReadOptions, batch_size: int
+        self, path: Path, names: list[str], selected: list[str], skip: int, options: CSVOptions, batch_size: int
     ) -> Iterator[pa.RecordBatch]:
         """The ``selected`` columns (renamed per ``options.rename``) of a file whose header is ``names``."""
         query, values = csv_query(str(path), names, selected, skip, options)
@@ -98,7 +98,7 @@ class CSVSplitter:
             raise ValidationError(f"{path}: {_csv_problem(str(exc), options)}") from None
 
     def typed_batches(
-        self, path: str, select: tuple[str, list[Any]], options: ReadOptions, batch_size: int
+        self, path: str, select: tuple[str, list[Any]], options: CSVOptions, batch_size: int
     ) -> Iterator[pa.RecordBatch]:
         """The rows of ``typed_read.typed_select``'s query, in the file's order; a value that does not
         fit raises ValidationError naming ``BAD_VALUE`` (the caller finds the rows)."""
@@ -110,7 +110,7 @@ class CSVSplitter:
             raise ValidationError(f"{path}: {problem}") from None
 
     def head(
-        self, path: Path, names: list[str], selected: list[str], skip: int, options: ReadOptions, rows: int
+        self, path: Path, names: list[str], selected: list[str], skip: int, options: CSVOptions, rows: int
     ) -> pa.Table:
         """The first ``rows`` rows, as ``batches`` gives them (DuckDB stops reading after them)."""
         query, values = csv_query(str(path), names, selected, skip, options)
@@ -132,7 +132,7 @@ def bytes_per_row(path: Path) -> float | None:
 
 
 def csv_query(
-    path: str, names: list[str], selected: list[str], skip: int, options: ReadOptions
+    path: str, names: list[str], selected: list[str], skip: int, options: CSVOptions
 ) -> tuple[str, list[Any]]:
     """DuckDB's ``read_csv`` with every option set (no sniffing): all columns text, errors with their line."""
     encoding = options.encoding.lower().replace("_", "-").replace("utf8", "utf-8").replace("-sig", "")
@@ -161,7 +161,7 @@ def csv_query(
     return f"SELECT {columns} FROM read_csv(?, {arguments})", [path, *values]
 
 
-def _csv_problem(message: str, options: ReadOptions) -> str:
+def _csv_problem(message: str, options: CSVOptions) -> str:
     """DuckDB's CSV error as one sentence: the line, the problem, the line's text."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     where = next((line for line in lines if "CSV Error on Line:" in line), None)
@@ -180,7 +180,7 @@ def _csv_problem(message: str, options: ReadOptions) -> str:
     return f"malformed CSV at line {line}: {problem} (line starts {original[:80]!r})"
 
 
-def _field_count(line: str, options: ReadOptions) -> int:
+def _field_count(line: str, options: CSVOptions) -> int:
     """The fields of one CSV line, read with the file's delimiter and quote."""
     quote = options.quote_char or None
     try:

@@ -16,8 +16,10 @@ from sqlalchemy.pool import QueuePool
 
 from dataflow_nb.backends.base import Capabilities, CompiledSQL, compile_statement
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
+from dataflow_nb.backends.load_job import LoadJob
+from dataflow_nb.backends.load_plan import LoadPlan, Statements
 from dataflow_nb.backends.postgres_errors import interruption, is_disconnect, translate_error
-from dataflow_nb.backends.postgres_load import PostgresLoadJob
+from dataflow_nb.backends.postgres_load import PostgresLoadRules
 from dataflow_nb.backends.postgres_partitions import PostgresPartitions, partition_clause
 from dataflow_nb.backends.postgres_results import normalize_result
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
@@ -257,7 +259,7 @@ class PostgresBackend:
     checked at checkout: one round trip that also begins the run's transaction."""
 
     capabilities = CAPABILITIES
-    load_job = PostgresLoadJob()
+    load_rules = PostgresLoadRules()
 
     def __init__(
         self,
@@ -381,6 +383,9 @@ class PostgresBackend:
 
     def protect_secret_table(self, connection: Any, table: str) -> None:
         protect_secret_table(connection, table)
+
+    def create_load_job(self, plan: LoadPlan, statements: Statements) -> LoadJob:
+        return LoadJob(plan, statements, self.load_rules, self.dialect, self.capabilities)
 
     def begin_tenant(self, connection: Any, tenant: str, *, known: bool = True) -> None:
         if not known:  # another DataFlow's multi-tenant tables may be here: bind wherever they are

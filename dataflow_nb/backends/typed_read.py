@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from dataflow_nb.backends.csv_text import COMPRESSED, csv_query
-from dataflow_nb.backends.load_job import BAD_VALUE, FileScan, ScanColumn
+from dataflow_nb.backends.load_plan import BAD_VALUE, FileScan, ScanColumn
 from dataflow_nb.backends.sql import quoted
 
 if TYPE_CHECKING:
-    from dataflow_nb.bulk.parse import ReadOptions
+    from dataflow_nb.backends.load_plan import CSVOptions
 
 # Unicode White_Space, which polars' strip_chars() removes around a value.
 _WS = r"[\t\n\x0B\f\r\x{85}\x{2028}\x{2029}\p{Zs}]"
@@ -97,7 +97,7 @@ def _read_float(column: str) -> str:
     )
 
 
-def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any], *, nul: bool) -> str | None:
+def _csv_value(column: ScanColumn, options: CSVOptions, values: list[Any], *, nul: bool) -> str | None:
     """SQL reading a CSV text column as its field's type: NULL where the value does not fit.
 
     Each value must first have a shape polars reads (the pattern); DuckDB's cast then gives the
