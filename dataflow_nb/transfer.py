@@ -196,7 +196,7 @@ def _copy_table(
 ) -> int:
     """Stream one table across in the target's wire types; its id sequence then moves past the ids.
     ``stop`` (Ctrl-C) ends the stream at its next batch."""
-    job = target.backend.load_job
+    job = target.backend.load_rules
     names = list(spec.fields)
     staged = job.needs_staging(spec, names)
     fields = [spec.fields[n] for n in names]

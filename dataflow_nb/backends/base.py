@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -13,10 +13,13 @@ from sqlalchemy.schema import CreateTable, DropTable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.util import find_tables
 
-from dataflow_nb.backends.load_job import LoadJob
 from dataflow_nb.backends.partitions import Partitions
 from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.core.types import arrow_bind_type
+
+if TYPE_CHECKING:
+    from dataflow_nb.backends.load_job import LoadJob, LoadRules, Statements
+    from dataflow_nb.core.load_plan import LoadPlan
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,12 @@ class Backend(Protocol):
     def sql_reader(self) -> SQLReader: ...
 
     @property
-    def load_job(self) -> LoadJob:
+    def load_rules(self) -> LoadRules:
         """What this database's bulk ingest accepts (``backends/load_job.py``)."""
+
+    def create_load_job(self, plan: LoadPlan, statements: Statements) -> LoadJob:
+        """The job that carries out a bulk node's plan on this database, its statements run
+        through ``statements`` (``backends/load_job.py``)."""
 
     @property
     def partitions(self) -> Partitions:

@@ -22,11 +22,13 @@ from dataflow_nb.backends.bookkeeping import ensure_tables
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.duckdb_access import allowed_table_functions, refused_functions, refused_table_functions
 from dataflow_nb.backends.duckdb_errors import file_error, interruption, translate_error
-from dataflow_nb.backends.duckdb_load import DuckDBLoadJob
+from dataflow_nb.backends.duckdb_load import DuckDBLoadJob, DuckDBLoadRules
 from dataflow_nb.backends.duckdb_results import normalize_result
 from dataflow_nb.backends.duckdb_sql import DuckDBSQLReader
+from dataflow_nb.backends.load_job import Statements
 from dataflow_nb.backends.partitions import Partitions
 from dataflow_nb.backends.sql import JSONB, SQL_VALUE_FUNCTIONS, InArray, RegexMatch, quoted
+from dataflow_nb.core.load_plan import LoadPlan
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
@@ -301,9 +303,12 @@ class DuckDBBackend:
         return not self._files_closed
 
     @property
-    def load_job(self) -> DuckDBLoadJob:
+    def load_rules(self) -> DuckDBLoadRules:
         """Files are read by the run's SQL only where it may reach them; else they are streamed in."""
-        return DuckDBLoadJob(reads_files=self.reads_files())
+        return DuckDBLoadRules(reads_files=self.reads_files())
+
+    def create_load_job(self, plan: LoadPlan, statements: Statements) -> DuckDBLoadJob:
+        return DuckDBLoadJob(plan, statements, self.load_rules, self.dialect, self.capabilities)
 
     def has_spare_connection(self) -> bool:
         """Always: a connection is a cursor of the one open database."""

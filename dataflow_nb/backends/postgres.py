@@ -17,8 +17,9 @@ from sqlalchemy.pool import QueuePool
 from dataflow_nb.backends.base import Capabilities, CompiledSQL, compile_statement
 from dataflow_nb.backends.bookkeeping import ensure_tables
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
+from dataflow_nb.backends.load_job import LoadJob, Statements
 from dataflow_nb.backends.postgres_errors import interruption, is_disconnect, translate_error
-from dataflow_nb.backends.postgres_load import PostgresLoadJob
+from dataflow_nb.backends.postgres_load import PostgresLoadRules
 from dataflow_nb.backends.postgres_partitions import PostgresPartitions, partition_clause
 from dataflow_nb.backends.postgres_results import normalize_result
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
@@ -32,6 +33,7 @@ from dataflow_nb.backends.row_security import (
     protect_secret_table,
 )
 from dataflow_nb.backends.sql import SQL_VALUE_FUNCTIONS
+from dataflow_nb.core.load_plan import LoadPlan
 from dataflow_nb.exceptions import DatabaseError, DataflowError, ReadOnlyError
 
 T = TypeVar("T")
@@ -264,7 +266,7 @@ class PostgresBackend:
     checked at checkout: one round trip that also begins the run's transaction."""
 
     capabilities = CAPABILITIES
-    load_job = PostgresLoadJob()
+    load_rules = PostgresLoadRules()
 
     def __init__(
         self,
@@ -388,6 +390,9 @@ class PostgresBackend:
 
     def protect_secret_table(self, connection: Any, table: str) -> None:
         protect_secret_table(connection, table)
+
+    def create_load_job(self, plan: LoadPlan, statements: Statements) -> LoadJob:
+        return LoadJob(plan, statements, self.load_rules, self.dialect, self.capabilities)
 
     def begin_tenant(self, connection: Any, tenant: str, *, known: bool = True) -> None:
         if not known:  # another DataFlow's multi-tenant tables may be here: bind wherever they are

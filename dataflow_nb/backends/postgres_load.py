@@ -1,4 +1,4 @@
-"""PostgreSQL's load job: ADBC's binary COPY, which converts nothing on the way in."""
+"""PostgreSQL's load rules: ADBC's binary COPY, which converts nothing on the way in."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import sqlalchemy as sa
 
-from dataflow_nb.backends.load_job import LoadJob
+from dataflow_nb.backends.load_job import LoadRules
 
 if TYPE_CHECKING:
     from dataflow_nb.core.spec import Field, ModelSpec
 
 
-class PostgresLoadJob(LoadJob):
+class PostgresLoadRules(LoadRules):
     """JSON as Arrow's ``arrow.json`` extension (COPY writes jsonb only from it); UUID text and
     tables under row-level security through a staging table (COPY refuses an RLS table:
     https://www.postgresql.org/docs/current/sql-copy.html, "COPY FROM is not supported for tables

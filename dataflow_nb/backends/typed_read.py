@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from dataflow_nb.backends.csv_text import COMPRESSED, csv_query
-from dataflow_nb.backends.load_job import BAD_VALUE, FileScan, ScanColumn
+from dataflow_nb.backends.load_job import BAD_VALUE
 from dataflow_nb.backends.sql import quoted
+from dataflow_nb.core.load_plan import FileScan, ScanColumn
 
 if TYPE_CHECKING:
     from dataflow_nb.core.reading import ReadOptions

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,13 +29,14 @@ from dataflow_nb.bulk.parse import (
     pl_text,
     temporal_kind,
 )
+from dataflow_nb.core.load_plan import ROW
+from dataflow_nb.core.load_report import Rejection
 from dataflow_nb.core.masking import MASK
 from dataflow_nb.core.reading import ReadOptions
 from dataflow_nb.core.spec import MISSING, Field, ModelSpec
 from dataflow_nb.core.types import NUL_REFUSED, canonical_json, has_nul
 from dataflow_nb.exceptions import ValidationError
 
-ROW = "__row"  # source row numbers travel with each batch
 _UUID = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 
 
@@ -45,16 +45,6 @@ def _mask(size: int, indexes: Sequence[int] | set[int]) -> pa.Array:
     flags = np.zeros(size, dtype=bool)
     flags[list(indexes)] = True
     return pa.array(flags.tolist(), pa.bool_())
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """One value that did not fit: where it was, what it was, and why."""
-
-    row: int
-    column: str
-    value: str | None
-    reason: str
 
 
 def _cast_or_raise(array: pa.Array, target: pa.DataType) -> pa.Array:

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import sqlalchemy as sa
 
+from dataflow_nb.backends.load_job import LoadJob
 from dataflow_nb.bulk.conform import Conformer
-from dataflow_nb.bulk.load import BulkLoad, KeyHashes, unchanged_rows, upsert_statement
+from dataflow_nb.bulk.load import ConformedSource, RunStatements, ScopedRules, input_digest, read_head
 from dataflow_nb.bulk.parse import FORMAT_SAMPLE
 from dataflow_nb.bulk.reload import MODES, loaded_note, warn_if_loaded
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import DEFAULT_BATCH_SIZE, BatchSource, open_input
+from dataflow_nb.core.load_plan import Action, LoadPlan
 from dataflow_nb.core.reading import ReadOptions
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.model.notebook_values import to_python
@@ -28,7 +30,7 @@ from dataflow_nb.model.validate import record_values
 from dataflow_nb.nodes.base import check_parameter_names
 from dataflow_nb.nodes.model_node import ModelNode, conflict_keys
 from dataflow_nb.query.filters import compile_filter, model_target
-from dataflow_nb.query.scope import delete_statement, managed_update_values
+from dataflow_nb.query.scope import tenant_of
 
 if TYPE_CHECKING:
     from dataflow_nb.protocols import Run
@@ -72,32 +74,62 @@ class BulkNode(ModelNode):
                 "Parquet path or glob), or connect a reader node's output to 'data'"
             )
 
+    action: Action  # what the node's load job does
+
     def run(self, ctx: Run, params: dict[str, Any]) -> BulkReport:
-        """The node's writes, then its bars: full, or red when anything up to the node's end failed."""
+        """The node's load job, handed a plan and its input; then its bars: full, or red when
+        anything up to the node's end failed."""
         started = time.perf_counter()
         self.check_params(params, complete=True)
-        report = BulkReport(self.node_type, self.model.name)
-        load = BulkLoad(
-            ctx,
-            self.db,
+        plan = LoadPlan(
+            self.action,
             self.model,
             self.node_type,
+            ScopedRules(self.model, ctx.scope),
             on_error=params.get("on_error", "rollback"),
-            progress=params.get("progress"),
-            report=report,
+            tenant=tenant_of(self.model, ctx.scope),
+            audited=self.db.security_enabled,
+            **self.plan_options(params),
         )
+        job = self.db.backend.create_load_job(plan, RunStatements(ctx, self.db))
         try:
-            self.write(ctx, params, load, report)
+            report = self.write(ctx, params, job)
         except BaseException:
-            load.end_bars(ok=False)
+            job.end_bars(ok=False)
             raise
-        load.end_bars(ok=True)
+        job.end_bars(ok=True)
         report.seconds = time.perf_counter() - started
         return report
 
-    def write(self, ctx: Run, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
-        """Stream the input and write it, filling ``report``."""
+    def plan_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What the node's parameters add to its plan (``LoadPlan``'s fields)."""
+        return {}
+
+    def write(self, ctx: Run, params: dict[str, Any], job: LoadJob) -> BulkReport:
+        """Hand ``job`` the input: its report is the node's."""
         raise NotImplementedError
+
+    def conformed(
+        self,
+        ctx: Run,
+        params: Mapping[str, Any],
+        job: LoadJob,
+        source: BatchSource,
+        batches: Iterator[pa.RecordBatch],
+        conformer: Conformer,
+        first: pa.RecordBatch | None = None,
+    ) -> ConformedSource:
+        """The input in the model's types, for ``job`` (``first``: the file's first rows, read ahead)."""
+        return ConformedSource(
+            source,
+            batches,
+            conformer,
+            tenant=job.plan.tenant,
+            progress=params.get("progress"),
+            digest=input_digest(ctx, self.db),
+            first=first,
+            batch_size=self.batch_size(params),
+        )
 
     def input(self, params: Mapping[str, Any]) -> tuple[BatchSource, list[str] | None, Iterator[pa.RecordBatch]]:
         source = self.open_source(params)
@@ -136,6 +168,7 @@ class BulkCreateNode(BulkNode):
     """
 
     parameters = (*COMMON, "mode")
+    action = "create"
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
@@ -146,54 +179,39 @@ class BulkCreateNode(BulkNode):
                 "(the table's rows replaced by these, in the same transaction)"
             )
 
-    def write(self, ctx: Run, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
+    def plan_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {"replace": params.get("mode", "append") == "replace"}
+
+    def write(self, ctx: Run, params: dict[str, Any], job: LoadJob) -> BulkReport:
         source = self.open_source(params)
         mode = params.get("mode", "append")
         fingerprint = source.fingerprint() if self.db.history.record else None  # kept in the run history
-        if mode == "replace":
-            everything = delete_statement(self.model, self.model.table, ctx.scope, sa.true(), hard=True)
-            report.deleted = load.changed(everything)
-        elif fingerprint is not None:
-            warn_if_loaded(self.db, self.node_type, self.model.table_name, load.tenant, fingerprint, source.label)
+        if mode != "replace" and fingerprint is not None:
+            warn_if_loaded(self.db, self.node_type, self.model.table_name, job.plan.tenant, fingerprint, source.label)
         # A file (source=, not a reader node's batches) the database may read itself: its first
         # rows only, without reading ahead; as many as a date/time column's format is chosen on.
         first, size = None, self.batch_size(params)
         sample = min(size, FORMAT_SAMPLE)
-        if (
-            params.get("source") is not None
-            and source.head is not None
-            and load.job.reads_files
-            and load.may_scan(source)
-        ):
-            first = load.head(source, sample)
+        if params.get("source") is not None and source.head is not None and source.file is not None and job.may_scan():
+            first = read_head(job, source, sample)
         if first is not None:
             names: list[str] | None = first.schema.names
             batches: Iterator[pa.RecordBatch] = iter(source)
         else:
             names, batches = _peek(source)
+        conformed = None
         if names is not None:
             # An input with ids keeps them (a model inferred from a file whose id column is its key).
             allowed = ["id", *self.model.writable] if "id" in names else self.model.writable
             keys = ["id"] if "id" in names else []
             conformer = self.conformer(params, source, names, allowed, fill_defaults=True, keys=keys)
             if first is not None and first.num_rows == sample < size and not conformer.formats_known(first):
-                first = load.head(source, size)  # too many nulls: the whole first batch chooses, as streamed
-            columns = load.stamped(conformer.output)
-            if load.needs_staging(columns):
-                stage = load.staging(columns)
-                load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
-                table = self.model.table
-                moved = sa.insert(table).from_select(columns, sa.select(*(load.casted(stage, c) for c in columns)))
-                report.inserted = load.changed(moved)
-                load.drop(stage)
-            else:
-                if first is None or not load.scan(source, conformer, first, size):  # the database reads the file, or
-                    load.ingest(self.model.table_name, load.stream(source, batches, conformer))
-                    report.inserted = sum(rows for _, rows, _ in report.batch_log)
-            if keys:
-                load.advance_id_sequence()
+                first = read_head(job, source, size)  # too many nulls: the whole first batch chooses, as streamed
+            conformed = self.conformed(ctx, params, job, source, batches, conformer, first)
+        report = job.run(conformed)
         if fingerprint is not None and ctx.current is not None:
             ctx.current.loaded = loaded_note(self.model.table_name, mode, fingerprint)
+        return report
 
 
 class BulkUpsertNode(BulkNode):
@@ -204,6 +222,7 @@ class BulkUpsertNode(BulkNode):
     """
 
     parameters = (*COMMON, "conflict_on", "update")
+    action = "upsert"
 
     @classmethod
     def keys(cls, params: Mapping[str, Any]) -> tuple[list[str], list[str] | None]:
@@ -214,51 +233,18 @@ class BulkUpsertNode(BulkNode):
         super().check_params(params, complete=complete)
         cls.keys(params)
 
-    def write(self, ctx: Run, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
+    def plan_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         keys, update = self.keys(params)
+        return {"keys": tuple(keys), "update": None if update is None else tuple(update)}
+
+    def write(self, ctx: Run, params: dict[str, Any], job: LoadJob) -> BulkReport:
+        keys = list(job.plan.keys)
         source, names, batches = self.input(params)
-        if names is not None:
-            allowed = ["id", *self.model.writable] if "id" in keys else self.model.writable
-            conformer = self.conformer(params, source, names, allowed, fill_defaults=True, keys=keys)
-            columns = load.stamped(conformer.output)
-            # A tenant's keys hold within it, ``id`` too: the primary key is (tenant_id, id).
-            match = keys if load.tenant is None else ["tenant_id", *keys]
-            stage = load.staging(columns)
-            hashes = KeyHashes(self.model, match)
-            reader = load.stream(source, batches, conformer, with_row=True, keys=hashes)
-            load.ingest(stage.name, reader, temporary=True)
-            # Keys written once each (checked on the client while streaming) need no DISTINCT ON sort.
-            latest: sa.Table | sa.Subquery = stage if hashes.unique() else load.latest(stage, match)
-            changed = [c for c in (update if update is not None else conformer.columns) if c not in match]
-            table = self.model.table
-            statement = upsert_statement(load, latest, columns, match, changed)
-            flag = load.job.inserted_flag(self.model)
-            if flag is not None and not self.model.soft_delete:
-                # The upsert itself says which rows it inserted: no pass over the input before it.
-                # (A soft-deleted record brought back counts as inserted, which only a query before tells.)
-                # Rows left unchanged are not returned: they are the distinct keys not written.
-                staged = sum(rows for _, rows, _ in report.batch_log)
-                distinct = staged if latest is stage else load.count(sa.select(sa.func.count()).select_from(latest))
-                inserted, written = load.upsert_counts(statement, flag)
-                existing, unchanged = distinct - inserted, distinct - written
-            else:
-                scope = load.scope(table)
-                found = sa.exists().where(*(table.c[k] == load.casted(latest, k) for k in match), *scope)
-                same = unchanged_rows(load, latest, match, changed, *scope)
-                staged, distinct, existing, unchanged = load.counts(
-                    sa.select(
-                        sa.select(sa.func.count()).select_from(stage).scalar_subquery(),
-                        sa.func.count(),
-                        sa.func.count().filter(found),
-                        sa.func.count().filter(same),
-                    ).select_from(latest)
-                )
-                load.changed(statement)
-            load.drop(stage)
-            if "id" in keys:
-                load.advance_id_sequence()
-            report.inserted, report.updated = distinct - existing, existing - unchanged
-            report.unchanged, report.collapsed = unchanged, staged - distinct
+        if names is None:
+            return job.run(None)
+        allowed = ["id", *self.model.writable] if "id" in keys else self.model.writable
+        conformer = self.conformer(params, source, names, allowed, fill_defaults=True, keys=keys)
+        return job.run(self.conformed(ctx, params, job, source, batches, conformer))
 
 
 class _ByFilterOrIds(BulkNode):
@@ -292,35 +278,26 @@ class _ByFilterOrIds(BulkNode):
             )
         cls.condition(params)
 
-    def by_ids(
-        self, ctx: Run, params: Mapping[str, Any], load: BulkLoad, report: BulkReport, allowed: list[str]
-    ) -> tuple[sa.Subquery, Any] | None:
-        """Stage the input rows (last row per id wins) and settle ids that match nothing."""
+    def plan_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {"condition": self.condition(params)}
+
+    def write(self, ctx: Run, params: dict[str, Any], job: LoadJob) -> BulkReport:
+        """Rows matching the filter, or the input rows by ``id`` (the last row per id wins)."""
+        if job.plan.condition is not None:
+            return job.run(None)
         source, names, batches = self.input(params)
         if names is None:
-            return None
+            return job.run(None)
+        allowed = ["id", *self.model.writable] if self.action == "update" else ["id"]  # delete: ids only
         conformer = self.conformer(params, source, names, allowed, fill_defaults=False, keys=["id"])
-        stage = load.staging(load.stamped(conformer.output))
-        load.ingest(stage.name, load.stream(source, batches, conformer, with_row=True), temporary=True)
-        latest = load.latest(stage, ["id"])
-        staged, distinct = load.counts(
-            sa.select(sa.select(sa.func.count()).select_from(stage).scalar_subquery(), sa.func.count()).select_from(
-                latest
-            )
-        )
-        report.collapsed = staged - distinct
-        missing = load.missing(latest, "id")
-        if missing:
-            table = self.model.table
-            absent = ~sa.exists().where(table.c.id == latest.c.id, *load.scope(table))
-            load.handle_missing(missing, load.count(sa.select(sa.func.count()).select_from(latest).where(absent)))
-        return latest, (stage, conformer)
+        return job.run(self.conformed(ctx, params, job, source, batches, conformer))
 
 
 class BulkUpdateNode(_ByFilterOrIds):
     """Set ``fields`` on rows matching ``filter``, or update each input row's columns by its ``id``."""
 
     parameters = (*COMMON, "filter", "fields")
+    action = "update"
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
@@ -333,25 +310,9 @@ class BulkUpdateNode(_ByFilterOrIds):
         elif params.get("fields") is not None:
             raise ValidationError(f"{cls.node_type}: fields= goes with filter=; input rows carry their own values")
 
-    def write(self, ctx: Run, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
-        table = self.model.table
-        condition = self.condition(params)
-        if condition is not None:
-            values: dict[str, Any] = managed_update_values(self.model, table)
-            values.update(record_values(self.model, params["fields"], partial=True))
-            report.updated = load.changed(sa.update(table).where(condition, *load.scope(table)).values(values))
-        else:
-            staged = self.by_ids(ctx, params, load, report, ["id", *self.model.writable])
-            if staged is not None:
-                latest, (stage, conformer) = staged
-                columns = [c for c in conformer.output if c != "id"]
-                if not columns:
-                    raise ValidationError(f"{self.node_type}: the input has only 'id': add the columns to change")
-                changes: dict[str, Any] = managed_update_values(self.model, table)
-                changes.update({c: load.casted(latest, c) for c in columns})
-                statement = sa.update(table).where(table.c.id == latest.c.id, *load.scope(table)).values(changes)
-                report.updated = load.changed(statement)
-                load.drop(stage)
+    def plan_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        values = {} if params.get("filter") is None else record_values(self.model, params["fields"], partial=True)
+        return {**super().plan_options(params), "values": values}
 
 
 class BulkDeleteNode(_ByFilterOrIds):
@@ -361,20 +322,10 @@ class BulkDeleteNode(_ByFilterOrIds):
     """
 
     parameters = (*COMMON, "filter", "hard")
+    action = "delete"
 
-    def write(self, ctx: Run, params: dict[str, Any], load: BulkLoad, report: BulkReport) -> None:
-        table = self.model.table
-        condition = self.condition(params)
-        hard = bool(params.get("hard", False))
-        if condition is not None:
-            report.deleted = load.changed(delete_statement(self.model, table, ctx.scope, condition, hard=hard))
-        else:
-            staged = self.by_ids(ctx, params, load, report, ["id"])
-            if staged is not None:
-                latest, (stage, _) = staged
-                by_id = table.c.id == latest.c.id
-                report.deleted = load.changed(delete_statement(self.model, table, ctx.scope, by_id, hard=hard))
-                load.drop(stage)
+    def plan_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {**super().plan_options(params), "hard": bool(params.get("hard", False))}
 
 
 BULK_OPERATIONS: dict[str, type[ModelNode]] = {

@@ -92,14 +92,14 @@ def test_bulk_create_from_a_file_counts_what_the_database_reads(mdb: DataFlow, t
     path = tmp_path / "parts.csv"
     path.write_text("sku,qty\n" + "".join(f"f{i},{i}\n" for i in range(5)))
     logged = statements(mdb, "PartBulkCreateNode", {"source": str(path)})
-    if mdb.backend.load_job.reads_files:  # DuckDB reads the file's first rows, then its typed rows stream
+    if mdb.backend.load_rules.reads_files:  # DuckDB reads the file's first rows, then its typed rows stream
         assert logged == [('SELECT "sku"', 5), ("COPY parts", 5)]
     else:
         assert logged == [("COPY parts", 5)]
     parquet = tmp_path / "parts.parquet"
     pl.DataFrame({"sku": [f"p{i}" for i in range(4)], "qty": list(range(4))}).write_parquet(parquet)
     logged = statements(mdb, "PartBulkCreateNode", {"source": str(parquet)})
-    if mdb.backend.load_job.reads_files:  # DuckDB reads a Parquet file itself, inside one INSERT
+    if mdb.backend.load_rules.reads_files:  # DuckDB reads a Parquet file itself, inside one INSERT
         assert logged == [("INSERT ... SELECT", 4)]
     else:
         assert logged == [("COPY parts", 4)]

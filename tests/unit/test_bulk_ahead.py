@@ -12,8 +12,8 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from dataflow_nb.bulk.ahead import ReadAhead
-from dataflow_nb.bulk.load import KeyHashes
+from dataflow_nb.backends.load_keys import KeyHashes
+from dataflow_nb.backends.read_ahead import ReadAhead
 from dataflow_nb.core.spec import spec_from_class
 
 
