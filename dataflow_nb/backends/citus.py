@@ -1,7 +1,7 @@
 """Citus: the statements that spread a DataFlow's tables over servers by tenant (``db.distribution_plan()``).
 
 Citus shards a table by one column and keeps a unique key only if it contains that column.
-Every key of a multi-tenant model starts with ``tenant_id`` (``model/spec.py``), so each such
+Every key of a multi-tenant model starts with ``tenant_id`` (``core/spec.py``), so each such
 table is distributed by ``tenant_id``, all of them colocated: one tenant's rows of every table
 live on one server, and a run, which always names its tenant, is answered there. A model
 without tenants becomes a reference table (a copy on every server, joinable with any shard).
