@@ -99,17 +99,23 @@ def _run(connection: Any, sql: str) -> None:
         cursor.execute(sql)
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A URL whose search_path is a fresh schema of its own."""
+@pytest.fixture(scope="session")
+def admin_connection() -> Iterator[Any]:
+    """One administrator connection for the session's schemas: connecting costs ~70 ms a test."""
     connection = _admin_connection()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def postgres_url(admin_connection: Any) -> Iterator[str]:
+    """A URL whose search_path is a fresh schema of its own."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    _run(connection, f"CREATE SCHEMA {schema}")
+    _run(admin_connection, f"CREATE SCHEMA {schema}")
     try:
         yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     finally:
-        _run(connection, f"DROP SCHEMA {schema} CASCADE")
-        connection.close()
+        _run(admin_connection, f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(params=BACKENDS)
