@@ -30,6 +30,7 @@ from dataflow_nb.nodes.generate import make_nodes
 from dataflow_nb.nodes.model_node import ModelNode
 from dataflow_nb.nodes.write import make_restore_node
 from dataflow_nb.registry import register_database, unregister_database
+from dataflow_nb.workflow.subscribers import run_observers
 
 if TYPE_CHECKING:
     from dataflow_nb.backends.replicas import Replicas
@@ -229,6 +230,7 @@ class DataFlow:
                 raise
         # The audit's digest key (security/audit.py); read-only: never writes the audit log.
         self.audit_key = self._create_audit_table() if security_enabled and not read_only else b""
+        self.observers = run_observers(self)  # what follows its runs: cache, monitor, audit (once, not per run)
         register_database(self)
         # Close the connections when a re-run cell drops the last reference, as close() would.
         self._finalizer = weakref.finalize(self, _close_backends, self.backend, self.replicas)

@@ -148,9 +148,9 @@ class BulkLoad:
 
         digest = None
         if self.db.security_enabled:  # the audit keeps a digest of what a bulk node writes
-            from dataflow_nb.security.audit import InputDigest
+            from dataflow_nb.security.audit import input_digest
 
-            digest = self.ctx.digests.setdefault(self.ctx.node_id or "", InputDigest(self.db.audit_key))
+            digest = input_digest(self.ctx, self.db)
 
         tenant = None if self.tenant is None else pa.scalar(self.tenant, pa.string())
 

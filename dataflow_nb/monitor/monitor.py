@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from dataflow_nb.backends.errors import loggable_error
 from dataflow_nb.exceptions import DataflowError
+from dataflow_nb.observers import RunObserver, Statement
 
 if TYPE_CHECKING:
     from dataflow_nb.cache import QueryCache
+    from dataflow_nb.dataflow import DataFlow
     from dataflow_nb.frames import Frame, FrameKind
     from dataflow_nb.monitor.prometheus import PrometheusExporter
+    from dataflow_nb.workflow.context import RunContext
 
 METRICS_EXPORTS = (None, "prometheus")
 RUN_STATUSES = ("ok", "failed", "interrupted", "retried")
@@ -442,6 +446,46 @@ class Monitor:
         summary = self._summary()
         width = max(map(len, summary), default=0)
         printer.text("Monitor\n" + "\n".join(f"  {k.ljust(width)}  {v}" for k, v in summary.items()))
+
+
+class MonitorObserver(RunObserver):
+    """``DataFlow(monitoring=True)``: every statement and run of the DataFlow's runs is counted."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def open(self, run: RunContext, db: DataFlow) -> RunObserver:
+        return MonitorRun(self.monitor, db)
+
+
+class MonitorRun(RunObserver):
+    """One run on one database, told to that database's monitor (its runs, by where they went)."""
+
+    def __init__(self, monitor: Monitor, db: DataFlow) -> None:
+        self.monitor = monitor
+        self.db = db
+
+    def on_statement(self, run: RunContext, db: DataFlow, statement: Statement) -> None:
+        """A slow statement's values go to the monitor's memory, so its plan can be asked for with them."""
+        error = None if statement.error is None else run.mask(loggable_error(statement.error))
+        self.monitor.record_query(
+            statement.sql,
+            statement.seconds,
+            statement.rows,
+            node_id=run.node_id,
+            run_id=run.run_id,
+            error=error,
+            tenant=run.scope.tenant_id,
+            values=statement.values,
+        )
+
+    def on_retry(self, run: RunContext) -> None:
+        self.monitor.record_retry(run.run_id)
+
+    def on_run_end(self, run: RunContext, status: str, *, seconds: float, nodes: int, retries: int) -> None:
+        self.monitor.record_run(
+            run.run_id, seconds, status=status, nodes=nodes, retries=retries, served_by=run.served_by(self.db)
+        )
 
 
 class HealthCheck:
