@@ -12,8 +12,7 @@ default; ``RunContext`` calls them in ``workflow/context.py``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -24,9 +23,8 @@ if TYPE_CHECKING:
     from dataflow_nb.workflow.context import RunContext
 
 
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """One statement a run sent, after it ran (or failed)."""
+class Statement(NamedTuple):
+    """One statement a run sent, after it ran (or failed); a tuple, cheap to make for every statement."""
 
     sql: str
     seconds: float
