@@ -22,11 +22,11 @@ from dataflow_nb.backends.replicas import PRIMARY, Route
 from dataflow_nb.cache.results import EVERYTHING
 from dataflow_nb.observers import RunObserver, Statement
 from dataflow_nb.query.scope import Scope
+from dataflow_nb.security.masking import Secrets
 
 if TYPE_CHECKING:
     from dataflow_nb.dataflow import DataFlow
     from dataflow_nb.nodes.base import Node
-    from dataflow_nb.security.masking import Secrets
 
 T = TypeVar("T")
 Obs = TypeVar("Obs", bound=RunObserver)
@@ -56,12 +56,11 @@ class RunContext:
         scope: the tenant the run acts for.
         observers: run-wide observers (the history record, the masking of sensitive values); each
             database's own (``db.observers``) join when the run first names that database.
-        secrets: the run's masking of sensitive values in errors, when it has one.
         writers: ids of the DataFlows some node of the run may write (None: unknown, so all of
             them); a DataFlow with replicas that the run only reads is read from one of them.
     """
 
-    __slots__ = ("commit_sent", "links", "node_id", "observers", "run_id", "scope", "secrets", "writers")
+    __slots__ = ("commit_sent", "links", "node_id", "observers", "run_id", "scope", "writers")
 
     def __init__(
         self,
@@ -69,13 +68,11 @@ class RunContext:
         scope: Scope | None = None,
         *,
         observers: tuple[RunObserver, ...] = (),
-        secrets: Secrets | None = None,
         writers: frozenset[int] | None = None,
     ) -> None:
         self.run_id = run_id
         self.scope = Scope() if scope is None else scope
         self.observers = observers
-        self.secrets = secrets
         self.writers = writers
         self.node_id: str | None = None  # the running node
         self.links: dict[int, Link] = {}
@@ -164,7 +161,8 @@ class RunContext:
 
     def mask(self, text: str) -> str:
         """``text`` with the sensitive values the run was given or read shown as ``***``."""
-        return text if self.secrets is None else self.secrets.mask(text)
+        secrets = self.observer(Secrets)
+        return text if secrets is None else secrets.mask(text)
 
     # -- nodes -------------------------------------------------------------------------------------
 

@@ -129,7 +129,6 @@ class LocalRuntime:
                 run_id,
                 Scope(tenant_id=tenant_id),
                 observers=(recorder, secrets),
-                secrets=secrets,
                 writers=frozenset(writers),
             )
             try:

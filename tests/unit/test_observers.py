@@ -21,7 +21,6 @@ def test_the_run_context_keeps_connections_scope_run_id_and_observers() -> None:
         "commit_sent",
         "writers",  # which databases a run may read from a replica: chosen at connect
         "observers",
-        "secrets",  # the run-wide masking observer, asked by the others to mask errors
     }
 
 
