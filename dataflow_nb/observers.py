@@ -1,12 +1,16 @@
 """What follows a run: the result cache, the monitor, the run history and the audit subscribe to
 its events instead of the run context carrying a field for each of them.
 
-A ``RunObserver`` is built once per DataFlow (``workflow/subscribers.py``, kept as ``db.observers``), so a
-run pays nothing to set them up. One that keeps something about a run opens a per-run observer
-for it (``open``, called when the run first uses that database); the others serve every run
-themselves. Run-wide observers (the history record and the masking of sensitive values, which
-span every database of a run) are handed to the run by the runtime. Every hook is a no-op by
-default; ``RunContext`` calls them in ``workflow/context.py``.
+A ``RunObserver`` is built once per DataFlow (``workflow/subscribers.py``, kept as
+``db.observers``), so a run pays nothing to set them up. One that keeps something about a run
+opens a per-run observer for it (``open``, called when the run first names that database: the
+cache's, the audit's); the others serve every run themselves. Run-wide observers (the history
+record and the masking of sensitive values, which span every database of a run) are handed to
+the run by the runtime. Every hook is a no-op by default; ``RunContext`` calls them.
+
+A new concern that follows runs is a subclass overriding the hooks it needs, added in
+``workflow/subscribers.py`` (one per DataFlow) or, if it spans databases, by the runtime.
+Statements are the hot path: ``on_statement`` runs for every one, so it must stay cheap.
 """
 
 from __future__ import annotations
