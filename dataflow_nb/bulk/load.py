@@ -30,9 +30,9 @@ from dataflow_nb.bulk.conform import ROW, Conformer, Rejection, rejection_error
 from dataflow_nb.bulk.progress import Progress, wanted
 from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.bulk.sources import BatchSource, csv_header, one_batch, read_columns
-from dataflow_nb.core.digest import InputDigest
 from dataflow_nb.core.spec import Field, ModelSpec
 from dataflow_nb.exceptions import ConflictError, DataflowError, NotFoundError
+from dataflow_nb.observers.digests import InputDigests
 from dataflow_nb.query.scope import scope_clauses, tenant_of, upsert_assignments, upsert_differs
 
 T = TypeVar("T")
@@ -149,7 +149,8 @@ class BulkLoad:
 
         digest = None
         if self.db.security_enabled:  # the audit keeps a digest of what a bulk node writes
-            digest = self.ctx.digests.setdefault(self.ctx.node_id or "", InputDigest(self.db.audit_key))
+            keeper = self.ctx.observer(InputDigests, self.db)
+            digest = None if keeper is None else keeper.running(self.ctx.node_id or "")
 
         tenant = None if self.tenant is None else pa.scalar(self.tenant, pa.string())
 

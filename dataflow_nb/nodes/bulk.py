@@ -27,6 +27,8 @@ from dataflow_nb.model.notebook_values import to_python
 from dataflow_nb.model.validate import record_values
 from dataflow_nb.nodes.base import check_parameter_names
 from dataflow_nb.nodes.model_node import ModelNode, conflict_keys
+from dataflow_nb.observers.history import note_loaded
+from dataflow_nb.protocols import Written
 from dataflow_nb.query.filters import compile_filter, model_target
 from dataflow_nb.query.scope import delete_statement, managed_update_values
 
@@ -71,6 +73,11 @@ class BulkNode(ModelNode):
                 f"{cls.node_type}: no input: give data= (a frame, Arrow table or list of dicts), source= (a CSV or "
                 "Parquet path or glob), or connect a reader node's output to 'data'"
             )
+
+    def written(self, params: Mapping[str, Any], output: Any) -> Written:
+        """Its rows, and a digest of its input rows (streamed) or of its filter."""
+        by_filter = {k: params.get(k) for k in ("filter", "fields", "hard") if k in params}
+        return Written(self.operation, output.rows_written, self.model.name, digest_of=by_filter)
 
     def run(self, ctx: Run, params: dict[str, Any]) -> BulkReport:
         """The node's writes, then its bars: full, or red when anything up to the node's end failed."""
@@ -192,8 +199,8 @@ class BulkCreateNode(BulkNode):
                     report.inserted = sum(rows for _, rows, _ in report.batch_log)
             if keys:
                 load.advance_id_sequence()
-        if fingerprint is not None and ctx.current is not None:
-            ctx.current.loaded = loaded_note(self.model.table_name, mode, fingerprint)
+        if fingerprint is not None:
+            note_loaded(ctx, loaded_note(self.model.table_name, mode, fingerprint))
 
 
 class BulkUpsertNode(BulkNode):

@@ -41,7 +41,11 @@ def chain_text(exc: BaseException) -> str:
 
 def sensitive_values(model: Any, params: Mapping[str, Any]) -> list[Any]:
     """The values of a node's parameters that belong to sensitive fields, filters included."""
-    names = {n for n, f in model.fields.items() if f.sensitive}
+    return values_named({n for n, f in model.fields.items() if f.sensitive}, params)
+
+
+def values_named(names: set[str] | frozenset[str], params: Mapping[str, Any]) -> list[Any]:
+    """The text values in ``params`` (nested: filters, lists of records) under a key in ``names``."""
     if not names:
         return []
     found: list[Any] = []
@@ -70,15 +74,3 @@ def mask_columns(frame: Any, columns: set[str]) -> Any:
 
         return frame.with_columns(*(pl.lit(MASK).alias(c) for c in present))
     return frame.assign(**dict.fromkeys(present, MASK))
-
-
-def sensitive_columns(node: Any, params: Mapping[str, Any]) -> set[str]:
-    """Columns of a node's output that hold sensitive fields (a SQL node: any model's, by name)."""
-    from dataflow_nb.nodes.sql import SQLQueryNode
-
-    if isinstance(node, SQLQueryNode):
-        models = node.database(params).models.values()
-    else:
-        model = getattr(node, "model", None)
-        models = [] if model is None else [model]  # type: ignore[assignment]
-    return {n for m in models for n, f in m.fields.items() if f.sensitive}
