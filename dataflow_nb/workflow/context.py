@@ -2,8 +2,9 @@
 every statement passes through (queries, writes, bulk ingests and staging DDL alike).
 
 What else follows the run (the result cache, the monitor, the run history, the audit, the
-masking of sensitive values) subscribes to its events (``dataflow_nb/observers.py``): this
-module keeps the connections, the tenant scope, the run's id and the observers, and tells them.
+masking of sensitive values) subscribes to its events (``RunObserver`` in ``protocols.py``, and
+``observers/``): this module keeps the connections, the tenant scope, the run's id and the
+observers, and tells them.
 """
 
 from __future__ import annotations
