@@ -1,11 +1,11 @@
-"""Sensitive fields: stored and returned as they are, masked wherever dataflow_nb shows them."""
+"""Sensitive fields: stored and returned as they are, masked wherever dataflow_nb shows them.
+This module finds a run's sensitive values (in what it was given and what it read); the masking
+itself is ``core/masking.py``'s."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-from dataflow_nb.core.masking import MASK
 
 
 def values_read(text: str, frames: Iterable[tuple[Any, set[str]]]) -> set[str]:
@@ -62,15 +62,3 @@ def values_named(names: set[str] | frozenset[str], params: Mapping[str, Any]) ->
 
     walk(params, None)
     return found
-
-
-def mask_columns(frame: Any, columns: set[str]) -> Any:
-    """A copy of a polars or pandas frame with ``columns`` shown as ``***`` (others: unchanged)."""
-    present = [c for c in getattr(frame, "columns", []) if c in columns]
-    if not present:
-        return frame
-    if hasattr(frame, "with_columns"):  # polars
-        import polars as pl
-
-        return frame.with_columns(*(pl.lit(MASK).alias(c) for c in present))
-    return frame.assign(**dict.fromkeys(present, MASK))
