@@ -32,6 +32,7 @@ from dataflow_nb.options import Consistency, DataFlowOptions, resolve_url
 from dataflow_nb.registry import register_database, unregister_database
 from dataflow_nb.security.audit import ensure_audit_table, read_audit_log
 from dataflow_nb.transfer import copy_database
+from dataflow_nb.workflow.subscribers import run_observers
 
 if TYPE_CHECKING:
     from dataflow_nb.backends.replicas import Replicas
@@ -181,6 +182,7 @@ class DataFlow:
                 )
             # The audit's digest key (security/audit.py); read-only: never writes the audit log.
             self.audit_key = self._create_audit_table() if self.security_enabled and not self.read_only else b""
+            self.observers = run_observers(self)  # what follows its runs: cache, monitor, audit (once, not per run)
             undo.pop_all()
 
     @property

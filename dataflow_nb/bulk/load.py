@@ -24,6 +24,7 @@ from dataflow_nb.core.load_plan import ROW, Batches, FileScan, ScanColumn
 from dataflow_nb.core.load_report import Rejection
 from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import DataflowError
+from dataflow_nb.observers.digests import InputDigests
 from dataflow_nb.query.scope import (
     Scope,
     delete_statement,
@@ -187,7 +188,8 @@ def input_digest(ctx: Run, db: RunDatabase) -> InputDigest | None:
     """The running digest the audit keeps of what the run's bulk node writes (None: no audit)."""
     if not db.security_enabled:
         return None
-    return ctx.digests.setdefault(ctx.node_id or "", InputDigest(db.audit_key))
+    keeper = ctx.observer(InputDigests, db)  # the audit's, found through the run without naming it
+    return None if keeper is None else keeper.running(ctx.node_id or "")
 
 
 def read_head(job: LoadJob, source: BatchSource, rows: int) -> pa.RecordBatch | None:

@@ -1,8 +1,9 @@
 """The masking marker and mask: sensitive values are stored as they are and shown as ``***``.
 
 Models mark fields here (``Annotated[str, Sensitive]``); every layer that shows values (error
-messages, previews, filters, audit lines) masks them with these functions. Which columns of a
-node's output are sensitive is ``security/sensitive.py``'s business.
+messages, previews, filters, audit lines, a run's result frames) masks them with these
+functions. Which values and columns are sensitive a node says for itself (``sensitive_fields``,
+``sensitive_columns``); finding them in a run is ``security/``'s business.
 """
 
 from __future__ import annotations
@@ -42,3 +43,15 @@ def mask_exception(exc: BaseException, values: Iterable[Any]) -> None:
         seen.add(id(current))
         current.args = tuple(mask_values(a, values) if isinstance(a, str) else a for a in current.args)
         current = current.__cause__ or current.__context__
+
+
+def mask_columns(frame: Any, columns: set[str]) -> Any:
+    """A copy of a polars or pandas frame with ``columns`` shown as ``***`` (others: unchanged)."""
+    present = [c for c in getattr(frame, "columns", []) if c in columns]
+    if not present:
+        return frame
+    if hasattr(frame, "with_columns"):  # polars
+        import polars as pl
+
+        return frame.with_columns(*(pl.lit(MASK).alias(c) for c in present))
+    return frame.assign(**dict.fromkeys(present, MASK))

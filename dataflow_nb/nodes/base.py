@@ -7,8 +7,10 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dataflow_nb.exceptions import ValidationError
+from dataflow_nb.protocols import Written
 
 if TYPE_CHECKING:
+    from dataflow_nb.core.spec import ModelSpec
     from dataflow_nb.protocols import Run, RunDatabase
 
 
@@ -21,11 +23,17 @@ class NodeType(type):
 
 
 class Node(metaclass=NodeType):
-    """Base class of every node; a subclass names its parameters and implements ``run``."""
+    """Base class of every node; a subclass names its parameters and implements ``run``.
+
+    A node also says what the run's observers and guards need to know about it with given
+    parameters (the databases it touches, whether it writes, which columns are sensitive), so
+    none of them has to know the kinds of node there are.
+    """
 
     node_type: str = "Node"
     parameters: ClassVar[tuple[str, ...]] = ()
     db: ClassVar[RunDatabase | None] = None
+    model: ClassVar[ModelSpec | None] = None  # a generated node's model
     cacheable: ClassVar[bool] = False  # reads whose results DataFlow(cache_enabled=True) may keep
     writes: ClassVar[bool] = False  # a read-only DataFlow refuses the node; security_enabled audits it
 
@@ -40,6 +48,45 @@ class Node(metaclass=NodeType):
         Asked before a run starts: a database no node of the run writes is read from a replica.
         """
         return self.db if self.writes else None
+
+    def databases(self, params: Mapping[str, Any]) -> tuple[RunDatabase, ...]:
+        """The DataFlows this node uses with ``params``: their observers hear of it as it starts."""
+        return () if self.db is None else (self.db,)
+
+    def writes_to(self, params: Mapping[str, Any]) -> RunDatabase | None:
+        """The DataFlow this node says it writes with ``params``: a read-only one refuses it
+        before the run, ``security_enabled`` audits it (``written``)."""
+        return self.db if self.writes else None
+
+    def tables_written(self, params: Mapping[str, Any]) -> frozenset[str]:
+        """Tables of ``self.db`` the node may write, noted before it runs (so the result cache
+        drops them even when a statement bypasses the run context): a model's, unless it only reads."""
+        if self.model is None or self.cacheable:
+            return frozenset()
+        return frozenset({self.model.table_name})
+
+    def written(self, params: Mapping[str, Any], output: Any) -> Written | None:
+        """What the node wrote (its output: the records, with their ids), for the audit log."""
+        if self.model is None:
+            return None
+        ids = [int(i) for i in output["id"]]
+        return Written(self.operation, len(ids), self.model.name, keys=ids)
+
+    @property
+    def operation(self) -> str:
+        """The node's kind without its model: ``UserCreateNode`` is ``Create``."""
+        model = "" if self.model is None else self.model.name
+        return self.node_type.removeprefix(model).removesuffix("Node")
+
+    def sensitive_fields(self, params: Mapping[str, Any]) -> frozenset[str]:
+        """Names whose values in ``params`` are sensitive (filters included): masked in errors."""
+        if self.model is None:
+            return frozenset()
+        return frozenset(n for n, f in self.model.fields.items() if f.sensitive)
+
+    def sensitive_columns(self, params: Mapping[str, Any]) -> set[str]:
+        """Columns of the node's output that hold sensitive fields: masked wherever shown."""
+        return set(self.sensitive_fields(params))
 
     def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         raise NotImplementedError

@@ -29,6 +29,8 @@ from dataflow_nb.model.notebook_values import to_python
 from dataflow_nb.model.validate import record_values
 from dataflow_nb.nodes.base import check_parameter_names
 from dataflow_nb.nodes.model_node import ModelNode, conflict_keys
+from dataflow_nb.observers.history import note_loaded
+from dataflow_nb.protocols import Written
 from dataflow_nb.query.filters import compile_filter, model_target
 from dataflow_nb.query.scope import tenant_of
 
@@ -75,6 +77,11 @@ class BulkNode(ModelNode):
             )
 
     action: Action  # what the node's load job does
+
+    def written(self, params: Mapping[str, Any], output: Any) -> Written:
+        """Its rows, and a digest of its input rows (streamed) or of its filter."""
+        by_filter = {k: params.get(k) for k in ("filter", "fields", "hard") if k in params}
+        return Written(self.operation, output.rows_written, self.model.name, digest_of=by_filter)
 
     def run(self, ctx: Run, params: dict[str, Any]) -> BulkReport:
         """The node's load job, handed a plan and its input; then its bars: full, or red when
@@ -209,8 +216,8 @@ class BulkCreateNode(BulkNode):
                 first = read_head(job, source, size)  # too many nulls: the whole first batch chooses, as streamed
             conformed = self.conformed(ctx, params, job, source, batches, conformer, first)
         report = job.run(conformed)
-        if fingerprint is not None and ctx.current is not None:
-            ctx.current.loaded = loaded_note(self.model.table_name, mode, fingerprint)
+        if fingerprint is not None:
+            note_loaded(ctx, loaded_note(self.model.table_name, mode, fingerprint))
         return report
 
 

@@ -25,7 +25,7 @@ from dataflow_nb.frames import Frame, to_frame
 from dataflow_nb.monitor.runs import RUNS_TABLE
 from dataflow_nb.nodes.base import Node, check_parameter_names
 from dataflow_nb.nodes.live import live_databases
-from dataflow_nb.protocols import RunDatabase
+from dataflow_nb.protocols import RunDatabase, Written
 from dataflow_nb.query.builder import QueryBuilder
 from dataflow_nb.query.user_sql import NODE, bound_text, check_statement, check_values, prepare
 from dataflow_nb.security.audit import AUDIT_KEY_TABLE, AUDIT_TABLE
@@ -101,6 +101,24 @@ class SQLQueryNode(Node):
     def database(self, params: Mapping[str, Any]) -> RunDatabase:
         return resolve_database(params.get("db"))
 
+    def databases(self, params: Mapping[str, Any]) -> tuple[RunDatabase, ...]:
+        return (self.database(params),)
+
+    def writes_to(self, params: Mapping[str, Any]) -> RunDatabase | None:
+        """Its database with ``allow_writes=True`` (SQL without it is run read-only where the
+        DataFlow is read-only or ``security_enabled``)."""
+        return self.database(params) if params.get("allow_writes") else None
+
+    def written(self, params: Mapping[str, Any], output: Any) -> Written | None:
+        """Rows it returned (else unknown), and a digest of the SQL with its values."""
+        rows = len(output) if len(output.columns) else None
+        return Written("sql", rows, digest_of=[params["sql"], params.get("params")])
+
+    def sensitive_columns(self, params: Mapping[str, Any]) -> set[str]:
+        """Any model's sensitive fields of its database, by name: SQL may return them under it."""
+        models = self.database(params).models.values()
+        return {n for m in models for n, f in m.fields.items() if f.sensitive}
+
     def database_written(self, params: Mapping[str, Any]) -> RunDatabase | None:
         """Its database, unless the SQL is known before the run and only reads (a query builder,
         or SQL the read-only allow-list accepts); SQL that arrives through a connection may write."""
@@ -120,10 +138,10 @@ class SQLQueryNode(Node):
     def run(self, ctx: Run, params: dict[str, Any]) -> Frame:
         db = self.database(params)
         compiled = self.sql_for(ctx, params)
-        if ctx.cache_policy is not None and db.result_cache is not None and not isinstance(params["sql"], QueryBuilder):
-            called = db.backend.sql_reader.calls(compiled.sql)
-            if called & db.backend.varying_functions():
-                ctx.cache_policy = None  # random(), now(), nextval(): another answer each time
+        cacheable = True
+        if params.get("cache", True) and db.result_cache is not None and not isinstance(params["sql"], QueryBuilder):
+            # random(), now(), nextval(): another answer each time
+            cacheable = not db.backend.sql_reader.calls(compiled.sql) & db.backend.varying_functions()
         if ctx.scope.tenant_id:
             check_tenant_scope(ctx, db, compiled, unscoped=params.get("unscoped", False))
         allow_writes = params.get("allow_writes", False)
@@ -134,7 +152,7 @@ class SQLQueryNode(Node):
             )
         read_only = db.read_only or (db.security_enabled and not allow_writes)
         try:
-            result = ctx.execute(db, compiled, read_only=read_only)
+            result = ctx.execute(db, compiled, read_only=read_only, cacheable=cacheable)
         except ReadOnlyError as exc:
             why = "the DataFlow is read-only" if db.read_only else "security_enabled=True makes SQL read-only"
             raise ReadOnlyError(

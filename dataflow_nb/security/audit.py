@@ -19,17 +19,19 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import Connection, compile_statement
-from dataflow_nb.bulk.report import BulkReport
 from dataflow_nb.exceptions import DataflowError
+from dataflow_nb.observers.digests import InputDigests
+from dataflow_nb.protocols import RunObserver
 
 if TYPE_CHECKING:
-    from dataflow_nb.protocols import Run, RunDatabase
+    from dataflow_nb.protocols import Run, RunDatabase, RunNode
 
 AUDIT_TABLE = "dataflow_nb_audit"
 AUDIT_KEY_TABLE = "dataflow_nb_audit_key"
@@ -119,29 +121,55 @@ def read_audit_log(connection: Connection, db: RunDatabase, last: int | None) ->
     return result.take(pa.array(range(result.num_rows - 1, -1, -1), pa.int64()))  # oldest first
 
 
-def audit_node(ctx: Run, node: Any, params: dict[str, Any], output: Any) -> None:
-    """Audit what ``node`` just wrote, when its DataFlow has ``security_enabled=True``."""
-    from dataflow_nb.nodes.sql import SQLQueryNode
+class AuditObserver(RunObserver):
+    """``security_enabled=True``: every write of the DataFlow's runs gets an audit row."""
 
-    if isinstance(node, SQLQueryNode):
-        if not params.get("allow_writes"):
-            return  # read-only SQL, refused by the database if it tried to write
-        db = node.database(params)
-        if db.security_enabled:
-            rows = len(output) if len(output.columns) else None  # RETURNING rows; else unknown
-            digest = digest_of([params["sql"], params.get("params")], db.audit_key)
-            audit_write(ctx, db, node_type=node.node_type, model=None, operation="sql", rows=rows, digest=digest)
-        return
-    if not node.writes or not node.db.security_enabled:
-        return
-    model = node.model.name
-    operation = node.node_type.removeprefix(model).removesuffix("Node")
-    common = {"node_type": node.node_type, "model": model, "operation": operation}
-    if isinstance(output, BulkReport):
-        running = ctx.digests.pop(ctx.node_id or "", None)
-        by_filter = {k: params.get(k) for k in ("filter", "fields", "hard") if k in params}
-        shown = digest_of(by_filter, node.db.audit_key) if running is None else running.hexdigest()
-        audit_write(ctx, node.db, rows=output.rows_written, digest=shown, **common)
-    else:
-        ids = [int(i) for i in output["id"]]
-        audit_write(ctx, node.db, rows=len(ids), keys=ids, **common)
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def open(self, run: Run, db: RunDatabase) -> RunObserver:
+        return AuditRun(db, self.key)
+
+
+class AuditRun(InputDigests):
+    """One run's writes to one database: audited as each node ends, in the run's transaction.
+    A bulk node's input is digested as it streams (``InputDigests``, fed by ``bulk/load.py``)."""
+
+    def __init__(self, db: RunDatabase, key: bytes) -> None:
+        super().__init__(key)
+        self.db = db
+
+    def on_node_end(
+        self,
+        run: Run,
+        node_id: str,
+        node: RunNode | None,
+        params: Mapping[str, Any],
+        output: Any,
+        *,
+        status: str = "ok",
+        error: str | None = None,
+    ) -> None:
+        """Audit what the node just wrote here: the node says what that was (``Node.written``)."""
+        running = self.digests.pop(node_id, None)
+        if status != "ok" or node is None or node.writes_to(params) is not self.db:
+            return
+        written = node.written(params, output)
+        if written is None:
+            return
+        if running is not None:
+            digest: str | None = running.hexdigest()
+        elif written.digest_of is not None:
+            digest = digest_of(written.digest_of, self.key)
+        else:
+            digest = None
+        audit_write(
+            run,
+            self.db,
+            node_type=node.node_type,
+            model=written.model,
+            operation=written.operation,
+            rows=written.rows,
+            keys=written.keys,
+            digest=digest,
+        )

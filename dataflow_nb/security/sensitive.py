@@ -1,11 +1,11 @@
-"""Sensitive fields: stored and returned as they are, masked wherever dataflow_nb shows them."""
+"""Sensitive fields: stored and returned as they are, masked wherever dataflow_nb shows them.
+This module finds a run's sensitive values (in what it was given and what it read); the masking
+itself is ``core/masking.py``'s."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-from dataflow_nb.core.masking import MASK
 
 
 def values_read(text: str, frames: Iterable[tuple[Any, set[str]]]) -> set[str]:
@@ -41,7 +41,11 @@ def chain_text(exc: BaseException) -> str:
 
 def sensitive_values(model: Any, params: Mapping[str, Any]) -> list[Any]:
     """The values of a node's parameters that belong to sensitive fields, filters included."""
-    names = {n for n, f in model.fields.items() if f.sensitive}
+    return values_named({n for n, f in model.fields.items() if f.sensitive}, params)
+
+
+def values_named(names: set[str] | frozenset[str], params: Mapping[str, Any]) -> list[Any]:
+    """The text values in ``params`` (nested: filters, lists of records) under a key in ``names``."""
     if not names:
         return []
     found: list[Any] = []
@@ -58,27 +62,3 @@ def sensitive_values(model: Any, params: Mapping[str, Any]) -> list[Any]:
 
     walk(params, None)
     return found
-
-
-def mask_columns(frame: Any, columns: set[str]) -> Any:
-    """A copy of a polars or pandas frame with ``columns`` shown as ``***`` (others: unchanged)."""
-    present = [c for c in getattr(frame, "columns", []) if c in columns]
-    if not present:
-        return frame
-    if hasattr(frame, "with_columns"):  # polars
-        import polars as pl
-
-        return frame.with_columns(*(pl.lit(MASK).alias(c) for c in present))
-    return frame.assign(**dict.fromkeys(present, MASK))
-
-
-def sensitive_columns(node: Any, params: Mapping[str, Any]) -> set[str]:
-    """Columns of a node's output that hold sensitive fields (a SQL node: any model's, by name)."""
-    from dataflow_nb.nodes.sql import SQLQueryNode
-
-    if isinstance(node, SQLQueryNode):
-        models = node.database(params).models.values()
-    else:
-        model = getattr(node, "model", None)
-        models = [] if model is None else [model]  # type: ignore[assignment]
-    return {n for m in models for n, f in m.fields.items() if f.sensitive}

@@ -1,6 +1,11 @@
 """A run's context: one connection and one transaction per database, and the single point
-every statement passes through (queries, writes, bulk ingests and staging DDL alike): timing,
-row counts, metrics, the slow-query log and the result cache hook in here, and so can tenancy."""
+every statement passes through (queries, writes, bulk ingests and staging DDL alike).
+
+What else follows the run (the result cache, the monitor, the run history, the audit, the
+masking of sensitive values) subscribes to its events (``RunObserver`` in ``protocols.py``, and
+``observers/``): this module keeps the connections, the tenant scope, the run's id and the
+observers, and tells them.
+"""
 
 from __future__ import annotations
 
@@ -14,119 +19,207 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 
 from dataflow_nb.backends.base import CompiledSQL, Connection
-from dataflow_nb.backends.errors import loggable_error
 from dataflow_nb.backends.replicas import PRIMARY, Route
-from dataflow_nb.cache.results import EVERYTHING, CachePolicy, cache_policy
-from dataflow_nb.core.masking import mask_values
-from dataflow_nb.nodes.model_node import ModelNode
+from dataflow_nb.cache.results import EVERYTHING
+from dataflow_nb.protocols import RunObserver, Statement
 from dataflow_nb.query.scope import Scope
+from dataflow_nb.security.masking import Secrets
 
 if TYPE_CHECKING:
-    from dataflow_nb.cache.results import Lookup
-    from dataflow_nb.core.digest import InputDigest
-    from dataflow_nb.monitor.runs import NodeRecord, RunLog
     from dataflow_nb.nodes.base import Node
     from dataflow_nb.protocols import RunDatabase
 
 T = TypeVar("T")
+Obs = TypeVar("Obs", bound=RunObserver)
 log = logging.getLogger("dataflow_nb")
 
 
-@dataclass
-class QueryStats:
-    """Counts for one run: how many statements, how long they took, how many rows came back."""
+@dataclass(slots=True)
+class Link:
+    """One database of the run: its observers (opened when the run first names it), its
+    connection (taken on the first statement), where that went, and what the run wrote there."""
 
-    statements: int = 0
-    seconds: float = 0.0
-    rows: int = 0
+    db: RunDatabase
+    observers: tuple[RunObserver, ...]
+    answering: tuple[RunObserver, ...]  # those that may answer a read themselves (the result cache)
+    connection: Connection | None = None
+    route: Route | None = None  # set when the run reads it from a replica
+    written: set[str] = field(default_factory=set)
+    touched: bool = False  # a connection was taken (kept after release)
+    committed: bool = False
 
 
-@dataclass
 class RunContext:
-    """Connections are taken lazily, the first time a node touches a database."""
+    """Connections are taken lazily, the first time a node touches a database.
 
-    run_id: str
-    scope: Scope = field(default_factory=Scope)
-    node_id: str | None = None
-    connections: dict[int, tuple[RunDatabase, Connection]] = field(default_factory=dict)
-    stats: QueryStats = field(default_factory=QueryStats)
-    cache_policy: CachePolicy | None = None  # the running node's; None: its reads are never cached
-    written: dict[int, set[str]] = field(default_factory=dict)  # tables each database was written
-    snapshots: dict[int, int] = field(default_factory=dict)  # each cache's commit count at BEGIN
-    # Results read on a cache miss: handed to the cache's writer once the run let go of its
-    # connections, so copying them into the cache never competes with the run itself.
-    cache_fills: list[tuple[RunDatabase, Lookup, pa.Table]] = field(default_factory=list)
-    digests: dict[str, InputDigest] = field(default_factory=dict)  # bulk input per node, for the audit
-    secrets: set[str] = field(default_factory=set)  # sensitive values the run was given: masked in errors
-    retries: int = 0  # how many earlier attempts of this run failed and were retried
-    commit_sent: bool = False  # from here on the run is never retried: a commit may have happened
-    committed: list[str] = field(default_factory=list)  # names of the databases that committed, in order
-    touched: dict[int, RunDatabase] = field(default_factory=dict)  # every database the run used, kept after release
-    log: RunLog | None = None  # the run's history record (runs of the runtime; not explain's)
-    recorded: dict[int, RunDatabase] = field(default_factory=dict)  # the databases whose history records the run
-    current: NodeRecord | None = None  # the running node's history record: its rows are counted here
-    # ids of the DataFlows some node of the run may write (None: unknown, so all of them); a
-    # DataFlow with replicas that the run only reads is read from one of them.
-    writers: frozenset[int] | None = None
-    replica_routes: dict[int, Route] = field(default_factory=dict)  # the databases read from a replica
+    Args:
+        run_id: the run's id.
+        scope: the tenant the run acts for.
+        observers: run-wide observers (the history record, the masking of sensitive values); each
+            database's own (``db.observers``) join when the run first names that database.
+        writers: ids of the DataFlows some node of the run may write (None: unknown, so all of
+            them); a DataFlow with replicas that the run only reads is read from one of them.
+    """
+
+    __slots__ = ("commit_sent", "links", "node_id", "observers", "run_id", "scope", "writers")
+
+    def __init__(
+        self,
+        run_id: str,
+        scope: Scope | None = None,
+        *,
+        observers: tuple[RunObserver, ...] = (),
+        writers: frozenset[int] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.scope = Scope() if scope is None else scope
+        self.observers = observers
+        self.writers = writers
+        self.node_id: str | None = None  # the running node
+        self.links: dict[int, Link] = {}
+        self.commit_sent = False  # from here on the run is never retried: a commit may have happened
+
+    # -- databases and connections -------------------------------------------------------------
+
+    def _link(self, db: RunDatabase) -> Link:
+        link = self.links.get(id(db))
+        if link is None:
+            opened = tuple(o.open(self, db) for o in db.observers)
+            answering = tuple(o for o in opened if type(o).answer is not RunObserver.answer)
+            link = self.links[id(db)] = Link(db, opened, answering)
+        return link
 
     def connection(self, db: RunDatabase) -> Connection:
-        entry = self.connections.get(id(db))
-        if entry is None:
-            if db.result_cache is not None:
-                self.snapshots[id(db)] = db.result_cache.commits
-            self.touched[id(db)] = db
-            if self.log is not None and db.history.start(self.log):  # the history starts no transaction
-                self.recorded[id(db)] = db
-            entry = (db, self._connect(db))
-            self.connections[id(db)] = entry
-            tenant = self._tenant_bound(db)
-            if tenant is not None:
-                # Before any statement of the run, on every database it touches (SQLQueryNode's db may be a
-                # DataFlow without the models): the database scopes even raw SQL to this tenant, and SQL
-                # cannot bind the transaction to another one.
-                known = any(m.multi_tenant for m in db.models.values())
-                db.backend.begin_tenant(entry[1], tenant, known=known)
-        return entry[1]
+        """The run's connection to ``db`` (its transaction begins with it)."""
+        link = self.links.get(id(db))
+        if link is None or link.connection is None:
+            return self._connected(self._link(db))
+        return link.connection
 
-    def _connect(self, db: RunDatabase) -> Connection:
+    def _connected(self, link: Link) -> Connection:
+        if link.connection is not None:
+            return link.connection
+        db = link.db
+        link.touched = True
+        for observer in (*link.observers, *self.observers):  # before the connection: theirs never waits on it
+            observer.on_connect(self, db)
+        connection = link.connection = self._connect(link)
+        tenant = self.scope.tenant_id or None
+        if tenant is not None:
+            # Before any statement of the run, on every database it touches (SQLQueryNode's db may be a
+            # DataFlow without the models): the database scopes even raw SQL to this tenant, and SQL
+            # cannot bind the transaction to another one.
+            known = any(m.multi_tenant for m in db.models.values())
+            db.backend.begin_tenant(connection, tenant, known=known)
+        return connection
+
+    def _connect(self, link: Link) -> Connection:
         """The primary's connection, or a replica's for a database the run only reads."""
-        if self.log is not None:
-            self.log.served_by[db.backend.safe_url] = PRIMARY
+        db = link.db
         if db.replicas is None:
             return db.backend.connect()
         # Binding a run to its tenant records the transaction's id: a write no standby takes.
-        reads_only = self.writers is not None and id(db) not in self.writers and self._tenant_bound(db) is None
+        reads_only = self.writers is not None and id(db) not in self.writers and not self.scope.tenant_id
         route = db.replicas.connect(db.backend, reads_only=reads_only)
         if route.replica is not None:
-            self.replica_routes[id(db)] = route
-            if self.log is not None:
-                self.log.served_by[db.backend.safe_url] = route.served_by
+            link.route = route
         return route.connection
-
-    def _tenant_bound(self, db: RunDatabase) -> str | None:
-        """The tenant a tenant's run binds ``db``'s transaction to: every database it touches, since
-        another DataFlow's multi-tenant tables may be there (``begin_tenant(known=False)``)."""
-        return self.scope.tenant_id or None
 
     def served_by(self, db: RunDatabase) -> str:
         """Where the run's statements on ``db`` went: ``"primary"`` or a replica's masked URL."""
-        route = self.replica_routes.get(id(db))
-        return PRIMARY if route is None else route.served_by
+        link = self.links.get(id(db))
+        return PRIMARY if link is None or link.route is None else link.route.served_by
+
+    def reads_replica(self, db: RunDatabase) -> bool:
+        """The run reads ``db`` from a replica (which may lag behind the primary)."""
+        link = self.links.get(id(db))
+        return link is not None and link.route is not None
+
+    def written_on(self, db: RunDatabase) -> set[str]:
+        """The tables the run wrote on ``db`` so far (``"*"``: SQL that may write anything)."""
+        link = self.links.get(id(db))
+        return set() if link is None else link.written
+
+    @property
+    def touched(self) -> tuple[RunDatabase, ...]:
+        """Every database the run took a connection to, in order (kept after release)."""
+        return tuple(link.db for link in self.links.values() if link.touched)
+
+    @property
+    def committed(self) -> tuple[str, ...]:
+        """Names of the databases that committed, in order."""
+        return tuple(link.db.name for link in self.links.values() if link.committed)
+
+    @property
+    def rolled_back(self) -> tuple[str, ...]:
+        """The databases the run touched that did not commit."""
+        return tuple(link.db.name for link in self.links.values() if link.touched and not link.committed)
+
+    def observer(self, kind: type[Obs], db: RunDatabase | None = None) -> Obs | None:
+        """The run's observer of type ``kind``: one of ``db``'s, or a run-wide one."""
+        found = self.observers if db is None else self._link(db).observers
+        return next((o for o in found if isinstance(o, kind)), None)
+
+    def mask(self, text: str) -> str:
+        """``text`` with the sensitive values the run was given or read shown as ``***``."""
+        secrets = self.observer(Secrets)
+        return text if secrets is None else secrets.mask(text)
+
+    # -- nodes -------------------------------------------------------------------------------------
 
     def start_node(self, node_id: str, node: Node, params: Mapping[str, Any]) -> None:
-        """Before a node runs: its id for the monitor, its cache choice, and the model it writes
-        (noted up front, so even a statement that bypasses this context is invalidated)."""
+        """Before a node runs: its observers hear of it, and the tables it writes are noted up
+        front (so even a statement that bypasses this context is invalidated)."""
         self.node_id = node_id
-        if self.log is not None:
-            self.current = self.log.start_node(node_id, node.node_type)
-        self.cache_policy = cache_policy(node, params)
-        if self.cache_policy is None and isinstance(node, ModelNode):
-            self.note_writes(node.db, {node.model.table_name})
+        for observer in self.observers:
+            observer.on_node_start(self, node_id, node, params)
+        for db in node.databases(params):
+            self._link(db)
+        tables = node.tables_written(params)
+        if tables and node.db is not None:
+            self.note_writes(node.db, tables)
+        for link in self.links.values():
+            for observer in link.observers:
+                observer.on_node_start(self, node_id, node, params)
+
+    def end_node(
+        self, node: Node | None, params: Mapping[str, Any], output: Any, *, status: str = "ok", error: str | None = None
+    ) -> None:
+        """The running node ended (``error`` masked already): each database's observers first
+        (the audit row is a statement of the node), then the run-wide ones."""
+        node_id = self.node_id or ""
+        for link in list(self.links.values()):
+            for observer in link.observers:
+                observer.on_node_end(self, node_id, node, params, output, status=status, error=error)
+        for observer in self.observers:
+            observer.on_node_end(self, node_id, node, params, output, status=status, error=error)
+
+    def outcome(self, status: str, *, node_id: str | None = None, error: str | None = None) -> None:
+        """The attempt's outcome is known (before the commit when ok, the rollback when not)."""
+        for observer in self._all():
+            observer.on_outcome(self, status, node_id=node_id, error=error)
+
+    def retrying(self) -> None:
+        """This attempt failed and the run is tried again."""
+        for observer in self._all(touched=True):
+            observer.on_retry(self)
+
+    def end_run(self, status: str, *, seconds: float, nodes: int, retries: int) -> None:
+        """The run is over; this was its last attempt."""
+        for observer in self._all(touched=True):
+            observer.on_run_end(self, status, seconds=seconds, nodes=nodes, retries=retries)
+
+    def _all(self, *, touched: bool = False) -> list[RunObserver]:
+        """Every observer of the run: each database's (only those it connected to, with
+        ``touched``), then the run-wide ones."""
+        links = [link for link in self.links.values() if link.touched or not touched]
+        return [o for link in links for o in link.observers] + list(self.observers)
+
+    # -- statements --------------------------------------------------------------------------------
 
     def note_writes(self, db: RunDatabase, tables: set[str] | frozenset[str]) -> None:
         """Remember what the run wrote: invalidated after its commit, read uncached until then."""
-        self.written.setdefault(id(db), set()).update(tables)
+        self._link(db).written.update(tables)
 
     def execute(
         self,
@@ -135,44 +228,48 @@ class RunContext:
         params: Mapping[str, Any] | None = None,
         *,
         read_only: bool = False,
+        cacheable: bool = True,
     ) -> pa.Table | None:
-        """Run a statement; the rows it returns are counted. A read the result cache holds is
-        answered from it; a write is noted for invalidation after the commit.
+        """Run a statement; the rows it returns are counted. A read an observer holds (the
+        result cache) is answered by it; a write is noted for invalidation after the commit.
 
         ``read_only`` runs the statement so that the database (or DuckDB's parser) refuses any write.
+        ``cacheable=False``: its answer may differ each time (``random()``, ``now()``).
         """
-        lookup = self._cache_lookup(db, compiled, params)
-        if lookup is not None:
-            assert db.result_cache is not None
-            cached = db.result_cache.get(lookup)
-            if cached is not None:
-                return cached
-        self._note_statement(db, compiled)
+        link = self._link(db)
+        for observer in link.answering:
+            answer = observer.answer(self, db, compiled, params, cacheable=cacheable)
+            if answer is not None:
+                return answer
+        writes = compiled.writes is None or bool(compiled.writes)
+        if writes:
+            link.written.update(compiled.writes or {EVERYTHING})
 
         def run(connection: Connection) -> pa.Table | None:
             if read_only:
                 return db.backend.execute_read_only(connection, compiled)
             return connection.execute(compiled, params)
 
-        writes = compiled.writes is None or bool(compiled.writes)
-        result = self._measured(db, compiled, params, run, lambda r: 0 if r is None else r.num_rows, writes=writes)
-        if lookup is not None and result is not None and self._fresh(db):
-            self.cache_fills.append((db, lookup, result))
-        return result
+        return self._measured(
+            link, compiled, params, run, lambda r: 0 if r is None else r.num_rows, writes=writes, returns=True
+        )
 
     def execute_count(self, db: RunDatabase, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
         """Run a write that returns no rows; the rows it changed are counted and returned."""
-        self._note_statement(db, compiled)
+        link = self._link(db)
+        if compiled.writes is None or compiled.writes:
+            link.written.update(compiled.writes or {EVERYTHING})
         return self._measured(
-            db, compiled, params, lambda c: c.execute_count(compiled, params), lambda n: n, writes=True
+            link, compiled, params, lambda c: c.execute_count(compiled, params), lambda n: n, writes=True
         )
 
     def ingest(self, db: RunDatabase, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         """Append a stream of batches to a table; the rows written are counted and returned."""
+        link = self._link(db)
         if not temporary:
-            self.note_writes(db, {table})
+            link.written.add(table)
         return self._measured(
-            db,
+            link,
             f"COPY {table} (bulk ingest)",
             None,
             lambda c: c.ingest(table, data, temporary=temporary),
@@ -180,176 +277,87 @@ class RunContext:
             writes=not temporary,  # a staging table's rows are counted when they reach the model's
         )
 
-    def _fresh(self, db: RunDatabase) -> bool:
-        """The run reads the primary: a replica may not have replayed a write another process
-        already invalidated the cache for, so what it answers is never kept."""
-        return id(db) not in self.replica_routes
-
-    def _note_statement(self, db: RunDatabase, compiled: CompiledSQL) -> None:
-        if compiled.writes is None or compiled.writes:
-            self.note_writes(db, compiled.writes or {EVERYTHING})
-
-    def _cache_lookup(self, db: RunDatabase, compiled: CompiledSQL, params: Mapping[str, Any] | None) -> Lookup | None:
-        if db.result_cache is None or self.cache_policy is None:
-            return None
-        # Without a transaction yet, the one opened on a miss is at least as new as the tokens.
-        snapshot = self.snapshots.get(id(db), db.result_cache.commits)
-        return db.result_cache.lookup(
-            compiled,
-            compiled.bind(params),
-            policy=self.cache_policy,
-            written=self.written.get(id(db), ()),
-            snapshot=snapshot,
-            tenant=self.scope.tenant_id,
-        )
-
     def _measured(
         self,
-        db: RunDatabase,
+        link: Link,
         statement: CompiledSQL | str,
         params: Mapping[str, Any] | None,
         call: Callable[[Connection], T],
         rows_of: Callable[[T], int],
         *,
         writes: bool = False,
+        returns: bool = False,
     ) -> T:
-        """The one instrumentation point: every statement of a run is timed, counted and reported here.
-
-        A slow statement's values go to the monitor's memory, so its plan can be asked for with them.
-        """
-        connection = self.connection(db)
+        """The one instrumentation point: every statement of a run is timed and told to the observers."""
+        connection = link.connection if link.connection is not None else self._connected(link)
         sql = statement if isinstance(statement, str) else statement.sql
         values = None if isinstance(statement, str) else functools.partial(statement.bind, params)
         started = time.perf_counter()
         try:
             result = call(connection)
         except Exception as exc:
-            error = mask_values(loggable_error(exc), self.secrets)
-            self._record(db, sql, time.perf_counter() - started, 0, error=error, values=values)
-            route = self.replica_routes.get(id(db))
-            if route is not None and db.replicas is not None:
-                db.replicas.note_failure(route, exc, self.run_id)  # a replica gone: the retry reads the primary
+            if link.observers or self.observers:
+                self._tell(link, Statement(sql, time.perf_counter() - started, 0, writes, exc, values))
+            db = link.db
+            if link.route is not None and db.replicas is not None:
+                db.replicas.note_failure(link.route, exc, self.run_id)  # a replica gone: the retry reads the primary
             raise
-        rows = rows_of(result)
-        self._record(db, sql, time.perf_counter() - started, rows, values=values)
-        if self.current is not None and rows > 0:
-            if writes:
-                self.current.rows_written += rows
-            else:
-                self.current.rows_read += rows
+        if link.observers or self.observers:
+            seconds = time.perf_counter() - started
+            table = result if returns and isinstance(result, pa.Table) else None
+            self._tell(link, Statement(sql, seconds, rows_of(result), writes, None, values, table))
         return result
 
-    def _record(
-        self,
-        db: RunDatabase,
-        sql: str,
-        seconds: float,
-        rows: int,
-        *,
-        error: str | None = None,
-        values: Callable[[], list[Any]] | None = None,
-    ) -> None:
-        self.stats.statements += 1
-        self.stats.seconds += seconds
-        self.stats.rows += max(rows, 0)
-        if db.monitor is not None:
-            db.monitor.record_query(
-                sql,
-                seconds,
-                rows,
-                node_id=self.node_id,
-                run_id=self.run_id,
-                error=error,
-                tenant=self.scope.tenant_id,
-                values=values,
-            )
+    def _tell(self, link: Link, statement: Statement) -> None:
+        for observer in link.observers:
+            observer.on_statement(self, link.db, statement)
+        for observer in self.observers:
+            observer.on_statement(self, link.db, statement)
 
-    def record_run(self, seconds: float, *, status: str, nodes: int) -> None:
-        """Tell the monitor of every database the run touched how the run went."""
-        for db in self.touched.values():
-            if db.monitor is not None:
-                db.monitor.record_run(
-                    self.run_id, seconds, status=status, nodes=nodes, retries=self.retries, served_by=self.served_by(db)
-                )
-
-    def record_retry(self) -> None:
-        """Count a retry of this run in the monitor of every database the failed attempt touched."""
-        for db in self.touched.values():
-            if db.monitor is not None:
-                db.monitor.record_retry(self.run_id)
-
-    def finish_node(self, status: str = "ok", *, error: str | None = None) -> None:
-        """The running node ended: its history record says how, and for how long."""
-        if self.current is not None and self.log is not None:
-            self.current.seconds = time.perf_counter() - self.log.clock - self.current.started
-            self.current.error = None if error is None else mask_values(error, self.secrets)
-            self.current.status = status
-            self.current = None
-
-    def record_history_apart(self) -> None:
-        """A failed or interrupted run, after its connections were released: each database
-        records it in a transaction of its own."""
-        if self.log is not None:
-            for db in self.recorded.values():
-                db.history.finish_apart(self.log)
-
-    def forget_history(self) -> None:
-        """The run is over: it is no longer live in this process."""
-        if self.log is not None:
-            for db in self.touched.values():
-                db.history.forget(self.log)
+    # -- commit and release --------------------------------------------------------------------
 
     def commit(self) -> None:
         """Commit every database the run touched, in the order it first touched them.
 
         There is no atomicity across databases: when one commit fails, the ones before it stay
         committed (``committed`` names them) and the rest are rolled back by ``release``. Each
-        database's cached reads of what the run wrote are invalidated as soon as it committed.
-        An ok run's history row is written on each database's own connection: inside the
-        transaction where the history says so (DuckDB), else right after all the commits, so
-        bookkeeping never adds a statement (or a serialization conflict) to the run's transaction.
+        database's observers hear of its commit at once (the cache invalidates what the run
+        wrote there; the history records an ok run on its connection).
         """
-        run = self.log
-        for key, (db, _) in list(self.connections.items()):
-            self._settle_partitions(db, self.written.get(key, set()))
-        recorded = [(db, connection) for key, (db, connection) in self.connections.items() if key in self.recorded]
-        for db, connection in recorded:
-            if run is not None and db.history.writes_in_run:
-                db.history.finish_in(connection, run)
+        links = [link for link in self.links.values() if link.connection is not None]
+        for link in links:
+            self._settle_partitions(link)
+        for link in links:
+            assert link.connection is not None
+            for observer in (*link.observers, *self.observers):
+                observer.before_commit(self, link.db, link.connection)
         self.commit_sent = True
-        for key, (db, connection) in self.connections.items():
+        for link in links:
+            db, connection = link.db, link.connection
+            assert connection is not None
             connection.commit()
-            self.committed.append(db.name)
-            if db.replicas is not None and self.written.get(key):
+            link.committed = True
+            if db.replicas is not None and link.written:
                 db.replicas.note_commit(connection, db.backend)  # read-your-writes: replicas must replay this first
-            if db.result_cache is not None:
-                db.result_cache.invalidate(self.written.pop(key, ()))
-        for db, connection in recorded:
-            if run is not None and id(db) in self.replica_routes:
-                db.history.finish_apart(run)  # the history lives on the primary; the replica is read-only
-            elif run is not None and not db.history.writes_in_run:
-                db.history.finish_after_commit(connection, run)
+            for observer in (*link.observers, *self.observers):
+                observer.on_commit(self, db, connection)
 
-    def _settle_partitions(self, db: RunDatabase, written: set[str]) -> None:
+    def _settle_partitions(self, link: Link) -> None:
         """Before the commit: rows the run wrote into no partition of their own get one, created
         in the run's transaction (``backends/postgres_partitions.py``)."""
+        db, written = link.db, link.written
         if not db.backend.partitions.supported or not written:
             return
         for spec in db.models.values():
             if spec.partitioning is not None and (spec.table_name in written or EVERYTHING in written):
                 self._measured(
-                    db,
+                    link,
                     f"settle partitions of {spec.table_name}",
                     None,
                     functools.partial(db.backend.partitions.settle, table=spec.table),
                     lambda moved: 0,  # the rows were counted when they were written
                     writes=True,
                 )
-
-    @property
-    def rolled_back(self) -> tuple[str, ...]:
-        """The databases the run touched that did not commit."""
-        return tuple(db.name for db in self.touched.values() if db.name not in self.committed)
 
     def release(self) -> None:
         """Roll back whatever did not commit and give every connection back; never raises.
@@ -358,22 +366,22 @@ class RunContext:
         idle in a transaction holding locks. A rollback that fails (the server is gone) leaves
         the connection marked broken, and closing it then discards it instead of pooling it.
         """
-        committed = set(self.committed)
-        for db, connection in self.connections.values():
-            if db.name not in committed:
+        for link in self.links.values():
+            connection, link.connection = link.connection, None
+            if connection is None:
+                continue
+            url = link.db.backend.safe_url
+            if not link.committed:
                 try:
                     connection.rollback()
                 except Exception as exc:  # the original failure is what the user needs to see
-                    log.debug("run %s: rollback on %s failed: %s", self.run_id, db.backend.safe_url, exc)
+                    log.debug("run %s: rollback on %s failed: %s", self.run_id, url, exc)
             try:
                 connection.close()
             except Exception as exc:
-                log.debug("run %s: closing the connection to %s failed: %s", self.run_id, db.backend.safe_url, exc)
-        self.connections.clear()
-        fills, self.cache_fills = self.cache_fills, []
-        for db, lookup, table in fills:
-            if db.result_cache is not None:
-                try:
-                    db.result_cache.put(lookup, table)
-                except Exception as exc:  # the cache only ever skips an entry
-                    log.debug("run %s: a result was not cached: %s", self.run_id, exc)
+                log.debug("run %s: closing the connection to %s failed: %s", self.run_id, url, exc)
+        for observer in self._all():
+            try:
+                observer.on_release(self)
+            except Exception as exc:  # bookkeeping never hides the run's own outcome
+                log.debug("run %s: an observer failed on release: %s", self.run_id, exc)

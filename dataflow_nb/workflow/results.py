@@ -6,7 +6,7 @@ import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dataflow_nb.security.sensitive import mask_columns
+from dataflow_nb.core.masking import mask_columns
 
 if TYPE_CHECKING:
     import polars as pl

@@ -10,14 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from dataflow_nb.backends.errors import loggable_error
-from dataflow_nb.core.masking import mask_exception, mask_values
 from dataflow_nb.exceptions import DataflowError, WorkflowError
 from dataflow_nb.monitor.runs import RunLog
 from dataflow_nb.nodes.base import CallableNode
+from dataflow_nb.observers.history import RunRecorder
 from dataflow_nb.query.scope import Scope
-from dataflow_nb.security.audit import audit_node
 from dataflow_nb.security.guard import refuse_writes
-from dataflow_nb.security.sensitive import chain_text, sensitive_columns, sensitive_values, values_read
+from dataflow_nb.security.masking import Secrets
 from dataflow_nb.workflow.builder import Edge, Workflow
 from dataflow_nb.workflow.context import RunContext
 from dataflow_nb.workflow.results import NodeTiming, RunResults
@@ -122,36 +121,35 @@ class LocalRuntime:
                 raise WorkflowError(f"{exc} (run {run_id})", node_id=checked, run_id=run_id) from exc
         started = time.perf_counter()
         retries = 0
-        history = RunLog(run_id, tenant_id, len(workflow.order))  # the run's record, across its attempts
+        recorder = RunRecorder(RunLog(run_id, tenant_id, len(workflow.order)))  # the run's record, across its attempts
+        nodes = len(workflow.nodes)
         while True:
+            secrets = Secrets()
             ctx = RunContext(
-                run_id, Scope(tenant_id=tenant_id), retries=retries, log=history, writers=frozenset(writers)
+                run_id,
+                Scope(tenant_id=tenant_id),
+                observers=(recorder, secrets),
+                writers=frozenset(writers),
             )
-            history.nodes.clear()  # the history shows the last attempt's nodes
             try:
-                results = self._attempt(workflow, parameters, ctx)
+                results = self._attempt(workflow, parameters, ctx, secrets, retries)
             except WorkflowError as exc:
                 if retries >= self.retries or not self._may_retry(workflow, ctx, exc):
                     exc.retries = retries
-                    ctx.record_run(time.perf_counter() - started, status="failed", nodes=len(workflow.nodes))
-                    ctx.record_history_apart()  # after the rollback, in a transaction of its own
-                    ctx.forget_history()
+                    ctx.end_run("failed", seconds=time.perf_counter() - started, nodes=nodes, retries=retries)
                     raise
                 retries += 1
                 delay = self.retry_backoff * 2 ** (retries - 1) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
                 log.info("run %s: %s; retry %d of %d in %.2f s", run_id, exc.__cause__, retries, self.retries, delay)
-                ctx.record_retry()
+                ctx.retrying()
                 time.sleep(delay)
                 continue
             except BaseException:
-                ctx.record_run(time.perf_counter() - started, status="interrupted", nodes=len(workflow.nodes))
-                ctx.record_history_apart()
-                ctx.forget_history()
+                ctx.end_run("interrupted", seconds=time.perf_counter() - started, nodes=nodes, retries=retries)
                 raise
             seconds = time.perf_counter() - started
             results["execution_time"] = seconds
-            ctx.record_run(seconds, status="ok", nodes=len(workflow.nodes))
-            ctx.forget_history()
+            ctx.end_run("ok", seconds=seconds, nodes=nodes, retries=retries)
             return results, run_id
 
     def _may_retry(self, workflow: Workflow, ctx: RunContext, error: WorkflowError) -> bool:
@@ -167,14 +165,21 @@ class LocalRuntime:
             cause = cause.__cause__
         return False
 
-    def _attempt(self, workflow: Workflow, parameters: Mapping[str, Mapping[str, Any]], ctx: RunContext) -> RunResults:
+    def _attempt(
+        self,
+        workflow: Workflow,
+        parameters: Mapping[str, Mapping[str, Any]],
+        ctx: RunContext,
+        secrets: Secrets,
+        retries: int,
+    ) -> RunResults:
         """One try of the run: every node, then the commit; released whatever happens."""
         run_id = ctx.run_id
         outputs: dict[str, Any] = {}
-        sensitive: dict[str, set[str]] = {}
         timings: list[NodeTiming] = []
         started = time.perf_counter()
         node_id = None
+        params: dict[str, Any] = {}
         try:
             for node_id in workflow.order:
                 spec = workflow.nodes[node_id]
@@ -183,28 +188,20 @@ class LocalRuntime:
                     params[connection.input] = pick_output(outputs[connection.source], connection)
                 node_started = time.perf_counter()
                 ctx.start_node(node_id, spec.node, params)
-                model = getattr(spec.node, "model", None)
-                if model is not None:
-                    ctx.secrets.update(sensitive_values(model, params))
                 outputs[node_id] = spec.node.run(ctx, params)
-                sensitive[node_id] = sensitive_columns(spec.node, params)
-                audit_node(ctx, spec.node, params, outputs[node_id])
-                ctx.finish_node("ok")
+                ctx.end_node(spec.node, params, outputs[node_id])
                 timings.append(NodeTiming(node_id, spec.node_type, time.perf_counter() - node_started, "ok"))
             node_id = None
-            if ctx.log is not None:  # an ok run's record commits with it; "retried": it needed more than one try
-                ctx.log.finish("retried" if ctx.retries else "ok")
+            ctx.outcome("retried" if retries else "ok")  # an ok run's record commits with it
             ctx.commit()
         except BaseException as exc:
-            # Sensitive values the run read, repeated by the error (a row in a user function's exception).
-            read = ((outputs[n], columns) for n, columns in sensitive.items() if columns)
-            ctx.secrets.update(values_read(chain_text(exc), read))
-            if ctx.log is not None:
-                status = "failed" if isinstance(exc, Exception) else "interrupted"
-                error = mask_values(loggable_error(exc), ctx.secrets)
-                ctx.finish_node(status, error=error)
-                ctx.log.finish(status, error_node=node_id, error=error)
-            committed, rolled_back = tuple(ctx.committed), ctx.rolled_back
+            secrets.note_error(exc)
+            status = "failed" if isinstance(exc, Exception) else "interrupted"
+            error = ctx.mask(loggable_error(exc))
+            if ctx.node_id is not None and node_id is not None:
+                ctx.end_node(None, params, None, status=status, error=error)
+            ctx.outcome(status, node_id=node_id, error=error)
+            committed, rolled_back = ctx.committed, ctx.rolled_back
             ctx.release()  # first: locks and connections go back even for a KeyboardInterrupt
             if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: unchanged, after the rollback
                 where = f"node {node_id!r}" if node_id else "the commit"
@@ -212,7 +209,7 @@ class LocalRuntime:
                     f"dataflow_nb: run {run_id} was interrupted in {where}; what it had not committed was rolled back"
                 )
                 raise
-            mask_exception(exc, ctx.secrets)  # a traceback shows the chain: mask it all
+            secrets.mask_exception(exc)  # a traceback shows the chain: mask it all
             where = f"node {node_id!r} ({workflow.nodes[node_id].node_type})" if node_id else "the commit"
             if committed:
                 outcome = (
@@ -227,9 +224,9 @@ class LocalRuntime:
                 run_id=run_id,
                 committed=committed,
                 rolled_back=rolled_back,
-                retries=ctx.retries,
+                retries=retries,
             ) from exc
         ctx.release()
         return RunResults(
-            run_id, outputs, timings, time.perf_counter() - started, sensitive=sensitive, retries=ctx.retries
+            run_id, outputs, timings, time.perf_counter() - started, sensitive=secrets.columns, retries=retries
         )
