@@ -127,7 +127,10 @@ class Connection(Protocol):
         nullable columns an older table lacks, asking the catalog first, inside the transaction;
         returns the names of the tables it created (``backends/bookkeeping.py``)."""
 
-    def commit(self) -> None: ...
+    def commit(self, *, flush: bool = True) -> None:
+        """Commit. ``flush=False``: return before the commit reaches the disk (PostgreSQL's
+        ``synchronous_commit = off`` for this transaction alone), for bookkeeping that a server
+        crash may lose without harm (the run history's row); visible to others at once all the same."""
 
     def rollback(self) -> None: ...
 

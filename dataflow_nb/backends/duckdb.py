@@ -234,8 +234,9 @@ class DuckDBConnection:
             nodes.extend(node.get("children", []))
         return tables, operators
 
-    def commit(self) -> None:
-        """Commit; a conflict found at commit (a unique key another run just took) is a ConflictError."""
+    def commit(self, *, flush: bool = True) -> None:
+        """Commit; a conflict found at commit (a unique key another run just took) is a ConflictError.
+        DuckDB has one writer process and no commit to defer: ``flush`` changes nothing."""
         self._open = False  # a failed COMMIT ends the transaction too: there is nothing to roll back
         try:
             self._cursor.execute("COMMIT")

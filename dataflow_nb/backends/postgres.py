@@ -223,8 +223,10 @@ class PostgresConnection:
     def ensure_tables(self, tables: Sequence[sa.Table]) -> set[str]:
         return ensure_tables(self, self._dialect, tables)
 
-    def commit(self) -> None:
+    def commit(self, *, flush: bool = True) -> None:
         """Commit; a conflict at commit (40001, 40P01, 23505) is a ConflictError, never retried."""
+        if not flush:  # this transaction only: the WAL writer flushes it within moments
+            self.execute_sql("SET LOCAL synchronous_commit TO off")
         self._call(self._pooled.dbapi_connection.commit, at_commit=True)
 
     def rollback(self) -> None:

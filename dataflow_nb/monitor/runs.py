@@ -322,7 +322,7 @@ class RunHistory:
             _close(run)
             self._write(connection, run)
         if not self.writes_in_run:
-            connection.commit()
+            connection.commit(flush=False)  # the run itself committed durably; its row needs no second fsync
 
     def finish_after_commit(self, connection: Connection, run: RunLog) -> None:
         """``finish_in`` for a run that has committed: a failure here is logged, the run stays ok."""

@@ -35,3 +35,20 @@ def test_a_missing_table_is_created_once_and_an_old_one_gets_its_new_nullable_co
         assert connection.ensure_tables([newer]) == set()
         assert _columns(connection, "ledger_test") == ["id", "what", "note"]  # nothing dropped, "note" added
         connection.commit()
+
+
+def test_a_commit_without_flush_is_seen_at_once_and_changes_no_later_transaction(db: Any) -> None:
+    """The run history's commit (``flush=False``): committed and visible to another connection,
+    and PostgreSQL's ``synchronous_commit = off`` lasts for that one transaction only."""
+    with db.migrations.connection() as connection:
+        connection.execute_sql("CREATE TABLE flush_test (what TEXT)")
+        connection.commit()
+    with db.migrations.connection() as connection:
+        connection.execute_sql("INSERT INTO flush_test VALUES ('kept')")
+        connection.commit(flush=False)
+        if db.backend.capabilities.name == "postgres":  # the connection's next transaction (DuckDB: none)
+            shown = connection.execute_sql("SELECT current_setting('synchronous_commit')")
+            assert shown is not None and shown.column(0)[0].as_py() == "on"
+    with db.migrations.connection() as other:
+        seen = other.execute_sql("SELECT what FROM flush_test")
+        assert seen is not None and seen.column(0).to_pylist() == ["kept"]
