@@ -128,6 +128,18 @@ class Statement(NamedTuple):
     result: pa.Table | None = None  # the rows a read returned
 
 
+class NodeEnd(NamedTuple):
+    """A node that ended: ``"ok"`` with its ``output``, or ``"failed"``/``"interrupted"`` with its
+    ``error`` (masked already); one tuple, so each observer's hook takes it whole."""
+
+    node_id: str
+    node: RunNode | None
+    params: Mapping[str, Any]
+    output: Any
+    status: str = "ok"
+    error: str | None = None
+
+
 class RunObserver:
     """Hooks a run calls; each one does nothing unless overridden."""
 
@@ -153,17 +165,7 @@ class RunObserver:
     def on_writes(self, run: Run, db: RunDatabase, tables: frozenset[str] | set[str]) -> None:
         """The run wrote (or is about to write) ``tables`` of ``db``; ``"*"``: any of them."""
 
-    def on_node_end(
-        self,
-        run: Run,
-        node_id: str,
-        node: RunNode | None,
-        params: Mapping[str, Any],
-        output: Any,
-        *,
-        status: str = "ok",
-        error: str | None = None,
-    ) -> None:
+    def on_node_end(self, run: Run, end: NodeEnd) -> None:
         """A node ended: ``"ok"`` with its ``output``, or ``"failed"``/``"interrupted"`` (masked ``error``)."""
 
     def on_outcome(self, run: Run, status: str, *, node_id: str | None = None, error: str | None = None) -> None:

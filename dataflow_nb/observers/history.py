@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dataflow_nb.backends.replicas import PRIMARY
 from dataflow_nb.monitor.runs import NodeRecord, RunLog
-from dataflow_nb.protocols import Run, RunDatabase, RunNode, RunObserver, Statement
+from dataflow_nb.protocols import NodeEnd, Run, RunDatabase, RunNode, RunObserver, Statement
 
 if TYPE_CHECKING:
     from dataflow_nb.backends.base import Connection
@@ -55,22 +55,12 @@ class RunRecorder(RunObserver):
             else:
                 current.rows_read += statement.rows
 
-    def on_node_end(
-        self,
-        run: Run,
-        node_id: str,
-        node: RunNode | None,
-        params: Mapping[str, Any],
-        output: Any,
-        *,
-        status: str = "ok",
-        error: str | None = None,
-    ) -> None:
+    def on_node_end(self, run: Run, end: NodeEnd) -> None:
         current = self.current
         if current is not None:
             current.seconds = time.perf_counter() - self.log.clock - current.started
-            current.error = error
-            current.status = status
+            current.error = end.error
+            current.status = end.status
             self.current = None
 
     def on_outcome(self, run: Run, status: str, *, node_id: str | None = None, error: str | None = None) -> None:

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -31,7 +30,7 @@ from dataflow_nb.observers.digests import InputDigests
 from dataflow_nb.protocols import RunObserver
 
 if TYPE_CHECKING:
-    from dataflow_nb.protocols import Run, RunDatabase, RunNode
+    from dataflow_nb.protocols import NodeEnd, Run, RunDatabase
 
 AUDIT_TABLE = "dataflow_nb_audit"
 AUDIT_KEY_TABLE = "dataflow_nb_audit_key"
@@ -139,22 +138,13 @@ class AuditRun(InputDigests):
         super().__init__(key)
         self.db = db
 
-    def on_node_end(
-        self,
-        run: Run,
-        node_id: str,
-        node: RunNode | None,
-        params: Mapping[str, Any],
-        output: Any,
-        *,
-        status: str = "ok",
-        error: str | None = None,
-    ) -> None:
+    def on_node_end(self, run: Run, end: NodeEnd) -> None:
         """Audit what the node just wrote here: the node says what that was (``Node.written``)."""
-        running = self.digests.pop(node_id, None)
-        if status != "ok" or node is None or node.writes_to(params) is not self.db:
+        running = self.digests.pop(end.node_id, None)
+        node, params = end.node, end.params
+        if end.status != "ok" or node is None or node.writes_to(params) is not self.db:
             return
-        written = node.written(params, output)
+        written = node.written(params, end.output)
         if written is None:
             return
         if running is not None:

@@ -15,7 +15,7 @@ from dataflow_nb.protocols import RunObserver
 from dataflow_nb.security.sensitive import chain_text, values_named, values_read
 
 if TYPE_CHECKING:
-    from dataflow_nb.protocols import Run, RunNode
+    from dataflow_nb.protocols import NodeEnd, Run, RunNode
 
 
 class Secrets(RunObserver):
@@ -31,22 +31,12 @@ class Secrets(RunObserver):
         if names:
             self.values.update(values_named(names, params))
 
-    def on_node_end(
-        self,
-        run: Run,
-        node_id: str,
-        node: RunNode | None,
-        params: Mapping[str, Any],
-        output: Any,
-        *,
-        status: str = "ok",
-        error: str | None = None,
-    ) -> None:
-        if status != "ok" or node is None:
+    def on_node_end(self, run: Run, end: NodeEnd) -> None:
+        if end.status != "ok" or end.node is None:
             return
-        columns = self.columns[node_id] = node.sensitive_columns(params)
+        columns = self.columns[end.node_id] = end.node.sensitive_columns(end.params)
         if columns:
-            self._read.append((output, columns))
+            self._read.append((end.output, columns))
 
     def note_error(self, exc: BaseException) -> None:
         """Sensitive values the run read, repeated by the error (a row in a user function's exception)."""

@@ -21,7 +21,7 @@ import pyarrow as pa
 from dataflow_nb.backends.base import CompiledSQL, Connection
 from dataflow_nb.backends.replicas import PRIMARY, Route
 from dataflow_nb.cache.results import EVERYTHING
-from dataflow_nb.protocols import RunObserver, Statement
+from dataflow_nb.protocols import NodeEnd, RunObserver, Statement
 from dataflow_nb.query.scope import Scope
 from dataflow_nb.security.masking import Secrets
 
@@ -187,12 +187,12 @@ class RunContext:
     ) -> None:
         """The running node ended (``error`` masked already): each database's observers first
         (the audit row is a statement of the node), then the run-wide ones."""
-        node_id = self.node_id or ""
+        end = NodeEnd(self.node_id or "", node, params, output, status, error)
         for link in list(self.links.values()):
             for observer in link.observers:
-                observer.on_node_end(self, node_id, node, params, output, status=status, error=error)
+                observer.on_node_end(self, end)
         for observer in self.observers:
-            observer.on_node_end(self, node_id, node, params, output, status=status, error=error)
+            observer.on_node_end(self, end)
 
     def outcome(self, status: str, *, node_id: str | None = None, error: str | None = None) -> None:
         """The attempt's outcome is known (before the commit when ok, the rollback when not)."""
