@@ -162,9 +162,6 @@ class RunObserver:
     def on_statement(self, run: Run, db: RunDatabase, statement: Statement) -> None:
         """A statement of the run ran on ``db`` (``statement.error`` set when it failed)."""
 
-    def on_writes(self, run: Run, db: RunDatabase, tables: frozenset[str] | set[str]) -> None:
-        """The run wrote (or is about to write) ``tables`` of ``db``; ``"*"``: any of them."""
-
     def on_node_end(self, run: Run, end: NodeEnd) -> None:
         """A node ended: ``"ok"`` with its ``output``, or ``"failed"``/``"interrupted"`` (masked ``error``)."""
 
