@@ -57,6 +57,10 @@ class CompiledSQL:
     # unknown (SQL text), ``writes`` None means it may write anything.
     reads: frozenset[str] | None = None
     writes: frozenset[str] | None = None
+    # SQL text (a SQLQueryNode's) or DDL: it may leave something in the session (a setting, a
+    # temporary table, a prepared statement) that outlives the transaction. Core DML and queries
+    # never do, so a connection that ran only those goes back to the pool without a DISCARD.
+    may_change_session: bool = True
 
     def bind(self, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Positional values: call-time ``params`` override values captured at compile time."""
@@ -267,7 +271,10 @@ def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> Comp
     values = [captured.get(name) for name in names] if captured else [None] * len(names)
     returns_rows = isinstance(statement, sa.Select) or bool(getattr(compiled, "effective_returning", None))
     reads, writes = _tables_of(statement)
-    return CompiledSQL(str(compiled), names, tuple(types), tuple(values), returns_rows, reads, writes)
+    core = isinstance(statement, sa.Select | sa.Insert | sa.Update | sa.Delete)
+    return CompiledSQL(
+        str(compiled), names, tuple(types), tuple(values), returns_rows, reads, writes, may_change_session=not core
+    )
 
 
 def _tables_of(statement: sa.sql.ClauseElement) -> tuple[frozenset[str] | None, frozenset[str] | None]:

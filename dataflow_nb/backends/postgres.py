@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
+import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -40,6 +42,8 @@ T = TypeVar("T")
 log = logging.getLogger("dataflow_nb")
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds; libpq's own default is to wait forever
 CLIENT_GRACE = 1.0  # the client gives up this long after the server's statement_timeout should have fired
+CHECK_AFTER_IDLE = 1.0  # seconds in the pool after which a connection is checked at checkout
+_RETURNED_AT = "dataflow_nb_returned_at"  # in a pooled connection's record.info
 
 READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
 AUTOCOMMIT = "adbc.connection.autocommit"
@@ -103,8 +107,20 @@ def _param_batch(values: Sequence[Any], types: Sequence[pa.DataType | None]) -> 
 class PostgresConnection:
     """A pooled ADBC connection holding one transaction (ADBC leaves autocommit off)."""
 
-    def __init__(self, pooled: Any, safe_url: str, dialect: Dialect, *, statement_timeout: float | None = None):
+    def __init__(
+        self,
+        pooled: Any,
+        safe_url: str,
+        dialect: Dialect,
+        *,
+        statement_timeout: float | None = None,
+        replace_lost: Callable[[], Any] | None = None,
+    ):
         self._pooled = pooled
+        # The pool checks a connection at checkout only after it sat idle a while: one found lost
+        # by the first statement it is given is replaced (``replace_lost``) and the statement sent again.
+        self._replace_lost = replace_lost
+        self._fresh = replace_lost is not None
         self._dialect = dialect
         self._safe_url = safe_url
         self._cursor: Any = None
@@ -113,6 +129,10 @@ class PostgresConnection:
         # is for a server that does not answer at all (paused, or cut off by the network).
         self._deadline = None if statement_timeout is None else statement_timeout + CLIENT_GRACE
         self._abandoned = False  # a call outlived the limit: its thread closes the connection
+        # SQL text (a SQLQueryNode's) or a temporary table may have left something in the session
+        # for the next run to find: then ``close`` discards the session. dataflow_nb's own
+        # statements change nothing that outlives their transaction.
+        self._session_changed = False
 
     def _call(self, call: Callable[[], T], *, at_commit: bool = False) -> T:
         """Make a driver call, within the client-side limit when there is one; errors translated."""
@@ -156,15 +176,31 @@ class PostgresConnection:
         return self._cursor
 
     def _run(self, sql: str, params: pa.RecordBatch | None, returns_rows: bool) -> pa.Table | None:
-        cursor = self.cursor
-
-        def run() -> pa.Table | None:
+        def run(cursor: Any) -> pa.Table | None:
             cursor.execute(sql, params)
             if returns_rows or cursor.description:
                 return normalize_result(cursor.fetch_arrow_table())
             return None
 
-        return self._call(run)
+        return self._statement(run)
+
+    def _statement(self, run: Callable[[Any], T]) -> T:
+        """``run(cursor)``; a connection found lost by the first statement it is given (nothing of
+        the run reached the server) is replaced once, and the statement sent again on the new one."""
+        fresh, self._fresh = self._fresh, False
+        try:
+            return self._call(lambda: run(self.cursor))
+        except DataflowError:
+            if not (fresh and self._broken and not self._abandoned and self._replace_lost is not None):
+                raise
+        with contextlib.suppress(Exception):
+            self._cursor.close()
+        self._cursor = None
+        lost, self._pooled = self._pooled, None
+        lost.invalidate()
+        self._pooled = self._replace_lost()  # raises "cannot connect" when the server is not back
+        self._broken = False
+        return self._call(lambda: run(self.cursor))
 
     def _failed(self, exc: Exception, *, at_commit: bool = False) -> BaseException:
         """The error to raise (Ctrl-C stays a KeyboardInterrupt); a lost connection is also marked
@@ -173,7 +209,11 @@ class PostgresConnection:
             self._broken = True
         return interruption(exc) or translate_error(exc, at_commit=at_commit)
 
+    def _note_session(self, compiled: CompiledSQL) -> None:
+        self._session_changed |= compiled.may_change_session
+
     def execute(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
+        self._note_session(compiled)
         values = compiled.bind(params)
         batch = _param_batch(values, compiled.types) if values else None
         return self._run(compiled.sql, batch, compiled.returns_rows)
@@ -183,16 +223,20 @@ class PostgresConnection:
         return self._run(sql, batch, False)
 
     def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
+        self._note_session(compiled)
         values = compiled.bind(params)
         batch = _param_batch(values, compiled.types) if values else None
-        cursor = self.cursor
-        # executemany runs ADBC's execute_update, the call that reports rows affected.
-        self._call(lambda: cursor.executemany(compiled.sql, batch))
-        return int(cursor.rowcount)
+
+        def run(cursor: Any) -> int:  # executemany runs ADBC's execute_update, which reports rows affected
+            cursor.executemany(compiled.sql, batch)
+            return int(cursor.rowcount)
+
+        return self._statement(run)
 
     def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Generator[pa.RecordBatch, None, None]:
         # ADBC reads the result as a COPY TO in binary and hands it on chunk by chunk; each chunk
         # is evened out alone, then cut to at most ``batch_rows``.
+        self._note_session(compiled)
         values = compiled.bind()
         params = _param_batch(values, compiled.types) if values else None
         cursor = self.cursor
@@ -218,6 +262,7 @@ class PostgresConnection:
         # COPY in binary through ADBC: it coerces nothing, so callers send the table's exact types
         # (JSON as the arrow.json extension, UUID through a text staging table).
         cursor = self.cursor
+        self._session_changed |= temporary
         return int(self._call(lambda: cursor.adbc_ingest(table, data, mode="append", temporary=temporary)))
 
     def ensure_tables(self, tables: Sequence[sa.Table]) -> set[str]:
@@ -239,9 +284,9 @@ class PostgresConnection:
             raise
 
     def close(self) -> None:
-        """Back to the pool with a clean session (see ``discard_session``); a broken connection, or
-        one that cannot be cleaned, is discarded instead (invalidated: closed and its pool slot
-        freed, with nothing logged at collection)."""
+        """Back to the pool rolled back, its session cleaned where a statement may have changed it
+        (see ``discard_session``); a broken connection, or one that cannot be cleaned, is discarded
+        instead (invalidated: closed and its pool slot freed, with nothing logged at collection)."""
         if self._pooled is None or self._abandoned:
             return  # an abandoned connection is closed by the thread still waiting on it
         if self._cursor is not None:
@@ -250,8 +295,9 @@ class PostgresConnection:
             self._cursor = None
         if not self._broken:
             dbapi_connection = self._pooled.dbapi_connection
+            clean = discard_session if self._session_changed else _roll_back
             try:
-                self._call(lambda: discard_session(dbapi_connection))
+                self._call(lambda: clean(dbapi_connection))
             except DataflowError:
                 self._broken = True
             if self._abandoned:
@@ -309,7 +355,12 @@ class PostgresBackend:
             timeout=pool_timeout,
             reset_on_return="rollback",
         )
-        sa.event.listen(self._pool, "checkout", _checkout_check(target.checkout_check))
+        self._lost_at = -math.inf  # when a pooled connection was last found lost (time.monotonic)
+        # With target_session_attrs every checkout is checked: a server may turn standby at any time.
+        always = target.target_session_attrs is not None
+        check = _checkout_check(target.checkout_check, always=always, lost_at=lambda: self._lost_at)
+        sa.event.listen(self._pool, "checkout", check)
+        sa.event.listen(self._pool, "checkin", _note_return)
         self.connect().close()  # fail now, with a clear message, if the server is not there
 
     def reflection_dialect(self) -> Any:
@@ -318,8 +369,23 @@ class PostgresBackend:
         return reflection_dialect()
 
     def connect(self) -> PostgresConnection:
+        return PostgresConnection(
+            self._checkout(),
+            self.safe_url,
+            self.dialect,
+            statement_timeout=self._statement_timeout,
+            replace_lost=self._replace_lost,
+        )
+
+    def _replace_lost(self) -> Any:
+        """A pooled connection was found lost: every other pooled one is checked at its next
+        checkout (a restarted server dropped them all), and a new one is had."""
+        self._lost_at = time.monotonic()
+        return self._checkout()
+
+    def _checkout(self) -> Any:
         try:
-            pooled = call_with_deadline(self._pool.connect, self._checkout_deadline, abandon=_return_late)
+            return call_with_deadline(self._pool.connect, self._checkout_deadline, abandon=_return_late)
         except DeadlineExceeded:
             raise DatabaseError(
                 f"cannot connect to PostgreSQL {self._where} ({self.safe_url}): no answer within "
@@ -343,7 +409,6 @@ class PostgresBackend:
             )
             error.retryable = True  # nothing was sent: running again is safe
             raise error from None
-        return PostgresConnection(pooled, self.safe_url, self.dialect, statement_timeout=self._statement_timeout)
 
     def connect_snapshot(self) -> PostgresConnection:
         """REPEATABLE READ: set before the first statement of a transaction of its own
@@ -488,13 +553,27 @@ def discard_session(dbapi_connection: Any) -> None:
         adbc.set_options(**{AUTOCOMMIT: "false"})
 
 
-def _checkout_check(sql: str) -> Callable[[Any, Any, Any], None]:
+def _roll_back(dbapi_connection: Any) -> None:
+    """End the transaction, if one is open (ADBC begins one with the first statement after a
+    commit, so after a commit this sends nothing)."""
+    dbapi_connection.rollback()
+
+
+def _checkout_check(sql: str, *, always: bool, lost_at: Callable[[], float]) -> Callable[[Any, Any, Any], None]:
     """Pessimistic check at checkout, in one round trip: a dead connection, or one to a server that
     is no longer what ``target_session_attrs`` asks for (a primary that became a standby), is
-    discarded and replaced instead of failing a run. The query begins the run's transaction, so
-    no rollback follows it."""
+    discarded and replaced instead of failing a run.
+
+    Without ``target_session_attrs`` (``always`` False), a connection back from a run less than
+    ``CHECK_AFTER_IDLE`` seconds ago, and since no connection was found lost, is not checked: that
+    round trip would be one of the three or four a small run makes. If it was lost all the same,
+    the run's first statement finds out and ``PostgresConnection`` replaces it.
+    """
 
     def check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT, -math.inf)
+        if not always and returned > lost_at() and time.monotonic() - returned < CHECK_AFTER_IDLE:
+            return
         try:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute(sql)
@@ -505,6 +584,11 @@ def _checkout_check(sql: str) -> Callable[[Any, Any, Any], None]:
             raise sa.exc.DisconnectionError("the server is not the kind target_session_attrs asks for (a standby?)")
 
     return check
+
+
+def _note_return(dbapi_connection: Any, record: Any) -> None:
+    """When the connection came back to the pool: the check at checkout skips one in use moments ago."""
+    record.info[_RETURNED_AT] = time.monotonic()
 
 
 def _return_late(pooled: Any) -> None:

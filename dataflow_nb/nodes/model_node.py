@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from dataflow_nb.protocols import Run, RunDatabase
 
 
+STATEMENTS_KEPT = 512  # compiled statement shapes kept per node class
+
+
 class DatabaseRef:
     """A node class's DataFlow, held weakly.
 
@@ -61,9 +64,15 @@ class ModelNode(Node):
 
     @classmethod
     def statement(cls, key: Hashable, build: Callable[[], sa.sql.ClauseElement]) -> CompiledSQL:
-        """Compile a statement shape once per node class (compiling costs more than running)."""
+        """Compile a statement shape once per node class: compiling costs more than running it.
+
+        ``key`` holds everything the SQL depends on but its bound values (the run's scope among
+        them); the oldest shapes go beyond ``STATEMENTS_KEPT``.
+        """
         compiled = cls._statements.get(key)
         if compiled is None:
+            if len(cls._statements) >= STATEMENTS_KEPT:
+                del cls._statements[next(iter(cls._statements))]
             compiled = cls._statements[key] = compile_statement(build(), cls.db.backend.dialect)
         return compiled
 
@@ -96,6 +105,12 @@ class ByIdNode(ModelNode):
         check_parameter_names(cls.node_type, params, cls.parameters)
         if complete or "id" in params:
             record_id(cls.model, params, cls.node_type)
+
+
+def id_bind(table: sa.Table) -> sa.BindParameter[Any]:
+    """The record's id as a named bind (``k_id``: a column's own name is SQLAlchemy's, in a SET),
+    so one compiled statement serves every id."""
+    return sa.bindparam("k_id", type_=table.c.id.type)
 
 
 def with_tenant(model: ModelSpec, ctx: Run, values: dict[str, Any]) -> dict[str, Any]:

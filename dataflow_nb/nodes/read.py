@@ -16,7 +16,7 @@ from dataflow_nb.frames import check_json_mode, to_frame
 from dataflow_nb.model.notebook_values import preview, python_value
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import check_parameter_names
-from dataflow_nb.nodes.model_node import ByIdNode, ModelNode
+from dataflow_nb.nodes.model_node import STATEMENTS_KEPT, ByIdNode, ModelNode, id_bind
 from dataflow_nb.query.aggregate import build_grouping
 from dataflow_nb.query.filters import FilterPlan, freeze, model_target, order_clauses, ordered, plan_filter, render
 from dataflow_nb.query.scope import include_deleted, scope_clauses
@@ -47,9 +47,14 @@ class ReadNode(ByIdNode):
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         table = self.model.table
-        stmt = sa.select(table).where(table.c.id == record, *visible(self, ctx, params))
-        result = ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect))
-        return self.first_or_missing(result, record, params)
+        flag = include_deleted(self.node_type, self.model, params)
+        compiled = self.statement(
+            ("read", flag, ctx.scope),
+            lambda: sa.select(table).where(
+                table.c.id == id_bind(table), *scope_clauses(self.model, table, ctx.scope, include_deleted=flag)
+            ),
+        )
+        return self.first_or_missing(ctx.execute(self.db, compiled, {"k_id": record}), record, params)
 
 
 def _non_negative(node: str, name: str, value: Any) -> int | None:
@@ -59,9 +64,6 @@ def _non_negative(node: str, name: str, value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError(f"{node}: {name} must be a non-negative int, got {preview(value)}")
     return value
-
-
-CACHE_SIZE = 512  # compiled statements kept per List/Count node class
 
 
 def cached(
@@ -77,7 +79,7 @@ def cached(
         return build()
     found = store.get(key)
     if found is None:
-        if len(store) >= CACHE_SIZE:
+        if len(store) >= STATEMENTS_KEPT:
             del store[next(iter(store))]
         found = store[key] = build()
     return found

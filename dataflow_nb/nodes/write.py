@@ -19,7 +19,7 @@ from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import ConflictError, NotFoundError, ValidationError
 from dataflow_nb.model.notebook_values import python_value
 from dataflow_nb.model.validate import record_id, record_values
-from dataflow_nb.nodes.model_node import ByIdNode, ModelNode, conflict_keys, node_class, with_tenant
+from dataflow_nb.nodes.model_node import ByIdNode, ModelNode, conflict_keys, id_bind, node_class, with_tenant
 from dataflow_nb.query.scope import delete_statement, managed_update_values, restore_statement, upsert_assignments
 
 if TYPE_CHECKING:
@@ -90,14 +90,20 @@ class UpdateNode(ModelNode):
         changes, expected = self.split(params)
         values = record_values(self.model, changes, partial=True)
         table = self.model.table
-        assignments: dict[str, Any] = managed_update_values(self.model, table)
-        assignments.update({k: sa.bindparam(f"v_{k}", v, type_=table.c[k].type) for k, v in values.items()})
-        where = [table.c.id == record, *self.scope(ctx)]
-        if expected is not None:
-            where.append(table.c.version == expected)
-        stmt = sa.update(table).where(*where).values(assignments).returning(*table.c)
+
+        def build() -> sa.sql.ClauseElement:
+            assignments: dict[str, Any] = managed_update_values(self.model, table)
+            assignments.update({k: sa.bindparam(f"v_{k}", type_=table.c[k].type) for k in values})
+            clauses = [table.c.id == id_bind(table), *self.scope(ctx)]
+            if expected is not None:
+                clauses.append(table.c.version == sa.bindparam("k_version", type_=table.c.version.type))
+            return sa.update(table).where(*clauses).values(assignments).returning(*table.c)
+
+        compiled = self.statement(("update", tuple(values), expected is not None, ctx.scope), build)
+        binds = {f"v_{k}": v for k, v in values.items()}
+        binds.update(k_id=record, k_version=expected)
         with naming_conflicts(self.model, self.node_type):
-            result = ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect))
+            result = ctx.execute(self.db, compiled, binds)
         if expected is not None and (result is None or result.num_rows == 0):
             self._check_version(ctx, record, expected)
         return self.first_or_missing(result, record)
@@ -130,8 +136,13 @@ class DeleteNode(ByIdNode):
         if not isinstance(hard, bool):
             raise ValidationError(f"{self.node_type}: hard takes True or False, got {hard!r}")
         table = self.model.table
-        stmt = delete_statement(self.model, table, ctx.scope, table.c.id == record, hard=hard).returning(*table.c)
-        return self.first_or_missing(ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect)), record)
+        compiled = self.statement(
+            ("delete", hard, ctx.scope),
+            lambda: delete_statement(self.model, table, ctx.scope, table.c.id == id_bind(table), hard=hard).returning(
+                *table.c
+            ),
+        )
+        return self.first_or_missing(ctx.execute(self.db, compiled, {"k_id": record}), record)
 
 
 class RestoreNode(ByIdNode):
@@ -143,9 +154,12 @@ class RestoreNode(ByIdNode):
         self.check_params(params, complete=True)
         record = record_id(self.model, params, self.node_type)
         table = self.model.table
-        stmt = restore_statement(self.model, table, ctx.scope, table.c.id == record).returning(*table.c)
+        compiled = self.statement(
+            ("restore", ctx.scope),
+            lambda: restore_statement(self.model, table, ctx.scope, table.c.id == id_bind(table)).returning(*table.c),
+        )
         with naming_conflicts(self.model, self.node_type):
-            result = ctx.execute(self.db, compile_statement(stmt, self.db.backend.dialect))
+            result = ctx.execute(self.db, compiled, {"k_id": record})
         if result is None or result.num_rows == 0:
             raise NotFoundError(f"{self.node_type}: no deleted {self.model.name} with id {record} to restore")
         return self.frame(result)

@@ -77,3 +77,85 @@ def test_runs_in_threads_share_the_pool(postgres_url: str) -> None:
         workflow = WorkflowBuilder()
         workflow.add_node(db.nodes["NoteCountNode"], "c", {})
         assert LocalRuntime().execute(workflow.build())[0]["c"] == 20
+
+
+def last_statement(pid: int) -> str:
+    """What the session ``pid`` ran last, as the server shows it to an administrator."""
+    admin = _admin_connection()
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"SELECT query FROM pg_stat_activity WHERE pid = {int(pid)}")
+            return str(cursor.fetchall()[0][0])
+    finally:
+        admin.close()
+
+
+def one_node_run(db: Any, node: str, params: dict[str, Any]) -> Any:
+    workflow = WorkflowBuilder()
+    workflow.add_node(node, "n", {**params, **({"db": db} if node == "SQLQueryNode" else {})})
+    results, _ = LocalRuntime(retries=0).execute(workflow.build())
+    return results
+
+
+def test_only_a_session_that_ran_sql_text_is_discarded_on_its_way_back(postgres_url: str) -> None:
+    """DISCARD ALL costs a round trip per run: generated nodes change nothing that outlives the
+    transaction, so their connection goes back as it is; SQL text may have (a setting, a temp table)."""
+    with DataFlow(postgres_url, pool_size=1, pool_max_overflow=0, run_history=False) as db:
+
+        @db.model
+        class Note:
+            text: str
+
+        pid = backend_pid(db)
+        one_node_run(db, "NoteCreateNode", {"text": "a"})
+        assert "DISCARD" not in last_statement(pid)
+        one_node_run(db, "SQLQueryNode", {"sql": "SELECT set_config('application_name', 'x', false) AS s"})
+        assert last_statement(pid) == "DISCARD ALL"
+        assert backend_pid(db) == pid  # the same session, cleaned
+
+
+def test_a_connection_back_moments_ago_is_not_checked_one_idle_longer_is(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with DataFlow(postgres_url, pool_size=1, pool_max_overflow=0, run_history=False) as db:
+        pid = backend_pid(db)
+        connection = db.backend.connect()
+        try:
+            assert last_statement(pid) == "ROLLBACK"  # the end of backend_pid(): no check was sent since
+        finally:
+            connection.close()
+        monkeypatch.setattr("dataflow_nb.backends.postgres.CHECK_AFTER_IDLE", 0.0)
+        connection = db.backend.connect()
+        try:
+            assert "SELECT false" in last_statement(pid)  # ADBC sends a query as COPY (...) TO STDOUT
+        finally:
+            connection.close()
+
+
+def test_connections_lost_in_the_pool_cost_no_run_when_the_check_is_skipped(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pooled connection lost at once (a restarted server): the first statement finds its
+    connection gone, it is replaced and the statement sent again, and the other pooled one is
+    checked at its checkout; the run is not retried."""
+    monkeypatch.setattr("dataflow_nb.backends.postgres.CHECK_AFTER_IDLE", 3600.0)
+    with DataFlow(postgres_url, pool_size=2, pool_max_overflow=0, run_history=False) as db:
+
+        @db.model
+        class Note:
+            text: str
+
+        held = [db.backend.connect(), db.backend.connect()]
+        pids = [int(c.execute_sql("SELECT pg_backend_pid()").column(0)[0].as_py()) for c in held]
+        for connection in held:
+            connection.close()
+        admin = _admin_connection()
+        with admin.cursor() as cursor:
+            for pid in pids:
+                cursor.execute(f"SELECT pg_terminate_backend({pid}, 10000)")
+        admin.close()
+        for text in ("first", "second"):
+            results = one_node_run(db, "NoteCreateNode", {"text": text})
+            assert results["n"]["text"].to_list() == [text]
+            assert results.retries == 0
+        assert backend_pid(db) not in pids
