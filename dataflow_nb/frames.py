@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 FrameKind = Literal["polars", "pandas"]
 JsonMode = Literal["text", "decode"]
 JSON_MODES = ("text", "decode")
+SMALL_RESULT = 64  # rows: a result this small becomes a polars frame without polars' thread pool
 Frame: TypeAlias = "pl.DataFrame | pd.DataFrame"
 """What a node, a log or a plan returns: a polars frame, or pandas with ``frame="pandas"``."""
 
@@ -54,10 +55,8 @@ def normalize(
 ) -> tuple[pa.Table, dict[str, list[Any]]]:
     """Cast model columns to their Arrow types; for pandas, pull UUID/JSON columns out as Python objects."""
     objects: dict[str, list[Any]] = {}
-    as_object = [n for n in table.column_names if (f := fields.get(n)) is not None and f.type.as_object]
-    if not as_object and all(
-        _same(f.type.arrow, table.schema.field(n).type) for n in table.column_names if (f := fields.get(n))
-    ):
+    typed = [(f, kind) for n, kind in zip(table.column_names, table.schema.types, strict=True) if (f := fields.get(n))]
+    if all(not f.type.as_object and _same(f.type.arrow, kind) for f, kind in typed):
         return table, objects  # the common case costs one pass over the schema
     columns = []
     for name, column in zip(table.column_names, table.columns, strict=True):
@@ -129,8 +128,13 @@ def to_frame(
         return frame
     import polars as pl
 
-    frame = pl.from_arrow(table, rechunk=False)
-    assert isinstance(frame, pl.DataFrame)
+    if table.num_rows <= SMALL_RESULT:
+        # Column by column: polars' from_arrow converts columns on its thread pool, and waking
+        # it costs more CPU than a one-row result (a Read, a Create's RETURNING) takes to convert.
+        frame = pl.DataFrame([pl.Series(n, c) for n, c in zip(table.column_names, table.columns, strict=True)])
+    else:
+        frame = pl.from_arrow(table, rechunk=False)
+        assert isinstance(frame, pl.DataFrame)
     if json == "decode":
         for name in table.column_names:
             field = fields.get(name)
