@@ -49,9 +49,10 @@ DEFAULT_PG_URL = os.environ.get("DATAFLOW_BENCH_POSTGRES_URL", "postgresql://pos
 CHILD_URL_VARIABLE = "DATAFLOW_BENCH_CHILD_URL"
 CREATE_REPEATS = 5
 LIST_REPEATS = 3
-TARGETS = {  # (measure, backend) -> (comparison, bound)
-    ("create", "duckdb"): ("<=", 4.0),
-    ("create", "postgres"): ("<=", 2.0),
+NODE_KINDS = ("read", "update", "delete", "count")  # measured like create, after the List
+TARGETS = {  # (measure, backend) -> (comparison, bound); issue 24: one node <= 1.3x raw ADBC, <= 2x raw DuckDB
+    **{(kind, "duckdb"): ("<=", 2.0) for kind in ("create", *NODE_KINDS)},
+    **{(kind, "postgres"): ("<=", 1.3) for kind in ("create", *NODE_KINDS)},
     ("list", "duckdb"): (">=", 0.85),
     ("list", "postgres"): (">=", 0.85),
 }
@@ -158,6 +159,20 @@ class RawPostgres:
             pl.from_arrow(cursor.fetch_arrow_table())
         self.connection.commit()
 
+    def query_loop(self, sql: str, rows: list[list[Any]]) -> None:
+        """Each statement's rows fetched as Arrow (what a node gets from the driver), one transaction."""
+        cursor = self.cursor
+        for params in rows:
+            cursor.execute(sql, params)
+            cursor.fetch_arrow_table()
+        self.connection.commit()
+
+    def ids(self, table: str, count: int, skip: int) -> list[int]:
+        self.cursor.execute(f"SELECT id FROM {table} ORDER BY id LIMIT {count} OFFSET {skip}")
+        found = [int(row[0]) for row in self.cursor.fetchall()]
+        self.connection.commit()
+        return found
+
     def select(self, sql: str) -> Any:
         import polars as pl
 
@@ -199,6 +214,17 @@ class RawDuckDB:
         for params in rows:
             pl.from_arrow(con.sql(sql, params=params).to_arrow_table())
         con.execute("COMMIT")
+
+    def query_loop(self, sql: str, rows: list[list[Any]]) -> None:
+        con = self.connection
+        con.execute("BEGIN TRANSACTION")
+        for params in rows:
+            con.sql(sql, params=params).to_arrow_table()
+        con.execute("COMMIT")
+
+    def ids(self, table: str, count: int, skip: int) -> list[int]:
+        found = self.connection.execute(f"SELECT id FROM {table} ORDER BY id LIMIT {count} OFFSET {skip}").fetchall()
+        return [int(row[0]) for row in found]
 
     def select(self, sql: str) -> Any:
         import polars as pl
@@ -275,6 +301,65 @@ def bench_create(backend: str, raw: Any, n: int, repeats: int, profile: bool) ->
     if profile:
         _, workflow = build_create_workflow(n, 10_000_000)
         profile_run(f"one {n}-node create run ({backend})", lambda: runtime.execute(workflow))
+    return out
+
+
+NODE_SQL = {  # what the raw loop runs for each node kind, on raw_readings (rows from the create benchmark)
+    "read": "SELECT {columns} FROM raw_readings WHERE id = $1",
+    "update": "UPDATE raw_readings SET value = $1, updated_at = now() WHERE id = $2 RETURNING {columns}",
+    "delete": "DELETE FROM raw_readings WHERE id = $1 RETURNING {columns}",
+    "count": "SELECT count(*) AS count FROM raw_readings WHERE id = $1",
+}
+
+
+def node_params(kind: str, record: int) -> dict[str, Any]:
+    if kind == "update":
+        return {"id": record, "value": record * 0.25}
+    if kind == "count":
+        return {"filter": {"id": record}}
+    return {"id": record}
+
+
+def raw_params(kind: str, record: int) -> list[Any]:
+    return [record * 0.25, record] if kind == "update" else [record]
+
+
+def bench_nodes(backend: str, raw: Any, n: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Read, Update, Delete and Count as create is measured: one run of ``n`` such nodes, each on a
+    row of its own, against the raw driver's loop of the same statement (rows fetched as Arrow) in
+    one transaction. Delete takes fresh rows each repeat, on both sides."""
+    from dataflow_nb import LocalRuntime, WorkflowBuilder
+
+    runtime = LocalRuntime()
+    columns = ", ".join(ALL_COLUMNS)
+    out: dict[str, dict[str, float]] = {}
+    for kind in NODE_KINDS:
+        node_times, raw_times = [], []
+        sql = NODE_SQL[kind].format(columns=columns)
+        for repeat in range(repeats + 1):  # repeat 0 warms up
+            skip = repeat * n if kind == "delete" else 0
+            node_ids, raw_ids = raw.ids("readings", n, skip), raw.ids("raw_readings", n, skip)
+            if len(node_ids) < n or len(raw_ids) < n:
+                raise RuntimeError(f"{kind}: not enough rows ({len(node_ids)}, {len(raw_ids)}) for {n} nodes")
+            workflow = WorkflowBuilder()
+            for i, record in enumerate(node_ids):
+                workflow.add_node(f"Reading{kind.capitalize()}Node", f"n{i}", node_params(kind, record))
+            built = workflow.build()
+            node_s, (results, _) = timed(lambda wf=built: runtime.execute(wf))
+            last = results[f"n{n - 1}"]
+            assert last == 1 if kind == "count" else last.height == 1
+            rows = [raw_params(kind, record) for record in raw_ids]
+            raw_s, _ = timed(lambda rows=rows, sql=sql: raw.query_loop(sql, rows))
+            if repeat:
+                node_times.append(node_s)
+                raw_times.append(raw_s)
+        node_us = statistics.median(node_times) / n * 1e6
+        raw_us = statistics.median(raw_times) / n * 1e6
+        out[kind] = {"node_us": node_us, "raw_us": raw_us, "ratio": node_us / raw_us}
+        log(
+            f"  {kind} x{n}: node {node_us:.1f} µs/node (runs: {', '.join(f'{t / n * 1e6:.0f}' for t in node_times)}), "
+            f"raw {raw_us:.1f} µs/statement, ratio {node_us / raw_us:.2f}"
+        )
     return out
 
 
@@ -489,6 +574,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         load_s = load_rows(backend, raw, args.rows, admin, schema)
         log(f"  loaded {args.rows:,} rows in {load_s:.1f} s")
         result["list"] = bench_list(backend, raw, args.rows, args.profile)
+        result["nodes"] = bench_nodes(backend, raw, args.creates, args.repeats)
         # The children open the same database: DuckDB allows one process per file.
         raw.close()
         raw = None
@@ -551,6 +637,17 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
             )
         )
         lines.append((backend, "create build (µs/node)", f"{c['build_us']:.1f}", "-", "-", "-", ""))
+        for kind, k in r["nodes"].items():
+            lines.append(
+                (
+                    backend,
+                    f"{kind} (µs/node)",
+                    f"{k['node_us']:.1f}",
+                    f"{k['raw_us']:.1f}",
+                    f"{k['ratio']:.3f}",
+                    *status(kind, backend, k["ratio"]),
+                )
+            )
         lines.append(
             (
                 backend,
