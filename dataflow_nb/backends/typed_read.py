@@ -87,6 +87,14 @@ def _unicode_spaced(column: str, shape: str, sql_type: str) -> str:
     )
 
 
+def _read_int(column: str) -> str:
+    """An int as ``_read`` reads it, for less than half the cost: a value that is its own number
+    as DuckDB prints it (``42``, ``-7``: digits, a sign) is read by the cast alone; any other
+    spelling (``+5``, `` 42``, ``007``, ``2009.0``, a bad value) by the pattern."""
+    cast = f"TRY_CAST({column} AS BIGINT)"
+    return f"CASE WHEN CAST({cast} AS VARCHAR) = {column} THEN {cast} ELSE {_read(column, _INT, 'BIGINT')} END"
+
+
 def _read_float(column: str) -> str:
     """A float as ``_read`` reads it, for half the cost: DuckDB's cast takes exactly the spellings
     the pattern takes but for ``_`` between digits and a sign after a sign (``+-1``), which two
@@ -109,7 +117,7 @@ def _csv_value(column: ScanColumn, options: ReadOptions, values: list[Any], *, n
     if pa.types.is_string(target):
         return _text(x) if nul else x
     if pa.types.is_int64(target):  # DuckDB reads 2009.0 as 2009, as polars does
-        return _read(x, _INT, "BIGINT")
+        return _read_int(x)
     if pa.types.is_float64(target):
         return _read_float(x)
     if pa.types.is_boolean(target):
