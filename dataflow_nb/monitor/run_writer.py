@@ -46,7 +46,9 @@ MAX_TRIES = 3  # a run whose row could not be written this many times is dropped
 CLOSE_TIMEOUT = 10.0  # seconds close() and the exit hook wait for the queue to be written
 
 _open: set[HistoryWriter] = set()  # writers not closed yet, for the exit hook
-_open_lock = threading.Lock()
+# Reentrant, as the history's locks: a DataFlow's finalizer (closing its writer) may run in any
+# thread, at any allocation, even one holding the lock.
+_open_lock = threading.RLock()
 
 
 class HistoryWriter:

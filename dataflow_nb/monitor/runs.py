@@ -8,15 +8,15 @@ Writing is kept off the runs' path, because every run pays for what is on it
 (``benchmarks/load.py``, ``benchmarks/history.py``): a run that ends (ok, failed, interrupted,
 retried) hands its ``RunLog`` to this history's writer (``run_writer.py``, one thread per
 DataFlow) and returns; no statement of the history is ever in a run's transaction or on its
-connection. The writer inserts the runs that queued in one transaction of its own (COPY on
-PostgreSQL, an Arrow scan on DuckDB), committed without waiting for the disk, and prunes older
-runs now and then. On a database other processes share (PostgreSQL), it also writes a
+connection. The writer inserts the runs that queued in one transaction of its own and one
+statement (each column bound as one array), committed without waiting for the disk, and prunes
+older runs now and then. On a database other processes share (PostgreSQL), it also writes a
 ``running`` row for a run executing here longer than half a second, refreshed once a second, so
 other kernels see it; the row is updated when the run ends.
 
-What a crash can lose: runs that ended within the last ``BATCH_DELAY`` (0.2 s) before the
-process died, and on PostgreSQL those committed in the moments before a server crash (their
-commit does not wait for the disk). Never a run's own data.
+What a crash can lose: runs that ended within the last ``BATCH_DELAY`` (0.2 s; DuckDB 1 s)
+before the process died, and on PostgreSQL those committed in the moments before a server crash
+(their commit does not wait for the disk). Never a run's own data.
 
 Runs of this process are kept in memory (``live_run``) from their start until their row is in
 the table, so a view never loses one between "ended" and "written", and every reading method
@@ -171,7 +171,9 @@ class RunLog:
         ]
 
 
-_live_lock = threading.Lock()
+# Reentrant: a DataFlow's finalizer (``close``) may run in any thread at any allocation, even one
+# holding the lock.
+_live_lock = threading.RLock()
 _live: dict[str, dict[str, RunLog]] = {}  # database identity -> run id -> a run of this process not written yet
 _writers: dict[str, set[RunHistory]] = {}  # database identity -> the histories writing to it in this process
 
@@ -219,7 +221,7 @@ class RunHistory:
         self.keep = keep
         self.record = record
         self._ready = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._compiled: dict[str, CompiledSQL] = {}
         self._writer: HistoryWriter | None = None
         self._closed = False
@@ -379,9 +381,14 @@ class RunHistory:
 
     def before_sql(self, sql: str) -> None:
         """A run is about to send SQL text: if it names the history, the runs that ended before it
-        in this process are written first (when a connection is spare: the run holds one already,
-        and a run never waits for its history), so raw SQL reads them too."""
-        if _writers.get(self.identity) and RUNS_TABLE in sql and self.backend.has_spare_connection():
+        in this process are written first, so raw SQL reads them too."""
+        if RUNS_TABLE in sql:
+            self._caught_up_in_run()
+
+    def _caught_up_in_run(self) -> None:
+        """``_caught_up`` for a run about to read the history: only when the pool has a connection
+        spare (the run holds one already, and the writer needs another), and for a second at most."""
+        if _writers.get(self.identity) and self.backend.has_spare_connection():
             self._caught_up(SQL_READ_TIMEOUT)
 
     def close(self) -> None:
@@ -462,7 +469,7 @@ class RunHistory:
         run (a load): it waits for this process's runs only as ``before_sql`` does."""
         if not self._tables_ready():
             return []
-        self.before_sql(RUNS_TABLE)
+        self._caught_up_in_run()
         try:
             with self.backend_connection() as connection:
                 found = connection.execute(
