@@ -310,8 +310,9 @@ def _flush_at_exit() -> None:
         writer.flush(CLOSE_TIMEOUT)
 
 
-# Where the interpreter joins its threads, before any atexit hook: DuckDB's own hook (registered
-# when it is imported, so after this module's) makes it refuse Arrow scans from then on. The
-# private hook is the one concurrent.futures uses; atexit when a Python lacks it.
+# Where the interpreter joins its threads, before any atexit hook: the drivers are still whole (a
+# DataFlow's finalizer also writes the queue at exit, but in atexit's order, after hooks that
+# drivers registered later; DuckDB's refuses Python scans from then on). The private hook is the
+# one concurrent.futures uses; atexit where a Python lacks it.
 _register = getattr(threading, "_register_atexit", atexit.register)
 _register(_flush_at_exit)
