@@ -7,8 +7,10 @@
 Two DataFlows on two databases of the same kind (two DuckDB files, two PostgreSQL schemas), one
 with ``run_history=True`` (the default), one with ``run_history=False``, run the same workflow:
 100 CreateNodes, 50 ListNodes (limit 10) and 50 CountNodes. Runs alternate between the two after
-a warm-up; the figure is the median run time with history over the median without, minus one.
-Target: overhead <= 5%. Missed targets are reported, not fatal.
+a warm-up; the figure is the median run time with history over the median without, minus one,
+and beside it the median of each round's own ratio (the two runs of a round are back to back, so
+a busy moment of the machine weighs on both). Target (issue 24): overhead <= 2%. Missed targets
+are reported, not fatal.
 
 On PostgreSQL it also times what every run pays to hand its connection back clean
 (``DISCARD ALL`` after the rollback, ``backends/postgres.py``'s ``discard_session``) against a
@@ -31,7 +33,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder  # noqa: E402
 
 PG_URL = os.environ.get("DATAFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TARGET = 0.05
+TARGET = 0.02
 
 
 def open_pair(backend: str, folder: Path) -> tuple[DataFlow, DataFlow, list[str]]:
@@ -78,6 +80,7 @@ def measure(backend: str, nodes: int, repeats: int) -> float:
                     if round_ >= 2:  # the first two rounds warm up caches and the pool
                         timings[name].append(time.perf_counter() - started)
             with_history, without = statistics.median(timings["on"]), statistics.median(timings["off"])
+            paired = statistics.median(a / b for a, b in zip(timings["on"], timings["off"], strict=True)) - 1
             assert on.runs(last=1)["nodes"][0] == nodes and off.runs().height == 0
         finally:
             on.close()
@@ -87,7 +90,8 @@ def measure(backend: str, nodes: int, repeats: int) -> float:
     verdict = "ok" if overhead <= TARGET else f"MISSED (target <= {TARGET:.0%})"
     print(
         f"{backend:>8}: {nodes} nodes, median of {repeats}: with history {with_history * 1000:.1f} ms, "
-        f"without {without * 1000:.1f} ms, overhead {overhead:+.1%} ({with_history / without:.3f}x) {verdict}"
+        f"without {without * 1000:.1f} ms, overhead {overhead:+.1%} ({with_history / without:.3f}x) {verdict}; "
+        f"median of the rounds' ratios {paired:+.1%}; load average {os.getloadavg()[0]:.1f}"
     )
     return overhead
 

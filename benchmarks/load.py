@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/load.py                          # 16 threads x 200 runs, pool 2/2, both backends
     .venv/bin/python benchmarks/load.py --threads 4 --runs 50 --backends duckdb
     .venv/bin/python benchmarks/load.py --profile                # + cProfile of the dataflow_nb side
+    .venv/bin/python benchmarks/load.py --threads 8 --runs 100 --history on   # history on only
 
 Each run is one workflow of two nodes: ``CounterUpdateNode`` on a random one of its thread's own
 rows (8 per thread: DuckDB's optimistic concurrency would fail two threads writing one row,
@@ -11,7 +12,10 @@ which is a conflict to retry, not load), then ``CounterReadNode`` of it; one tra
 committed. The raw baseline does the same work in the same process right after: the same
 UPDATE ... RETURNING and SELECT by id, then COMMIT, through the driver (ADBC on PostgreSQL, with
 a queue of pool_size + overflow connections; one DuckDB cursor per run), from as many threads.
-It prints runs/s for both and the ratio dataflow_nb / raw.
+The DataFlow side runs twice per round, ``DataFlow(run_history=True)`` and ``run_history=False``
+(``--history both``, the default), each in a DataFlow of its own on the same tables, in
+alternating order over ``--rounds`` rounds. It prints runs/s for each, what the history costs
+(1 - on / off) and the ratios to raw.
 
 Afterwards it checks what the issue asks for: no error, no hang (every thread joins), and no
 leaked connection: on PostgreSQL, ``pg_stat_activity`` (by this run's application_name) shows no
@@ -149,40 +153,88 @@ def sessions(admin_url: str, application: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in cursor.fetchall()]
 
 
-def setup(db: Any, rows: int) -> str:
-    import polars as pl
-
-    from dataflow_nb import LocalRuntime, WorkflowBuilder
-
+def define(db: Any) -> str:
     @db.model
     class Counter:
         key: str
         n: int
 
+    return str(db.models["Counter"].table_name)
+
+
+def setup(db: Any, rows: int) -> str:
+    import polars as pl
+
+    from dataflow_nb import LocalRuntime, WorkflowBuilder
+
+    table = define(db)
     workflow = WorkflowBuilder()
     frame = pl.DataFrame({"key": [f"k{i}" for i in range(rows)], "n": [0] * rows})
     workflow.add_node("CounterBulkCreateNode", "load", {"data": frame})
     LocalRuntime().execute(workflow.build())
-    return str(db.models["Counter"].table_name)
+    return table
+
+
+def history_modes(args: argparse.Namespace) -> list[bool]:
+    """The order of the DataFlow sides: history on and off alternate over the rounds (neither
+    always goes first, when the machine is warmer or busier)."""
+    modes = {"both": [True, False], "on": [True], "off": [False]}[args.history]
+    order: list[bool] = []
+    for round_ in range(args.rounds):
+        order += modes if round_ % 2 == 0 else modes[::-1]
+    return order
+
+
+def dataflow_rounds(url: str, backend: str, args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Each DataFlow side in its own ``DataFlow`` (opened, timed, checked, closed), history on and off
+    alternating; seconds and errors summed per side."""
+    from dataflow_nb import DataFlow
+
+    pool = {"pool_size": args.pool_size, "pool_max_overflow": args.pool_overflow}
+    application = report.get("application")
+    for history in history_modes(args):
+        side = "on" if history else "off"
+        db = DataFlow(url, run_history=history, **pool)
+        try:
+            define(db)
+            seconds, errors = dataflow_side(db, args.threads, args.runs, profile=args.profile and history)
+            flush = getattr(db.history, "flush", None)
+            if flush is not None:  # history written in the background: wait for it before the checks
+                flush()
+            seconds_so_far, errors_so_far = report.get(side, (0.0, []))
+            report[side] = (seconds_so_far + seconds, errors_so_far + errors)
+            report.setdefault("runs_of", {})[side] = report.get("runs_of", {}).get(side, 0) + args.threads * args.runs
+            if application is not None:
+                open_sessions = sessions(args.pg_url, application)
+                report["sessions_open"] = max(report.get("sessions_open", 0), len(open_sessions))
+                idle = sum(1 for _, state in open_sessions if "transaction" in str(state))
+                report["idle_in_transaction"] = report.get("idle_in_transaction", 0) + idle
+                report["checked_out"] = report.get("checked_out", 0) + db.backend._pool.checkedout()  # type: ignore[attr-defined]
+        finally:
+            db.close()
+        if application is not None:
+            report["sessions_after_close"] = report.get("sessions_after_close", 0) + len(
+                sessions(args.pg_url, application)
+            )
 
 
 def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     from dataflow_nb import DataFlow
 
     threads, runs = args.threads, args.runs
-    pool = {"pool_size": args.pool_size, "pool_max_overflow": args.pool_overflow}
     report: dict[str, Any] = {"backend": backend}
     if backend == "duckdb":
         import tempfile
 
         folder = tempfile.mkdtemp(prefix="dataflow-load-")
-        db = DataFlow(f"duckdb:///{folder}/load.duckdb", **pool)
-        try:
+        url = f"duckdb:///{folder}/load.duckdb"
+        with DataFlow(url) as db:
             table = setup(db, threads * ROWS_PER_THREAD)
-            report["dataflow"] = dataflow_side(db, threads, runs, profile=args.profile)
-            report["raw"] = raw_duckdb(db.backend._database, table, threads, runs)  # type: ignore[attr-defined]
-        finally:
-            db.close()
+        dataflow_rounds(url, backend, args, report)
+        import duckdb
+
+        with duckdb.connect(f"{folder}/load.duckdb") as database:
+            report["raw"] = raw_duckdb(database, table, threads, runs)
         return report
     import adbc_driver_postgresql.dbapi
 
@@ -193,17 +245,10 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         cursor.execute(f"CREATE SCHEMA {schema}")
     url = f"{args.pg_url}?options=-csearch_path%3D{schema}&application_name={application}"
     try:
-        db = DataFlow(url, **pool)
-        try:
+        with DataFlow(url) as db:
             table = setup(db, threads * ROWS_PER_THREAD)
-            report["dataflow"] = dataflow_side(db, threads, runs, profile=args.profile)
-            open_sessions = sessions(args.pg_url, application)
-            report["sessions_open"] = len(open_sessions)
-            report["idle_in_transaction"] = sum(1 for _, state in open_sessions if "transaction" in str(state))
-            report["checked_out"] = db.backend._pool.checkedout()  # type: ignore[attr-defined]
-        finally:
-            db.close()
-        report["sessions_after_close"] = len(sessions(args.pg_url, application))
+        report["application"] = application
+        dataflow_rounds(url, backend, args, report)
         raw_url = f"{args.pg_url}?options=-csearch_path%3D{schema}"
         report["raw"] = raw_postgres(raw_url, table, threads, runs, args.pool_size + args.pool_overflow)
     finally:
@@ -230,31 +275,49 @@ def main() -> int:
     parser.add_argument("--pool-overflow", type=int, default=2)
     parser.add_argument("--backends", default="duckdb,postgres")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
+    parser.add_argument(
+        "--history", choices=("both", "on", "off"), default="both", help="DataFlow sides: run_history on, off or both"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of each DataFlow side (orders alternate)")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     total = args.threads * args.runs
-    print(f"{args.threads} threads x {args.runs} runs = {total} runs, pool {args.pool_size}/{args.pool_overflow}")
-    print(f"{'backend':10} {'dataflow runs/s':>16} {'raw runs/s':>12} {'ratio':>7} {'errors':>7}  checks")
+    print(
+        f"{args.threads} threads x {args.runs} runs = {total} runs, pool {args.pool_size}/{args.pool_overflow}, "
+        f"{args.rounds} round(s) of each DataFlow side; load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'backend':10} {'history on':>11} {'history off':>12} {'history cost':>13} {'raw runs/s':>11} "
+        f"{'on/raw':>7} {'off/raw':>8} {'errors':>7}  checks"
+    )
     failed = False
     for backend in args.backends.split(","):
         report = bench(backend.strip(), args)
-        (df_seconds, df_errors), (raw_seconds, raw_errors) = report["dataflow"], report["raw"]
-        df_rate, raw_rate = total / df_seconds, total / raw_seconds
+        raw_seconds, raw_errors = report["raw"]
+        raw_rate = total / raw_seconds
+        rates = {side: report["runs_of"][side] / report[side][0] for side in ("on", "off") if side in report}
+        errors = [e for side in ("on", "off") if side in report for e in report[side][1]]
         checks = []
         if "sessions_open" in report:
             checks.append(
-                f"sessions while open {report['sessions_open']} (idle in transaction {report['idle_in_transaction']}), "
-                f"checked out {report['checked_out']}, after close {report['sessions_after_close']}"
+                f"sessions while open <= {report['sessions_open']} (idle in transaction "
+                f"{report['idle_in_transaction']}), checked out {report['checked_out']}, "
+                f"after close {report['sessions_after_close']}"
             )
             failed |= bool(report["idle_in_transaction"] or report["checked_out"] or report["sessions_after_close"])
             failed |= report["sessions_open"] > args.pool_size + args.pool_overflow
+
+        shown = {side: f"{rate:.1f}" for side, rate in rates.items()}
+        ratio = {side: f"{rate / raw_rate:.2f}" for side, rate in rates.items()}
+        cost = f"{1 - rates['on'] / rates['off']:+.1%}" if len(rates) == 2 else "-"
         print(
-            f"{backend:10} {df_rate:16.1f} {raw_rate:12.1f} {df_rate / raw_rate:7.2f} {len(df_errors):7d}  "
-            + "; ".join(checks)
+            f"{backend:10} {shown.get('on', '-'):>11} {shown.get('off', '-'):>12} {cost:>13} {raw_rate:11.1f} "
+            f"{ratio.get('on', '-'):>7} {ratio.get('off', '-'):>8} {len(errors):7d}  " + "; ".join(checks)
         )
-        for error in sorted(set(df_errors + raw_errors))[:5]:
+        for error in sorted(set(errors + raw_errors))[:5]:
             print(f"    error: {error}")
-        failed |= bool(df_errors)
+        failed |= bool(errors)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     return 1 if failed else 0
 
 

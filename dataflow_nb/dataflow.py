@@ -134,7 +134,7 @@ class DataFlow:
         self._open(self.options)
         register_database(self)
         # Close the connections when a re-run cell drops the last reference, as close() would.
-        self._finalizer = weakref.finalize(self, _close_backends, self.backend, self.replicas)
+        self._finalizer = weakref.finalize(self, _close_backends, self.history, self.backend, self.replicas)
 
     def _open(self, options: DataFlowOptions) -> None:
         """Connect, then the replicas, run history, cache, monitor and audit; a failure closes what opened."""
@@ -486,7 +486,8 @@ class DataFlow:
         return None if self.result_cache is None else self.result_cache.cache
 
     def close(self) -> None:
-        """Close every connection; the DataFlow is unusable afterwards."""
+        """Write the run history still queued, then close every connection; the DataFlow is
+        unusable afterwards."""
         unregister_database(self)
         if self.result_cache is not None:
             self.result_cache.cache.close()
@@ -511,7 +512,8 @@ class DataFlow:
         printer.text(dataflow_text(self))
 
 
-def _close_backends(backend: Backend, replicas: Replicas | None) -> None:
+def _close_backends(history: RunHistory, backend: Backend, replicas: Replicas | None) -> None:
+    history.close()  # first: it writes the runs still queued
     backend.close()
     if replicas is not None:
         replicas.close()

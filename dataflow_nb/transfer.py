@@ -92,6 +92,8 @@ def copy_database(
         raise ReadOnlyError(f"copy_to: the target DataFlow {target.name!r} is read-only (read_only=True)")
     started = time.perf_counter()
     report = CopyReport(source.backend.safe_url, target.backend.safe_url)
+    if history:
+        source.history.flush()  # the runs this process ended are in the snapshot the copy reads
     reading = source.backend.connect_snapshot()
     try:
         specs = _source_models(source, reading, models)

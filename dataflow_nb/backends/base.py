@@ -35,8 +35,8 @@ class Capabilities:
     # The database itself keeps each run to its tenant's rows, whatever SQL the run sends.
     supports_row_level_security: bool
     # Other processes can use the database while this one does: a long run's history row is worth
-    # committing while it executes (another kernel sees it running), and an ok run's row is
-    # written after its commit, outside its transaction. Defaults to False.
+    # committing while it executes (another kernel sees it running), and finished runs' rows are
+    # written sooner (``monitor/run_writer.py``). Defaults to False.
     supports_concurrent_processes: bool = False
     # Streaming standbys that read-only runs can be sent to (``DataFlow(replicas=[...])``).
     supports_replicas: bool = False

@@ -57,7 +57,7 @@ CAPABILITIES = Capabilities(
     # No row-level security in DuckDB: SQLQueryNode refuses raw SQL on tenant tables instead.
     supports_row_level_security=False,
     # One process at a time opens a database file for writing (https://duckdb.org/docs/connect/concurrency):
-    # other kernels cannot watch a run, so its history row is written once, when it ends.
+    # other kernels cannot watch a run, so its history row is written once, after it ends.
     supports_concurrent_processes=False,
 )
 

@@ -1,24 +1,26 @@
 """Run history kept in the database itself, so a restarted kernel, another kernel or the CLI sees it.
 
 One table with the reserved prefix, ``dataflow_nb_runs``, created on first use and never listed
-as a model: one row per run, its nodes kept in the row as JSON text (one statement writes a run
-of any size). An in-memory DuckDB keeps it in memory, like everything else it holds.
+as a model: one row per run, its nodes kept in the row as JSON text (one row holds a run of any
+size). An in-memory DuckDB keeps it in memory, like everything else it holds.
 
-Writing is kept cheap, because every run pays for it (``benchmarks/history.py``):
+Writing is kept off the runs' path, because every run pays for what is on it
+(``benchmarks/load.py``, ``benchmarks/history.py``): a run that ends (ok, failed, interrupted,
+retried) hands its ``RunLog`` to this history's writer (``run_writer.py``, one thread per
+DataFlow) and returns; no statement of the history is ever in a run's transaction or on its
+connection. The writer inserts the runs that queued in one transaction of its own and one
+statement (each column bound as one array), committed without waiting for the disk, and prunes
+older runs now and then. On a database other processes share (PostgreSQL), it also writes a
+``running`` row for a run executing here longer than half a second, refreshed once a second, so
+other kernels see it; the row is updated when the run ends.
 
-- an ok run's outcome and its nodes are one statement on the run's own connection: on DuckDB just
-  before its commit (so it commits with it), on PostgreSQL just after it, in a transaction of its
-  own (no bookkeeping statement inside the run's transaction, where serializable checks could
-  fail it); older runs are pruned now and then, with an insert;
-- on a database other processes share (PostgreSQL), a run that lasts longer than
-  ``PROGRESS_INTERVAL`` gets a ``running`` row, refreshed with its nodes so far once an interval
-  by a timer thread, in short transactions of its own, so other kernels see it while it executes;
-  a short run pays for none of that. DuckDB (one process at a time) has no use for it;
-- a failed or interrupted run is written after the rollback, in its own short transaction, never
-  inside the run's transaction (which is gone by then).
+What a crash can lose: runs that ended within the last ``BATCH_DELAY`` (0.2 s; DuckDB 1 s)
+before the process died, and on PostgreSQL those committed in the moments before a server crash
+(their commit does not wait for the disk). Never a run's own data.
 
-Runs executing in this process are also kept in memory (``live_run``), so a view shows their
-nodes changing state as they finish without any extra statement.
+Runs of this process are kept in memory (``live_run``) from their start until their row is in
+the table, so a view never loses one between "ended" and "written", and every reading method
+first waits for the writer to write what ended before it (read-your-writes in this process).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +40,7 @@ import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, Connection, compile_statement
 from dataflow_nb.exceptions import DataflowError
+from dataflow_nb.monitor.run_writer import CLOSE_TIMEOUT, HistoryWriter
 
 if TYPE_CHECKING:
     from dataflow_nb.backends.base import Backend
@@ -47,7 +50,8 @@ log = logging.getLogger("dataflow_nb")
 RUNS_TABLE = "dataflow_nb_runs"
 RUN_STATUSES = ("running", "ok", "failed", "interrupted", "retried")
 DEFAULT_KEEP = 10_000
-PROGRESS_INTERVAL = 1.0  # seconds: when a run first shows to other kernels, and how often it is refreshed
+READ_TIMEOUT = 5.0  # seconds a reader waits for this process's runs to be written before reading
+SQL_READ_TIMEOUT = 1.0  # the same for a run's SQL that reads the history (it holds a connection)
 
 _metadata = sa.MetaData()
 _sequence = sa.Sequence(f"{RUNS_TABLE}_seq", metadata=_metadata)
@@ -118,12 +122,9 @@ class RunLog:
     finished_at: datetime | None = None
     error_node: str | None = None
     error: str | None = None
-    # Database identity -> its row's number: 0 until the row is written, None when not recorded.
-    numbers: dict[str, int | None] = field(default_factory=dict)
-    # Guards the row between the run and its progress timers; ``closed``: the outcome is written.
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    timers: list[threading.Timer] = field(default_factory=list, repr=False)
-    closed: bool = False
+    # Database identity -> whether the run's row may be in its table yet (a ``running`` row was
+    # written: the end updates it); absent where the run is not recorded.
+    rows: dict[str, bool] = field(default_factory=dict)
     # Primary's masked URL -> where the run went there: "primary" or a replica's masked URL.
     served_by: dict[str, str] = field(default_factory=dict)
 
@@ -170,12 +171,16 @@ class RunLog:
         ]
 
 
-_live_lock = threading.Lock()
-_live: dict[str, dict[str, RunLog]] = {}  # database identity -> run id -> the run executing here
+# Reentrant: a DataFlow's finalizer (``close``) may run in any thread at any allocation, even one
+# holding the lock.
+_live_lock = threading.RLock()
+_live: dict[str, dict[str, RunLog]] = {}  # database identity -> run id -> a run of this process not written yet
+_writers: dict[str, set[RunHistory]] = {}  # database identity -> the histories writing to it in this process
 
 
 def live_runs(identity: str) -> list[RunLog]:
-    """Runs executing in this process on the database ``identity`` (any DataFlow on it)."""
+    """Runs of this process on the database ``identity`` (any DataFlow on it) that are executing,
+    or ended and not in its table yet."""
     with _live_lock:
         return list(_live.get(identity, {}).values())
 
@@ -186,11 +191,14 @@ def live_run(identity: str, run_id: str) -> RunLog | None:
 
 
 @contextmanager
-def _short_transaction(backend: Backend) -> Iterator[Connection]:
+def _short_transaction(backend: Backend, *, flush: bool = True) -> Iterator[Connection]:
+    """A transaction of its own on a pooled connection; ``flush=False``: its commit does not wait
+    for the disk (history rows: the run's own commit was durable, a server crash may lose a row,
+    never a run's data)."""
     connection = backend.connect()
     try:
         yield connection
-        connection.commit()
+        connection.commit(flush=flush)
     finally:
         connection.close()
 
@@ -213,8 +221,11 @@ class RunHistory:
         self.keep = keep
         self.record = record
         self._ready = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._compiled: dict[str, CompiledSQL] = {}
+        self._writer: HistoryWriter | None = None
+        self._closed = False
+        self._unpruned = 0  # rows inserted since the last prune
 
     # -- tables ------------------------------------------------------------------------------
 
@@ -240,28 +251,47 @@ class RunHistory:
             self._compiled[name] = compiled
         return compiled
 
-    # -- writing -----------------------------------------------------------------------------
+    # -- what runs call ------------------------------------------------------------------------
 
     def start(self, run: RunLog) -> bool:
-        """Note ``run`` as executing here; whether it is recorded on this database.
+        """Note ``run`` as executing here; whether this history records it.
 
-        A database that refuses (a role that may not create or write the table) keeps no history
-        for this DataFlow, said once in the log, and the run goes on.
+        A database that refuses (a role that may not create the table) keeps no history for this
+        DataFlow, said once in the log, and the run goes on. Another DataFlow on the same database
+        that records the run already is left to write it (one row per run).
         """
-        if self.identity in run.numbers:  # a retry: the run already started here
-            return run.numbers[self.identity] is not None
         with _live_lock:
             _live.setdefault(self.identity, {})[run.run_id] = run
-        recorded = self.record and self._tables_ready()
-        run.numbers[self.identity] = 0 if recorded else None
-        if recorded and self.backend.capabilities.supports_concurrent_processes:
-            self._show_later(run)
-        return recorded
+        if self.identity in run.rows or not (self.record and self._tables_ready()):
+            return False
+        writer = self._writer or self._start_writer()
+        if writer is None:
+            return False
+        run.rows[self.identity] = False
+        writer.started(run)
+        return True
 
-    @property
-    def writes_in_run(self) -> bool:
-        """An ok run's row is written inside its transaction (DuckDB), not just after its commit."""
-        return not self.backend.capabilities.supports_concurrent_processes
+    def finish(self, run: RunLog) -> None:
+        """``run`` (recorded here) ended and its outcome is set: its row is written in the
+        background; the run stays live in this process until it is."""
+        writer = self._writer
+        if writer is None:  # closed meanwhile
+            self.forget(run)
+            return
+        writer.finished(run)
+
+    def forget(self, run: RunLog) -> None:
+        """The run is not live in this process any more (its row is written, or nobody records it)."""
+        with _live_lock:
+            self_runs = _live.get(self.identity, {})
+            self_runs.pop(run.run_id, None)
+            if not self_runs:
+                _live.pop(self.identity, None)
+
+    def forget_unrecorded(self, run: RunLog) -> None:
+        """At the run's end on a database where no history of this process records it."""
+        if self.identity not in run.rows:
+            self.forget(run)
 
     def _tables_ready(self) -> bool:
         try:
@@ -272,90 +302,114 @@ class RunHistory:
             return False
         return True
 
-    def _show_later(self, run: RunLog) -> None:
-        timer = threading.Timer(PROGRESS_INTERVAL, self._show, (run,))
-        timer.daemon = True
-        with run.lock:
-            if run.closed:
-                return
-            run.timers.append(timer)
-        timer.start()
+    def _start_writer(self) -> HistoryWriter | None:
+        with self._lock:
+            if self._writer is None and not self._closed:
+                self._writer = HistoryWriter(
+                    self.backend.safe_url,
+                    write=self._write_finished,
+                    show=self._write_running,
+                    can_show=self.backend.has_spare_connection,
+                    settled=self._settled,
+                    shared=self.backend.capabilities.supports_concurrent_processes,
+                )
+                with _live_lock:
+                    _writers.setdefault(self.identity, set()).add(self)
+            return self._writer
 
-    def _show(self, run: RunLog) -> None:
-        """On a timer: let other kernels see a run that is still executing, with its nodes so far;
-        then again an interval later. A short transaction of its own, only when the pool has a
-        connection free (a run never waits for its own history)."""
-        if run.closed or not self.record or not self.backend.has_spare_connection():
-            self._show_later(run)
-            return
-        try:
-            with _short_transaction(self.backend) as connection, run.lock:  # connect first: never wait holding it
-                if not run.closed:
-                    self._write(connection, run, running=True)
-        except Exception as exc:  # progress is a courtesy; the run goes on
-            log.debug("run %s: progress not shown on %s: %s", run.run_id, self.backend.safe_url, exc)
-        self._show_later(run)
+    # -- the writer's side (its thread) --------------------------------------------------------
 
-    def _write(self, connection: Connection, run: RunLog, *, running: bool = False) -> None:
-        """The run's row as it stands: inserted the first time, updated after that."""
-        values = {**_finish_values(run), "served_by": run.served_by.get(self.backend.safe_url)}
-        if running:
-            values.update(status="running", finished_at=None, seconds=None)
-        # A row that is gone (inserted by a transaction that then failed to commit) is inserted anew.
-        if not run.numbers.get(self.identity) or not connection.execute_count(self._statement("finish"), values):
-            run.numbers[self.identity] = self._insert(connection, {**run.row(self.backend.safe_url), **values})
+    def _write_finished(self, runs: list[RunLog]) -> None:
+        """One transaction: runs already shown as running are updated, the others inserted by one
+        statement; older runs pruned now and then."""
+        with _short_transaction(self.backend, flush=False) as connection:
+            fresh = []
+            for run in runs:
+                values = self._values(run)
+                # A running row that is gone (pruned, or its commit's fate unknown) is inserted anew.
+                if not run.rows.get(self.identity) or not connection.execute_count(self._statement("update"), values):
+                    fresh.append({**run.row(self.backend.safe_url), **values})
+            if fresh:
+                self._insert(connection, fresh)
+                self._unpruned += len(fresh)
+            if self._unpruned >= max(1, self.keep // 100):
+                connection.execute_count(self._statement("prune"), {"keep": self.keep})
+                self._unpruned = 0
 
-    def _insert(self, connection: Connection, values: dict[str, Any]) -> int:
-        """Insert a run's row; every ``keep // 100`` runs, prune the oldest beyond ``keep``."""
-        inserted = connection.execute(self._statement("start"), values)
-        assert inserted is not None
-        seq = int(inserted.column(0)[0].as_py())
-        every = max(1, self.keep // 100)
-        if seq % every == 0 and seq > self.keep:
-            connection.execute_count(self._statement("prune"), {"cut": seq - self.keep})
-        return seq
+    def _write_running(self, runs: list[RunLog]) -> None:
+        """Runs executing here, with their nodes so far, as ``running`` rows other processes see."""
+        with _short_transaction(self.backend, flush=False) as connection:
+            fresh = []
+            for run in runs:
+                values = {**self._values(run), "status": "running", "finished_at": None, "seconds": None}
+                shown = run.rows.get(self.identity)
+                run.rows[self.identity] = True  # from here the row may be there: the end updates it
+                if not shown or not connection.execute_count(self._statement("update"), values):
+                    fresh.append({**run.row(self.backend.safe_url), **values})
+            if fresh:
+                self._insert(connection, fresh)
 
-    def finish_in(self, connection: Connection, run: RunLog) -> None:
-        """Write an ok run's outcome and nodes on its own ``connection``: inside its transaction
-        where ``writes_in_run``, else after its commit (then committed here)."""
-        with run.lock:
-            _close(run)
-            self._write(connection, run)
-        if not self.writes_in_run:
-            connection.commit(flush=False)  # the run itself committed durably; its row needs no second fsync
+    def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """Rows in one statement, each column bound as one array (``INSERT ... SELECT unnest``):
+        one shape whatever the number of rows, and, unlike COPY, allowed on a table with
+        row-level security."""
+        connection.execute_count(self._statement("insert"), {c: [row[c] for row in rows] for c in _INSERTED})
 
-    def finish_after_commit(self, connection: Connection, run: RunLog) -> None:
-        """``finish_in`` for a run that has committed: a failure here is logged, the run stays ok."""
-        try:
-            self.finish_in(connection, run)
-        except Exception as exc:
-            _quietly(connection.rollback)
-            log.warning("run %s could not be recorded on %s: %s", run.run_id, self.backend.safe_url, exc)
+    def _values(self, run: RunLog) -> dict[str, Any]:
+        return {**_finish_values(run), "served_by": run.served_by.get(self.backend.safe_url)}
 
-    def finish_apart(self, run: RunLog) -> None:
-        """Write a failed or interrupted run's outcome after its rollback, in a short transaction
-        of its own."""
-        try:
-            with _short_transaction(self.backend) as connection, run.lock:
-                _close(run)
-                self._write(connection, run)
-        except Exception as exc:  # the run's own error is what the user must see
-            log.warning("run %s could not be recorded on %s: %s", run.run_id, self.backend.safe_url, exc)
+    def _settled(self, runs: list[RunLog]) -> None:
+        for run in runs:
+            self.forget(run)
 
-    def forget(self, run: RunLog) -> None:
-        """The run is over: views read it from the tables from now on."""
-        with run.lock:
-            _close(run)
+    # -- waiting for the writer ----------------------------------------------------------------
+
+    def flush(self, timeout: float = READ_TIMEOUT) -> bool:
+        """Wait until the runs that ended before this call are written (at most ``timeout``
+        seconds); False when they are not (a database that refuses them, or a slow one)."""
+        writer = self._writer
+        return writer is None or writer.flush(timeout)
+
+    def _caught_up(self, timeout: float = READ_TIMEOUT) -> None:
+        """Before a read: every history of this process on this database has written what ended."""
         with _live_lock:
-            self_runs = _live.get(self.identity, {})
-            self_runs.pop(run.run_id, None)
-            if not self_runs:
-                _live.pop(self.identity, None)
+            histories = list(_writers.get(self.identity, ()))
+        for history in histories:
+            writer = history._writer
+            if writer is not None and writer.pending:
+                writer.flush(timeout)
+
+    def before_sql(self, sql: str) -> None:
+        """A run is about to send SQL text: if it names the history, the runs that ended before it
+        in this process are written first, so raw SQL reads them too."""
+        if RUNS_TABLE in sql:
+            self._caught_up_in_run()
+
+    def _caught_up_in_run(self) -> None:
+        """``_caught_up`` for a run about to read the history: only when the pool has a connection
+        spare (the run holds one already, and the writer needs another), and for a second at most."""
+        if _writers.get(self.identity) and self.backend.has_spare_connection():
+            self._caught_up(SQL_READ_TIMEOUT)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer (``DataFlow.close`` and its finalizer)."""
+        with self._lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close(CLOSE_TIMEOUT)
+        with _live_lock:
+            mine = _writers.get(self.identity)
+            if mine is not None:
+                mine.discard(self)
+                if not mine:
+                    _writers.pop(self.identity, None)
 
     # -- reading -----------------------------------------------------------------------------
 
     def read_runs(self, last: int) -> pa.Table:
         """The newest ``last`` runs, newest first (runs executing in this process as they stand)."""
+        self._caught_up()
         self.ensure_tables()
         with self.backend_connection() as connection:
             table = connection.execute(self._statement("runs"), {"last": last})
@@ -380,6 +434,7 @@ class RunHistory:
         run = live_run(self.identity, run_id)
         if run is not None:
             return pa.Table.from_pylist(run.node_rows(), schema=schema)
+        self._caught_up()
         self.ensure_tables()
         with self.backend_connection() as connection:
             table = connection.execute(self._statement("nodes"), {"run_id": run_id})
@@ -390,6 +445,7 @@ class RunHistory:
 
     def tenant_summary(self) -> pa.Table:
         """Per tenant (null: runs without one): runs, failed runs, rows read and written by their nodes."""
+        self._caught_up()
         self.ensure_tables()
         with self.backend_connection() as connection:
             table = connection.execute(self._statement("tenants"))
@@ -409,9 +465,11 @@ class RunHistory:
     def loads_of(self, table: str, tenant_id: str | None, newer_than: int = 500) -> list[tuple[str, datetime, str]]:
         """What BulkCreate runs that committed loaded into ``table`` (as ``tenant_id``), newest first:
         (run id, started at, ``NodeRecord.loaded``) from the newest ``newer_than`` such runs; none
-        when the history cannot be read (a role that may not create or read it)."""
+        when the history cannot be read (a role that may not create or read it). Asked inside a
+        run (a load): it waits for this process's runs only as ``before_sql`` does."""
         if not self._tables_ready():
             return []
+        self._caught_up_in_run()
         try:
             with self.backend_connection() as connection:
                 found = connection.execute(
@@ -432,6 +490,7 @@ class RunHistory:
         """Whether the history holds ``run_id`` (or it executes in this process now)."""
         if live_run(self.identity, run_id) is not None:
             return True
+        self._caught_up()
         self.ensure_tables()
         with self.backend_connection() as connection:
             found = connection.execute(self._statement("has_run"), {"run_id": run_id})
@@ -440,21 +499,6 @@ class RunHistory:
     def backend_connection(self) -> closing[Connection]:
         """A connection of its own for reading the history, closed (rolled back) at the end."""
         return closing(self.backend.connect())
-
-
-def _close(run: RunLog) -> None:
-    """The run is over (call with ``run.lock`` held): its progress timers stop."""
-    run.closed = True
-    for timer in run.timers:
-        timer.cancel()
-    run.timers.clear()
-
-
-def _quietly(call: Callable[[], object]) -> None:
-    try:
-        call()
-    except Exception as exc:  # cleaning up after an error already reported
-        log.debug("run history: %s", exc)
 
 
 def _finish_values(run: RunLog) -> dict[str, Any]:
@@ -472,6 +516,7 @@ def _finish_values(run: RunLog) -> dict[str, Any]:
     }
 
 
+_INSERTED = (*RUN_COLUMNS, "node_log")
 _FINISHED = (
     "finished_at", "seconds", "status", "error_node", "error", "rows_read", "rows_written", "served_by", "node_log",
 )  # fmt: skip
@@ -500,17 +545,25 @@ def _tenants() -> sa.Select[Any]:
     )
 
 
+def _prune() -> sa.Delete:
+    """Rows beyond the newest ``keep`` go (by number: the order they were first written in)."""
+    newest = runs_table.c.seq.desc()
+    cut = sa.select(runs_table.c.seq).order_by(newest).limit(1).offset(sa.bindparam("keep", type_=sa.BigInteger))
+    return sa.delete(runs_table).where(runs_table.c.seq <= cut.scalar_subquery())
+
+
 _STATEMENTS: dict[str, Any] = {
     "tenants": _tenants,
-    "start": lambda: (
-        sa.insert(runs_table).values(_bind(runs_table, (*RUN_COLUMNS, "node_log"))).returning(runs_table.c.seq)
+    "insert": lambda: sa.insert(runs_table).from_select(
+        list(_INSERTED),
+        sa.select(*(sa.func.unnest(sa.bindparam(c, type_=sa.ARRAY(runs_table.c[c].type))).label(c) for c in _INSERTED)),
     ),
-    "finish": lambda: (
+    "update": lambda: (
         sa.update(runs_table)
         .where(runs_table.c.run_id == sa.bindparam("run_id", type_=sa.Text))
         .values(_bind(runs_table, _FINISHED))
     ),
-    "prune": lambda: sa.delete(runs_table).where(runs_table.c.seq <= sa.bindparam("cut", type_=sa.BigInteger)),
+    "prune": _prune,
     "runs": lambda: (
         sa.select(*(runs_table.c[c] for c in RUN_COLUMNS))
         .order_by(runs_table.c.seq.desc())

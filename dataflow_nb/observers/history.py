@@ -1,24 +1,21 @@
 """The run history as a run observer: one ``RunRecorder`` per run (across its attempts), over
-every database the run touches, writing its ``RunLog`` through each one's ``RunHistory``.
+every database the run touches, keeping its ``RunLog`` and handing it to each one's
+``RunHistory`` when the run is over.
 
-When it writes is the history's cost to every run (``monitor/runs.py`` says how it is kept
-cheap): an ok run's row on the run's own connection, at its commit; a failed or interrupted
-run's after its rollback, in a short transaction of its own. Moving those writes off the run's
-path changes this class only.
+Nothing here touches the run's connection or transaction: the history's writer writes the row
+in the background (``monitor/runs.py`` and ``monitor/run_writer.py`` say when), so the run pays
+for keeping its log in memory and nothing else.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dataflow_nb.backends.replicas import PRIMARY
 from dataflow_nb.monitor.runs import NodeRecord, RunLog
 from dataflow_nb.protocols import NodeEnd, Run, RunDatabase, RunNode, RunObserver, Statement
-
-if TYPE_CHECKING:
-    from dataflow_nb.backends.base import Connection
 
 
 class RunRecorder(RunObserver):
@@ -33,9 +30,10 @@ class RunRecorder(RunObserver):
         self._unrouted: list[RunDatabase] = []  # connected, where the statements went not noted yet
 
     def on_connect(self, run: Run, db: RunDatabase) -> None:
-        self.touched[id(db)] = db
-        if db.history.start(self.log):  # the history starts no transaction
-            self.recorded[id(db)] = db
+        if id(db) not in self.touched:  # not again when the run is retried
+            self.touched[id(db)] = db
+            if db.history.start(self.log):  # no statement: the history only notes the run
+                self.recorded[id(db)] = db
         self.log.served_by[db.backend.safe_url] = PRIMARY
         if db.replicas is not None:
             self._unrouted.append(db)
@@ -66,32 +64,17 @@ class RunRecorder(RunObserver):
     def on_outcome(self, run: Run, status: str, *, node_id: str | None = None, error: str | None = None) -> None:
         self.log.finish(status, error_node=node_id, error=error)
 
-    def before_commit(self, run: Run, db: RunDatabase, connection: Connection) -> None:
-        """Where the history says so (DuckDB), an ok run's row commits with it."""
-        if id(db) in self.recorded and db.history.writes_in_run:
-            db.history.finish_in(connection, self.log)
-
-    def on_commit(self, run: Run, db: RunDatabase, connection: Connection) -> None:
-        """Elsewhere, right after the commit on the same connection: bookkeeping never adds a
-        statement (or a serialization conflict) to the run's transaction."""
-        if id(db) not in self.recorded:
-            return
-        if run.reads_replica(db):
-            db.history.finish_apart(self.log)  # the history lives on the primary; the replica is read-only
-        elif not db.history.writes_in_run:
-            db.history.finish_after_commit(connection, self.log)
-
     def on_retry(self, run: Run) -> None:
         self.log.nodes.clear()  # the history shows the last attempt's nodes
 
     def on_run_end(self, run: Run, status: str, *, seconds: float, nodes: int, retries: int) -> None:
-        """A failed or interrupted run is recorded after its rollback, each database in a
-        transaction of its own; then the run is no longer live in this process."""
-        if status != "ok":
-            for db in self.recorded.values():
-                db.history.finish_apart(self.log)
+        """The run is over, whatever its outcome (set by ``on_outcome``): each history that
+        records it queues its row; where none does, it is no longer live in this process."""
         for db in self.touched.values():
-            db.history.forget(self.log)
+            if id(db) in self.recorded:
+                db.history.finish(self.log)
+            else:
+                db.history.forget_unrecorded(self.log)
 
 
 def note_loaded(run: Run, loaded: str) -> None:

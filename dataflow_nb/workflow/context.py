@@ -241,6 +241,8 @@ class RunContext:
             answer = observer.answer(self, db, compiled, params, cacheable=cacheable)
             if answer is not None:
                 return answer
+        if compiled.reads is None and not compiled.writes:  # SQL text: it may read the run history
+            db.history.before_sql(compiled.sql)
         writes = compiled.writes is None or bool(compiled.writes)
         if writes:
             link.written.update(compiled.writes or {EVERYTHING})
@@ -322,7 +324,7 @@ class RunContext:
         There is no atomicity across databases: when one commit fails, the ones before it stay
         committed (``committed`` names them) and the rest are rolled back by ``release``. Each
         database's observers hear of its commit at once (the cache invalidates what the run
-        wrote there; the history records an ok run on its connection).
+        wrote there).
         """
         links = [link for link in self.links.values() if link.connection is not None]
         for link in links:

@@ -3,12 +3,19 @@ kept across DataFlows (a kernel restart), bounded, and off when asked."""
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
+import polars as pl
 import pytest
+import sqlalchemy as sa
 
 from dataflow_nb import DataFlow, LocalRuntime, NotFoundError, WorkflowBuilder, WorkflowError
 from dataflow_nb.model.readback import model_tables
@@ -192,14 +199,219 @@ def test_a_run_that_needed_a_retry_is_recorded_once_as_retried(notes: DataFlow) 
     assert notes.run(run_id)["node_id"].to_list() == ["add", "load", "list", "flaky"]  # the last attempt's
 
 
-def test_short_runs_leave_no_progress_timer_behind(notes: DataFlow) -> None:
-    """A run that ends within the progress interval never shows to other kernels early, and its
-    timer (PostgreSQL) stops with it: many short runs leave no thread behind."""
-    before = threading.active_count()
-    ids = [LocalRuntime().execute(notes_workflow())[1] for _ in range(20)]
-    stopped = time.monotonic() + 0.5  # a cancelled timer ends at once; a forgotten one sleeps a second
-    while threading.active_count() > before and time.monotonic() < stopped:
-        time.sleep(0.01)
-    assert threading.active_count() <= before
-    assert notes.runs(last=20)["run_id"].to_list() == ids[::-1]
-    assert set(notes.runs(last=20)["status"].to_list()) == {"ok"}
+def test_runs_start_no_thread(notes: DataFlow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The history's writer is one thread per DataFlow, started with its first run: the runs after
+    it start none (no timer per run for the running row, no thread per write)."""
+    workflow = WorkflowBuilder()  # no bulk node: a bulk load reads ahead on a thread of its own
+    workflow.add_node("NoteCreateNode", "add", {"text": "a"})
+    workflow.add_node("NoteListNode", "list", {})
+    built = workflow.build()
+    LocalRuntime().execute(built)  # the writer starts here
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counted(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    ids = [LocalRuntime().execute(built)[1] for _ in range(50)]
+    monkeypatch.undo()
+    assert started == []
+    assert notes.runs(last=50)["run_id"].to_list() == ids[::-1]
+    assert set(notes.runs(last=50)["status"].to_list()) == {"ok"}
+
+
+def test_close_stops_the_writer(backend_url: str | None) -> None:
+    """No thread is left behind by a closed DataFlow (the writer writes what is queued, then stops)."""
+    db = DataFlow(backend_url)
+    define(db)
+    before = {t.name for t in threading.enumerate()}
+    LocalRuntime().execute(notes_workflow())
+    writers = [t for t in threading.enumerate() if t.name.startswith("dataflow_nb history") and t.name not in before]
+    assert len(writers) == 1
+    db.close()
+    assert not writers[0].is_alive()
+
+
+def raw_runs(url: str | None, db: DataFlow) -> list[tuple[str, str]]:
+    """(run_id, status) of every row in the table, read without dataflow_nb's own reading (no waiting
+    for this process's writer, no runs from memory)."""
+    with db.history.backend_connection() as connection:
+        rows = connection.execute_sql("SELECT run_id, status FROM dataflow_nb_runs")
+    assert rows is not None
+    return list(zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(), strict=True))
+
+
+def test_a_runs_row_is_in_the_table_when_the_history_is_read(notes: DataFlow) -> None:
+    """``execute`` returns before the row is written; reading the history (``db.runs()``, ``db.run``)
+    waits for it, and until then the run is shown from memory."""
+    _, run_id = LocalRuntime().execute(notes_workflow())
+    assert notes.run(run_id)["node_id"].to_list() == ["add", "load", "list"]  # from memory or the table
+    assert notes.runs(last=1)["run_id"].to_list() == [run_id]
+    assert (run_id, "ok") in raw_runs(notes.url, notes)  # runs() waited for it to be written
+
+
+def test_a_run_stays_live_until_its_row_is_written(notes: DataFlow, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataflow_nb.monitor import run_writer
+    from dataflow_nb.monitor.runs import live_run
+
+    for delay in ("BATCH_DELAY", "ALONE_BATCH_DELAY"):  # nothing is written unless someone waits
+        monkeypatch.setattr(run_writer, delay, 30.0)
+    _, run_id = LocalRuntime().execute(notes_workflow())
+    live = live_run(notes.history.identity, run_id)
+    assert live is not None and live.status == "ok"
+    assert run_id not in [r for r, _ in raw_runs(notes.url, notes)]
+    assert notes.history.flush(10)
+    assert live_run(notes.history.identity, run_id) is None
+    assert (run_id, "ok") in raw_runs(notes.url, notes)
+
+
+def test_raw_sql_in_a_later_run_sees_the_earlier_runs(notes: DataFlow) -> None:
+    """A SQLQueryNode reading the history's table sees the runs this process ended before it."""
+    ids = [LocalRuntime().execute(notes_workflow())[1] for _ in range(3)]
+    workflow = WorkflowBuilder()
+    workflow.add_node("SQLQueryNode", "history", {"sql": "SELECT run_id, status FROM dataflow_nb_runs", "db": notes})
+    seen = LocalRuntime().execute(workflow.build())[0]["history"]
+    assert set(ids) <= set(seen["run_id"].to_list())
+    assert set(seen.filter(pl.col("run_id").is_in(ids))["status"].to_list()) == {"ok"}
+
+
+def test_concurrent_runs_are_each_recorded_once_with_their_status(backend_url: str | None) -> None:
+    """200 runs from 8 threads, one in five failing: every run is in the table once, with its status
+    (DuckDB: the writer's inserts never conflict with the runs, which no longer touch the table)."""
+    with DataFlow(backend_url, pool_size=2, pool_max_overflow=2) as db:
+        define(db)
+        expected: dict[str, str] = {}
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def work(thread: int) -> None:
+            for i in range(25):
+                workflow = WorkflowBuilder()
+                workflow.add_node("NoteCountNode", "n", {})
+                if i % 5 == 0:
+                    workflow.add_node(boom, "boom")
+                try:
+                    _, run_id = LocalRuntime(retries=0).execute(workflow.build())
+                    status = "ok"
+                except WorkflowError as exc:
+                    run_id, status = exc.run_id, "failed"
+                except BaseException as exc:
+                    errors.append(exc)
+                    continue
+                with lock:
+                    expected[run_id] = status
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert not errors
+        assert len(expected) == 200
+        assert db.history.flush(30)
+        rows = raw_runs(db.url, db)
+        assert len(rows) == len({r for r, _ in rows}) == 200  # each run once
+        assert dict(rows) == expected
+        assert sorted(db.runs(last=300)["run_id"].to_list()) == sorted(expected)
+
+
+def test_a_runs_row_survives_close_right_after_it(shared_url: str) -> None:
+    with DataFlow(shared_url) as first:
+        define(first)
+        ids = [LocalRuntime().execute(notes_workflow())[1] for _ in range(3)]
+    with DataFlow(shared_url, run_history=False) as second:
+        assert second.runs()["run_id"].to_list() == ids[::-1]
+
+
+SCRIPT_WITHOUT_CLOSE = """
+import sys
+from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
+
+db = DataFlow(sys.argv[1])
+db.model(type("Note", (), {"__annotations__": {"text": str}}))
+workflow = WorkflowBuilder()
+workflow.add_node("NoteCreateNode", "add", {"text": "a"})
+print(LocalRuntime().execute(workflow.build())[1], flush=True)
+"""  # no close(): the interpreter's exit writes the history still queued
+
+
+def test_a_script_that_ends_without_close_keeps_its_history(shared_url: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT_WITHOUT_CLOSE, shared_url], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip()
+    with DataFlow(shared_url, run_history=False) as reader:
+        assert_frame_rows(reader.runs(), [{"run_id": run_id, "status": "ok"}])
+
+
+def refusing_table() -> sa.Table:
+    """The history's table with a check no row passes: every write of the writer fails."""
+    from dataflow_nb.monitor.runs import RUNS_TABLE, runs_table
+
+    columns = [c._copy() for c in runs_table.columns]
+    return sa.Table(RUNS_TABLE, sa.MetaData(), *columns, sa.CheckConstraint("run_id = 'never'"))
+
+
+def test_a_history_that_cannot_be_written_leaves_runs_ok_and_says_so(
+    notes: DataFlow, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dataflow_nb.monitor import run_writer
+
+    monkeypatch.setattr(run_writer, "RETRY_DELAY", 0.05)
+    with notes.migrations.connection() as connection:
+        connection.execute_sql("DROP TABLE IF EXISTS dataflow_nb_runs")
+        connection.ensure_tables([refusing_table()])
+        connection.commit()
+    with caplog.at_level(logging.DEBUG, logger="dataflow_nb"):
+        ids = [LocalRuntime().execute(notes_workflow())[1] for _ in range(3)]
+        assert count(notes) == 9  # the runs committed
+        started = time.monotonic()
+        notes.runs()  # a reader does not wait for a database that refuses the rows
+        assert time.monotonic() - started < 3
+        deadline = time.monotonic() + 20
+        while "dropped" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("could not write" in w and "runs go on" in w for w in warnings), warnings
+    assert any("dropped" in w and ids[0] in w for w in warnings), warnings
+    assert len([w for w in warnings if "could not write" in w]) == 1  # said once, not per run
+    assert raw_runs(notes.url, notes) == []
+
+
+@pytest.mark.only(["postgres"])  # DuckDB: one process at a time, so nobody else could look
+def test_another_process_sees_a_long_run_within_a_second_and_a_half(notes: DataFlow, admin_connection: Any) -> None:
+    """A run that sleeps 2 s: a connection of another process (a raw driver connection, not this
+    process's memory) finds its ``running`` row within 1.5 s of its start, then its end."""
+    schema = unquote(notes.url or "").split("search_path=")[1]
+    started = threading.Event()
+
+    def slow() -> None:
+        started.set()
+        time.sleep(2)
+
+    thread = threading.Thread(target=LocalRuntime().execute, args=(notes_workflow((slow, "slow")),))
+    began = time.monotonic()
+    thread.start()
+    seen_after = None
+    try:
+        assert started.wait(30)
+        while time.monotonic() - began < 3:
+            with admin_connection.cursor() as cursor:
+                cursor.execute(f"SELECT status FROM {schema}.dataflow_nb_runs")
+                statuses = [row[0] for row in cursor.fetchall()]
+            if "running" in statuses:
+                seen_after = time.monotonic() - began
+                break
+            time.sleep(0.05)
+    finally:
+        thread.join(30)
+    assert seen_after is not None and seen_after <= 1.5, seen_after
+    assert notes.runs(last=1)["status"].to_list() == ["ok"]
+    with admin_connection.cursor() as cursor:
+        cursor.execute(f"SELECT status, node_log FROM {schema}.dataflow_nb_runs")
+        rows = cursor.fetchall()
+    assert [r[0] for r in rows] == ["ok"]  # the running row was updated, not a second one added
