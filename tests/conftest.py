@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 # The fixtures whose parameter names the backend a test runs on.
-BACKEND_PARAMS = ("backend_url", "fault_url", "sample", "backend")
+BACKEND_PARAMS = ("backend_url", "class_backend_url", "fault_url", "sample", "backend")
 GAP_MARKERS = ("notimpl", "notyet")
 
 
@@ -107,15 +108,22 @@ def admin_connection() -> Iterator[Any]:
     connection.close()
 
 
-@pytest.fixture
-def postgres_url(admin_connection: Any) -> Iterator[str]:
-    """A URL whose search_path is a fresh schema of its own."""
+@contextmanager
+def _schema(admin: Any) -> Iterator[str]:
+    """A URL whose search_path is a fresh schema of its own, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    _run(admin_connection, f"CREATE SCHEMA {schema}")
+    _run(admin, f"CREATE SCHEMA {schema}")
     try:
         yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     finally:
-        _run(admin_connection, f"DROP SCHEMA {schema} CASCADE")
+        _run(admin, f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def postgres_url(admin_connection: Any) -> Iterator[str]:
+    """A URL whose search_path is a fresh schema of its own."""
+    with _schema(admin_connection) as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -136,9 +144,8 @@ def db(backend_url: str | None) -> Iterator[Any]:
     flow.close()
 
 
-@pytest.fixture
-def run(db: Any) -> Any:
-    """Run one node and return its output: ``run("UserCreateNode", {...})``."""
+def runner(db: Any) -> Callable[..., Any]:
+    """Run one node of ``db`` and return its output: ``run("UserCreateNode", {...})``."""
     from dataflow_nb import LocalRuntime, WorkflowBuilder
 
     def run_one(node_type: str, params: dict[str, Any] | None = None, **execute: Any) -> Any:
@@ -148,3 +155,41 @@ def run(db: Any) -> Any:
         return results["node"]
 
     return run_one
+
+
+@pytest.fixture
+def run(db: Any) -> Any:
+    """Run one node and return its output: ``run("UserCreateNode", {...})``."""
+    return runner(db)
+
+
+# One DataFlow for a class of tests that only read what a class fixture wrote once: a fresh
+# DataFlow with its model and rows costs ~0.1 s a test (connecting, creating tables, seeding).
+# Class scope ends it with the class, so the module's other tests still see only their own
+# DataFlow (SQLQueryNode without db= needs exactly one open).
+
+
+@pytest.fixture(scope="class", params=BACKENDS)
+def class_backend_url(request: pytest.FixtureRequest, admin_connection: Any) -> Iterator[str | None]:
+    """``backend_url`` shared by the tests of one class."""
+    if request.param == "duckdb":
+        yield None
+    else:
+        with _schema(admin_connection) as url:
+            yield url
+
+
+@pytest.fixture(scope="class")
+def class_db(class_backend_url: str | None) -> Iterator[Any]:
+    """``db`` shared by the tests of one class: they must not change what it holds."""
+    from dataflow_nb import DataFlow
+
+    flow = DataFlow(class_backend_url)
+    yield flow
+    flow.close()
+
+
+@pytest.fixture(scope="class")
+def class_run(class_db: Any) -> Any:
+    """``run`` on ``class_db``."""
+    return runner(class_db)
