@@ -22,8 +22,7 @@ PLUS_5 = dt.timezone(dt.timedelta(hours=5))
 MINUS_5 = dt.timezone(dt.timedelta(hours=-5))
 
 
-@pytest.fixture
-def things(db: DataFlow) -> DataFlow:
+def add_things(db: DataFlow) -> DataFlow:
     @db.model
     class Thing:
         name: str
@@ -38,6 +37,16 @@ def things(db: DataFlow) -> DataFlow:
         rate: Annotated[Decimal, Precision(38, 12)] | None = None
 
     return db
+
+
+@pytest.fixture
+def things(db: DataFlow) -> DataFlow:
+    return add_things(db)
+
+
+@pytest.fixture(scope="class")
+def class_things(class_db: DataFlow) -> DataFlow:
+    return add_things(class_db)
 
 
 def build(node: str, params: dict[str, Any]) -> None:
@@ -137,43 +146,56 @@ def test_in_on_uuid_decimal_and_datetime_fields(db: DataFlow, run: Any) -> None:
     assert run("TagCountNode", {"filter": {"at": {"$in": days}}}) == 2
 
 
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"x": 10**400}, r"field 'x': value 1000.*\.\.\..* is too large for a float"),
-        ({"at": dt.datetime(1, 1, 1, tzinfo=PLUS_5)}, r"field 'at'.* outside the years 1 to 9999"),
-        ({"at": dt.datetime(9999, 12, 31, 23, tzinfo=MINUS_5)}, r"field 'at'.* outside the years 1 to 9999"),
-        ({"clock": dt.time(12, 0, tzinfo=dt.UTC)}, r"field 'clock'.* has a time zone, which a time column cannot keep"),
-        ({"name": "a\x00b"}, r"field 'name'.* contains a NUL character"),
-        ({"doc": {"k": "a\x00"}}, r"field 'doc'.* contains a NUL character .* in JSON"),
-        ({"doc": {"k": [1.0, float("nan")]}}, r"field 'doc'.* not JSON-serialisable"),
-        ({"price": Decimal("0.0000000001")}, r"field 'price'.* more than 9 decimal places, the column keeps 9"),
-        ({"rate": Decimal("0.0000000000001")}, r"field 'rate'.* more than 12 decimal places, the column keeps 12"),
-        ({"at": pd.Timestamp("2024-01-01 00:00:00.000000001")}, r"field 'at'.* has nanoseconds"),
-    ],
-    ids=["huge-int", "year-1", "year-9999", "time-tz", "nul", "json-nul", "json-nan", "scale", "scale-12", "ns"],
-)
-def test_values_that_do_not_fit_are_validation_errors_at_build(
-    things: DataFlow, run: Any, params: dict[str, Any], message: str
-) -> None:
-    with pytest.raises(ValidationError, match=message):
-        build("ThingCreateNode", {"name": "a", **params})
-    if "doc" not in params:  # JSON fields are not filtered by value
+class TestRefusedAtBuild:
+    """Values refused when the workflow is built: nothing is written to the class's one table."""
+
+    @pytest.fixture
+    def things(self, class_things: DataFlow) -> DataFlow:
+        return class_things
+
+    @pytest.fixture
+    def run(self, class_run: Any) -> Any:
+        return class_run
+
+    @pytest.mark.parametrize(
+        ("params", "message"),
+        [
+            ({"x": 10**400}, r"field 'x': value 1000.*\.\.\..* is too large for a float"),
+            ({"at": dt.datetime(1, 1, 1, tzinfo=PLUS_5)}, r"field 'at'.* outside the years 1 to 9999"),
+            ({"at": dt.datetime(9999, 12, 31, 23, tzinfo=MINUS_5)}, r"field 'at'.* outside the years 1 to 9999"),
+            (
+                {"clock": dt.time(12, 0, tzinfo=dt.UTC)},
+                r"field 'clock'.* has a time zone, which a time column cannot keep",
+            ),
+            ({"name": "a\x00b"}, r"field 'name'.* contains a NUL character"),
+            ({"doc": {"k": "a\x00"}}, r"field 'doc'.* contains a NUL character .* in JSON"),
+            ({"doc": {"k": [1.0, float("nan")]}}, r"field 'doc'.* not JSON-serialisable"),
+            ({"price": Decimal("0.0000000001")}, r"field 'price'.* more than 9 decimal places, the column keeps 9"),
+            ({"rate": Decimal("0.0000000000001")}, r"field 'rate'.* more than 12 decimal places, the column keeps 12"),
+            ({"at": pd.Timestamp("2024-01-01 00:00:00.000000001")}, r"field 'at'.* has nanoseconds"),
+        ],
+        ids=["huge-int", "year-1", "year-9999", "time-tz", "nul", "json-nul", "json-nan", "scale", "scale-12", "ns"],
+    )
+    def test_values_that_do_not_fit_are_validation_errors_at_build(
+        self, things: DataFlow, run: Any, params: dict[str, Any], message: str
+    ) -> None:
         with pytest.raises(ValidationError, match=message):
-            build("ThingListNode", {"filter": {k: {"$in": [v]} for k, v in params.items()}})
-    assert run("ThingCountNode", {}) == 0  # nothing was written
+            build("ThingCreateNode", {"name": "a", **params})
+        if "doc" not in params:  # JSON fields are not filtered by value
+            with pytest.raises(ValidationError, match=message):
+                build("ThingListNode", {"filter": {k: {"$in": [v]} for k, v in params.items()}})
+        assert run("ThingCountNode", {}) == 0  # nothing was written
 
-
-def test_error_messages_show_a_short_preview_of_a_large_value(things: DataFlow) -> None:
-    with pytest.raises(ValidationError) as info:
-        build("ThingCreateNode", {"name": "a", "n": "7" * 100_000})
-    with pytest.raises(ValidationError) as listed:
-        build("ThingListNode", {"filter": {"n": {"$in": np.array(["x"] * 100_000)}}})
-    with pytest.raises(ValidationError) as scalar:
-        build("ThingListNode", {"filter": {"n": {"$in": "y" * 100_000}}})
-    for shown in (info, listed, scalar):
-        assert len(str(shown.value)) < 600, str(shown.value)
-    assert "..." in str(scalar.value)
+    def test_error_messages_show_a_short_preview_of_a_large_value(self, things: DataFlow) -> None:
+        with pytest.raises(ValidationError) as info:
+            build("ThingCreateNode", {"name": "a", "n": "7" * 100_000})
+        with pytest.raises(ValidationError) as listed:
+            build("ThingListNode", {"filter": {"n": {"$in": np.array(["x"] * 100_000)}}})
+        with pytest.raises(ValidationError) as scalar:
+            build("ThingListNode", {"filter": {"n": {"$in": "y" * 100_000}}})
+        for shown in (info, listed, scalar):
+            assert len(str(shown.value)) < 600, str(shown.value)
+        assert "..." in str(scalar.value)
 
 
 def test_decimal_precision_per_field_round_trips(things: DataFlow, run: Any) -> None:
