@@ -17,8 +17,7 @@ from dataflow_nb.bulk import BulkReport
 BERLIN = dt.timezone(dt.timedelta(hours=2))
 
 
-@pytest.fixture
-def items(db: Any) -> Any:
+def add_items(db: Any) -> Any:
     @db.model
     class Item:
         sku: str
@@ -33,6 +32,16 @@ def items(db: Any) -> Any:
         __dataflow__ = {"unique": [["sku"]]}
 
     return Item
+
+
+@pytest.fixture
+def items(db: Any) -> Any:
+    return add_items(db)
+
+
+@pytest.fixture(scope="class")
+def class_items(class_db: Any) -> Any:
+    return add_items(class_db)
 
 
 def run_nodes(*nodes: tuple[str, str, dict[str, Any]]) -> Any:
@@ -211,22 +220,29 @@ def test_report_has_batches_and_html(items: Any) -> None:
     assert report["inserted"] == 25
 
 
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"data": [{"sku": "a", "qty": 1}], "on_error": "ignore"}, "on_error='ignore'"),
-        ({"data": [{"sku": "a", "qty": 1}], "batch_size": 0}, "batch_size must be a positive int"),
-        ({"data": [{"sku": "a", "qty": 1}], "source": "x.csv"}, "not both"),
-        ({"data": [{"sku": "a", "qty": 1, "colour": "red"}]}, r"column\(s\) \['colour'\] that Item does not have"),
-        ({"data": [{"qty": 1}]}, r"no column for required field\(s\) \['sku'\]"),
-        ({"data": "not a frame"}, "data of type str is not supported"),
-        ({"source": "missing.parquet"}, "file not found"),
-    ],
-)
-def test_bad_parameters_are_clear(items: Any, params: dict[str, Any], message: str) -> None:
-    with pytest.raises((ValidationError, WorkflowError), match=message):
-        run_nodes(("ItemBulkCreateNode", "load", params))
-    assert listed() == []
+class TestRefusedLoads:
+    """Loads refused before a row is written: the class shares one Item table per database."""
+
+    @pytest.fixture
+    def items(self, class_items: Any) -> Any:
+        return class_items
+
+    @pytest.mark.parametrize(
+        ("params", "message"),
+        [
+            ({"data": [{"sku": "a", "qty": 1}], "on_error": "ignore"}, "on_error='ignore'"),
+            ({"data": [{"sku": "a", "qty": 1}], "batch_size": 0}, "batch_size must be a positive int"),
+            ({"data": [{"sku": "a", "qty": 1}], "source": "x.csv"}, "not both"),
+            ({"data": [{"sku": "a", "qty": 1, "colour": "red"}]}, r"column\(s\) \['colour'\] that Item does not have"),
+            ({"data": [{"qty": 1}]}, r"no column for required field\(s\) \['sku'\]"),
+            ({"data": "not a frame"}, "data of type str is not supported"),
+            ({"source": "missing.parquet"}, "file not found"),
+        ],
+    )
+    def test_bad_parameters_are_clear(self, items: Any, params: dict[str, Any], message: str) -> None:
+        with pytest.raises((ValidationError, WorkflowError), match=message):
+            run_nodes(("ItemBulkCreateNode", "load", params))
+        assert listed() == []
 
 
 def test_bulk_paths_keep_soft_delete_and_versions(db: Any) -> None:
