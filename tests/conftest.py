@@ -19,6 +19,7 @@ Markers (registered in ``pyproject.toml``; ``--strict-markers`` refuses any othe
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -98,6 +99,38 @@ def _admin_connection(url: str = POSTGRES_URL) -> Any:
 def _run(connection: Any, sql: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql)
+
+
+_LATER: list[tuple[threading.Thread, str, list[BaseException]]] = []
+
+
+def run_later(sql: str) -> None:
+    """Run administrator SQL on a thread while the tests go on: ``DROP DATABASE`` waits for a
+    checkpoint (~1.5 s here). The session waits for each such thread and fails if one failed."""
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        import adbc_driver_postgresql.dbapi
+
+        try:
+            with adbc_driver_postgresql.dbapi.connect(POSTGRES_URL, autocommit=True) as connection:
+                _run(connection, sql)
+        except BaseException as exc:  # reported at the session's end
+            failed.append(exc)
+
+    thread = threading.Thread(target=work, name="tests-run-later")
+    thread.start()
+    _LATER.append((thread, sql, failed))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    failures = []
+    for thread, sql, failed in _LATER:
+        thread.join()
+        failures += [f"{sql}: {exc!r}" for exc in failed]
+    if failures:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        session.config.get_terminal_writer().line("run_later failed:\n" + "\n".join(failures), red=True)
 
 
 @pytest.fixture(scope="session")
