@@ -19,6 +19,7 @@ Markers (registered in ``pyproject.toml``; ``--strict-markers`` refuses any othe
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -101,33 +102,54 @@ def _run(connection: Any, sql: str) -> None:
         cursor.execute(sql)
 
 
-_LATER: list[tuple[threading.Thread, str, list[BaseException]]] = []
+class _Later:
+    """Administrator SQL run in order on a thread and a connection of its own while the tests go
+    on: dropping a test's schema costs it ~10-40 ms of the server's time, ``DROP DATABASE`` waits
+    for a checkpoint (~1.5 s). The session waits for the queue at its end and fails if one failed."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.failures: list[str] = []
+
+    def put(self, sql: str) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="tests-run-later", daemon=True)
+            self._thread.start()
+        self._queue.put(sql)
+
+    def _work(self) -> None:
+        import adbc_driver_postgresql.dbapi
+
+        connection = None
+        while (sql := self._queue.get()) is not None:
+            try:
+                if connection is None:
+                    connection = adbc_driver_postgresql.dbapi.connect(POSTGRES_URL, autocommit=True)
+                _run(connection, sql)
+            except Exception as exc:  # reported at the session's end
+                self.failures.append(f"{sql}: {exc!r}")
+        if connection is not None:
+            connection.close()
+
+    def finish(self) -> list[str]:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        return self.failures
+
+
+_LATER = _Later()
 
 
 def run_later(sql: str) -> None:
-    """Run administrator SQL on a thread while the tests go on: ``DROP DATABASE`` waits for a
-    checkpoint (~1.5 s here). The session waits for each such thread and fails if one failed."""
-    failed: list[BaseException] = []
-
-    def work() -> None:
-        import adbc_driver_postgresql.dbapi
-
-        try:
-            with adbc_driver_postgresql.dbapi.connect(POSTGRES_URL, autocommit=True) as connection:
-                _run(connection, sql)
-        except BaseException as exc:  # reported at the session's end
-            failed.append(exc)
-
-    thread = threading.Thread(target=work, name="tests-run-later")
-    thread.start()
-    _LATER.append((thread, sql, failed))
+    """Run administrator SQL on the shared server after the test, without waiting for it."""
+    _LATER.put(sql)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    failures = []
-    for thread, sql, failed in _LATER:
-        thread.join()
-        failures += [f"{sql}: {exc!r}" for exc in failed]
+    failures = _LATER.finish()
     if failures:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         session.config.get_terminal_writer().line("run_later failed:\n" + "\n".join(failures), red=True)
@@ -143,13 +165,13 @@ def admin_connection() -> Iterator[Any]:
 
 @contextmanager
 def _schema(admin: Any) -> Iterator[str]:
-    """A URL whose search_path is a fresh schema of its own, dropped afterwards."""
+    """A URL whose search_path is a fresh schema of its own, dropped afterwards (``run_later``)."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     _run(admin, f"CREATE SCHEMA {schema}")
     try:
         yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     finally:
-        _run(admin, f"DROP SCHEMA {schema} CASCADE")
+        run_later(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture
@@ -226,3 +248,14 @@ def class_db(class_backend_url: str | None) -> Iterator[Any]:
 def class_run(class_db: Any) -> Any:
     """``run`` on ``class_db``."""
     return runner(class_db)
+
+
+def delete_rows(db: Any, *models: str) -> None:
+    """Empty the models' tables (ids go on counting): what a class's test wrote is gone for the next."""
+    connection = db.backend.connect()
+    try:
+        for model in models:
+            connection.execute_sql(f"DELETE FROM {db.models[model].table_name}")
+        connection.commit()
+    finally:
+        connection.close()
