@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from dataflow_nb import LocalRuntime, ValidationError, WorkflowBuilder, WorkflowError
+from tests.conftest import delete_rows
 
 
 def add_people(db: Any) -> Any:
@@ -97,13 +99,21 @@ SQL_LOOKING = [
 ]
 
 
-@pytest.mark.parametrize("text", SQL_LOOKING)
-def test_sql_looking_values_are_stored_verbatim(people: Any, text: str) -> None:
-    workflow = WorkflowBuilder()
-    workflow.add_node("PersonCreateNode", "c", {"name": text, "age": 1})
-    workflow.add_node("PersonListNode", "by_name", {"filter": {"name": text}})
-    workflow.add_node("PersonCountNode", "count", {})
-    results, _ = LocalRuntime().execute(workflow.build())
-    assert results["c"]["name"].to_list() == [text]
-    assert results["by_name"]["name"].to_list() == [text]
-    assert results["count"] == 1
+class TestStoredVerbatim:
+    """One Person table per database for the class, emptied after each test."""
+
+    @pytest.fixture
+    def people(self, class_people: Any, class_db: Any) -> Iterator[Any]:
+        yield class_people
+        delete_rows(class_db, "Person")
+
+    @pytest.mark.parametrize("text", SQL_LOOKING)
+    def test_sql_looking_values_are_stored_verbatim(self, people: Any, text: str) -> None:
+        workflow = WorkflowBuilder()
+        workflow.add_node("PersonCreateNode", "c", {"name": text, "age": 1})
+        workflow.add_node("PersonListNode", "by_name", {"filter": {"name": text}})
+        workflow.add_node("PersonCountNode", "count", {})
+        results, _ = LocalRuntime().execute(workflow.build())
+        assert results["c"]["name"].to_list() == [text]
+        assert results["by_name"]["name"].to_list() == [text]
+        assert results["count"] == 1

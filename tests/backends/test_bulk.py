@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -13,6 +14,7 @@ import pytest
 
 from dataflow_nb import LocalRuntime, NotFoundError, ValidationError, WorkflowBuilder, WorkflowError
 from dataflow_nb.bulk import BulkReport
+from tests.conftest import delete_rows
 
 BERLIN = dt.timezone(dt.timedelta(hours=2))
 
@@ -134,18 +136,26 @@ def test_bulk_upsert_on_a_unique_column_updates_only_named_columns(items: Any) -
     ]
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, 50_000])
-def test_bulk_upsert_last_row_of_a_key_wins_across_batches(items: Any, batch_size: int) -> None:
-    # A key repeated in another batch: the hashes kept while streaming see it, so the last row wins.
-    run_nodes(("ItemBulkCreateNode", "load", {"data": [{"sku": "a", "qty": 1}]}))
-    data = [{"sku": "a", "qty": 10}, {"sku": "b", "qty": 2}, {"sku": "c", "qty": 3}, {"sku": "a", "qty": 12}]
-    report = run_nodes(("ItemBulkUpsertNode", "up", {"data": data, "batch_size": batch_size}))["up"]
-    assert (report.inserted, report.updated, report.collapsed) == (2, 1, 1)
-    assert [(r["sku"], r["qty"]) for r in listed()] == [("a", 12), ("b", 2), ("c", 3)]
-    unique = [{"sku": "a", "qty": 13}, {"sku": "d", "qty": 4}]
-    report = run_nodes(("ItemBulkUpsertNode", "up", {"data": unique, "batch_size": batch_size}))["up"]
-    assert (report.inserted, report.updated, report.collapsed) == (1, 1, 0)
-    assert [(r["sku"], r["qty"]) for r in listed()] == [("a", 13), ("b", 2), ("c", 3), ("d", 4)]
+class TestLastRowWins:
+    """One Item table per database for the class, emptied after each test."""
+
+    @pytest.fixture
+    def items(self, class_items: Any, class_db: Any) -> Iterator[Any]:
+        yield class_items
+        delete_rows(class_db, "Item")
+
+    @pytest.mark.parametrize("batch_size", [1, 2, 50_000])
+    def test_bulk_upsert_last_row_of_a_key_wins_across_batches(self, items: Any, batch_size: int) -> None:
+        # A key repeated in another batch: the hashes kept while streaming see it, so the last row wins.
+        run_nodes(("ItemBulkCreateNode", "load", {"data": [{"sku": "a", "qty": 1}]}))
+        data = [{"sku": "a", "qty": 10}, {"sku": "b", "qty": 2}, {"sku": "c", "qty": 3}, {"sku": "a", "qty": 12}]
+        report = run_nodes(("ItemBulkUpsertNode", "up", {"data": data, "batch_size": batch_size}))["up"]
+        assert (report.inserted, report.updated, report.collapsed) == (2, 1, 1)
+        assert [(r["sku"], r["qty"]) for r in listed()] == [("a", 12), ("b", 2), ("c", 3)]
+        unique = [{"sku": "a", "qty": 13}, {"sku": "d", "qty": 4}]
+        report = run_nodes(("ItemBulkUpsertNode", "up", {"data": unique, "batch_size": batch_size}))["up"]
+        assert (report.inserted, report.updated, report.collapsed) == (1, 1, 0)
+        assert [(r["sku"], r["qty"]) for r in listed()] == [("a", 13), ("b", 2), ("c", 3), ("d", 4)]
 
 
 def test_bulk_upsert_on_the_primary_key(items: Any) -> None:

@@ -8,6 +8,7 @@ precision per field.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ import polars as pl
 import pytest
 
 from dataflow_nb import DataFlow, Precision, SchemaError, ValidationError, WorkflowBuilder
+from tests.conftest import delete_rows
 
 PLUS_5 = dt.timezone(dt.timedelta(hours=5))
 MINUS_5 = dt.timezone(dt.timedelta(hours=-5))
@@ -90,30 +92,43 @@ def test_numpy_and_pandas_scalars_are_accepted_like_python_values(things: DataFl
     assert run("ThingCountNode", {"filter": {"name": np.str_("b")}}) == 1
 
 
-@pytest.mark.parametrize(
-    "values",
-    [
-        pl.Series("n", [1, 3]),
-        pd.Series([1, 3]),
-        np.array([1, 3]),
-        [np.int64(1), np.int64(3)],
-    ],
-    ids=["polars", "pandas", "numpy", "list-of-numpy"],
-)
-def test_series_and_arrays_are_in_lists_and_bulk_ids(things: DataFlow, run: Any, values: Any) -> None:
-    ids = [
-        run("ThingCreateNode", {"name": name, "n": n})["id"][0] for name, n in [("one", 1), ("two", 2), ("three", 3)]
-    ]
-    assert names(run, {"n": {"$in": values}}) == ["one", "three"]
-    assert names(run, {"n": {"$nin": values}}) == ["two"]
-    if isinstance(values, list):
-        return  # a plain list of ids is not a bulk input (a list of dicts is)
-    by_id = {"polars": pl.Series([ids[0], ids[2]]), "pandas": pd.Series([ids[0], ids[2]])}.get(
-        type(values).__module__.partition(".")[0], np.array([ids[0], ids[2]])
+class TestSeriesAndArrays:
+    """One Thing table per database for the class, emptied after each test."""
+
+    @pytest.fixture
+    def things(self, class_things: DataFlow) -> Iterator[DataFlow]:
+        yield class_things
+        delete_rows(class_things, "Thing")
+
+    @pytest.fixture
+    def run(self, class_run: Any) -> Any:
+        return class_run
+
+    @pytest.mark.parametrize(
+        "values",
+        [
+            pl.Series("n", [1, 3]),
+            pd.Series([1, 3]),
+            np.array([1, 3]),
+            [np.int64(1), np.int64(3)],
+        ],
+        ids=["polars", "pandas", "numpy", "list-of-numpy"],
     )
-    report = run("ThingBulkDeleteNode", {"data": by_id})  # bulk ids: a Series or array of them
-    assert report.deleted == 2
-    assert names(run, {}) == ["two"]
+    def test_series_and_arrays_are_in_lists_and_bulk_ids(self, things: DataFlow, run: Any, values: Any) -> None:
+        ids = [
+            run("ThingCreateNode", {"name": name, "n": n})["id"][0]
+            for name, n in [("one", 1), ("two", 2), ("three", 3)]
+        ]
+        assert names(run, {"n": {"$in": values}}) == ["one", "three"]
+        assert names(run, {"n": {"$nin": values}}) == ["two"]
+        if isinstance(values, list):
+            return  # a plain list of ids is not a bulk input (a list of dicts is)
+        by_id = {"polars": pl.Series([ids[0], ids[2]]), "pandas": pd.Series([ids[0], ids[2]])}.get(
+            type(values).__module__.partition(".")[0], np.array([ids[0], ids[2]])
+        )
+        report = run("ThingBulkDeleteNode", {"data": by_id})  # bulk ids: a Series or array of them
+        assert report.deleted == 2
+        assert names(run, {}) == ["two"]
 
 
 @pytest.mark.slow  # binds 100,000 values
