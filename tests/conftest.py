@@ -257,6 +257,19 @@ def class_run(class_db: Any) -> Any:
     return runner(class_db)
 
 
+def shared(name: str, *, empty: tuple[str, ...] = ()) -> Any:
+    """In a class of tests, ``things = shared("things")`` hands each test the class fixture
+    ``class_things`` as ``things``; ``empty`` names the models whose rows go after each test."""
+
+    @pytest.fixture(name=name)
+    def hand_out(self: Any, request: pytest.FixtureRequest, class_db: Any) -> Iterator[Any]:
+        yield request.getfixturevalue(f"class_{name}")
+        if empty:
+            delete_rows(class_db, *empty)
+
+    return hand_out
+
+
 def delete_rows(db: Any, *models: str) -> None:
     """Empty the models' tables (ids go on counting): what a class's test wrote is gone for the next."""
     connection = db.backend.connect()

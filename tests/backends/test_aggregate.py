@@ -12,6 +12,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from dataflow_nb import DataFlow, LocalRuntime, ValidationError, WorkflowBuilder, WorkflowError
+from tests.conftest import shared
 
 CARRIERS = ["AA", "UA", "ua", None]
 AGGREGATE = {
@@ -136,17 +137,11 @@ def reference(rows: list[dict[str, Any]]) -> pl.DataFrame:
 class TestOneFlightTable:
     """Reads only, of the 60 flights written once for the class, on each database."""
 
-    @pytest.fixture
-    def flight_model(self, class_flight_model: DataFlow) -> DataFlow:
-        return class_flight_model
+    flight_model = shared("flight_model")
 
-    @pytest.fixture
-    def flights(self, class_flights: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return class_flights
+    flights = shared("flights")
 
-    @pytest.fixture
-    def run(self, class_run: Any) -> Any:
-        return class_run
+    run = shared("run")
 
     def test_grouped_list_matches_polars_with_the_same_dtypes(self, flights: list[dict[str, Any]], run: Any) -> None:
         frame = run("FlightListNode", {"group_by": ["carrier"], "aggregate": AGGREGATE})

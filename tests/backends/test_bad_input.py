@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from dataflow_nb import LocalRuntime, ValidationError, WorkflowBuilder, WorkflowError
-from tests.conftest import delete_rows
+from tests.conftest import shared
 
 
 def add_people(db: Any) -> Any:
@@ -40,9 +39,7 @@ def build(node: str, params: dict[str, Any]) -> Any:
 class TestRefusedBeforeAnyWrite:
     """Refused before anything is written: the class shares one Person table per database."""
 
-    @pytest.fixture
-    def people(self, class_people: Any) -> Any:
-        return class_people
+    people = shared("people")
 
     @pytest.mark.parametrize(
         ("node", "params", "message"),
@@ -102,10 +99,7 @@ SQL_LOOKING = [
 class TestStoredVerbatim:
     """One Person table per database for the class, emptied after each test."""
 
-    @pytest.fixture
-    def people(self, class_people: Any, class_db: Any) -> Iterator[Any]:
-        yield class_people
-        delete_rows(class_db, "Person")
+    people = shared("people", empty=("Person",))
 
     @pytest.mark.parametrize("text", SQL_LOOKING)
     def test_sql_looking_values_are_stored_verbatim(self, people: Any, text: str) -> None:

@@ -15,6 +15,7 @@ from dataflow_nb import (
     create_query_builder,
     explain,
 )
+from tests.conftest import shared
 
 
 @pytest.fixture(scope="class")
@@ -36,9 +37,7 @@ def class_users(class_db: DataFlow, class_run: Any) -> DataFlow:
 class TestFourUsers:
     """Reads only, of four users written once for the class, on each database."""
 
-    @pytest.fixture
-    def users(self, class_users: DataFlow) -> DataFlow:
-        return class_users
+    users = shared("users")
 
     @pytest.mark.parametrize("dialect", ["postgresql", "duckdb"])
     def test_a_builder_runs_through_sql_query_node(self, users: DataFlow, dialect: str) -> None:

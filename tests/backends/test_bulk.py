@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -14,7 +13,7 @@ import pytest
 
 from dataflow_nb import LocalRuntime, NotFoundError, ValidationError, WorkflowBuilder, WorkflowError
 from dataflow_nb.bulk import BulkReport
-from tests.conftest import delete_rows
+from tests.conftest import shared
 
 BERLIN = dt.timezone(dt.timedelta(hours=2))
 
@@ -139,10 +138,7 @@ def test_bulk_upsert_on_a_unique_column_updates_only_named_columns(items: Any) -
 class TestLastRowWins:
     """One Item table per database for the class, emptied after each test."""
 
-    @pytest.fixture
-    def items(self, class_items: Any, class_db: Any) -> Iterator[Any]:
-        yield class_items
-        delete_rows(class_db, "Item")
+    items = shared("items", empty=("Item",))
 
     @pytest.mark.parametrize("batch_size", [1, 2, 50_000])
     def test_bulk_upsert_last_row_of_a_key_wins_across_batches(self, items: Any, batch_size: int) -> None:
@@ -233,9 +229,7 @@ def test_report_has_batches_and_html(items: Any) -> None:
 class TestRefusedLoads:
     """Loads refused before a row is written: the class shares one Item table per database."""
 
-    @pytest.fixture
-    def items(self, class_items: Any) -> Any:
-        return class_items
+    items = shared("items")
 
     @pytest.mark.parametrize(
         ("params", "message"),

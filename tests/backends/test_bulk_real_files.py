@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 
 from dataflow_nb import ValidationError, WorkflowError
 from tests.backends.test_bulk_files import run
-from tests.conftest import delete_rows
+from tests.conftest import shared
 
 
 def load(model: str, **params: Any) -> Any:
@@ -113,10 +112,7 @@ def test_an_extra_column_the_model_lacks_is_refused_unless_ignored(reading: Any,
 class TestBadIntegerText:
     """One Reading table per database for the class, emptied after each test."""
 
-    @pytest.fixture
-    def reading(self, class_reading: Any, class_db: Any) -> Iterator[Any]:
-        yield class_reading
-        delete_rows(class_db, "Reading")
+    reading = shared("reading", empty=("Reading",))
 
     @pytest.mark.parametrize("value", ["0x10", "1e3", "12abc", "4.5", "١٢"])
     def test_text_that_is_not_a_plain_decimal_int_is_a_bad_row(self, reading: Any, tmp_path: Path, value: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataflow_nb import LocalRuntime, WorkflowBuilder, WorkflowError
-from tests.conftest import delete_rows
+from tests.conftest import shared
 
 CSV = (
     "code,n,ratio,ok,day,at,note\n"
@@ -87,10 +86,7 @@ def test_a_csv_file_loads_as_the_stream_loads_it(models: Any, tmp_path: Path) ->
 class TestBadValues:
     """The two tables made once for the class, emptied after each test."""
 
-    @pytest.fixture
-    def models(self, class_models: Any) -> Iterator[Any]:
-        yield class_models
-        delete_rows(class_models, "Scanned", "Streamed")
+    models = shared("models", empty=("Scanned", "Streamed"))
 
     @pytest.mark.parametrize(
         ("line", "message"),

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import pytest
 
 from dataflow_nb import LocalRuntime, NotFoundError, ValidationError, WorkflowBuilder, WorkflowError
+from tests.conftest import shared
 from tests.helpers import assert_frame_rows
 
 
@@ -106,9 +107,7 @@ def test_list_filters_orders_pages_and_selects_fields(run: Any, users: Any) -> N
 class TestListFilterOperators:
     """Reads only, of four users written once for the class, on each database."""
 
-    @pytest.fixture
-    def run(self, class_run: Any) -> Any:
-        return class_run
+    run = shared("run")
 
     @pytest.mark.parametrize(
         ("condition", "expected"),

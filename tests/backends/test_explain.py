@@ -8,6 +8,7 @@ import pytest
 
 from dataflow_nb import DataFlow, Explanation, ValidationError, WorkflowBuilder, explain
 from dataflow_nb.query import create_query_builder
+from tests.conftest import shared
 
 
 @pytest.fixture(scope="class")
@@ -33,13 +34,9 @@ def dialect_of(db: DataFlow) -> Any:
 class TestTwoTasks:
     """explain runs nothing: the class reads two tasks written once, on each database."""
 
-    @pytest.fixture
-    def tasks(self, class_tasks: DataFlow) -> DataFlow:
-        return class_tasks
+    tasks = shared("tasks")
 
-    @pytest.fixture
-    def run(self, class_run: Any) -> Any:
-        return class_run
+    run = shared("run")
 
     def test_a_node_shows_its_sql_and_values(self, tasks: DataFlow) -> None:
         shown = explain("TaskListNode", {"filter": {"hours": {"$gt": 2}, "title": {"$like": "w%"}}, "limit": 5})

@@ -8,7 +8,6 @@ precision per field.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -18,7 +17,7 @@ import polars as pl
 import pytest
 
 from dataflow_nb import DataFlow, Precision, SchemaError, ValidationError, WorkflowBuilder
-from tests.conftest import delete_rows
+from tests.conftest import shared
 
 PLUS_5 = dt.timezone(dt.timedelta(hours=5))
 MINUS_5 = dt.timezone(dt.timedelta(hours=-5))
@@ -95,14 +94,9 @@ def test_numpy_and_pandas_scalars_are_accepted_like_python_values(things: DataFl
 class TestSeriesAndArrays:
     """One Thing table per database for the class, emptied after each test."""
 
-    @pytest.fixture
-    def things(self, class_things: DataFlow) -> Iterator[DataFlow]:
-        yield class_things
-        delete_rows(class_things, "Thing")
+    things = shared("things", empty=("Thing",))
 
-    @pytest.fixture
-    def run(self, class_run: Any) -> Any:
-        return class_run
+    run = shared("run")
 
     @pytest.mark.parametrize(
         "values",
@@ -164,13 +158,9 @@ def test_in_on_uuid_decimal_and_datetime_fields(db: DataFlow, run: Any) -> None:
 class TestRefusedAtBuild:
     """Values refused when the workflow is built: nothing is written to the class's one table."""
 
-    @pytest.fixture
-    def things(self, class_things: DataFlow) -> DataFlow:
-        return class_things
+    things = shared("things")
 
-    @pytest.fixture
-    def run(self, class_run: Any) -> Any:
-        return class_run
+    run = shared("run")
 
     @pytest.mark.parametrize(
         ("params", "message"),

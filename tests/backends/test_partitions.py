@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from dataflow_nb import DataFlow, LocalRuntime, SchemaError, ValidationError, WorkflowBuilder, WorkflowError
+from tests.conftest import shared
 from tests.helpers import rows_of
 
 UTC = dt.UTC
@@ -187,9 +188,7 @@ def test_a_plain_table_does_not_turn_partitioned_in_place(postgres_url: str) -> 
 class TestBadSpellings:
     """Each spelling is refused before anything is made: the class shares one DataFlow per database."""
 
-    @pytest.fixture
-    def db(self, class_db: DataFlow) -> DataFlow:
-        return class_db
+    db = shared("db")
 
     @pytest.mark.parametrize(
         ("spelling", "message"),

@@ -12,6 +12,7 @@ import pytest
 
 from dataflow_nb import DataFlow, LocalRuntime, ValidationError, WorkflowBuilder, WorkflowError
 from dataflow_nb.nodes import sql as sql_node
+from tests.conftest import shared
 
 
 def add_notes(db: DataFlow, run: Any) -> DataFlow:
@@ -46,13 +47,9 @@ def class_notes(class_db: DataFlow, class_run: Any) -> DataFlow:
 class TestOnThreeNotes:
     """Reads, and refusals rolled back, of three notes written once for the class (``notes`` here)."""
 
-    @pytest.fixture
-    def notes(self, class_notes: DataFlow) -> DataFlow:
-        return class_notes
+    notes = shared("notes")
 
-    @pytest.fixture
-    def run(self, class_run: Any) -> Any:
-        return class_run
+    run = shared("run")
 
     def test_named_parameters_in_natural_types(self, notes: DataFlow) -> None:
         frame = query(

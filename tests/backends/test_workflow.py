@@ -19,6 +19,7 @@ from dataflow_nb import (
     WorkflowBuilder,
     WorkflowError,
 )
+from tests.conftest import shared
 
 
 def add_notes(db: Any) -> Any:
@@ -164,13 +165,9 @@ def test_execute_works_inside_a_running_event_loop(notes: Any) -> None:
 class TestBuildRefusals:
     """Workflows refused when built, before anything runs: the class shares one Note table per database."""
 
-    @pytest.fixture
-    def db(self, class_db: Any) -> Any:
-        return class_db
+    db = shared("db")
 
-    @pytest.fixture
-    def notes(self, class_notes: Any) -> Any:
-        return class_notes
+    notes = shared("notes")
 
     def test_build_rejects_unknown_types_with_the_closest_name(self, notes: Any) -> None:
         workflow = WorkflowBuilder()
