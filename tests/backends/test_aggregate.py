@@ -12,6 +12,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from dataflow_nb import DataFlow, LocalRuntime, ValidationError, WorkflowBuilder, WorkflowError
+from tests.conftest import shared
 
 CARRIERS = ["AA", "UA", "ua", None]
 AGGREGATE = {
@@ -64,8 +65,7 @@ def make_rows() -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture
-def flight_model(db: DataFlow) -> DataFlow:
+def add_flight_model(db: DataFlow) -> DataFlow:
     @db.model
     class Flight:
         carrier: str | None = None
@@ -81,12 +81,18 @@ def flight_model(db: DataFlow) -> DataFlow:
     return db
 
 
-@pytest.fixture
-def flights(flight_model: DataFlow) -> list[dict[str, Any]]:
+@pytest.fixture(scope="class")
+def class_flight_model(class_db: DataFlow) -> DataFlow:
+    return add_flight_model(class_db)
+
+
+@pytest.fixture(scope="class")
+def class_flights(class_flight_model: DataFlow) -> list[dict[str, Any]]:
+    """60 flights, written once for a class of tests that only read them."""
     rows = make_rows()
     workflow = WorkflowBuilder()
     for i, row in enumerate(rows):
-        workflow.add_node(flight_model.nodes["FlightCreateNode"], f"f{i}", row)
+        workflow.add_node(class_flight_model.nodes["FlightCreateNode"], f"f{i}", row)
     LocalRuntime().execute(workflow.build())
     return rows
 
@@ -128,47 +134,93 @@ def reference(rows: list[dict[str, Any]]) -> pl.DataFrame:
     )
 
 
-def test_grouped_list_matches_polars_with_the_same_dtypes(flights: list[dict[str, Any]], run: Any) -> None:
-    frame = run("FlightListNode", {"group_by": ["carrier"], "aggregate": AGGREGATE})
-    assert dict(frame.schema) == DTYPES
-    assert frame["carrier"].to_list() == ["AA", "UA", "ua", None]  # code-point order, NULL last
-    # Float sums and averages may differ in the last bits between databases: compare closely.
-    assert_frame_equal(frame, reference(flights), check_exact=False, rel_tol=1e-12)
+class TestOneFlightTable:
+    """Reads only, of the 60 flights written once for the class, on each database."""
 
+    flight_model = shared("flight_model")
 
-def test_filter_having_order_and_limit(flights: list[dict[str, Any]], run: Any) -> None:
-    expected = reference([r for r in flights if r["miles"] is not None])
-    expected = expected.filter(pl.col("flights") >= 5).sort(
-        "flights", "carrier", descending=[True, False], nulls_last=True
+    flights = shared("flights")
+
+    run = shared("run")
+
+    def test_grouped_list_matches_polars_with_the_same_dtypes(self, flights: list[dict[str, Any]], run: Any) -> None:
+        frame = run("FlightListNode", {"group_by": ["carrier"], "aggregate": AGGREGATE})
+        assert dict(frame.schema) == DTYPES
+        assert frame["carrier"].to_list() == ["AA", "UA", "ua", None]  # code-point order, NULL last
+        # Float sums and averages may differ in the last bits between databases: compare closely.
+        assert_frame_equal(frame, reference(flights), check_exact=False, rel_tol=1e-12)
+
+    def test_filter_having_order_and_limit(self, flights: list[dict[str, Any]], run: Any) -> None:
+        expected = reference([r for r in flights if r["miles"] is not None])
+        expected = expected.filter(pl.col("flights") >= 5).sort(
+            "flights", "carrier", descending=[True, False], nulls_last=True
+        )
+        frame = run(
+            "FlightListNode",
+            {
+                "filter": {"miles": {"$exists": True}},
+                "group_by": "carrier",
+                "aggregate": {"flights": {"$count": "*"}, "avg_delay": {"$avg": "dep_delay"}},
+                "having": {"flights": {"$gte": 5}, "carrier": {"$ne": "ua"}},
+                "order_by": ["-flights"],
+                "limit": 2,
+            },
+        )
+        expected = expected.filter(pl.col("carrier").ne_missing("ua")).head(2).select("carrier", "flights", "avg_delay")
+        assert_frame_equal(frame, expected, check_exact=False, rel_tol=1e-12)
+
+    def test_totals_without_group_by_and_empty_results(self, flights: list[dict[str, Any]], run: Any) -> None:
+        totals = run("FlightListNode", {"aggregate": {"n": {"$count": "*"}, "late": {"$max": "dep_delay"}}})
+        assert totals.to_dicts() == [{"n": 60, "late": 2**40}]
+        empty = run("FlightListNode", {"filter": {"id": {"$lt": 0}}, "group_by": ["carrier"], "aggregate": AGGREGATE})
+        assert empty.height == 0
+        assert dict(empty.schema) == DTYPES
+        nothing = run(
+            "FlightListNode", {"filter": {"id": {"$lt": 0}}, "aggregate": {"n": {"$count": "*"}, "s": {"$sum": "fare"}}}
+        )
+        assert nothing.to_dicts() == [{"n": 0, "s": None}]
+        groups = run("FlightListNode", {"group_by": ["carrier", "ok"], "order_by": ["-ok"]})
+        assert groups.columns == ["carrier", "ok"]
+        assert groups.height == len({(r["carrier"], r["ok"]) for r in flights})
+
+    @pytest.mark.parametrize(
+        ("params", "message"),
+        [
+            (
+                {"aggregate": {"n": {"$median": "dep_delay"}}},
+                r"unknown aggregate '\$median'.*; valid aggregates are \['\$count'",
+            ),
+            (
+                {"aggregate": {"n": {"$sum": "carrier"}}},
+                r"\$sum takes a number field \(int, float, Decimal\); 'carrier' is str",
+            ),
+            ({"aggregate": {"n": {"$avg": "nope"}}}, r"unknown field 'nope'"),
+            (
+                {"aggregate": {"n": {"$count_distinct": "*"}}},
+                r"\$count_distinct takes a field name \('\*' counts rows with \$count only\)",
+            ),
+            ({"aggregate": {"n": {"$max": "meta"}}}, r"\$max has no order to use on dict field 'meta'"),
+            ({"aggregate": {"n": {"$count": "*", "$sum": "miles"}}}, r"takes one operator"),
+            ({"aggregate": {"bad name": {"$count": "*"}}}, r"aggregate name 'bad name' is not a valid name"),
+            ({"group_by": ["carrier"], "aggregate": {"carrier": {"$count": "*"}}}, r"also a group_by field; rename it"),
+            ({"group_by": ["meta"]}, r"cannot group on JSON field 'meta'"),
+            ({"group_by": ["carrier", "carrier"]}, r"names a field twice"),
+            ({"group_by": []}, r"group_by takes field names"),
+            ({"group_by": ["carrier"], "fields": ["carrier"]}, r"drop fields"),
+            ({"having": {"n": 1}}, r"having filters groups; give group_by and/or aggregate"),
+            ({"group_by": "carrier", "having": {"n": {"$gt": 1}}}, r"unknown group_by field or aggregate name 'n'"),
+            (
+                {"group_by": "carrier", "order_by": ["-tail"]},
+                r"valid group_by field or aggregate names are \['carrier'\]",
+            ),
+            ({"aggregate": {"n": {"$count": "*"}}, "having": {"n": {"$gt": "many"}}}, r"'n' is int; got 'many'"),
+        ],
     )
-    frame = run(
-        "FlightListNode",
-        {
-            "filter": {"miles": {"$exists": True}},
-            "group_by": "carrier",
-            "aggregate": {"flights": {"$count": "*"}, "avg_delay": {"$avg": "dep_delay"}},
-            "having": {"flights": {"$gte": 5}, "carrier": {"$ne": "ua"}},
-            "order_by": ["-flights"],
-            "limit": 2,
-        },
-    )
-    expected = expected.filter(pl.col("carrier").ne_missing("ua")).head(2).select("carrier", "flights", "avg_delay")
-    assert_frame_equal(frame, expected, check_exact=False, rel_tol=1e-12)
-
-
-def test_totals_without_group_by_and_empty_results(flights: list[dict[str, Any]], run: Any) -> None:
-    totals = run("FlightListNode", {"aggregate": {"n": {"$count": "*"}, "late": {"$max": "dep_delay"}}})
-    assert totals.to_dicts() == [{"n": 60, "late": 2**40}]
-    empty = run("FlightListNode", {"filter": {"id": {"$lt": 0}}, "group_by": ["carrier"], "aggregate": AGGREGATE})
-    assert empty.height == 0
-    assert dict(empty.schema) == DTYPES
-    nothing = run(
-        "FlightListNode", {"filter": {"id": {"$lt": 0}}, "aggregate": {"n": {"$count": "*"}, "s": {"$sum": "fare"}}}
-    )
-    assert nothing.to_dicts() == [{"n": 0, "s": None}]
-    groups = run("FlightListNode", {"group_by": ["carrier", "ok"], "order_by": ["-ok"]})
-    assert groups.columns == ["carrier", "ok"]
-    assert groups.height == len({(r["carrier"], r["ok"]) for r in flights})
+    def test_bad_aggregations_are_refused_before_sql_runs(
+        self, flight_model: Any, run: Any, params: Any, message: str
+    ) -> None:
+        with pytest.raises((ValidationError, WorkflowError), match=message):
+            run("FlightListNode", params)
 
 
 def test_pandas_frames_keep_integer_counts(backend_url: str | None) -> None:
@@ -187,38 +239,3 @@ def test_pandas_frames_keep_integer_counts(backend_url: str | None) -> None:
         frame = LocalRuntime().execute(workflow.build())[0]["by_city"]
         assert [str(t) for t in frame.dtypes[1:]] == ["Int64", "Int64", "Float64"]
         assert frame["km"].tolist() == [5, 7]
-
-
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        (
-            {"aggregate": {"n": {"$median": "dep_delay"}}},
-            r"unknown aggregate '\$median'.*; valid aggregates are \['\$count'",
-        ),
-        (
-            {"aggregate": {"n": {"$sum": "carrier"}}},
-            r"\$sum takes a number field \(int, float, Decimal\); 'carrier' is str",
-        ),
-        ({"aggregate": {"n": {"$avg": "nope"}}}, r"unknown field 'nope'"),
-        (
-            {"aggregate": {"n": {"$count_distinct": "*"}}},
-            r"\$count_distinct takes a field name \('\*' counts rows with \$count only\)",
-        ),
-        ({"aggregate": {"n": {"$max": "meta"}}}, r"\$max has no order to use on dict field 'meta'"),
-        ({"aggregate": {"n": {"$count": "*", "$sum": "miles"}}}, r"takes one operator"),
-        ({"aggregate": {"bad name": {"$count": "*"}}}, r"aggregate name 'bad name' is not a valid name"),
-        ({"group_by": ["carrier"], "aggregate": {"carrier": {"$count": "*"}}}, r"also a group_by field; rename it"),
-        ({"group_by": ["meta"]}, r"cannot group on JSON field 'meta'"),
-        ({"group_by": ["carrier", "carrier"]}, r"names a field twice"),
-        ({"group_by": []}, r"group_by takes field names"),
-        ({"group_by": ["carrier"], "fields": ["carrier"]}, r"drop fields"),
-        ({"having": {"n": 1}}, r"having filters groups; give group_by and/or aggregate"),
-        ({"group_by": "carrier", "having": {"n": {"$gt": 1}}}, r"unknown group_by field or aggregate name 'n'"),
-        ({"group_by": "carrier", "order_by": ["-tail"]}, r"valid group_by field or aggregate names are \['carrier'\]"),
-        ({"aggregate": {"n": {"$count": "*"}}, "having": {"n": {"$gt": "many"}}}, r"'n' is int; got 'many'"),
-    ],
-)
-def test_bad_aggregations_are_refused_before_sql_runs(flight_model: Any, run: Any, params: Any, message: str) -> None:
-    with pytest.raises((ValidationError, WorkflowError), match=message):
-        run("FlightListNode", params)

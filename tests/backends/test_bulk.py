@@ -13,12 +13,12 @@ import pytest
 
 from dataflow_nb import LocalRuntime, NotFoundError, ValidationError, WorkflowBuilder, WorkflowError
 from dataflow_nb.bulk import BulkReport
+from tests.conftest import shared
 
 BERLIN = dt.timezone(dt.timedelta(hours=2))
 
 
-@pytest.fixture
-def items(db: Any) -> Any:
+def add_items(db: Any) -> Any:
     @db.model
     class Item:
         sku: str
@@ -33,6 +33,16 @@ def items(db: Any) -> Any:
         __dataflow__ = {"unique": [["sku"]]}
 
     return Item
+
+
+@pytest.fixture
+def items(db: Any) -> Any:
+    return add_items(db)
+
+
+@pytest.fixture(scope="class")
+def class_items(class_db: Any) -> Any:
+    return add_items(class_db)
 
 
 def run_nodes(*nodes: tuple[str, str, dict[str, Any]]) -> Any:
@@ -125,18 +135,23 @@ def test_bulk_upsert_on_a_unique_column_updates_only_named_columns(items: Any) -
     ]
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, 50_000])
-def test_bulk_upsert_last_row_of_a_key_wins_across_batches(items: Any, batch_size: int) -> None:
-    # A key repeated in another batch: the hashes kept while streaming see it, so the last row wins.
-    run_nodes(("ItemBulkCreateNode", "load", {"data": [{"sku": "a", "qty": 1}]}))
-    data = [{"sku": "a", "qty": 10}, {"sku": "b", "qty": 2}, {"sku": "c", "qty": 3}, {"sku": "a", "qty": 12}]
-    report = run_nodes(("ItemBulkUpsertNode", "up", {"data": data, "batch_size": batch_size}))["up"]
-    assert (report.inserted, report.updated, report.collapsed) == (2, 1, 1)
-    assert [(r["sku"], r["qty"]) for r in listed()] == [("a", 12), ("b", 2), ("c", 3)]
-    unique = [{"sku": "a", "qty": 13}, {"sku": "d", "qty": 4}]
-    report = run_nodes(("ItemBulkUpsertNode", "up", {"data": unique, "batch_size": batch_size}))["up"]
-    assert (report.inserted, report.updated, report.collapsed) == (1, 1, 0)
-    assert [(r["sku"], r["qty"]) for r in listed()] == [("a", 13), ("b", 2), ("c", 3), ("d", 4)]
+class TestLastRowWins:
+    """One Item table per database for the class, emptied after each test."""
+
+    items = shared("items", empty=("Item",))
+
+    @pytest.mark.parametrize("batch_size", [1, 2, 50_000])
+    def test_bulk_upsert_last_row_of_a_key_wins_across_batches(self, items: Any, batch_size: int) -> None:
+        # A key repeated in another batch: the hashes kept while streaming see it, so the last row wins.
+        run_nodes(("ItemBulkCreateNode", "load", {"data": [{"sku": "a", "qty": 1}]}))
+        data = [{"sku": "a", "qty": 10}, {"sku": "b", "qty": 2}, {"sku": "c", "qty": 3}, {"sku": "a", "qty": 12}]
+        report = run_nodes(("ItemBulkUpsertNode", "up", {"data": data, "batch_size": batch_size}))["up"]
+        assert (report.inserted, report.updated, report.collapsed) == (2, 1, 1)
+        assert [(r["sku"], r["qty"]) for r in listed()] == [("a", 12), ("b", 2), ("c", 3)]
+        unique = [{"sku": "a", "qty": 13}, {"sku": "d", "qty": 4}]
+        report = run_nodes(("ItemBulkUpsertNode", "up", {"data": unique, "batch_size": batch_size}))["up"]
+        assert (report.inserted, report.updated, report.collapsed) == (1, 1, 0)
+        assert [(r["sku"], r["qty"]) for r in listed()] == [("a", 13), ("b", 2), ("c", 3), ("d", 4)]
 
 
 def test_bulk_upsert_on_the_primary_key(items: Any) -> None:
@@ -211,22 +226,27 @@ def test_report_has_batches_and_html(items: Any) -> None:
     assert report["inserted"] == 25
 
 
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"data": [{"sku": "a", "qty": 1}], "on_error": "ignore"}, "on_error='ignore'"),
-        ({"data": [{"sku": "a", "qty": 1}], "batch_size": 0}, "batch_size must be a positive int"),
-        ({"data": [{"sku": "a", "qty": 1}], "source": "x.csv"}, "not both"),
-        ({"data": [{"sku": "a", "qty": 1, "colour": "red"}]}, r"column\(s\) \['colour'\] that Item does not have"),
-        ({"data": [{"qty": 1}]}, r"no column for required field\(s\) \['sku'\]"),
-        ({"data": "not a frame"}, "data of type str is not supported"),
-        ({"source": "missing.parquet"}, "file not found"),
-    ],
-)
-def test_bad_parameters_are_clear(items: Any, params: dict[str, Any], message: str) -> None:
-    with pytest.raises((ValidationError, WorkflowError), match=message):
-        run_nodes(("ItemBulkCreateNode", "load", params))
-    assert listed() == []
+class TestRefusedLoads:
+    """Loads refused before a row is written: the class shares one Item table per database."""
+
+    items = shared("items")
+
+    @pytest.mark.parametrize(
+        ("params", "message"),
+        [
+            ({"data": [{"sku": "a", "qty": 1}], "on_error": "ignore"}, "on_error='ignore'"),
+            ({"data": [{"sku": "a", "qty": 1}], "batch_size": 0}, "batch_size must be a positive int"),
+            ({"data": [{"sku": "a", "qty": 1}], "source": "x.csv"}, "not both"),
+            ({"data": [{"sku": "a", "qty": 1, "colour": "red"}]}, r"column\(s\) \['colour'\] that Item does not have"),
+            ({"data": [{"qty": 1}]}, r"no column for required field\(s\) \['sku'\]"),
+            ({"data": "not a frame"}, "data of type str is not supported"),
+            ({"source": "missing.parquet"}, "file not found"),
+        ],
+    )
+    def test_bad_parameters_are_clear(self, items: Any, params: dict[str, Any], message: str) -> None:
+        with pytest.raises((ValidationError, WorkflowError), match=message):
+            run_nodes(("ItemBulkCreateNode", "load", params))
+        assert listed() == []
 
 
 def test_bulk_paths_keep_soft_delete_and_versions(db: Any) -> None:

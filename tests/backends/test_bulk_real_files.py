@@ -13,6 +13,7 @@ import pytest
 
 from dataflow_nb import ValidationError, WorkflowError
 from tests.backends.test_bulk_files import run
+from tests.conftest import shared
 
 
 def load(model: str, **params: Any) -> Any:
@@ -64,14 +65,23 @@ def test_a_row_with_too_few_fields_is_an_error_with_its_line(db: Any, tmp_path: 
         load("Note", source=str(path))
 
 
-@pytest.fixture
-def reading(db: Any) -> Any:
+def add_reading(db: Any) -> Any:
     @db.model
     class Reading:
         station: str
         value: int
 
     return Reading
+
+
+@pytest.fixture
+def reading(db: Any) -> Any:
+    return add_reading(db)
+
+
+@pytest.fixture(scope="class")
+def class_reading(class_db: Any) -> Any:
+    return add_reading(class_db)
 
 
 def test_a_parquet_file_with_an_extra_column_is_refused_naming_it(reading: Any, tmp_path: Path) -> None:
@@ -99,14 +109,19 @@ def test_an_extra_column_the_model_lacks_is_refused_unless_ignored(reading: Any,
     assert load("Reading", source=str(path), extra="ignore").inserted == 1
 
 
-@pytest.mark.parametrize("value", ["0x10", "1e3", "12abc", "4.5", "١٢"])
-def test_text_that_is_not_a_plain_decimal_int_is_a_bad_row(reading: Any, tmp_path: Path, value: str) -> None:
-    path = tmp_path / "r.csv"
-    path.write_text(f"station,value\na,1\nb,{value}\n")
-    report = load("Reading", source=str(path), on_error="quarantine")
-    assert (report.inserted, report.rows_rejected) == (1, 1)
-    bad = report.rejected.select("row", "column", "value").to_dicts()
-    assert bad == [{"row": 2, "column": "value", "value": value}]
+class TestBadIntegerText:
+    """One Reading table per database for the class, emptied after each test."""
+
+    reading = shared("reading", empty=("Reading",))
+
+    @pytest.mark.parametrize("value", ["0x10", "1e3", "12abc", "4.5", "١٢"])
+    def test_text_that_is_not_a_plain_decimal_int_is_a_bad_row(self, reading: Any, tmp_path: Path, value: str) -> None:
+        path = tmp_path / "r.csv"
+        path.write_text(f"station,value\na,1\nb,{value}\n")
+        report = load("Reading", source=str(path), on_error="quarantine")
+        assert (report.inserted, report.rows_rejected) == (1, 1)
+        bad = report.rejected.select("row", "column", "value").to_dicts()
+        assert bad == [{"row": 2, "column": "value", "value": value}]
 
 
 # -- what files carry: dates, times, null markers, booleans, numbers --------------------------------

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataflow_nb import LocalRuntime, WorkflowBuilder, WorkflowError
+from tests.conftest import shared
 
 CSV = (
     "code,n,ratio,ok,day,at,note\n"
@@ -27,8 +28,7 @@ CSV = (
 )
 
 
-@pytest.fixture
-def models(db: Any) -> Any:
+def add_models(db: Any) -> Any:
     for name in ("Scanned", "Streamed"):
         namespace: dict[str, Any] = {
             "__annotations__": {
@@ -45,6 +45,16 @@ def models(db: Any) -> Any:
         }
         db.model(type(name, (), namespace))
     return db
+
+
+@pytest.fixture
+def models(db: Any) -> Any:
+    return add_models(db)
+
+
+@pytest.fixture(scope="class")
+def class_models(class_db: Any) -> Any:
+    return add_models(class_db)
 
 
 def load(node: str, params: dict[str, Any]) -> Any:
@@ -73,25 +83,32 @@ def test_a_csv_file_loads_as_the_stream_loads_it(models: Any, tmp_path: Path) ->
     assert first["at"] == dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC)
 
 
-@pytest.mark.parametrize(
-    ("line", "message"),
-    [
-        ("e,0x10,1,t,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'n': value '0x10' does not fit int"),
-        ("e,1,1_0,t,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'ratio': value '1_0' does not fit float"),
-        ("e,1,1,maybe,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'ok': value 'maybe' does not fit bool"),
-        ("e,1,1,t,2024-02-30,2024-01-01 10:00:00Z,x", r"row 5, column 'day': value '2024-02-30' does not fit"),
-        ("e,1,1,t,2024-01-01,2024-01-01 10:00Z,x", r"row 5, column 'at': value '2024-01-01 10:00Z' does not fit"),
-        ("e,,1,t,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'n': value None is null"),
-    ],
-)
-def test_a_bad_value_is_reported_as_the_stream_reports_it(models: Any, tmp_path: Path, line: str, message: str) -> None:
-    path = tmp_path / "bad.csv"
-    path.write_text(CSV + line + "\n")
-    with pytest.raises(WorkflowError, match=message):
-        load("ScannedBulkCreateNode", {"source": str(path)})
-    assert rows(models, "Scanned") == []
-    report = load("StreamedBulkCreateNode", {"source": str(path), "on_error": "quarantine"})
-    assert (report.inserted, report.rows_rejected) == (4, 1)
+class TestBadValues:
+    """The two tables made once for the class, emptied after each test."""
+
+    models = shared("models", empty=("Scanned", "Streamed"))
+
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            ("e,0x10,1,t,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'n': value '0x10' does not fit int"),
+            ("e,1,1_0,t,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'ratio': value '1_0' does not fit float"),
+            ("e,1,1,maybe,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'ok': value 'maybe' does not fit bool"),
+            ("e,1,1,t,2024-02-30,2024-01-01 10:00:00Z,x", r"row 5, column 'day': value '2024-02-30' does not fit"),
+            ("e,1,1,t,2024-01-01,2024-01-01 10:00Z,x", r"row 5, column 'at': value '2024-01-01 10:00Z' does not fit"),
+            ("e,,1,t,2024-01-01,2024-01-01 10:00:00Z,x", r"row 5, column 'n': value None is null"),
+        ],
+    )
+    def test_a_bad_value_is_reported_as_the_stream_reports_it(
+        self, models: Any, tmp_path: Path, line: str, message: str
+    ) -> None:
+        path = tmp_path / "bad.csv"
+        path.write_text(CSV + line + "\n")
+        with pytest.raises(WorkflowError, match=message):
+            load("ScannedBulkCreateNode", {"source": str(path)})
+        assert rows(models, "Scanned") == []
+        report = load("StreamedBulkCreateNode", {"source": str(path), "on_error": "quarantine"})
+        assert (report.inserted, report.rows_rejected) == (4, 1)
 
 
 def test_a_parquet_file_loads_as_the_stream_loads_it(models: Any, tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ from typing import Any, Optional
 import pytest
 
 from dataflow_nb import LocalRuntime, NotFoundError, ValidationError, WorkflowBuilder, WorkflowError
+from tests.conftest import shared
 from tests.helpers import assert_frame_rows
 
 
-@pytest.fixture
-def users(db: Any) -> Any:
+def add_users(db: Any) -> Any:
     @db.model
     class User:
         name: str
@@ -25,6 +25,20 @@ def users(db: Any) -> Any:
         __dataflow__ = {"unique": [["email"]]}
 
     return User
+
+
+@pytest.fixture
+def users(db: Any) -> Any:
+    return add_users(db)
+
+
+@pytest.fixture(scope="class")
+def four_users(class_db: Any, class_run: Any) -> Any:
+    """ann 17, bob 25, cid 40 and eve 25 with a profile, written once for the class."""
+    model = add_users(class_db)
+    ids = create_users(class_run, ("ann", 17), ("bob", 25), ("cid", 40), ("eve", 25))
+    class_run("UserUpdateNode", {"id": ids[3], "profile": "p"})
+    return model
 
 
 def create_users(run: Any, *people: tuple[str, int]) -> list[int]:
@@ -90,28 +104,33 @@ def test_list_filters_orders_pages_and_selects_fields(run: Any, users: Any) -> N
     assert_frame_rows(frame, [{"name": "dee", "age": 33}, {"name": "bob", "age": 25}, {"name": "eve", "age": 25}])
 
 
-@pytest.mark.parametrize(
-    ("condition", "expected"),
-    [
-        ({"age": 25}, ["bob", "eve"]),
-        ({"age": {"$eq": 25}}, ["bob", "eve"]),
-        ({"age": {"$ne": 25}}, ["ann", "cid"]),
-        ({"age": {"$gt": 25}}, ["cid"]),
-        ({"age": {"$gte": 25}}, ["bob", "cid", "eve"]),
-        ({"age": {"$lt": 25}}, ["ann"]),
-        ({"age": {"$lte": 25}}, ["ann", "bob", "eve"]),
-        ({"name": {"$in": ["ann", "eve", "zed"]}}, ["ann", "eve"]),
-        ({"name": {"$nin": ["ann", "eve"]}}, ["bob", "cid"]),
-        ({"age": {"$gt": 17, "$lt": 40}}, ["bob", "eve"]),
-        ({"profile": None}, ["ann", "bob", "cid"]),
-        ({"profile": {"$ne": None}}, ["eve"]),
-    ],
-)
-def test_list_filter_operators(run: Any, users: Any, condition: dict[str, Any], expected: list[str]) -> None:
-    ids = create_users(run, ("ann", 17), ("bob", 25), ("cid", 40), ("eve", 25))
-    run("UserUpdateNode", {"id": ids[3], "profile": "p"})
-    assert run("UserListNode", {"filter": condition})["name"].to_list() == expected
-    assert run("UserCountNode", {"filter": condition}) == len(expected)
+class TestListFilterOperators:
+    """Reads only, of four users written once for the class, on each database."""
+
+    run = shared("run")
+
+    @pytest.mark.parametrize(
+        ("condition", "expected"),
+        [
+            ({"age": 25}, ["bob", "eve"]),
+            ({"age": {"$eq": 25}}, ["bob", "eve"]),
+            ({"age": {"$ne": 25}}, ["ann", "cid"]),
+            ({"age": {"$gt": 25}}, ["cid"]),
+            ({"age": {"$gte": 25}}, ["bob", "cid", "eve"]),
+            ({"age": {"$lt": 25}}, ["ann"]),
+            ({"age": {"$lte": 25}}, ["ann", "bob", "eve"]),
+            ({"name": {"$in": ["ann", "eve", "zed"]}}, ["ann", "eve"]),
+            ({"name": {"$nin": ["ann", "eve"]}}, ["bob", "cid"]),
+            ({"age": {"$gt": 17, "$lt": 40}}, ["bob", "eve"]),
+            ({"profile": None}, ["ann", "bob", "cid"]),
+            ({"profile": {"$ne": None}}, ["eve"]),
+        ],
+    )
+    def test_list_filter_operators(
+        self, run: Any, four_users: Any, condition: dict[str, Any], expected: list[str]
+    ) -> None:
+        assert run("UserListNode", {"filter": condition})["name"].to_list() == expected
+        assert run("UserCountNode", {"filter": condition}) == len(expected)
 
 
 def test_count_returns_an_int(run: Any, users: Any) -> None:

@@ -44,9 +44,11 @@ ROWS: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture
-def people(db: DataFlow, run: Any) -> Any:
-    @db.model
+@pytest.fixture(scope="class")
+def people(class_db: DataFlow, class_run: Any) -> Any:
+    """The three rows, written once for the class: its tests only read them."""
+
+    @class_db.model
     class Person:
         name: str
         age: int | None = None
@@ -57,7 +59,7 @@ def people(db: DataFlow, run: Any) -> Any:
         note: str | None = None
 
     for row in ROWS:
-        run("PersonCreateNode", row)
+        class_run("PersonCreateNode", row)
     return Person
 
 
@@ -69,64 +71,68 @@ def names(run: Any, spec: dict[str, Any], **params: Any) -> list[str]:
     return result
 
 
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    [
-        # NULL semantics: the documented table, the same on both databases.
-        ({"age": None}, ["Bob"]),
-        ({"age": {"$ne": 17}}, ["Bob", "cid"]),
-        ({"age": {"$ne": None}}, ["ann", "cid"]),
-        ({"age": {"$gt": 0}}, ["ann", "cid"]),
-        ({"age": {"$in": [17, None]}}, ["ann", "Bob"]),
-        ({"age": {"$nin": [17]}}, ["Bob", "cid"]),
-        ({"age": {"$nin": [17, None]}}, ["cid"]),
-        ({"age": {"$in": []}}, []),
-        ({"age": {"$nin": []}}, ["ann", "Bob", "cid"]),
-        ({"$not": {"age": {"$gt": 20}}}, ["ann", "Bob"]),
-        ({"age": {"$not": {"$gt": 20}}}, ["ann", "Bob"]),
-        ({"age": {"$exists": False}}, ["Bob"]),
-        ({"$not": {}}, []),
-        ({"$or": [{}, {"age": 1}]}, ["ann", "Bob", "cid"]),
-        # Natural Python values: Decimal, date, datetime (any zone: the same instant), UUID.
-        ({"price": {"$gt": Decimal("100")}}, ["Bob"]),
-        ({"price": Decimal("9.99")}, ["ann"]),
-        ({"born": {"$lt": dt.date(2000, 1, 1)}}, ["cid"]),
-        ({"born": {"$between": [dt.date(1984, 2, 29), dt.date(2007, 5, 1)]}}, ["ann", "cid"]),
-        ({"seen": dt.datetime(2024, 1, 1, 12)}, ["ann", "cid"]),  # naive means UTC
-        ({"seen": {"$gte": dt.datetime(2024, 1, 1, 13, tzinfo=dt.timezone(dt.timedelta(hours=1)))}}, ["ann", "cid"]),
-        ({"key": KEY}, ["ann"]),
-        ({"key": {"$in": [str(KEY), uuid.UUID(int=7)]}}, ["ann", "cid"]),
-        # Text: LIKE escapes with \, ILIKE folds case, $regex searches, strings compare by code point.
-        ({"note": {"$like": "a\\_b"}}, ["ann"]),
-        ({"note": {"$like": "a\\%b%"}}, ["cid"]),
-        ({"note": {"$like": "a_b%"}}, ["ann", "cid"]),
-        ({"name": {"$ilike": "b%"}}, ["Bob"]),
-        ({"name": {"$like": "b%"}}, []),
-        ({"note": {"$regex": "b.c"}}, ["cid"]),  # . matches a newline on both
-        ({"name": {"$regex": "^[a-c]"}}, ["ann", "cid"]),
-        ({"name": {"$gt": "a"}}, ["ann", "cid"]),  # "Bob" < "a": upper case sorts first
-        ({"name": {"$between": ["B", "b"]}}, ["ann", "Bob"]),
-    ],
-    ids=repr,
-)
-def test_operators(people: Any, run: Any, spec: dict[str, Any], expected: list[str]) -> None:
-    assert names(run, spec) == expected
+class TestReadsOfThreeRows:
+    """Reads only: the rows are written once for the class (``people``), on each database."""
 
+    @pytest.mark.parametrize(
+        ("spec", "expected"),
+        [
+            # NULL semantics: the documented table, the same on both databases.
+            ({"age": None}, ["Bob"]),
+            ({"age": {"$ne": 17}}, ["Bob", "cid"]),
+            ({"age": {"$ne": None}}, ["ann", "cid"]),
+            ({"age": {"$gt": 0}}, ["ann", "cid"]),
+            ({"age": {"$in": [17, None]}}, ["ann", "Bob"]),
+            ({"age": {"$nin": [17]}}, ["Bob", "cid"]),
+            ({"age": {"$nin": [17, None]}}, ["cid"]),
+            ({"age": {"$in": []}}, []),
+            ({"age": {"$nin": []}}, ["ann", "Bob", "cid"]),
+            ({"$not": {"age": {"$gt": 20}}}, ["ann", "Bob"]),
+            ({"age": {"$not": {"$gt": 20}}}, ["ann", "Bob"]),
+            ({"age": {"$exists": False}}, ["Bob"]),
+            ({"$not": {}}, []),
+            ({"$or": [{}, {"age": 1}]}, ["ann", "Bob", "cid"]),
+            # Natural Python values: Decimal, date, datetime (any zone: the same instant), UUID.
+            ({"price": {"$gt": Decimal("100")}}, ["Bob"]),
+            ({"price": Decimal("9.99")}, ["ann"]),
+            ({"born": {"$lt": dt.date(2000, 1, 1)}}, ["cid"]),
+            ({"born": {"$between": [dt.date(1984, 2, 29), dt.date(2007, 5, 1)]}}, ["ann", "cid"]),
+            ({"seen": dt.datetime(2024, 1, 1, 12)}, ["ann", "cid"]),  # naive means UTC
+            (
+                {"seen": {"$gte": dt.datetime(2024, 1, 1, 13, tzinfo=dt.timezone(dt.timedelta(hours=1)))}},
+                ["ann", "cid"],
+            ),
+            ({"key": KEY}, ["ann"]),
+            ({"key": {"$in": [str(KEY), uuid.UUID(int=7)]}}, ["ann", "cid"]),
+            # Text: LIKE escapes with \, ILIKE folds case, $regex searches, strings compare by code point.
+            ({"note": {"$like": "a\\_b"}}, ["ann"]),
+            ({"note": {"$like": "a\\%b%"}}, ["cid"]),
+            ({"note": {"$like": "a_b%"}}, ["ann", "cid"]),
+            ({"name": {"$ilike": "b%"}}, ["Bob"]),
+            ({"name": {"$like": "b%"}}, []),
+            ({"note": {"$regex": "b.c"}}, ["cid"]),  # . matches a newline on both
+            ({"name": {"$regex": "^[a-c]"}}, ["ann", "cid"]),
+            ({"name": {"$gt": "a"}}, ["ann", "cid"]),  # "Bob" < "a": upper case sorts first
+            ({"name": {"$between": ["B", "b"]}}, ["ann", "Bob"]),
+        ],
+        ids=repr,
+    )
+    def test_operators(self, people: Any, class_run: Any, spec: dict[str, Any], expected: list[str]) -> None:
+        assert names(class_run, spec) == expected
 
-def test_order_by_puts_null_last_ascending_and_first_descending(people: Any, run: Any) -> None:
-    assert run("PersonListNode", {"order_by": ["age"]})["name"].to_list() == ["ann", "cid", "Bob"]
-    assert run("PersonListNode", {"order_by": ["-age"]})["name"].to_list() == ["Bob", "cid", "ann"]
-    assert run("PersonListNode", {"order_by": "name"})["name"].to_list() == ["Bob", "ann", "cid"]
+    def test_order_by_puts_null_last_ascending_and_first_descending(self, people: Any, class_run: Any) -> None:
+        assert class_run("PersonListNode", {"order_by": ["age"]})["name"].to_list() == ["ann", "cid", "Bob"]
+        assert class_run("PersonListNode", {"order_by": ["-age"]})["name"].to_list() == ["Bob", "cid", "ann"]
+        assert class_run("PersonListNode", {"order_by": "name"})["name"].to_list() == ["Bob", "ann", "cid"]
 
-
-def test_the_cache_never_mixes_up_values(people: Any, run: Any) -> None:
-    # Same shape, new values each time: served from the cached statement, answered afresh.
-    for age, expected in [(0, ["ann", "cid"]), (20, ["cid"]), (50, [])]:
-        assert names(run, {"age": {"$gt": age}}) == expected
-    assert names(run, {"name": {"$in": ["ann"]}}) == ["ann"]
-    assert names(run, {"name": {"$in": ["ann", "cid"]}}) == ["ann", "cid"]
-    text = str(explain(people.__dataflow_model__.name + "ListNode", {"filter": {"age": {"$gt": 21}}}))
-    assert "-- $1 = 21" in text
+    def test_the_cache_never_mixes_up_values(self, people: Any, class_run: Any) -> None:
+        # Same shape, new values each time: served from the cached statement, answered afresh.
+        for age, expected in [(0, ["ann", "cid"]), (20, ["cid"]), (50, [])]:
+            assert names(class_run, {"age": {"$gt": age}}) == expected
+        assert names(class_run, {"name": {"$in": ["ann"]}}) == ["ann"]
+        assert names(class_run, {"name": {"$in": ["ann", "cid"]}}) == ["ann", "cid"]
+        text = str(explain(people.__dataflow_model__.name + "ListNode", {"filter": {"age": {"$gt": 21}}}))
+        assert "-- $1 = 21" in text
 
 
 def test_scope_is_part_of_the_cached_statement(backend_url: str | None) -> None:

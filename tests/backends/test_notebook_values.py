@@ -17,13 +17,13 @@ import polars as pl
 import pytest
 
 from dataflow_nb import DataFlow, Precision, SchemaError, ValidationError, WorkflowBuilder
+from tests.conftest import shared
 
 PLUS_5 = dt.timezone(dt.timedelta(hours=5))
 MINUS_5 = dt.timezone(dt.timedelta(hours=-5))
 
 
-@pytest.fixture
-def things(db: DataFlow) -> DataFlow:
+def add_things(db: DataFlow) -> DataFlow:
     @db.model
     class Thing:
         name: str
@@ -38,6 +38,16 @@ def things(db: DataFlow) -> DataFlow:
         rate: Annotated[Decimal, Precision(38, 12)] | None = None
 
     return db
+
+
+@pytest.fixture
+def things(db: DataFlow) -> DataFlow:
+    return add_things(db)
+
+
+@pytest.fixture(scope="class")
+def class_things(class_db: DataFlow) -> DataFlow:
+    return add_things(class_db)
 
 
 def build(node: str, params: dict[str, Any]) -> None:
@@ -81,30 +91,38 @@ def test_numpy_and_pandas_scalars_are_accepted_like_python_values(things: DataFl
     assert run("ThingCountNode", {"filter": {"name": np.str_("b")}}) == 1
 
 
-@pytest.mark.parametrize(
-    "values",
-    [
-        pl.Series("n", [1, 3]),
-        pd.Series([1, 3]),
-        np.array([1, 3]),
-        [np.int64(1), np.int64(3)],
-    ],
-    ids=["polars", "pandas", "numpy", "list-of-numpy"],
-)
-def test_series_and_arrays_are_in_lists_and_bulk_ids(things: DataFlow, run: Any, values: Any) -> None:
-    ids = [
-        run("ThingCreateNode", {"name": name, "n": n})["id"][0] for name, n in [("one", 1), ("two", 2), ("three", 3)]
-    ]
-    assert names(run, {"n": {"$in": values}}) == ["one", "three"]
-    assert names(run, {"n": {"$nin": values}}) == ["two"]
-    if isinstance(values, list):
-        return  # a plain list of ids is not a bulk input (a list of dicts is)
-    by_id = {"polars": pl.Series([ids[0], ids[2]]), "pandas": pd.Series([ids[0], ids[2]])}.get(
-        type(values).__module__.partition(".")[0], np.array([ids[0], ids[2]])
+class TestSeriesAndArrays:
+    """One Thing table per database for the class, emptied after each test."""
+
+    things = shared("things", empty=("Thing",))
+
+    run = shared("run")
+
+    @pytest.mark.parametrize(
+        "values",
+        [
+            pl.Series("n", [1, 3]),
+            pd.Series([1, 3]),
+            np.array([1, 3]),
+            [np.int64(1), np.int64(3)],
+        ],
+        ids=["polars", "pandas", "numpy", "list-of-numpy"],
     )
-    report = run("ThingBulkDeleteNode", {"data": by_id})  # bulk ids: a Series or array of them
-    assert report.deleted == 2
-    assert names(run, {}) == ["two"]
+    def test_series_and_arrays_are_in_lists_and_bulk_ids(self, things: DataFlow, run: Any, values: Any) -> None:
+        ids = [
+            run("ThingCreateNode", {"name": name, "n": n})["id"][0]
+            for name, n in [("one", 1), ("two", 2), ("three", 3)]
+        ]
+        assert names(run, {"n": {"$in": values}}) == ["one", "three"]
+        assert names(run, {"n": {"$nin": values}}) == ["two"]
+        if isinstance(values, list):
+            return  # a plain list of ids is not a bulk input (a list of dicts is)
+        by_id = {"polars": pl.Series([ids[0], ids[2]]), "pandas": pd.Series([ids[0], ids[2]])}.get(
+            type(values).__module__.partition(".")[0], np.array([ids[0], ids[2]])
+        )
+        report = run("ThingBulkDeleteNode", {"data": by_id})  # bulk ids: a Series or array of them
+        assert report.deleted == 2
+        assert names(run, {}) == ["two"]
 
 
 @pytest.mark.slow  # binds 100,000 values
@@ -137,43 +155,52 @@ def test_in_on_uuid_decimal_and_datetime_fields(db: DataFlow, run: Any) -> None:
     assert run("TagCountNode", {"filter": {"at": {"$in": days}}}) == 2
 
 
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"x": 10**400}, r"field 'x': value 1000.*\.\.\..* is too large for a float"),
-        ({"at": dt.datetime(1, 1, 1, tzinfo=PLUS_5)}, r"field 'at'.* outside the years 1 to 9999"),
-        ({"at": dt.datetime(9999, 12, 31, 23, tzinfo=MINUS_5)}, r"field 'at'.* outside the years 1 to 9999"),
-        ({"clock": dt.time(12, 0, tzinfo=dt.UTC)}, r"field 'clock'.* has a time zone, which a time column cannot keep"),
-        ({"name": "a\x00b"}, r"field 'name'.* contains a NUL character"),
-        ({"doc": {"k": "a\x00"}}, r"field 'doc'.* contains a NUL character .* in JSON"),
-        ({"doc": {"k": [1.0, float("nan")]}}, r"field 'doc'.* not JSON-serialisable"),
-        ({"price": Decimal("0.0000000001")}, r"field 'price'.* more than 9 decimal places, the column keeps 9"),
-        ({"rate": Decimal("0.0000000000001")}, r"field 'rate'.* more than 12 decimal places, the column keeps 12"),
-        ({"at": pd.Timestamp("2024-01-01 00:00:00.000000001")}, r"field 'at'.* has nanoseconds"),
-    ],
-    ids=["huge-int", "year-1", "year-9999", "time-tz", "nul", "json-nul", "json-nan", "scale", "scale-12", "ns"],
-)
-def test_values_that_do_not_fit_are_validation_errors_at_build(
-    things: DataFlow, run: Any, params: dict[str, Any], message: str
-) -> None:
-    with pytest.raises(ValidationError, match=message):
-        build("ThingCreateNode", {"name": "a", **params})
-    if "doc" not in params:  # JSON fields are not filtered by value
+class TestRefusedAtBuild:
+    """Values refused when the workflow is built: nothing is written to the class's one table."""
+
+    things = shared("things")
+
+    run = shared("run")
+
+    @pytest.mark.parametrize(
+        ("params", "message"),
+        [
+            ({"x": 10**400}, r"field 'x': value 1000.*\.\.\..* is too large for a float"),
+            ({"at": dt.datetime(1, 1, 1, tzinfo=PLUS_5)}, r"field 'at'.* outside the years 1 to 9999"),
+            ({"at": dt.datetime(9999, 12, 31, 23, tzinfo=MINUS_5)}, r"field 'at'.* outside the years 1 to 9999"),
+            (
+                {"clock": dt.time(12, 0, tzinfo=dt.UTC)},
+                r"field 'clock'.* has a time zone, which a time column cannot keep",
+            ),
+            ({"name": "a\x00b"}, r"field 'name'.* contains a NUL character"),
+            ({"doc": {"k": "a\x00"}}, r"field 'doc'.* contains a NUL character .* in JSON"),
+            ({"doc": {"k": [1.0, float("nan")]}}, r"field 'doc'.* not JSON-serialisable"),
+            ({"price": Decimal("0.0000000001")}, r"field 'price'.* more than 9 decimal places, the column keeps 9"),
+            ({"rate": Decimal("0.0000000000001")}, r"field 'rate'.* more than 12 decimal places, the column keeps 12"),
+            ({"at": pd.Timestamp("2024-01-01 00:00:00.000000001")}, r"field 'at'.* has nanoseconds"),
+        ],
+        ids=["huge-int", "year-1", "year-9999", "time-tz", "nul", "json-nul", "json-nan", "scale", "scale-12", "ns"],
+    )
+    def test_values_that_do_not_fit_are_validation_errors_at_build(
+        self, things: DataFlow, run: Any, params: dict[str, Any], message: str
+    ) -> None:
         with pytest.raises(ValidationError, match=message):
-            build("ThingListNode", {"filter": {k: {"$in": [v]} for k, v in params.items()}})
-    assert run("ThingCountNode", {}) == 0  # nothing was written
+            build("ThingCreateNode", {"name": "a", **params})
+        if "doc" not in params:  # JSON fields are not filtered by value
+            with pytest.raises(ValidationError, match=message):
+                build("ThingListNode", {"filter": {k: {"$in": [v]} for k, v in params.items()}})
+        assert run("ThingCountNode", {}) == 0  # nothing was written
 
-
-def test_error_messages_show_a_short_preview_of_a_large_value(things: DataFlow) -> None:
-    with pytest.raises(ValidationError) as info:
-        build("ThingCreateNode", {"name": "a", "n": "7" * 100_000})
-    with pytest.raises(ValidationError) as listed:
-        build("ThingListNode", {"filter": {"n": {"$in": np.array(["x"] * 100_000)}}})
-    with pytest.raises(ValidationError) as scalar:
-        build("ThingListNode", {"filter": {"n": {"$in": "y" * 100_000}}})
-    for shown in (info, listed, scalar):
-        assert len(str(shown.value)) < 600, str(shown.value)
-    assert "..." in str(scalar.value)
+    def test_error_messages_show_a_short_preview_of_a_large_value(self, things: DataFlow) -> None:
+        with pytest.raises(ValidationError) as info:
+            build("ThingCreateNode", {"name": "a", "n": "7" * 100_000})
+        with pytest.raises(ValidationError) as listed:
+            build("ThingListNode", {"filter": {"n": {"$in": np.array(["x"] * 100_000)}}})
+        with pytest.raises(ValidationError) as scalar:
+            build("ThingListNode", {"filter": {"n": {"$in": "y" * 100_000}}})
+        for shown in (info, listed, scalar):
+            assert len(str(shown.value)) < 600, str(shown.value)
+        assert "..." in str(scalar.value)
 
 
 def test_decimal_precision_per_field_round_trips(things: DataFlow, run: Any) -> None:

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from dataflow_nb import DataFlow, LocalRuntime, SchemaError, ValidationError, WorkflowBuilder, WorkflowError
+from tests.conftest import shared
 from tests.helpers import rows_of
 
 UTC = dt.UTC
@@ -184,28 +185,33 @@ def test_a_plain_table_does_not_turn_partitioned_in_place(postgres_url: str) -> 
                 __dataflow__ = {"partition_by": MONTHLY}
 
 
-@pytest.mark.parametrize(
-    ("spelling", "message"),
-    [
-        (("range", "nope", "month"), r"names unknown field 'nope'"),
-        (("hash", "happened_at"), r"unknown strategy 'hash'"),
-        (("range", "happened_at", "fortnight"), r"unknown interval 'fortnight' for field 'happened_at'"),
-        (("range", "name", "month"), r"ranges over field 'name' of type str"),
-        (("range", "happened_at"), r"for 'range' takes \('range', field, interval\)"),
-        (("list", "note"), r"partitions by field 'note', which is Optional"),
-        ("happened_at", r"takes \('range', 'created_at', 'month'\)"),
-    ],
-)
-def test_bad_spellings_name_the_field(db: DataFlow, spelling: Any, message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
+class TestBadSpellings:
+    """Each spelling is refused before anything is made: the class shares one DataFlow per database."""
 
-        @db.model
-        class Log:
-            name: str
-            note: Optional[str] = None  # noqa: UP045
-            happened_at: dt.datetime
+    db = shared("db")
 
-            __dataflow__ = {"partition_by": spelling}
+    @pytest.mark.parametrize(
+        ("spelling", "message"),
+        [
+            (("range", "nope", "month"), r"names unknown field 'nope'"),
+            (("hash", "happened_at"), r"unknown strategy 'hash'"),
+            (("range", "happened_at", "fortnight"), r"unknown interval 'fortnight' for field 'happened_at'"),
+            (("range", "name", "month"), r"ranges over field 'name' of type str"),
+            (("range", "happened_at"), r"for 'range' takes \('range', field, interval\)"),
+            (("list", "note"), r"partitions by field 'note', which is Optional"),
+            ("happened_at", r"takes \('range', 'created_at', 'month'\)"),
+        ],
+    )
+    def test_bad_spellings_name_the_field(self, db: DataFlow, spelling: Any, message: str) -> None:
+        with pytest.raises(ValidationError, match=message):
+
+            @db.model
+            class Log:
+                name: str
+                note: Optional[str] = None  # noqa: UP045
+                happened_at: dt.datetime
+
+                __dataflow__ = {"partition_by": spelling}
 
 
 def test_a_unique_key_without_the_partition_column_is_refused_with_the_fix(db: DataFlow) -> None:

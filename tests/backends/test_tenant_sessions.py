@@ -20,7 +20,7 @@ import pytest
 
 from dataflow_nb import DataFlow, WorkflowError
 from tests.backends.tenants import runner, tenant_database
-from tests.conftest import POSTGRES_URL, _admin_connection, _run
+from tests.conftest import POSTGRES_URL, _admin_connection, _run, run_later
 
 
 @pytest.fixture
@@ -80,8 +80,8 @@ def database_of_its_own(revokes: tuple[str, ...]) -> Iterator[str]:
         inside.close()
         yield f"{url}?options=-csearch_path%3Dapp"
     finally:
-        _run(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+        run_later(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # its checkpoint takes ~1.5 s
 
 
 def b_pid_while_running(run: Any, sql: str, outcome: dict[str, Any]) -> tuple[threading.Thread, int]:

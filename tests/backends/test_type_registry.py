@@ -36,9 +36,11 @@ VALUES: dict[str, Any] = {
 FIRST_BIND = re.compile(r"\$1(::[A-Z]+(?: [A-Z]+)*(?:\(\d+, \d+\))?)?")
 
 
-@pytest.fixture
-def typed(db: DataFlow, run: Any) -> DataFlow:
-    @db.model
+@pytest.fixture(scope="class")
+def typed(class_db: DataFlow, class_run: Any) -> DataFlow:
+    """Two rows of every type, written once for the class: its tests only read them."""
+
+    @class_db.model
     class Typed:
         s: str
         n: int
@@ -51,7 +53,7 @@ def typed(db: DataFlow, run: Any) -> DataFlow:
         raw: bytes
         ok: bool
 
-    run("TypedCreateNode", VALUES)
+    class_run("TypedCreateNode", VALUES)
     other = {
         "s": "other",
         "n": 1,
@@ -64,8 +66,8 @@ def typed(db: DataFlow, run: Any) -> DataFlow:
         "raw": b"\x01",
         "ok": False,
     }
-    run("TypedCreateNode", other)
-    return db
+    class_run("TypedCreateNode", other)
+    return class_db
 
 
 def _dialect_name(db: DataFlow) -> Any:
@@ -78,62 +80,67 @@ def _cast(sql: str) -> str:
     return found.group(1) or ""
 
 
-@pytest.mark.parametrize("field", list(VALUES))
-def test_model_filter_builder_and_sql_node_bind_alike(typed: DataFlow, field: str) -> None:
-    value = VALUES[field]
-    model = typed.models["Typed"]
-    table = model.table
-    by_model = compile_statement(
-        sa.select(table.c.s).where(compile_filter(model_target(model, table), {field: value})),
-        typed.backend.dialect,
-    )
-    builder_sql, builder_values = (
-        create_query_builder(_dialect_name(typed))
-        .table(model.table_name)
-        .where(field, "$eq", value)
-        .build_select(["s"])
-    )
-    node_sql = f"SELECT s FROM {model.table_name} WHERE {field} = :v"
-    by_node = SQLQueryNode.compiled(typed, {"sql": node_sql, "params": {"v": value}})
-    # The same SQL type: the same cast in the SQL text, the same Arrow type on the wire.
-    assert _cast(by_model.sql) == _cast(builder_sql) == _cast(by_node.sql)
-    assert by_model.types == by_node.types == (types.field_type_for(type(value)).arrow,)  # type: ignore[union-attr]
-    assert list(by_model.values) == builder_values == list(by_node.values)
+class TestOneTypedTable:
+    """Reads only, of the two rows ``typed`` writes once for the class, on each database."""
 
-    # ... and so the same row, found by each.
-    workflow = WorkflowBuilder()
-    workflow.add_node("TypedListNode", "list", {"filter": {field: value}})
-    workflow.add_node("SQLQueryNode", "sql", {"sql": node_sql, "params": {"v": value}})
-    results, _ = LocalRuntime().execute(workflow.build())
-    connection = typed.backend.connect()
-    try:
-        built = connection.execute_sql(builder_sql, builder_values)
-    finally:
-        connection.close()
-    assert built is not None
-    assert results["list"]["s"].to_list() == results["sql"]["s"].to_list() == built.column("s").to_pylist() == ["it's"]
+    @pytest.mark.parametrize("field", list(VALUES))
+    def test_model_filter_builder_and_sql_node_bind_alike(self, typed: DataFlow, field: str) -> None:
+        value = VALUES[field]
+        model = typed.models["Typed"]
+        table = model.table
+        by_model = compile_statement(
+            sa.select(table.c.s).where(compile_filter(model_target(model, table), {field: value})),
+            typed.backend.dialect,
+        )
+        builder_sql, builder_values = (
+            create_query_builder(_dialect_name(typed))
+            .table(model.table_name)
+            .where(field, "$eq", value)
+            .build_select(["s"])
+        )
+        node_sql = f"SELECT s FROM {model.table_name} WHERE {field} = :v"
+        by_node = SQLQueryNode.compiled(typed, {"sql": node_sql, "params": {"v": value}})
+        # The same SQL type: the same cast in the SQL text, the same Arrow type on the wire.
+        assert _cast(by_model.sql) == _cast(builder_sql) == _cast(by_node.sql)
+        assert by_model.types == by_node.types == (types.field_type_for(type(value)).arrow,)  # type: ignore[union-attr]
+        assert list(by_model.values) == builder_values == list(by_node.values)
 
+        # ... and so the same row, found by each.
+        workflow = WorkflowBuilder()
+        workflow.add_node("TypedListNode", "list", {"filter": {field: value}})
+        workflow.add_node("SQLQueryNode", "sql", {"sql": node_sql, "params": {"v": value}})
+        results, _ = LocalRuntime().execute(workflow.build())
+        connection = typed.backend.connect()
+        try:
+            built = connection.execute_sql(builder_sql, builder_values)
+        finally:
+            connection.close()
+        assert built is not None
+        assert (
+            results["list"]["s"].to_list() == results["sql"]["s"].to_list() == built.column("s").to_pylist() == ["it's"]
+        )
 
-def test_text_binds_as_the_text_columns_type(typed: DataFlow) -> None:
-    """str was TEXT in the model and VARCHAR in the builder and SQL nodes: now TEXT in all three."""
-    sql, _ = create_query_builder(_dialect_name(typed)).table("typeds").where("s", "$eq", "a").build_update({"s": "b"})
-    if typed.backend.capabilities.name == "postgresql":
-        assert sql == "UPDATE typeds SET s=$1::TEXT WHERE typeds.s = $2::TEXT"
-    else:  # DuckDB's dialect casts no text bind
-        assert sql == "UPDATE typeds SET s=$1 WHERE typeds.s = $2"
+    def test_text_binds_as_the_text_columns_type(self, typed: DataFlow) -> None:
+        """str was TEXT in the model and VARCHAR in the builder and SQL nodes: now TEXT in all three."""
+        sql, _ = (
+            create_query_builder(_dialect_name(typed)).table("typeds").where("s", "$eq", "a").build_update({"s": "b"})
+        )
+        if typed.backend.capabilities.name == "postgresql":
+            assert sql == "UPDATE typeds SET s=$1::TEXT WHERE typeds.s = $2::TEXT"
+        else:  # DuckDB's dialect casts no text bind
+            assert sql == "UPDATE typeds SET s=$1 WHERE typeds.s = $2"
 
-
-def test_builder_values_are_checked_like_model_values(typed: DataFlow) -> None:
-    builder = create_query_builder(_dialect_name(typed)).table("typeds")
-    with pytest.raises(ValidationError, match=r"field 'd': value .* has more than 9 decimal places"):
-        builder.where("d", "$eq", Decimal("0.0000000001"))
-    with pytest.raises(ValidationError, match=r"field 'n': value .* is outside the 64-bit integer range"):
-        builder.where("n", "$gt", 2**63)
-    with pytest.raises(ValidationError, match=r"cannot bind .* of type dict"):
-        builder.where("s", "$eq", {"a": 1})
-    # A naive datetime is read as UTC, as a model field reads it.
-    _, values = builder.where("seen", "$lt", dt.datetime(2024, 1, 1)).build_select()
-    assert values == [dt.datetime(2024, 1, 1, tzinfo=dt.UTC)]
+    def test_builder_values_are_checked_like_model_values(self, typed: DataFlow) -> None:
+        builder = create_query_builder(_dialect_name(typed)).table("typeds")
+        with pytest.raises(ValidationError, match=r"field 'd': value .* has more than 9 decimal places"):
+            builder.where("d", "$eq", Decimal("0.0000000001"))
+        with pytest.raises(ValidationError, match=r"field 'n': value .* is outside the 64-bit integer range"):
+            builder.where("n", "$gt", 2**63)
+        with pytest.raises(ValidationError, match=r"cannot bind .* of type dict"):
+            builder.where("s", "$eq", {"a": 1})
+        # A naive datetime is read as UTC, as a model field reads it.
+        _, values = builder.where("seen", "$lt", dt.datetime(2024, 1, 1)).build_select()
+        assert values == [dt.datetime(2024, 1, 1, tzinfo=dt.UTC)]
 
 
 def test_lookups_agree_with_each_other() -> None:

@@ -19,16 +19,26 @@ from dataflow_nb import (
     WorkflowBuilder,
     WorkflowError,
 )
+from tests.conftest import shared
 
 
-@pytest.fixture
-def notes(db: Any) -> Any:
+def add_notes(db: Any) -> Any:
     @db.model
     class Note:
         text: str
         stars: int = 0
 
     return Note
+
+
+@pytest.fixture
+def notes(db: Any) -> Any:
+    return add_notes(db)
+
+
+@pytest.fixture(scope="class")
+def class_notes(class_db: Any) -> Any:
+    return add_notes(class_db)
 
 
 def count_rows(db: Any) -> int:
@@ -152,46 +162,49 @@ def test_execute_works_inside_a_running_event_loop(notes: Any) -> None:
     assert results["create"]["text"].to_list() == ["from a loop"]
 
 
-def test_build_rejects_unknown_types_with_the_closest_name(notes: Any) -> None:
-    workflow = WorkflowBuilder()
-    workflow.add_node("NoteCreatNode", "x", {"text": "a"})
-    with pytest.raises(WorkflowError, match="did you mean 'NoteCreateNode'"):
-        workflow.build()
+class TestBuildRefusals:
+    """Workflows refused when built, before anything runs: the class shares one Note table per database."""
 
+    db = shared("db")
 
-def test_build_rejects_duplicate_ids(notes: Any) -> None:
-    workflow = WorkflowBuilder()
-    workflow.add_node("NoteCreateNode", "x", {"text": "a"})
-    workflow.add_node("NoteCreateNode", "x", {"text": "b"})
-    with pytest.raises(WorkflowError, match="duplicate node id 'x'"):
-        workflow.build()
+    notes = shared("notes")
 
+    def test_build_rejects_unknown_types_with_the_closest_name(self, notes: Any) -> None:
+        workflow = WorkflowBuilder()
+        workflow.add_node("NoteCreatNode", "x", {"text": "a"})
+        with pytest.raises(WorkflowError, match="did you mean 'NoteCreateNode'"):
+            workflow.build()
 
-def test_build_rejects_cycles(notes: Any) -> None:
-    workflow = WorkflowBuilder()
-    workflow.add_node(lambda data=None: data, "a")
-    workflow.add_node(lambda data=None: data, "b")
-    workflow.add_connection("a", "data", "b", "data")
-    workflow.add_connection("b", "data", "a", "data")
-    with pytest.raises(WorkflowError, match="cycle"):
-        workflow.build()
+    def test_build_rejects_duplicate_ids(self, notes: Any) -> None:
+        workflow = WorkflowBuilder()
+        workflow.add_node("NoteCreateNode", "x", {"text": "a"})
+        workflow.add_node("NoteCreateNode", "x", {"text": "b"})
+        with pytest.raises(WorkflowError, match="duplicate node id 'x'"):
+            workflow.build()
 
+    def test_build_rejects_cycles(self, notes: Any) -> None:
+        workflow = WorkflowBuilder()
+        workflow.add_node(lambda data=None: data, "a")
+        workflow.add_node(lambda data=None: data, "b")
+        workflow.add_connection("a", "data", "b", "data")
+        workflow.add_connection("b", "data", "a", "data")
+        with pytest.raises(WorkflowError, match="cycle"):
+            workflow.build()
 
-def test_build_rejects_connections_to_unknown_nodes(notes: Any) -> None:
-    workflow = WorkflowBuilder()
-    workflow.add_node("NoteCreateNode", "a", {"text": "a"})
-    workflow.add_connection("a", "id", "ghost", "id")
-    with pytest.raises(WorkflowError, match="unknown node 'ghost'"):
-        workflow.build()
+    def test_build_rejects_connections_to_unknown_nodes(self, notes: Any) -> None:
+        workflow = WorkflowBuilder()
+        workflow.add_node("NoteCreateNode", "a", {"text": "a"})
+        workflow.add_connection("a", "id", "ghost", "id")
+        with pytest.raises(WorkflowError, match="unknown node 'ghost'"):
+            workflow.build()
 
-
-def test_build_checks_parameters_before_anything_runs(db: Any, notes: Any) -> None:
-    workflow = WorkflowBuilder()
-    workflow.add_node("NoteCreateNode", "a", {"text": "a"})
-    workflow.add_node("NoteCreateNode", "b", {"txt": "typo"})
-    with pytest.raises(ValidationError, match="did you mean 'text'"):
-        workflow.build()
-    assert count_rows(db) == 0
+    def test_build_checks_parameters_before_anything_runs(self, db: Any, notes: Any) -> None:
+        workflow = WorkflowBuilder()
+        workflow.add_node("NoteCreateNode", "a", {"text": "a"})
+        workflow.add_node("NoteCreateNode", "b", {"txt": "typo"})
+        with pytest.raises(ValidationError, match="did you mean 'text'"):
+            workflow.build()
+        assert count_rows(db) == 0
 
 
 def test_same_model_in_two_live_dataflows_means_the_newest(db: Any, notes: Any) -> None:

@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
@@ -98,6 +97,8 @@ def test_interrupting_a_running_kernel_rolls_back_and_releases(
     fault_url: str, shared_private_cluster: Cluster, tmp_path: Path
 ) -> None:
     started = tmp_path / "started"
+    import nbformat  # here, not at the top: importing it costs every collection 1-3 s
+
     notebook = nbformat.v4.new_notebook()
     with open_kernel(notebook, tmp_path) as client:
         execute(client, KERNEL_SETUP.format(url=fault_url, started=str(started)))

@@ -1,5 +1,8 @@
 """A real Jupyter kernel for notebook tests, running this interpreter (so CI uses the project's
-virtualenv, whatever kernels the machine has), and helpers that run cells as a person would."""
+virtualenv, whatever kernels the machine has), and helpers that run cells as a person would.
+
+nbclient and nbformat load in the functions: importing nbformat costs 1-3 s (jsonschema), which
+every collection, ``-m "not slow"`` included, would pay for these slow tests."""
 
 from __future__ import annotations
 
@@ -11,13 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import nbclient
-import nbformat
-
 
 @contextmanager
 def open_kernel(notebook: Any, cwd: Path, *, database_url: str | None = None) -> Iterator[Any]:
     """A notebook client with a started kernel; ``DATABASE_URL`` is ``database_url`` (or unset)."""
+    import nbclient
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
@@ -47,6 +48,8 @@ def run_cell(client: Any, index: int, source: str | None = None) -> Any:
 
 def execute(client: Any, source: str) -> str:
     """Run ``source`` as a new cell; return what it printed."""
+    import nbformat
+
     cell = nbformat.v4.new_code_cell(source)
     client.nb.cells.append(cell)
     client.execute_cell(cell, len(client.nb.cells) - 1)

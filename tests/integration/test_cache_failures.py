@@ -20,6 +20,9 @@ from dataflow_nb import DataFlow, LocalRuntime, WorkflowBuilder
 from dataflow_nb.cache import create_query_cache
 from tests.redis_servers import PrivateRedis, private_redis, require_redis
 
+# Private redis-servers, killed and paused: the kind of test the fast loop (-m "not slow") leaves out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def server() -> Iterator[PrivateRedis]:
@@ -169,7 +172,6 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.slow  # two child processes
 def test_two_processes_see_each_others_writes(postgres_url: str) -> None:
     redis_url = require_redis()
     db = DataFlow(postgres_url, cache_enabled=True, cache_url=redis_url)

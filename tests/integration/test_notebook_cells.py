@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbclient
-import nbformat
 import pytest
 
 from tests.integration.kernel import execute, open_kernel, printed, run_cell
@@ -47,6 +45,8 @@ WARNING = "DataflowWarning"
 
 @pytest.fixture
 def kernel(tmp_path: Path) -> Iterator[Any]:
+    import nbformat  # here, not at the top: importing it costs every collection 1-3 s
+
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
     with open_kernel(notebook, tmp_path) as client:
         yield client
@@ -89,6 +89,8 @@ def test_rerunning_the_dataflow_cell_and_the_cells_below(kernel: Any, backend_ur
 
 @pytest.mark.parametrize("old_db", ["unreferenced", "shown in Out[n]", "held by a traceback"])
 def test_editing_the_dataflow_cell_from_duckdb_to_postgresql(kernel: Any, postgres_url: str, old_db: str) -> None:
+    import nbclient
+
     shown = old_db == "shown in Out[n]"
     run_cell(kernel, IMPORTS)
     cells = run_all(kernel, None, shown=shown)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from tests.integration.kernel import open_kernel
@@ -27,6 +26,8 @@ CELLS = [
 
 
 def test_the_saved_progress_text_shows_the_final_count(backend_url: str | None, tmp_path: Path) -> None:
+    import nbformat  # here, not at the top: importing it costs every collection 1-3 s
+
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
     with open_kernel(notebook, tmp_path, database_url=backend_url) as client:
         for index, cell in enumerate(notebook.cells):

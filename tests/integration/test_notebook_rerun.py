@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbclient
-import nbformat
 import pytest
 
 from tests.integration.kernel import execute, open_kernel, run_cell
@@ -33,6 +31,8 @@ PROBE = (
 @pytest.fixture
 def kernel(backend_url: str | None, tmp_path: Path) -> Iterator[Any]:
     """A notebook client whose kernel runs this interpreter, pointed at the test's database."""
+    import nbformat  # here, not at the top: importing it costs every collection 1-3 s
+
     with open_kernel(nbformat.read(NOTEBOOK, as_version=4), tmp_path, database_url=backend_url) as client:
         yield client
 
@@ -47,6 +47,8 @@ def rerun_model_cell(client: Any, source: str | None = None) -> None:
 
 
 def test_rerunning_the_model_cell_unchanged_changed_and_destructively(kernel: Any) -> None:
+    import nbclient
+
     for index, cell in enumerate(kernel.nb.cells):  # the notebook, top to bottom, as saved
         kernel.execute_cell(cell, index)
     start = probe(kernel)

@@ -10,11 +10,14 @@ notebook added to the folder is picked up by the next run.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
 import pytest
 
 from tests.integration.kernel import open_kernel
+
+if TYPE_CHECKING:
+    import nbformat
 
 pytestmark = pytest.mark.slow  # every notebook executed in a real kernel
 
@@ -26,6 +29,8 @@ NUMBERED = [p for p in NOTEBOOKS if p.name[:2].isdigit()]  # 01-04: the tour, wh
 def run_notebook(path: Path, database_url: str | None, folder: Path, *, times: int = 1) -> nbformat.NotebookNode:
     """Execute every cell of ``path`` ``times`` times over (Run All, again) in a fresh kernel working
     in ``folder``; return the executed notebook (the outputs of the last pass)."""
+    import nbformat  # here, not at the top: importing it costs every collection 1-3 s
+
     notebook = nbformat.read(path, as_version=4)
     with open_kernel(notebook, folder, database_url=database_url) as client:
         for _ in range(times):
@@ -36,6 +41,8 @@ def run_notebook(path: Path, database_url: str | None, folder: Path, *, times: i
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_end_to_end(path: Path, backend_url: str | None, tmp_path: Path) -> None:
+    import nbformat
+
     stored = nbformat.read(path, as_version=4)
     code_cells = [c for c in stored.cells if c.cell_type == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code_cells), (

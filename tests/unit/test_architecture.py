@@ -13,6 +13,7 @@ Outside ``core/types.py`` no module pairs a Python type (``int``, ``dt.datetime`
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "dataflow_nb"
@@ -23,6 +24,12 @@ BACKEND_NAMES = {"duckdb", "postgres", "postgresql"}
 SHARED = ("base.py", "errors.py", "reflect.py", "results.py")  # what both backends share
 # The type table (core/, below backends/) names the one dialect type every backend stores JSON as.
 TYPE_TABLE_DIALECT = ("dataflow_nb/core/types.py", "sqlalchemy.dialects.postgresql", "JSONB")
+
+
+@functools.cache
+def _parse(source: str, where: str) -> ast.Module:
+    """Each module parsed once for the three checks that walk the package (~0.4 s a parse of it)."""
+    return ast.parse(source, where)
 
 
 def _docstrings(tree: ast.Module) -> set[int]:
@@ -37,7 +44,7 @@ def _docstrings(tree: ast.Module) -> set[int]:
 
 
 def violations(source: str, where: str) -> list[str]:
-    tree = ast.parse(source, where)
+    tree = _parse(source, where)
     docstrings = _docstrings(tree)
     found = []
     for node in ast.walk(tree):
@@ -81,7 +88,7 @@ def test_results_are_normalized_inside_the_backends() -> None:
         f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports {node.module}"
         for path in sorted(PACKAGE.rglob("*.py"))
         if BACKENDS not in path.parents
-        for node in ast.walk(ast.parse(path.read_text()))
+        for node in ast.walk(_parse(path.read_text(), str(path.relative_to(PACKAGE.parent))))
         if isinstance(node, ast.ImportFrom)
         and (node.module or "").startswith("dataflow_nb.backends")
         and (node.module or "").endswith("results")
@@ -169,7 +176,7 @@ def type_mappings(source: str, where: str) -> list[str]:
     """Places that map a Python type to a storage type: a dict entry, a tuple, a call's arguments,
     or an ``if isinstance(value, <type>)`` choosing one."""
     found = []
-    for node in ast.walk(ast.parse(source, where)):
+    for node in ast.walk(_parse(source, where)):
         pairs: list[tuple[ast.AST, list[ast.AST]]] = []
         if isinstance(node, ast.Dict):
             pairs = [(k, [k, v]) for k, v in zip(node.keys, node.values, strict=True) if k is not None]
