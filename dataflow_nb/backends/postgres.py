@@ -6,6 +6,7 @@ import contextlib
 import functools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -342,11 +343,7 @@ class PostgresBackend:
         limits = [t for t in (connect_timeout, statement_timeout) if t is not None]
         self._checkout_deadline = max(limits) + CLIENT_GRACE if statement_timeout is not None else None
 
-        def create() -> Any:
-            import adbc_driver_postgresql.dbapi
-
-            return adbc_driver_postgresql.dbapi.connect(libpq_url)
-
+        create = _Connector(libpq_url)
         self._pool_limit = pool_size + max(pool_max_overflow, 0)
         self._pool = QueuePool(
             create,
@@ -534,6 +531,32 @@ class PostgresBackend:
 
     def close(self) -> None:
         self._pool.dispose()
+
+
+class _Connector:
+    """Opens the pool's ADBC connections. The driver reads the server's whole type catalog
+    (``pg_type``, ``pg_attribute``) into each ADBC database it opens: ~45 ms a connection here,
+    against ~2 ms for a connection cloned from one already open (``adbc_clone``: the same
+    database object, its catalog read once). Once every connection of a database is closed (a
+    restarted server invalidates them all), the next one opens a new database and reads the
+    catalog afresh."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._lock = threading.Lock()
+        self._last: Any = None  # the last connection opened: a live one's database is cloned
+
+    def __call__(self) -> Any:
+        import adbc_driver_manager
+        import adbc_driver_postgresql.dbapi
+
+        with self._lock:
+            if self._last is not None:
+                with contextlib.suppress(adbc_driver_manager.Error):  # all of its database's closed
+                    self._last = self._last.adbc_clone()
+                    return self._last
+            self._last = adbc_driver_postgresql.dbapi.connect(self._url)
+            return self._last
 
 
 def discard_session(dbapi_connection: Any) -> None:

@@ -159,3 +159,30 @@ def test_connections_lost_in_the_pool_cost_no_run_when_the_check_is_skipped(
             assert results["n"]["text"].to_list() == [text]
             assert results.retries == 0
         assert backend_pid(db) not in pids
+
+
+def test_pool_connections_after_the_first_share_its_driver_database_until_all_are_closed(postgres_url: str) -> None:
+    """The pool's connector clones a live connection (the driver's type catalog read once); with
+    every connection of that database closed, it opens a new one, and each works on its own."""
+    from dataflow_nb.backends.postgres import _Connector, parse_postgres_url
+
+    connect = _Connector(parse_postgres_url(postgres_url).libpq(connect_timeout=10, statement_timeout=None))
+
+    def pid(connection: Any) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return int(cursor.fetchall()[0][0])
+
+    first, second = connect(), connect()
+    assert pid(first) != pid(second)  # two sessions of one driver database
+    second.close()  # the connector's last one is closed; the database lives on with the first
+    third = connect()
+    assert pid(third) not in (pid(first),)
+    first.close()
+    assert pid(third) > 0  # closing the first leaves the database to the third
+    third.close()
+    fourth = connect()  # every connection closed: a new driver database
+    try:
+        assert pid(fourth) > 0
+    finally:
+        fourth.close()
