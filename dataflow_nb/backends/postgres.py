@@ -203,6 +203,12 @@ class PostgresConnection:
         self._broken = False
         return self._call(lambda: run(self.cursor))
 
+    def _ensure_live(self) -> None:
+        """Before a stream of rows that cannot be sent twice (an ingest reads its batches once), a
+        connection handed out without the checkout check is checked here: one round trip, once."""
+        if self._fresh:
+            self._statement(lambda cursor: cursor.execute("SELECT 1") or cursor.fetchall())
+
     def _failed(self, exc: Exception, *, at_commit: bool = False) -> BaseException:
         """The error to raise (Ctrl-C stays a KeyboardInterrupt); a lost connection is also marked
         so that ``close`` discards it."""
@@ -238,6 +244,7 @@ class PostgresConnection:
         # ADBC reads the result as a COPY TO in binary and hands it on chunk by chunk; each chunk
         # is evened out alone, then cut to at most ``batch_rows``.
         self._note_session(compiled)
+        self._ensure_live()
         values = compiled.bind()
         params = _param_batch(values, compiled.types) if values else None
         cursor = self.cursor
@@ -262,6 +269,7 @@ class PostgresConnection:
     def ingest(self, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int:
         # COPY in binary through ADBC: it coerces nothing, so callers send the table's exact types
         # (JSON as the arrow.json extension, UUID through a text staging table).
+        self._ensure_live()
         cursor = self.cursor
         self._session_changed |= temporary
         return int(self._call(lambda: cursor.adbc_ingest(table, data, mode="append", temporary=temporary)))

@@ -186,3 +186,36 @@ def test_pool_connections_after_the_first_share_its_driver_database_until_all_ar
         assert pid(fourth) > 0
     finally:
         fourth.close()
+
+
+def test_an_ingest_first_on_a_connection_lost_in_the_pool_is_not_lost(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream of batches is read once, so it cannot be sent again on a replaced connection: a
+    connection handed out unchecked is checked before the first ingest or stream instead."""
+    import pyarrow as pa
+
+    monkeypatch.setattr("dataflow_nb.backends.postgres.CHECK_AFTER_IDLE", 3600.0)
+    with DataFlow(postgres_url, pool_size=1, pool_max_overflow=0, run_history=False) as db:
+
+        @db.model
+        class Note:
+            text: str
+
+        pid = backend_pid(db)
+        admin = _admin_connection()
+        with admin.cursor() as cursor:
+            cursor.execute(f"SELECT pg_terminate_backend({pid}, 10000)")
+        admin.close()
+        rows = pa.table({"text": ["a", "b", "c"]})
+        connection = db.backend.connect()
+        try:
+            assert connection.ingest("notes", pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches())) == 3
+            connection.commit()
+        finally:
+            connection.close()
+        assert backend_pid(db) != pid
+        workflow = WorkflowBuilder()
+        workflow.add_node("NoteCountNode", "n", {})
+        results, _ = LocalRuntime(retries=0).execute(workflow.build())
+        assert results["n"] == 3
