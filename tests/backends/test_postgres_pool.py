@@ -19,6 +19,17 @@ def backend_pid(db: Any) -> int:
         connection.close()
 
 
+def terminate(*pids: int) -> None:
+    """End the sessions ``pids`` as an administrator would, waiting until they are gone."""
+    admin = _admin_connection()
+    try:
+        with admin.cursor() as cursor:
+            for pid in pids:
+                cursor.execute(f"SELECT pg_terminate_backend({int(pid)}, 10000)")
+    finally:
+        admin.close()
+
+
 def test_a_connection_killed_in_the_pool_is_replaced(postgres_url: str) -> None:
     with DataFlow(postgres_url, pool_size=1, pool_max_overflow=0) as db:
 
@@ -27,10 +38,7 @@ def test_a_connection_killed_in_the_pool_is_replaced(postgres_url: str) -> None:
             text: str
 
         pid = backend_pid(db)
-        admin = _admin_connection()
-        with admin.cursor() as cursor:
-            cursor.execute(f"SELECT pg_terminate_backend({pid})")
-        admin.close()
+        terminate(pid)
         workflow = WorkflowBuilder()
         workflow.add_node("NoteCreateNode", "n", {"text": "after the kill"})
         results, _ = LocalRuntime().execute(workflow.build())
@@ -149,11 +157,7 @@ def test_connections_lost_in_the_pool_cost_no_run_when_the_check_is_skipped(
         pids = [int(c.execute_sql("SELECT pg_backend_pid()").column(0)[0].as_py()) for c in held]
         for connection in held:
             connection.close()
-        admin = _admin_connection()
-        with admin.cursor() as cursor:
-            for pid in pids:
-                cursor.execute(f"SELECT pg_terminate_backend({pid}, 10000)")
-        admin.close()
+        terminate(*pids)
         for text in ("first", "second"):
             results = one_node_run(db, "NoteCreateNode", {"text": text})
             assert results["n"]["text"].to_list() == [text]
@@ -203,10 +207,7 @@ def test_an_ingest_first_on_a_connection_lost_in_the_pool_is_not_lost(
             text: str
 
         pid = backend_pid(db)
-        admin = _admin_connection()
-        with admin.cursor() as cursor:
-            cursor.execute(f"SELECT pg_terminate_backend({pid}, 10000)")
-        admin.close()
+        terminate(pid)
         rows = pa.table({"text": ["a", "b", "c"]})
         connection = db.backend.connect()
         try:
