@@ -13,7 +13,7 @@ a busy moment of the machine weighs on both). Target (issue 24): overhead <= 2%.
 are reported, not fatal.
 
 On PostgreSQL it also times what every run pays to hand its connection back clean
-(``DISCARD ALL`` after the rollback, ``backends/postgres.py``'s ``discard_session``) against a
+(``DISCARD ALL`` after the rollback, ``backends/postgres_pool.py``'s ``discard_session``) against a
 plain rollback on a raw ADBC connection, and sets it beside a one-node run.
 """
 
@@ -100,7 +100,7 @@ def measure_discard(repeats: int) -> None:
     """The pool's clean return (rollback + DISCARD ALL) against a plain rollback, and a one-node run."""
     import adbc_driver_postgresql.dbapi
 
-    from dataflow_nb.backends.postgres import discard_session
+    from dataflow_nb.backends.postgres_pool import discard_session
 
     def median_of(call: object, times: int) -> float:
         samples = []

@@ -6,7 +6,6 @@ import contextlib
 import functools
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -24,6 +23,14 @@ from dataflow_nb.backends.load_job import LoadJob, Statements
 from dataflow_nb.backends.postgres_errors import interruption, is_disconnect, translate_error
 from dataflow_nb.backends.postgres_load import PostgresLoadRules
 from dataflow_nb.backends.postgres_partitions import PostgresPartitions, partition_clause
+from dataflow_nb.backends.postgres_pool import (
+    Connector,
+    checkout_check,
+    discard_session,
+    note_return,
+    return_late,
+    roll_back,
+)
 from dataflow_nb.backends.postgres_results import normalize_result
 from dataflow_nb.backends.postgres_sql import PostgresSQLReader
 from dataflow_nb.backends.postgres_url import mask_url, parse_postgres_url, url_secrets
@@ -43,11 +50,8 @@ T = TypeVar("T")
 log = logging.getLogger("dataflow_nb")
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds; libpq's own default is to wait forever
 CLIENT_GRACE = 1.0  # the client gives up this long after the server's statement_timeout should have fired
-CHECK_AFTER_IDLE = 1.0  # seconds in the pool after which a connection is checked at checkout
-_RETURNED_AT = "dataflow_nb_returned_at"  # in a pooled connection's record.info
 
 READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
-AUTOCOMMIT = "adbc.connection.autocommit"
 
 CAPABILITIES = Capabilities(
     name="postgresql",
@@ -304,7 +308,7 @@ class PostgresConnection:
             self._cursor = None
         if not self._broken:
             dbapi_connection = self._pooled.dbapi_connection
-            clean = discard_session if self._session_changed else _roll_back
+            clean = discard_session if self._session_changed else roll_back
             try:
                 self._call(lambda: clean(dbapi_connection))
             except DataflowError:
@@ -351,7 +355,7 @@ class PostgresBackend:
         limits = [t for t in (connect_timeout, statement_timeout) if t is not None]
         self._checkout_deadline = max(limits) + CLIENT_GRACE if statement_timeout is not None else None
 
-        create = _Connector(libpq_url)
+        create = Connector(libpq_url)
         self._pool_limit = pool_size + max(pool_max_overflow, 0)
         self._pool = QueuePool(
             create,
@@ -363,9 +367,9 @@ class PostgresBackend:
         self._lost_at = -math.inf  # when a pooled connection was last found lost (time.monotonic)
         # With target_session_attrs every checkout is checked: a server may turn standby at any time.
         always = target.target_session_attrs is not None
-        check = _checkout_check(target.checkout_check, always=always, lost_at=lambda: self._lost_at)
+        check = checkout_check(target.checkout_check, always=always, lost_at=lambda: self._lost_at)
         sa.event.listen(self._pool, "checkout", check)
-        sa.event.listen(self._pool, "checkin", _note_return)
+        sa.event.listen(self._pool, "checkin", note_return)
         self.connect().close()  # fail now, with a clear message, if the server is not there
 
     def reflection_dialect(self) -> Any:
@@ -390,7 +394,7 @@ class PostgresBackend:
 
     def _checkout(self) -> Any:
         try:
-            return call_with_deadline(self._pool.connect, self._checkout_deadline, abandon=_return_late)
+            return call_with_deadline(self._pool.connect, self._checkout_deadline, abandon=return_late)
         except DeadlineExceeded:
             raise DatabaseError(
                 f"cannot connect to PostgreSQL {self._where} ({self.safe_url}): no answer within "
@@ -539,91 +543,3 @@ class PostgresBackend:
 
     def close(self) -> None:
         self._pool.dispose()
-
-
-class _Connector:
-    """Opens the pool's ADBC connections. The driver reads the server's whole type catalog
-    (``pg_type``, ``pg_attribute``) into each ADBC database it opens: ~45 ms a connection here,
-    against ~2 ms for a connection cloned from one already open (``adbc_clone``: the same
-    database object, its catalog read once). Once every connection of a database is closed (a
-    restarted server invalidates them all), the next one opens a new database and reads the
-    catalog afresh."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._lock = threading.Lock()
-        self._last: Any = None  # the last connection opened: a live one's database is cloned
-
-    def __call__(self) -> Any:
-        import adbc_driver_manager
-        import adbc_driver_postgresql.dbapi
-
-        with self._lock:
-            if self._last is not None:
-                with contextlib.suppress(adbc_driver_manager.Error):  # all of its database's closed
-                    self._last = self._last.adbc_clone()
-                    return self._last
-            self._last = adbc_driver_postgresql.dbapi.connect(self._url)
-            return self._last
-
-
-def discard_session(dbapi_connection: Any) -> None:
-    """Roll back, then ``DISCARD ALL``: the next run, maybe another tenant's, finds no temporary
-    table, setting (``search_path`` included), prepared statement, cursor, lock or ``LISTEN``
-    of this one. Settings go back to the session's defaults, which keep what the URL's
-    ``options`` set. ``DISCARD ALL`` cannot run inside a transaction and ADBC always has one
-    open, so it runs in autocommit mode (``benchmarks/history.py`` measures what it costs).
-    """
-    dbapi_connection.rollback()
-    adbc = dbapi_connection.adbc_connection
-    adbc.set_options(**{AUTOCOMMIT: "true"})
-    try:
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute("DISCARD ALL")
-    finally:
-        adbc.set_options(**{AUTOCOMMIT: "false"})
-
-
-def _roll_back(dbapi_connection: Any) -> None:
-    """End the transaction, if one is open (ADBC begins one with the first statement after a
-    commit, so after a commit this sends nothing)."""
-    dbapi_connection.rollback()
-
-
-def _checkout_check(sql: str, *, always: bool, lost_at: Callable[[], float]) -> Callable[[Any, Any, Any], None]:
-    """Pessimistic check at checkout, in one round trip: a dead connection, or one to a server that
-    is no longer what ``target_session_attrs`` asks for (a primary that became a standby), is
-    discarded and replaced instead of failing a run.
-
-    Without ``target_session_attrs`` (``always`` False), a connection back from a run less than
-    ``CHECK_AFTER_IDLE`` seconds ago, and since no connection was found lost, is not checked: that
-    round trip would be one of the three or four a small run makes. If it was lost all the same,
-    the run's first statement finds out and ``PostgresConnection`` replaces it.
-    """
-
-    def check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        returned = record.info.get(_RETURNED_AT, -math.inf)
-        if not always and returned > lost_at() and time.monotonic() - returned < CHECK_AFTER_IDLE:
-            return
-        try:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute(sql)
-                wrong = cursor.fetchall()[0][0]
-        except Exception as exc:
-            raise sa.exc.DisconnectionError(str(exc)) from exc
-        if wrong:
-            raise sa.exc.DisconnectionError("the server is not the kind target_session_attrs asks for (a standby?)")
-
-    return check
-
-
-def _note_return(dbapi_connection: Any, record: Any) -> None:
-    """When the connection came back to the pool: the check at checkout skips one in use moments ago."""
-    record.info[_RETURNED_AT] = time.monotonic()
-
-
-def _return_late(pooled: Any) -> None:
-    """A checkout that answered after the caller gave up: straight back to the pool."""
-    if pooled is not None:
-        with contextlib.suppress(Exception):
-            pooled.close()

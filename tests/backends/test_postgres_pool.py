@@ -132,7 +132,7 @@ def test_a_connection_back_moments_ago_is_not_checked_one_idle_longer_is(
             assert last_statement(pid) == "ROLLBACK"  # the end of backend_pid(): no check was sent since
         finally:
             connection.close()
-        monkeypatch.setattr("dataflow_nb.backends.postgres.CHECK_AFTER_IDLE", 0.0)
+        monkeypatch.setattr("dataflow_nb.backends.postgres_pool.CHECK_AFTER_IDLE", 0.0)
         connection = db.backend.connect()
         try:
             assert "SELECT false" in last_statement(pid)  # ADBC sends a query as COPY (...) TO STDOUT
@@ -146,7 +146,7 @@ def test_connections_lost_in_the_pool_cost_no_run_when_the_check_is_skipped(
     """Every pooled connection lost at once (a restarted server): the first statement finds its
     connection gone, it is replaced and the statement sent again, and the other pooled one is
     checked at its checkout; the run is not retried."""
-    monkeypatch.setattr("dataflow_nb.backends.postgres.CHECK_AFTER_IDLE", 3600.0)
+    monkeypatch.setattr("dataflow_nb.backends.postgres_pool.CHECK_AFTER_IDLE", 3600.0)
     with DataFlow(postgres_url, pool_size=2, pool_max_overflow=0, run_history=False) as db:
 
         @db.model
@@ -168,9 +168,10 @@ def test_connections_lost_in_the_pool_cost_no_run_when_the_check_is_skipped(
 def test_pool_connections_after_the_first_share_its_driver_database_until_all_are_closed(postgres_url: str) -> None:
     """The pool's connector clones a live connection (the driver's type catalog read once); with
     every connection of that database closed, it opens a new one, and each works on its own."""
-    from dataflow_nb.backends.postgres import _Connector, parse_postgres_url
+    from dataflow_nb.backends.postgres_pool import Connector
+    from dataflow_nb.backends.postgres_url import parse_postgres_url
 
-    connect = _Connector(parse_postgres_url(postgres_url).libpq(connect_timeout=10, statement_timeout=None))
+    connect = Connector(parse_postgres_url(postgres_url).libpq(connect_timeout=10, statement_timeout=None))
 
     def pid(connection: Any) -> int:
         with connection.cursor() as cursor:
@@ -199,7 +200,7 @@ def test_an_ingest_first_on_a_connection_lost_in_the_pool_is_not_lost(
     connection handed out unchecked is checked before the first ingest or stream instead."""
     import pyarrow as pa
 
-    monkeypatch.setattr("dataflow_nb.backends.postgres.CHECK_AFTER_IDLE", 3600.0)
+    monkeypatch.setattr("dataflow_nb.backends.postgres_pool.CHECK_AFTER_IDLE", 3600.0)
     with DataFlow(postgres_url, pool_size=1, pool_max_overflow=0, run_history=False) as db:
 
         @db.model
