@@ -184,3 +184,47 @@ def test_frame_pandas_returns_pandas(backend_url: str | None) -> None:
     assert str(frame["qty"].dtype) == "Int64"
     assert frame["qty"].tolist()[0] == 2**60
     assert frame["qty"].isna().tolist() == [False, True]
+
+
+def test_the_row_a_write_returns_is_the_row_a_read_gives(db: Any, run: Any) -> None:
+    """Create, Update and Delete give their row back as Read gives it (dtypes and values), whether
+    its columns are plain (DuckDB reads them as Python values) or not (read as Arrow)."""
+    import decimal
+    import uuid
+
+    from polars.testing import assert_frame_equal
+
+    @db.model
+    class Gauge:
+        name: str
+        level: float
+        count: int
+        ok: bool
+        day: dt.date
+        seen: dt.datetime
+        note: Optional[str] = None  # noqa: UP045
+
+    @db.model
+    class Ledger:
+        amount: decimal.Decimal
+        tags: dict
+        ref: uuid.UUID
+
+    cases = {
+        "Gauge": (
+            {"name": "g", "level": 0.5, "count": 3, "ok": True, "day": dt.date(2024, 1, 2),
+             "seen": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)},
+            {"level": 1.5, "note": "n"},
+        ),
+        "Ledger": (
+            {"amount": decimal.Decimal("12.50"), "tags": {"a": 1}, "ref": uuid.UUID(int=7)},
+            {"amount": decimal.Decimal("1.25")},
+        ),
+    }  # fmt: skip
+    for model, (values, change) in cases.items():
+        created = run(f"{model}CreateNode", values)
+        record = created["id"][0]
+        assert_frame_equal(created, run(f"{model}ReadNode", {"id": record}))
+        updated = run(f"{model}UpdateNode", {"id": record, **change})
+        assert_frame_equal(updated, run(f"{model}ReadNode", {"id": record}))
+        assert_frame_equal(run(f"{model}DeleteNode", {"id": record}), updated)
