@@ -257,6 +257,22 @@ def class_run(class_db: Any) -> Any:
     return runner(class_db)
 
 
+def model_fixtures(name: str, add: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """The fixtures ``name`` (``add`` on the test's own ``db``) and ``class_<name>`` (``add`` on
+    the class's ``class_db``), for a module whose tests use the same models both ways:
+    ``people, class_people = model_fixtures("people", add_people)``."""
+
+    @pytest.fixture(name=name)
+    def per_test(db: Any) -> Any:
+        return add(db)
+
+    @pytest.fixture(name=f"class_{name}", scope="class")
+    def per_class(class_db: Any) -> Any:
+        return add(class_db)
+
+    return per_test, per_class
+
+
 def shared(name: str, *, empty: tuple[str, ...] = ()) -> Any:
     """In a class of tests, ``things = shared("things")`` hands each test the class fixture
     ``class_things`` as ``things``; ``empty`` names the models whose rows go after each test."""

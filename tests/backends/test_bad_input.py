@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from dataflow_nb import LocalRuntime, ValidationError, WorkflowBuilder, WorkflowError
-from tests.conftest import shared
+from tests.conftest import model_fixtures, shared
 
 
 def add_people(db: Any) -> Any:
@@ -20,14 +20,7 @@ def add_people(db: Any) -> Any:
     return Person
 
 
-@pytest.fixture
-def people(db: Any) -> Any:
-    return add_people(db)
-
-
-@pytest.fixture(scope="class")
-def class_people(class_db: Any) -> Any:
-    return add_people(class_db)
+people, class_people = model_fixtures("people", add_people)
 
 
 def build(node: str, params: dict[str, Any]) -> Any:

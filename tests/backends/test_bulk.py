@@ -13,7 +13,7 @@ import pytest
 
 from dataflow_nb import LocalRuntime, NotFoundError, ValidationError, WorkflowBuilder, WorkflowError
 from dataflow_nb.bulk import BulkReport
-from tests.conftest import shared
+from tests.conftest import model_fixtures, shared
 
 BERLIN = dt.timezone(dt.timedelta(hours=2))
 
@@ -35,14 +35,7 @@ def add_items(db: Any) -> Any:
     return Item
 
 
-@pytest.fixture
-def items(db: Any) -> Any:
-    return add_items(db)
-
-
-@pytest.fixture(scope="class")
-def class_items(class_db: Any) -> Any:
-    return add_items(class_db)
+items, class_items = model_fixtures("items", add_items)
 
 
 def run_nodes(*nodes: tuple[str, str, dict[str, Any]]) -> Any:

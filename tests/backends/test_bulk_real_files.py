@@ -13,7 +13,7 @@ import pytest
 
 from dataflow_nb import ValidationError, WorkflowError
 from tests.backends.test_bulk_files import run
-from tests.conftest import shared
+from tests.conftest import model_fixtures, shared
 
 
 def load(model: str, **params: Any) -> Any:
@@ -74,14 +74,7 @@ def add_reading(db: Any) -> Any:
     return Reading
 
 
-@pytest.fixture
-def reading(db: Any) -> Any:
-    return add_reading(db)
-
-
-@pytest.fixture(scope="class")
-def class_reading(class_db: Any) -> Any:
-    return add_reading(class_db)
+reading, class_reading = model_fixtures("reading", add_reading)
 
 
 def test_a_parquet_file_with_an_extra_column_is_refused_naming_it(reading: Any, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataflow_nb import LocalRuntime, WorkflowBuilder, WorkflowError
-from tests.conftest import shared
+from tests.conftest import model_fixtures, shared
 
 CSV = (
     "code,n,ratio,ok,day,at,note\n"
@@ -47,14 +47,7 @@ def add_models(db: Any) -> Any:
     return db
 
 
-@pytest.fixture
-def models(db: Any) -> Any:
-    return add_models(db)
-
-
-@pytest.fixture(scope="class")
-def class_models(class_db: Any) -> Any:
-    return add_models(class_db)
+models, class_models = model_fixtures("models", add_models)
 
 
 def load(node: str, params: dict[str, Any]) -> Any:

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from dataflow_nb import DataFlow, Precision, SchemaError, ValidationError, WorkflowBuilder
-from tests.conftest import shared
+from tests.conftest import model_fixtures, shared
 
 PLUS_5 = dt.timezone(dt.timedelta(hours=5))
 MINUS_5 = dt.timezone(dt.timedelta(hours=-5))
@@ -40,14 +40,7 @@ def add_things(db: DataFlow) -> DataFlow:
     return db
 
 
-@pytest.fixture
-def things(db: DataFlow) -> DataFlow:
-    return add_things(db)
-
-
-@pytest.fixture(scope="class")
-def class_things(class_db: DataFlow) -> DataFlow:
-    return add_things(class_db)
+things, class_things = model_fixtures("things", add_things)
 
 
 def build(node: str, params: dict[str, Any]) -> None:

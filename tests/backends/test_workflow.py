@@ -19,7 +19,7 @@ from dataflow_nb import (
     WorkflowBuilder,
     WorkflowError,
 )
-from tests.conftest import shared
+from tests.conftest import model_fixtures, shared
 
 
 def add_notes(db: Any) -> Any:
@@ -31,14 +31,7 @@ def add_notes(db: Any) -> Any:
     return Note
 
 
-@pytest.fixture
-def notes(db: Any) -> Any:
-    return add_notes(db)
-
-
-@pytest.fixture(scope="class")
-def class_notes(class_db: Any) -> Any:
-    return add_notes(class_db)
+notes, class_notes = model_fixtures("notes", add_notes)
 
 
 def count_rows(db: Any) -> int:
