@@ -55,8 +55,7 @@ def normalize(
 ) -> tuple[pa.Table, dict[str, list[Any]]]:
     """Cast model columns to their Arrow types; for pandas, pull UUID/JSON columns out as Python objects."""
     objects: dict[str, list[Any]] = {}
-    typed = [(f, kind) for n, kind in zip(table.column_names, table.schema.types, strict=True) if (f := fields.get(n))]
-    if all(not f.type.as_object and _same(f.type.arrow, kind) for f, kind in typed):
+    if casts_nothing(table, fields):
         return table, objects  # the common case costs one pass over the schema
     columns = []
     for name, column in zip(table.column_names, table.columns, strict=True):
@@ -75,6 +74,13 @@ def normalize(
         else:
             columns.append(column)
     return pa.table(columns, names=table.column_names), objects
+
+
+def casts_nothing(table: pa.Table, fields: Mapping[str, Field]) -> bool:
+    """Every model column of ``table`` is in its declared Arrow type already (and none is a UUID
+    or JSON, which ``normalize`` rewrites)."""
+    typed = [(f, kind) for n, kind in zip(table.column_names, table.schema.types, strict=True) if (f := fields.get(n))]
+    return all(not f.type.as_object and _same(f.type.arrow, kind) for f, kind in typed)
 
 
 def _same(wanted: pa.DataType, actual: pa.DataType) -> bool:
@@ -126,20 +132,27 @@ def to_frame(
         for name, values in objects.items():
             frame[name] = pd.Series(values, dtype=object, index=frame.index)
         return frame
-    import polars as pl
-
-    if table.num_rows <= SMALL_RESULT:
-        # Through the Arrow C stream (polars' PyCapsule import): a third of from_arrow's CPU for a
-        # one-row result (a Read, a Create's RETURNING), and polars' thread pool is not woken.
-        frame = pl.DataFrame(_ArrowStream(table))
-    else:
-        frame = pl.from_arrow(table, rechunk=False)
-        assert isinstance(frame, pl.DataFrame)
+    frame = polars_frame(table)
     if json == "decode":
         for name in table.column_names:
             field = fields.get(name)
             if field is not None and field.type.label in ("dict", "list"):
                 frame = frame.with_columns(_decoded(frame[name], field))
+    return frame
+
+
+def polars_frame(rows: Any) -> pl.DataFrame:
+    """A polars frame of Arrow rows as they are: a table, or any Arrow C stream (a driver's own)."""
+    import polars as pl
+
+    if not isinstance(rows, pa.Table):
+        return pl.DataFrame(rows)  # polars' PyCapsule import
+    if rows.num_rows <= SMALL_RESULT:
+        # Through the Arrow C stream too: a third of from_arrow's CPU for a one-row result (a
+        # Read, a Create's RETURNING), and polars' thread pool is not woken.
+        return pl.DataFrame(_ArrowStream(rows))
+    frame = pl.from_arrow(rows, rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
     return frame
 
 

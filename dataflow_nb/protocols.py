@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from dataflow_nb.backends.base import CompiledSQL, Connection
     from dataflow_nb.backends.replicas import Replicas
     from dataflow_nb.cache.results import ResultCache
-    from dataflow_nb.frames import JsonMode
+    from dataflow_nb.core.spec import Field
+    from dataflow_nb.frames import Frame, FrameKind, JsonMode
     from dataflow_nb.monitor.monitor import Monitor
     from dataflow_nb.monitor.runs import RunHistory
     from dataflow_nb.query.scope import Scope
@@ -83,6 +84,16 @@ class Run(Protocol):
         read_only: bool = False,
         cacheable: bool = True,
     ) -> pa.Table | None: ...
+    def execute_frame(
+        self,
+        db: RunDatabase,
+        compiled: CompiledSQL,
+        params: Mapping[str, Any] | None,
+        fields: Mapping[str, Field],
+        *,
+        kind: FrameKind,
+        json: JsonMode,
+    ) -> Frame: ...
     def execute_count(self, db: RunDatabase, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int: ...
     def ingest(self, db: RunDatabase, table: str, data: pa.RecordBatchReader, *, temporary: bool = False) -> int: ...
     def note_writes(self, db: RunDatabase, tables: set[str] | frozenset[str]) -> None: ...

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -20,6 +20,8 @@ from dataflow_nb.core.types import arrow_bind_type
 if TYPE_CHECKING:
     from dataflow_nb.backends.load_job import LoadJob, LoadRules, Statements
     from dataflow_nb.core.load_plan import LoadPlan
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,18 @@ class Capabilities:
     supports_distribution: bool = False
 
 
+@dataclass
+class ResultSeen:
+    """What the results of one statement were seen to need (None: no result yet).
+
+    A statement returns the same column types every time it runs on the same backend, so its
+    first result decides for the next ones; copies made with ``dataclasses.replace`` share it.
+    """
+
+    evened: bool | None = None  # the backend changed the driver's Arrow (``*_results.py``)
+    cast: bool | None = None  # a column was cast to its model type on the way to a frame (``frames.py``)
+
+
 @dataclass(frozen=True)
 class CompiledSQL:
     """A statement compiled for one dialect: SQL text plus the order and Arrow types of its binds."""
@@ -61,6 +75,7 @@ class CompiledSQL:
     # temporary table, a prepared statement) that outlives the transaction. Core DML and queries
     # never do, so a connection that ran only those goes back to the pool without a DISCARD.
     may_change_session: bool = True
+    seen: ResultSeen = field(default_factory=ResultSeen, compare=False, repr=False)
 
     def bind(self, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Positional values: call-time ``params`` override values captured at compile time."""
@@ -108,6 +123,11 @@ class Connection(Protocol):
 
     def execute(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
         """Run a compiled statement; return its rows as Arrow (None when it returns none)."""
+
+    def execute_into(self, compiled: CompiledSQL, params: Mapping[str, Any] | None, into: Callable[[Any], T]) -> T:
+        """Run a statement that returns rows; return ``into`` of them as an Arrow C stream
+        (``__arrow_c_stream__``). Evened out as ``execute`` evens them; where nothing needed it
+        (``compiled.seen.evened`` False) a backend may hand over its driver's own stream."""
 
     def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> pa.Table | None:
         """Run SQL text with positional ``$n`` parameters."""

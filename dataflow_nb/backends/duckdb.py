@@ -199,6 +199,9 @@ class DuckDBConnection:
         writes = bool(compiled.writes) and not compiled.may_change_session  # Core DML, not SQL text
         return self._run(compiled.sql, compiled.bind(params), compiled.returns_rows, writes=writes)
 
+    def execute_into(self, compiled: CompiledSQL, params: Mapping[str, Any] | None, into: Callable[[Any], T]) -> T:
+        return into(self.execute(compiled, params))
+
     def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> pa.Table | None:
         return self._run(sql, params, True)
 

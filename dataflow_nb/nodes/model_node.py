@@ -6,13 +6,12 @@ import weakref
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pyarrow as pa
 import sqlalchemy as sa
 
 from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import NotFoundError, ValidationError, WorkflowError
-from dataflow_nb.frames import Frame, JsonMode, check_json_mode, to_frame
+from dataflow_nb.frames import Frame, JsonMode, check_json_mode
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import Node, check_parameter_names
 from dataflow_nb.nodes.describe import node_doc
@@ -76,20 +75,23 @@ class ModelNode(Node):
             compiled = cls._statements[key] = compile_statement(build(), cls.db.backend.dialect)
         return compiled
 
-    def frame(self, table: pa.Table | None, params: Mapping[str, Any] | None = None) -> Frame:
-        """The result as the DataFlow's frame kind; ``params["json"]`` overrides the DataFlow's ``json``."""
-        assert table is not None
-        return to_frame(table, self.model.fields, self.db.frame, json=self.json_mode(params))
+    def rows(
+        self, ctx: Run, compiled: CompiledSQL, binds: Mapping[str, Any], params: Mapping[str, Any] | None = None
+    ) -> Frame:
+        """The statement's rows as the DataFlow's frame kind; ``params["json"]`` overrides the DataFlow's ``json``."""
+        return ctx.execute_frame(
+            self.db, compiled, binds, self.model.fields, kind=self.db.frame, json=self.json_mode(params)
+        )
 
     def json_mode(self, params: Mapping[str, Any] | None) -> JsonMode:
         if params is None or params.get("json") is None:
             return self.db.json
         return check_json_mode(self.node_type, params["json"])
 
-    def first_or_missing(self, table: pa.Table | None, record: int, params: Mapping[str, Any] | None = None) -> Frame:
-        if table is None or table.num_rows == 0:
+    def first_or_missing(self, frame: Frame, record: int) -> Frame:
+        if len(frame) == 0:
             raise NotFoundError(f"{self.node_type}: no {self.model.name} with id {record}")
-        return self.frame(table, params)
+        return frame
 
     def scope(self, ctx: Run) -> list[sa.ColumnElement[Any]]:
         return scope_clauses(self.model, self.model.table, ctx.scope)

@@ -12,7 +12,7 @@ from dataflow_nb.backends.base import CompiledSQL, compile_statement
 from dataflow_nb.cache.results import CACHE_PARAMETERS
 from dataflow_nb.core.spec import Field
 from dataflow_nb.exceptions import ValidationError
-from dataflow_nb.frames import check_json_mode, to_frame
+from dataflow_nb.frames import check_json_mode
 from dataflow_nb.model.notebook_values import preview, python_value
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import check_parameter_names
@@ -54,7 +54,7 @@ class ReadNode(ByIdNode):
                 table.c.id == id_bind(table), *scope_clauses(self.model, table, ctx.scope, include_deleted=flag)
             ),
         )
-        return self.first_or_missing(ctx.execute(self.db, compiled, {"k_id": record}), record, params)
+        return self.first_or_missing(self.rows(ctx, compiled, {"k_id": record}, params), record)
 
 
 def _non_negative(node: str, name: str, value: Any) -> int | None:
@@ -197,9 +197,7 @@ class ListNode(ModelNode):
 
     def run(self, ctx: Run, params: dict[str, Any]) -> Any:
         compiled, fields = self.compiled(ctx, params)
-        result = ctx.execute(self.db, compiled)
-        assert result is not None
-        return to_frame(result, fields, self.db.frame, json=self.json_mode(params))
+        return ctx.execute_frame(self.db, compiled, None, fields, kind=self.db.frame, json=self.json_mode(params))
 
 
 class CountNode(ModelNode):

@@ -45,7 +45,7 @@ class CreateNode(ModelNode):
 
         compiled = self.statement(("create", tuple(values)), build)
         with naming_conflicts(self.model, self.node_type):
-            return self.frame(ctx.execute(self.db, compiled, values))
+            return self.rows(ctx, compiled, values)
 
 
 class UpdateNode(ModelNode):
@@ -103,8 +103,8 @@ class UpdateNode(ModelNode):
         binds = {f"v_{k}": v for k, v in values.items()}
         binds.update(k_id=record, k_version=expected)
         with naming_conflicts(self.model, self.node_type):
-            result = ctx.execute(self.db, compiled, binds)
-        if expected is not None and (result is None or result.num_rows == 0):
+            result = self.rows(ctx, compiled, binds)
+        if expected is not None and len(result) == 0:
             self._check_version(ctx, record, expected)
         return self.first_or_missing(result, record)
 
@@ -142,7 +142,7 @@ class DeleteNode(ByIdNode):
                 *table.c
             ),
         )
-        return self.first_or_missing(ctx.execute(self.db, compiled, {"k_id": record}), record)
+        return self.first_or_missing(self.rows(ctx, compiled, {"k_id": record}), record)
 
 
 class RestoreNode(ByIdNode):
@@ -159,10 +159,10 @@ class RestoreNode(ByIdNode):
             lambda: restore_statement(self.model, table, ctx.scope, table.c.id == id_bind(table)).returning(*table.c),
         )
         with naming_conflicts(self.model, self.node_type):
-            result = ctx.execute(self.db, compiled, {"k_id": record})
-        if result is None or result.num_rows == 0:
+            result = self.rows(ctx, compiled, {"k_id": record})
+        if len(result) == 0:
             raise NotFoundError(f"{self.node_type}: no deleted {self.model.name} with id {record} to restore")
-        return self.frame(result)
+        return result
 
 
 def make_restore_node(db: RunDatabase, model: ModelSpec) -> dict[str, type[ModelNode]]:
@@ -214,4 +214,4 @@ class UpsertNode(ModelNode):
 
         compiled = self.statement(("upsert", tuple(values), tuple(conflict_on), tuple(changed)), build)
         with naming_conflicts(self.model, self.node_type):
-            return self.frame(ctx.execute(self.db, compiled, values))
+            return self.rows(ctx, compiled, values)

@@ -8,6 +8,7 @@ import io
 import json
 import pickle
 import uuid
+from decimal import Decimal
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,55 @@ def test_duckdb_and_postgresql_give_the_same_frames(postgres_url: str) -> None:
     assert frames["empty"][0].schema == frames["fields"][0].schema  # zero rows, the same dtypes
     assert frames["sql_empty"][0].schema == frames["sql"][0].schema
     assert frames["sql"][0]["u"].to_list()[:2] == [EXPECTED_TEXT["u"], str(SECOND["u"])]
+
+
+def test_a_statement_run_again_gives_the_same_frame(db: DataFlow) -> None:
+    """From its second run on, a statement whose result needed nothing evened out or cast goes
+    from the driver straight into polars (on PostgreSQL ADBC's own stream, no pyarrow table:
+    issue 24). Its frames are the first run's, for plain fields and for every other type, which
+    keep the Arrow path; and a Read that finds nothing still says so."""
+    import datetime as dt
+
+    from dataflow_nb import NotFoundError
+
+    @db.model
+    class Plain:
+        name: str
+        n: int
+        x: float
+        ok: bool
+        day: dt.date
+        seen: dt.datetime
+
+    @db.model
+    class Money:  # numeric comes from ADBC as text: evened to a decimal every time, then no cast
+        name: str
+        amount: Decimal
+
+    define(db, nullable=True)
+    plain = {"name": "a", "n": 1, "x": 0.5, "ok": True, "day": dt.date(2024, 1, 2), "seen": dt.datetime(2024, 1, 2, tzinfo=dt.UTC)}  # fmt: skip
+    typed = {name: written for name, (_, written, _) in ROUND_TRIP.items()}
+    money = {"name": "m", "amount": Decimal("12.50")}
+    for model, values in (("Plain", plain), ("Money", money), ("Typed", typed)):
+        created = [run_node(db, f"{model}CreateNode", values) for _ in range(3)]
+        assert created[2].schema == created[0].schema, model
+        record = created[0]["id"][0]
+        for node, params in ((f"{model}ReadNode", {"id": record}), (f"{model}ListNode", {})):
+            first = run_node(db, node, params)
+            for _ in range(2):
+                assert_frame_equal(run_node(db, node, params), first)
+        with pytest.raises(WorkflowError) as missing:
+            run_node(db, f"{model}ReadNode", {"id": 10**9})
+        assert isinstance(missing.value.__cause__, NotFoundError), model
+        changed = run_node(db, f"{model}UpdateNode", {"id": record, "s" if model == "Typed" else "name": "b"})
+        assert_frame_equal(changed, run_node(db, f"{model}ReadNode", {"id": record}))
+
+    def seen(node: str) -> list[Any]:
+        return [compiled.seen for compiled in db.nodes[node]._statements.values()]
+
+    plain_seen = seen("PlainReadNode") + seen("PlainCreateNode") + seen("PlainUpdateNode")
+    assert plain_seen and all(s.cast is False for s in plain_seen)  # straight into polars from now on
+    if db.backend.capabilities.name == "postgresql":
+        assert all(s.evened is False for s in plain_seen)  # ADBC's own stream
+        assert all(s.evened for s in seen("TypedReadNode") + seen("MoneyReadNode"))  # evened each time
+    assert all(s.cast is False for s in seen("MoneyReadNode"))  # so only the evening keeps it off the stream
