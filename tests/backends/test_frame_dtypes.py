@@ -8,8 +8,8 @@ import io
 import json
 import pickle
 import uuid
-from decimal import Decimal
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +189,8 @@ def test_a_statement_run_again_gives_the_same_frame(db: DataFlow) -> None:
         amount: Decimal
 
     define(db, nullable=True)
-    plain = {"name": "a", "n": 1, "x": 0.5, "ok": True, "day": dt.date(2024, 1, 2), "seen": dt.datetime(2024, 1, 2, tzinfo=dt.UTC)}  # fmt: skip
+    day = dt.date(2024, 1, 2)
+    plain = {"name": "a", "n": 1, "x": 0.5, "ok": True, "day": day, "seen": dt.datetime(2024, 1, 2, tzinfo=dt.UTC)}
     typed = {name: written for name, (_, written, _) in ROUND_TRIP.items()}
     money = {"name": "m", "amount": Decimal("12.50")}
     for model, values in (("Plain", plain), ("Money", money), ("Typed", typed)):
