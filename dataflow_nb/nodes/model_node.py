@@ -104,9 +104,16 @@ class ByIdNode(ModelNode):
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
-        check_parameter_names(cls.node_type, params, cls.parameters)
         if complete or "id" in params:
-            record_id(cls.model, params, cls.node_type)
+            cls.checked(params)
+        else:
+            check_parameter_names(cls.node_type, params, cls.parameters)
+
+    @classmethod
+    def checked(cls, params: Mapping[str, Any]) -> int:
+        """A complete set of parameters checked (once, as the node runs): the record's id."""
+        check_parameter_names(cls.node_type, params, cls.parameters)
+        return record_id(cls.model, params, cls.node_type)
 
 
 def id_bind(table: sa.Table) -> sa.BindParameter[Any]:

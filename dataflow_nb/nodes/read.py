@@ -14,7 +14,7 @@ from dataflow_nb.core.spec import Field
 from dataflow_nb.exceptions import ValidationError
 from dataflow_nb.frames import check_json_mode
 from dataflow_nb.model.notebook_values import preview, python_value
-from dataflow_nb.model.validate import check_known, record_id
+from dataflow_nb.model.validate import check_known
 from dataflow_nb.nodes.base import check_parameter_names
 from dataflow_nb.nodes.model_node import STATEMENTS_KEPT, ByIdNode, ModelNode, id_bind
 from dataflow_nb.query.aggregate import build_grouping
@@ -43,9 +43,15 @@ class ReadNode(ByIdNode):
         if params.get("json") is not None:
             check_json_mode(cls.node_type, params["json"])
 
+    @classmethod
+    def checked(cls, params: Mapping[str, Any]) -> int:
+        record = super().checked(params)
+        if params.get("json") is not None:
+            check_json_mode(cls.node_type, params["json"])
+        return record
+
     def run(self, ctx: Run, params: dict[str, Any]) -> Any:
-        self.check_params(params, complete=True)
-        record = record_id(self.model, params, self.node_type)
+        record = self.checked(params)
         table = self.model.table
         flag = include_deleted(self.node_type, self.model, params)
         compiled = self.statement(

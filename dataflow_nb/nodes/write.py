@@ -75,20 +75,23 @@ class UpdateNode(ModelNode):
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
-        if complete or "id" in params:
-            record_id(cls.model, params, cls.node_type)
-        changes, _ = cls.split(params)
+        cls.checked(params, complete=complete)
+
+    @classmethod
+    def checked(cls, params: Mapping[str, Any], *, complete: bool) -> tuple[int | None, dict[str, Any], int | None]:
+        """The record's id (None when not given yet), the changes as written and the expected version."""
+        record = record_id(cls.model, params, cls.node_type) if complete or "id" in params else None
+        changes, expected = cls.split(params)
         values = record_values(cls.model, changes, partial=True)
         if complete and not values:
             raise ValidationError(
                 f"{cls.node_type}: give at least one field to change; valid fields are {cls.model.writable}"
             )
+        return record, values, expected
 
     def run(self, ctx: Run, params: dict[str, Any]) -> Any:
-        self.check_params(params, complete=True)
-        record = record_id(self.model, params, self.node_type)
-        changes, expected = self.split(params)
-        values = record_values(self.model, changes, partial=True)
+        record, values, expected = self.checked(params, complete=True)
+        assert record is not None
         table = self.model.table
 
         def build() -> sa.sql.ClauseElement:
@@ -130,8 +133,7 @@ class DeleteNode(ByIdNode):
     parameters = ("id", "hard")  # type: ignore[assignment]  # ByIdNode infers tuple[str]
 
     def run(self, ctx: Run, params: dict[str, Any]) -> Any:
-        self.check_params(params, complete=True)
-        record = record_id(self.model, params, self.node_type)
+        record = self.checked(params)
         hard = params.get("hard", False)
         if not isinstance(hard, bool):
             raise ValidationError(f"{self.node_type}: hard takes True or False, got {hard!r}")
@@ -151,8 +153,7 @@ class RestoreNode(ByIdNode):
     writes = True
 
     def run(self, ctx: Run, params: dict[str, Any]) -> Any:
-        self.check_params(params, complete=True)
-        record = record_id(self.model, params, self.node_type)
+        record = self.checked(params)
         table = self.model.table
         compiled = self.statement(
             ("restore", ctx.scope),
