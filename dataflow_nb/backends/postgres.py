@@ -147,11 +147,13 @@ class PostgresConnection:
         # for the next run to find: then ``close`` discards the session. dataflow_nb's own
         # statements change nothing that outlives their transaction.
         self._session_changed = False
+        self._open = True  # a transaction may be open: every driver call but a commit or rollback may begin one
 
     def _call(self, call: Callable[[], T], *, at_commit: bool = False) -> T:
         """Make a driver call, within the client-side limit when there is one; errors translated."""
         if self._abandoned:
             raise DatabaseError(f"postgresql: the connection to {self._safe_url} was given up after a timeout")
+        self._open = True
         try:
             return call_with_deadline(
                 call, self._deadline, on_timeout=self._abandon, abandon=self._close_late, on_interrupt=self.interrupt
@@ -314,6 +316,7 @@ class PostgresConnection:
         if not flush:  # this transaction only: the WAL writer flushes it within moments
             self.execute_sql("SET LOCAL synchronous_commit TO off")
         self._call(self._pooled.dbapi_connection.commit, at_commit=True)
+        self._open = False
 
     def rollback(self) -> None:
         if self._broken:
@@ -323,6 +326,7 @@ class PostgresConnection:
         except DataflowError:
             self._broken = True
             raise
+        self._open = False
 
     def close(self) -> None:
         """Back to the pool rolled back, its session cleaned where a statement may have changed it
@@ -334,7 +338,7 @@ class PostgresConnection:
             with contextlib.suppress(Exception):  # a lost connection may refuse even this
                 self._cursor.close()
             self._cursor = None
-        if not self._broken:
+        if not self._broken and (self._open or self._session_changed):  # after a commit: nothing to end
             dbapi_connection = self._pooled.dbapi_connection
             clean = discard_session if self._session_changed else roll_back
             try:

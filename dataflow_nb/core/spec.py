@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import math
 import re
@@ -91,6 +92,11 @@ class ModelSpec:
     def writable(self) -> list[str]:
         """Fields a caller may set: not the generated id, the run's tenant, deleted_at or version."""
         return [n for n in self.fields if n not in ("id", "tenant_id", *LIFECYCLE_COLUMNS)]
+
+    @functools.cached_property
+    def sensitive(self) -> frozenset[str]:
+        """Names of the fields whose values are masked wherever shown (asked of every node a run runs)."""
+        return frozenset(n for n, f in self.fields.items() if f.sensitive)
 
     @property
     def multi_tenant(self) -> bool:

@@ -82,7 +82,7 @@ class Node(metaclass=NodeType):
         """Names whose values in ``params`` are sensitive (filters included): masked in errors."""
         if self.model is None:
             return frozenset()
-        return frozenset(n for n, f in self.model.fields.items() if f.sensitive)
+        return self.model.sensitive
 
     def sensitive_columns(self, params: Mapping[str, Any]) -> set[str]:
         """Columns of the node's output that hold sensitive fields: masked wherever shown."""
