@@ -155,6 +155,8 @@ class PostgresConnection:
             raise DatabaseError(f"postgresql: the connection to {self._safe_url} was given up after a timeout")
         self._open = True
         try:
+            if self._deadline is None:
+                return call()
             return call_with_deadline(
                 call, self._deadline, on_timeout=self._abandon, abandon=self._close_late, on_interrupt=self.interrupt
             )
