@@ -267,11 +267,16 @@ def bench_create(backend: str, raw: Any, n: int, repeats: int, profile: bool) ->
     from dataflow_nb import LocalRuntime
 
     runtime = LocalRuntime()
-    node_times, build_times, raw_times, raw_ret_times = [], [], [], []
+    node_times, build_times, raw_times, raw_ret_times, raw_utc_times = [], [], [], [], []
     columns = ", ".join(COLUMNS)
     placeholders = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
     insert = f"INSERT INTO raw_readings ({columns}) VALUES ({placeholders})"
     returning = f"{insert} RETURNING *"
+    # For reference, not the target: ADBC binds a zoned timestamp only after reading and setting the
+    # session's time zone (and sets it back after), three more round trips; the backend binds it as
+    # UTC wall-clock time instead. This is the raw loop doing the same.
+    at = len(COLUMNS)
+    utc_insert = insert.replace(f"${at})", f"(${at}::TIMESTAMP AT TIME ZONE 'UTC'))")
     for repeat in range(repeats + 1):  # repeat 0 warms up
         build_s, workflow = build_create_workflow(n, repeat * n)
         node_s, (results, _) = timed(lambda wf=workflow: runtime.execute(wf))
@@ -279,6 +284,11 @@ def bench_create(backend: str, raw: Any, n: int, repeats: int, profile: bool) ->
         rows = [[record(repeat * n + i)[c] for c in COLUMNS] for i in range(n)]
         raw_s, _ = timed(lambda rows=rows: raw.insert_loop(insert, rows))
         raw_ret_s, _ = timed(lambda rows=rows: raw.insert_returning_loop(returning, rows))
+        if backend == "postgres":
+            naive = [[*row[:-1], row[-1].astimezone(UTC).replace(tzinfo=None)] for row in rows]
+            raw_utc_s, _ = timed(lambda rows=naive: raw.insert_loop(utc_insert, rows))
+            if repeat:
+                raw_utc_times.append(raw_utc_s)
         if repeat:
             node_times.append(node_s)
             build_times.append(build_s)
@@ -291,12 +301,15 @@ def bench_create(backend: str, raw: Any, n: int, repeats: int, profile: bool) ->
         "raw_returning_us": statistics.median(raw_ret_times) / n * 1e6,
     }
     out["ratio"] = out["node_us"] / out["raw_us"]
+    if raw_utc_times:
+        out["raw_utc_us"] = statistics.median(raw_utc_times) / n * 1e6
     log(
         f"  create x{n}: node {out['node_us']:.1f} µs/row (runs: "
         f"{', '.join(f'{t / n * 1e6:.0f}' for t in node_times)}), "
         f"build {out['build_us']:.1f} µs/node, raw INSERT {out['raw_us']:.1f} µs/row, "
         f"raw INSERT..RETURNING * -> polars {out['raw_returning_us']:.1f} µs/row, "
-        f"ratio {out['ratio']:.2f}"
+        + (f"raw INSERT, timestamp as UTC wall-clock {out['raw_utc_us']:.1f} µs/row, " if raw_utc_times else "")
+        + f"ratio {out['ratio']:.2f}"
     )
     if profile:
         _, workflow = build_create_workflow(n, 10_000_000)

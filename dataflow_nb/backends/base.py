@@ -282,12 +282,14 @@ def compile_statement(statement: sa.sql.ClauseElement, dialect: Dialect) -> Comp
     names = tuple(compiled.positiontup or ())
     captured = compiled.construct_params(_check=False)
     types = []
+    own_types: dict[str, pa.DataType] = getattr(compiled, "bind_arrow_types", {})  # the dialect's own way
     for name in names:
         # An expanded IN list binds ``b_1_1``, ``b_1_2``...; their type is the list's, ``b_1``.
         bind = compiled.binds.get(name)
         if bind is None:
             bind = compiled.binds.get(name.rsplit("_", 1)[0])
-        types.append(arrow_bind_type(bind.type) if bind is not None else None)
+        own = own_types.get(name)
+        types.append(own if own is not None else arrow_bind_type(bind.type) if bind is not None else None)
     values = [captured.get(name) for name in names] if captured else [None] * len(names)
     returns_rows = isinstance(statement, sa.Select) or bool(getattr(compiled, "effective_returning", None))
     reads, writes = _tables_of(statement)
