@@ -119,5 +119,10 @@ def test_a_datetime_keeps_its_instant_whatever_the_session_time_zone(zoned_db: A
     workflow = WorkflowBuilder()
     workflow.add_node("EventCreateNode", "create", {"name": "later", "at": moved})
     workflow.add_node("SQLQueryNode", "zone", {"sql": "SELECT current_setting('TimeZone') AS zone", "db": db})
+    # ... and a statement with a datetime parameter is read in it too: noon UTC is the next day in Chatham.
+    day = {"sql": "SELECT CAST(:at AS date) AS day", "params": {"at": noon_utc}, "db": db}
+    workflow.add_node("SQLQueryNode", "day", day)
     results, _ = LocalRuntime().execute(workflow.build())
-    assert results["zone"]["zone"][0] == (SESSION_ZONE if db.backend.capabilities.name == "postgresql" else "Etc/UTC")
+    on_postgres = db.backend.capabilities.name == "postgresql"
+    assert results["zone"]["zone"][0] == (SESSION_ZONE if on_postgres else "Etc/UTC")
+    assert results["day"]["day"][0] == (dt.date(2024, 1, 2) if on_postgres else dt.date(2024, 1, 1))
