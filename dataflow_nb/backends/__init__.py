@@ -33,7 +33,7 @@ DEFAULT_DIALECT: DialectName = "postgresql"
 def dialect_named(name: str) -> Dialect:
     """The SQL dialect of a backend, without connecting (for SQL built ahead of a database)."""
     if name in ("postgresql", "postgres"):
-        from dataflow_nb.backends.postgres import postgres_dialect
+        from dataflow_nb.backends.postgres_dialect import postgres_dialect
 
         return postgres_dialect()
     if name == "duckdb":

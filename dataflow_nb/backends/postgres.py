@@ -6,14 +6,12 @@ import contextlib
 import functools
 import logging
 import math
-import struct
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import QueuePool
 
@@ -21,9 +19,11 @@ from dataflow_nb.backends.base import Capabilities, CompiledSQL, ResultSeen, com
 from dataflow_nb.backends.bookkeeping import ensure_tables
 from dataflow_nb.backends.deadline import DeadlineExceeded, call_with_deadline
 from dataflow_nb.backends.load_job import LoadJob, Statements
+from dataflow_nb.backends.postgres_binds import param_batch
+from dataflow_nb.backends.postgres_dialect import postgres_dialect
 from dataflow_nb.backends.postgres_errors import interruption, is_disconnect, translate_error
 from dataflow_nb.backends.postgres_load import PostgresLoadRules
-from dataflow_nb.backends.postgres_partitions import PostgresPartitions, partition_clause
+from dataflow_nb.backends.postgres_partitions import PostgresPartitions
 from dataflow_nb.backends.postgres_pool import (
     Connector,
     checkout_check,
@@ -72,99 +72,6 @@ CAPABILITIES = Capabilities(
     drops_constraints=True,
     alters_indexed_tables=True,
 )
-
-
-_PGDialect: Any = postgresql.dialect
-_PGCompiler: Any = _PGDialect.statement_compiler
-
-
-class _Compiler(_PGCompiler):  # type: ignore[misc]
-    def render_bind_cast(self, type_: Any, dbapi_type: Any, sqltext: str) -> str:
-        """Text binds cast to TEXT, the type of every text column (SQLAlchemy's own choice is VARCHAR).
-
-        With ``utc_timestamp_binds``, a timestamp travels as the UTC wall-clock time it is (no time
-        zone in its Arrow type) and the SQL says so: ADBC sends a zoned one only after reading and
-        setting the session's time zone and before setting it back, three more round trips a
-        statement (a one-row INSERT: ~440 -> ~210 us, issue 24)."""
-        if isinstance(type_, sa.DateTime) and self.dialect.utc_timestamp_binds:
-            self.bind_arrow_types[sqltext[2:-2]] = pa.timestamp("us")  # sqltext is "%(name)s"
-            if type_.timezone:
-                return f"({sqltext}::TIMESTAMP AT TIME ZONE 'UTC')"
-        if isinstance(type_, sa.String) and not type_.length:
-            return f"{sqltext}::TEXT"
-        return str(super().render_bind_cast(type_, dbapi_type, sqltext))
-
-    @functools.cached_property
-    def bind_arrow_types(self) -> dict[str, pa.DataType]:
-        """The Arrow type of each bind sent other than ``arrow_bind_type`` says, by bind name."""
-        return {}
-
-
-class _DDLCompiler(_PGDialect.ddl_compiler):  # type: ignore[misc]
-    def post_create_table(self, table: sa.Table) -> str:
-        """A partitioned model's table (``__dataflow__['partition_by']``) says how it is split."""
-        return str(super().post_create_table(table)) + partition_clause(table)
-
-
-class _Dialect(_PGDialect):  # type: ignore[misc]
-    statement_compiler = _Compiler
-    ddl_compiler = _DDLCompiler
-    supports_statement_cache = True
-
-    def __init__(self, *, utc_timestamp_binds: bool, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.utc_timestamp_binds = utc_timestamp_binds
-
-
-def postgres_dialect(*, utc_timestamp_binds: bool = False) -> Dialect:
-    """The default PostgreSQL dialect renders ``$1::TYPE`` casts, which ADBC's typed binds need.
-
-    ``utc_timestamp_binds`` is how the backend's own statements bind timestamps (see
-    ``_Compiler.render_bind_cast``); SQL handed to users (``QueryBuilder``) keeps the usual
-    ``$1::TIMESTAMP WITH TIME ZONE``, which any driver binds correctly.
-    """
-    dialect: Dialect = _Dialect(paramstyle="numeric_dollar", utc_timestamp_binds=utc_timestamp_binds)
-    return dialect
-
-
-def _param_batch(values: Sequence[Any], types: Sequence[pa.DataType | None]) -> pa.RecordBatch:
-    """One row of parameters with explicit Arrow types: ADBC does no coercion on the way in."""
-    if any(t is None for t in types):
-        arrays = [pa.array([v], type=t) if t is not None else pa.array([v]) for v, t in zip(values, types, strict=True)]
-        return pa.record_batch(arrays, names=[f"p{i}" for i in range(len(arrays))])
-    packed = [_packed(v, t) for v, t in zip(values, types, strict=True)]
-    if None not in packed:
-        return pa.RecordBatch.from_arrays(packed, schema=_param_schema(tuple(types)))
-    # One conversion for the whole row: pyarrow's fixed cost per pa.array (it reads an environment
-    # variable each time) is most of a small bind's cost (one int: ~55 -> ~38 us, five: ~85 -> ~50).
-    return pa.RecordBatch.from_struct_array(pa.array([tuple(values)], type=_param_struct(tuple(types))))
-
-
-# Ids and floats, most of the values bound, go as their bytes: pyarrow wraps them without
-# converting Python objects (a two-value bind ~18 -> ~10 us; with 8 threads running runs, ~3% more
-# runs a second, issue 24). Anything else (None, a bool, a numpy scalar) takes pyarrow's conversion.
-_PACKED = {pa.int64(): (int, struct.Struct("=q")), pa.float64(): (float, struct.Struct("=d"))}
-
-
-def _packed(value: Any, type_: pa.DataType) -> pa.Array | None:
-    found = _PACKED.get(type_)
-    if found is None or type(value) is not found[0]:
-        return None
-    try:
-        data = found[1].pack(value)
-    except struct.error:  # out of range: pyarrow's conversion says so in its own words
-        return None
-    return pa.Array.from_buffers(type_, 1, [None, pa.py_buffer(data)])
-
-
-@functools.lru_cache(maxsize=1024)
-def _param_struct(types: tuple[pa.DataType, ...]) -> pa.StructType:
-    return pa.struct([(f"p{i}", t) for i, t in enumerate(types)])
-
-
-@functools.lru_cache(maxsize=1024)
-def _param_schema(types: tuple[pa.DataType, ...]) -> pa.Schema:
-    return pa.schema(_param_struct(types))
 
 
 class PostgresConnection:
@@ -294,7 +201,7 @@ class PostgresConnection:
     def _bound(self, compiled: CompiledSQL, params: Mapping[str, Any] | None) -> pa.RecordBatch | None:
         self._note_session(compiled)
         values = compiled.bind(params)
-        return _param_batch(values, compiled.types) if values else None
+        return param_batch(values, compiled.types) if values else None
 
     def execute(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> pa.Table | None:
         return self._run(compiled.sql, self._bound(compiled, params), compiled.returns_rows, compiled.seen)
@@ -313,7 +220,7 @@ class PostgresConnection:
         return self._statement(run)
 
     def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> pa.Table | None:
-        batch = _param_batch(params, [None] * len(params)) if params else None
+        batch = param_batch(params, [None] * len(params)) if params else None
         return self._run(sql, batch, False)
 
     def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
@@ -331,7 +238,7 @@ class PostgresConnection:
         self._note_session(compiled)
         self._ensure_live()
         values = compiled.bind()
-        params = _param_batch(values, compiled.types) if values else None
+        params = param_batch(values, compiled.types) if values else None
         cursor = self.cursor
 
         def start() -> pa.RecordBatchReader:

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from dataflow_nb.backends.postgres import _param_batch
+from dataflow_nb.backends.postgres_binds import param_batch
 from dataflow_nb.workflow.runtime import new_run_id
 
 INT64, FLOAT64 = pa.int64(), pa.float64()
@@ -39,20 +39,20 @@ def converted(values: list[Any], types: list[pa.DataType]) -> pa.RecordBatch:
     ],
 )
 def test_a_bound_row_is_the_batch_pyarrow_makes(values: list[Any], types: list[pa.DataType]) -> None:
-    batch = _param_batch(values, types)
+    batch = param_batch(values, types)
     assert batch.equals(converted(values, types))
     assert batch.schema.types == types
 
 
 def test_nan_is_bound_as_nan() -> None:
-    assert math.isnan(_param_batch([math.nan], [FLOAT64]).column(0)[0].as_py())
+    assert math.isnan(param_batch([math.nan], [FLOAT64]).column(0)[0].as_py())
 
 
 def test_an_int_out_of_range_gets_pyarrows_error() -> None:
     with pytest.raises((OverflowError, pa.ArrowInvalid)):
         converted([2**63], [INT64])
     with pytest.raises((OverflowError, pa.ArrowInvalid)):
-        _param_batch([2**63], [INT64])
+        param_batch([2**63], [INT64])
 
 
 def test_run_ids_are_unique_version_4_uuids() -> None:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from dataflow_nb import ValidationError
 from dataflow_nb.backends.base import compile_statement
 from dataflow_nb.backends.duckdb import DuckDBDialect
-from dataflow_nb.backends.postgres import postgres_dialect
+from dataflow_nb.backends.postgres_dialect import postgres_dialect
 from dataflow_nb.core.spec import spec_from_class
 from dataflow_nb.query.filters import compile_filter, model_target, order_clauses, plan_filter
 
