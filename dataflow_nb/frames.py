@@ -13,9 +13,10 @@ or with ``json="decode"`` a Struct/List from polars' own decoder. pandas keeps P
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 import pyarrow as pa
@@ -146,14 +147,29 @@ def polars_frame(rows: Any) -> pl.DataFrame:
     import polars as pl
 
     if not isinstance(rows, pa.Table):
-        return pl.DataFrame(rows)  # polars' PyCapsule import
+        return _stream_import()(rows)
     if rows.num_rows <= SMALL_RESULT:
         # Through the Arrow C stream too: a third of from_arrow's CPU for a one-row result (a
         # Read, a Create's RETURNING), and polars' thread pool is not woken.
-        return pl.DataFrame(_ArrowStream(rows))
+        return _stream_import()(_ArrowStream(rows))
     frame = pl.from_arrow(rows, rechunk=False)
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+@functools.cache
+def _stream_import() -> Callable[[Any], pl.DataFrame]:
+    """What ``pl.DataFrame(stream)`` calls for an Arrow C stream, without its constructor's walk
+    past a dozen other kinds of data first: between one statement and the next that walk is cold,
+    and skipping it saves 10-25 us of CPU a one-row node (issue 24). The function is polars' own
+    (``polars._utils.pycapsule``); where a polars release has moved it, the constructor is used."""
+    import polars as pl
+
+    try:
+        from polars._utils.pycapsule import pycapsule_to_frame
+    except ImportError:  # pragma: no cover - another polars layout
+        return pl.DataFrame
+    return pycapsule_to_frame
 
 
 class _ArrowStream:

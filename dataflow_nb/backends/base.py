@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import pyarrow as pa
@@ -82,6 +82,11 @@ class CompiledSQL:
         if not params:
             return list(self.values)
         return [params.get(n, v) for n, v in zip(self.names, self.values, strict=True)]
+
+    def filled(self, params: Mapping[str, Any]) -> CompiledSQL:
+        """The statement with ``params`` captured as its values (what ``explain`` shows); a run
+        passes its values as it executes the statement instead, without the copy."""
+        return replace(self, values=tuple(self.bind(params)))
 
 
 @dataclass(frozen=True)

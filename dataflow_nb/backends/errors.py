@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -176,10 +175,20 @@ def describe_conflict(model: ModelSpec, node: str, error: UniqueViolation) -> Co
     )
 
 
-@contextmanager
-def naming_conflicts(model: ModelSpec, node: str) -> Iterator[None]:
-    """Turn a bare unique violation raised inside the block into one that names the model's key."""
-    try:
-        yield
-    except UniqueViolation as exc:
-        raise describe_conflict(model, node, exc) from exc
+class naming_conflicts:  # lower case: used as a function, ``with naming_conflicts(model, node):``
+    """Turn a bare unique violation raised inside the block into one that names the model's key.
+
+    A class, not ``@contextmanager``: every write enters it, and a generator per write costs more."""
+
+    __slots__ = ("model", "node")
+
+    def __init__(self, model: ModelSpec, node: str) -> None:
+        self.model = model
+        self.node = node
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, UniqueViolation):
+            raise describe_conflict(self.model, self.node, exc) from exc

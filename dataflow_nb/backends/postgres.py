@@ -74,6 +74,30 @@ CAPABILITIES = Capabilities(
 )
 
 
+def _query(cursor: Any, sql: str, params: Any, returns_rows: bool, seen: ResultSeen | None) -> pa.Table | None:
+    """Run a statement; its rows (if it returns any) as a table, evened out (``postgres_results.py``)."""
+    cursor.execute(sql, params)
+    if returns_rows or cursor.description:
+        table = cursor.fetch_arrow_table()
+        evened = normalize_result(table)
+        if seen is not None:
+            seen.evened = evened is not table
+        return evened
+    return None
+
+
+def _query_into(cursor: Any, sql: str, params: Any, into: Callable[[Any], T]) -> T:
+    """Run a statement; ``into`` of ADBC's own stream of its rows."""
+    cursor.execute(sql, params)
+    return into(cursor.fetch_arrow())
+
+
+def _update(cursor: Any, sql: str, params: Any) -> int:
+    """Run a write; the rows it changed (executemany runs ADBC's execute_update, which reports them)."""
+    cursor.executemany(sql, params)
+    return int(cursor.rowcount)
+
+
 class PostgresConnection:
     """A pooled ADBC connection holding one transaction (ADBC leaves autocommit off)."""
 
@@ -105,16 +129,21 @@ class PostgresConnection:
         self._session_changed = False
         self._open = True  # a transaction may be open: every driver call but a commit or rollback may begin one
 
-    def _call(self, call: Callable[[], T], *, at_commit: bool = False) -> T:
-        """Make a driver call, within the client-side limit when there is one; errors translated."""
+    def _call(self, call: Callable[..., T], *args: Any, at_commit: bool = False) -> T:
+        """Make a driver call, ``call(*args)``, within the client-side limit when there is one;
+        errors translated."""
         if self._abandoned:
             raise DatabaseError(f"postgresql: the connection to {self._safe_url} was given up after a timeout")
         self._open = True
         try:
             if self._deadline is None:
-                return call()
+                return call(*args)
             return call_with_deadline(
-                call, self._deadline, on_timeout=self._abandon, abandon=self._close_late, on_interrupt=self.interrupt
+                functools.partial(call, *args),
+                self._deadline,
+                on_timeout=self._abandon,
+                abandon=self._close_late,
+                on_interrupt=self.interrupt,
             )
         except DeadlineExceeded:
             raise DatabaseError(
@@ -152,24 +181,15 @@ class PostgresConnection:
     def _run(
         self, sql: str, params: pa.RecordBatch | None, returns_rows: bool, seen: ResultSeen | None = None
     ) -> pa.Table | None:
-        def run(cursor: Any) -> pa.Table | None:
-            cursor.execute(sql, params)
-            if returns_rows or cursor.description:
-                table = cursor.fetch_arrow_table()
-                evened = normalize_result(table)
-                if seen is not None:
-                    seen.evened = evened is not table
-                return evened
-            return None
+        return self._statement(_query, sql, params, returns_rows, seen)
 
-        return self._statement(run)
-
-    def _statement(self, run: Callable[[Any], T]) -> T:
-        """``run(cursor)``; a connection found lost by the first statement it is given (nothing of
-        the run reached the server) is replaced once, and the statement sent again on the new one."""
+    def _statement(self, run: Callable[..., T], *args: Any) -> T:
+        """``run(cursor, *args)``; a connection found lost by the first statement it is given
+        (nothing of the run reached the server) is replaced once, and the statement sent again on
+        the new one. (Functions and arguments, not closures: every statement of a run comes here.)"""
         fresh, self._fresh = self._fresh, False
         try:
-            return self._call(lambda: run(self.cursor))
+            return self._call(run, self.cursor, *args)
         except DataflowError:
             if not (fresh and self._broken and not self._abandoned and self._replace_lost is not None):
                 raise
@@ -180,7 +200,7 @@ class PostgresConnection:
         lost.invalidate()
         self._pooled = self._replace_lost()  # raises "cannot connect" when the server is not back
         self._broken = False
-        return self._call(lambda: run(self.cursor))
+        return self._call(run, self.cursor, *args)
 
     def _ensure_live(self) -> None:
         """Before a stream of rows that cannot be sent twice (an ingest reads its batches once), a
@@ -211,26 +231,15 @@ class PostgresConnection:
         # pyarrow reader and table between (~80 us of a one-row result's ~100 us, issue 24).
         if compiled.seen.evened is not False:
             return into(self.execute(compiled, params))
-        batch = self._bound(compiled, params)
-
-        def run(cursor: Any) -> T:
-            cursor.execute(compiled.sql, batch)
-            return into(cursor.fetch_arrow())
-
-        return self._statement(run)
+        rows: T = self._statement(_query_into, compiled.sql, self._bound(compiled, params), into)
+        return rows
 
     def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> pa.Table | None:
         batch = param_batch(params, [None] * len(params)) if params else None
         return self._run(sql, batch, False)
 
     def execute_count(self, compiled: CompiledSQL, params: Mapping[str, Any] | None = None) -> int:
-        batch = self._bound(compiled, params)
-
-        def run(cursor: Any) -> int:  # executemany runs ADBC's execute_update, which reports rows affected
-            cursor.executemany(compiled.sql, batch)
-            return int(cursor.rowcount)
-
-        return self._statement(run)
+        return self._statement(_update, compiled.sql, self._bound(compiled, params))
 
     def stream(self, compiled: CompiledSQL, *, batch_rows: int) -> Generator[pa.RecordBatch, None, None]:
         # ADBC reads the result as a COPY TO in binary and hands it on chunk by chunk; each chunk

@@ -88,10 +88,10 @@ class ModelSpec:
         self.partitioning = read_partitioning(self.name, self.options.get("partition_by"), self.fields)
         self.table = build_table(self)
 
-    @property
-    def writable(self) -> list[str]:
+    @functools.cached_property
+    def writable(self) -> tuple[str, ...]:
         """Fields a caller may set: not the generated id, the run's tenant, deleted_at or version."""
-        return [n for n in self.fields if n not in ("id", "tenant_id", *LIFECYCLE_COLUMNS)]
+        return tuple(n for n in self.fields if n not in ("id", "tenant_id", *LIFECYCLE_COLUMNS))
 
     @functools.cached_property
     def sensitive(self) -> frozenset[str]:

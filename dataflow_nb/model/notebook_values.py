@@ -21,6 +21,7 @@ _SHORT.maxstring = 80
 _SHORT.maxother = 120
 _SHORT.maxlevel = 3
 _LIBRARIES = ("numpy", "pandas", "polars")
+_PLAIN = frozenset({int, float, str, bool, type(None), dt.datetime, dt.date, bytes})
 
 
 def preview(value: Any) -> str:
@@ -44,6 +45,8 @@ def to_python(value: Any) -> Any:
     finer ones a (naive) datetime. Nanoseconds that a datetime cannot hold are refused
     (``ValueError``) rather than cut off.
     """
+    if type(value) in _PLAIN:  # most values: one set lookup (asked of every value a node binds)
+        return value
     library = _library(value)
     if library is None:
         return value

@@ -18,10 +18,11 @@ def check_known(owner: ModelSpec | str, names: Iterable[str], valid: Iterable[st
 
     ``owner`` is the model (or a label such as ``"table users"``) the names belong to.
     """
-    valid = list(valid)
+    valid = valid if isinstance(valid, tuple | list) else list(valid)
     unknown = [n for n in names if n not in valid]
     if not unknown:
         return
+    valid = list(valid)
     hints = []
     for name in unknown:
         close = difflib.get_close_matches(str(name), valid, n=1)
@@ -100,7 +101,10 @@ def record_id(model: ModelSpec, params: Mapping[str, Any], node: str) -> int:
     """The ``id`` parameter of Read/Update/Delete, checked."""
     if "id" not in params:
         raise ValidationError(f"{node}: parameter 'id' is required (the {model.name} to act on)")
-    value = python_value(f"{node}: parameter 'id'", params["id"])
+    value = params["id"]
+    if type(value) is int:
+        return value
+    value = python_value(f"{node}: parameter 'id'", value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(f"{node}: 'id' must be an int, got {preview(value)} of type {type(value).__name__}")
     return value

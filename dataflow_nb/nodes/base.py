@@ -93,9 +93,10 @@ class Node(metaclass=NodeType):
 
 
 def check_parameter_names(node_type: str, given: Iterable[str], valid: Iterable[str]) -> None:
-    valid = list(valid)
+    valid = valid if isinstance(valid, tuple | list) else list(valid)
     unknown = [p for p in given if p not in valid]
     if unknown:
+        valid = list(valid)
         hints = []
         for name in unknown:
             close = difflib.get_close_matches(str(name), valid, n=1)

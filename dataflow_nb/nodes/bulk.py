@@ -31,7 +31,7 @@ from dataflow_nb.nodes.base import check_parameter_names
 from dataflow_nb.nodes.model_node import ModelNode, conflict_keys
 from dataflow_nb.observers.history import note_loaded
 from dataflow_nb.protocols import Written
-from dataflow_nb.query.filters import compile_filter, model_target
+from dataflow_nb.query.filters import compile_filter
 from dataflow_nb.query.scope import tenant_of
 
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ class BulkCreateNode(BulkNode):
         conformed = None
         if names is not None:
             # An input with ids keeps them (a model inferred from a file whose id column is its key).
-            allowed = ["id", *self.model.writable] if "id" in names else self.model.writable
+            allowed = ["id", *self.model.writable] if "id" in names else list(self.model.writable)
             keys = ["id"] if "id" in names else []
             conformer = self.conformer(params, source, names, allowed, fill_defaults=True, keys=keys)
             if first is not None and first.num_rows == sample < size and not conformer.formats_known(first):
@@ -249,7 +249,7 @@ class BulkUpsertNode(BulkNode):
         source, names, batches = self.input(params)
         if names is None:
             return job.run(None)
-        allowed = ["id", *self.model.writable] if "id" in keys else self.model.writable
+        allowed = ["id", *self.model.writable] if "id" in keys else list(self.model.writable)
         conformer = self.conformer(params, source, names, allowed, fill_defaults=True, keys=keys)
         return job.run(self.conformed(ctx, params, job, source, batches, conformer))
 
@@ -271,7 +271,7 @@ class _ByFilterOrIds(BulkNode):
                 f"{cls.node_type}: an empty filter would touch every row; "
                 "pass filter={'all': True} if that is what you mean"
             )
-        return compile_filter(model_target(cls.model, cls.model.table), spec)
+        return compile_filter(cls.filter_target(), spec)
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:

@@ -15,6 +15,7 @@ from dataflow_nb.frames import Frame, JsonMode, check_json_mode
 from dataflow_nb.model.validate import check_known, record_id
 from dataflow_nb.nodes.base import Node, check_parameter_names
 from dataflow_nb.nodes.describe import node_doc
+from dataflow_nb.query.filters import FilterTarget, model_target
 from dataflow_nb.query.scope import scope_clauses, tenant_of
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class ModelNode(Node):
     model: ClassVar[ModelSpec]
     db: ClassVar[RunDatabase]
     _statements: ClassVar[dict[Hashable, CompiledSQL]]
+    _filter_target: ClassVar[FilterTarget]
 
     @classmethod
     def statement(cls, key: Hashable, build: Callable[[], sa.sql.ClauseElement]) -> CompiledSQL:
@@ -75,17 +77,26 @@ class ModelNode(Node):
             compiled = cls._statements[key] = compile_statement(build(), cls.db.backend.dialect)
         return compiled
 
+    @classmethod
+    def filter_target(cls) -> FilterTarget:
+        """What the node's filters compile against: made once per node class (it holds closures;
+        a List or Count makes one per run otherwise)."""
+        found: FilterTarget | None = cls.__dict__.get("_filter_target")
+        if found is None:
+            found = model_target(cls.model, cls.model.table)
+            cls._filter_target = found
+        return found
+
     def rows(
         self, ctx: Run, compiled: CompiledSQL, binds: Mapping[str, Any], params: Mapping[str, Any] | None = None
     ) -> Frame:
         """The statement's rows as the DataFlow's frame kind; ``params["json"]`` overrides the DataFlow's ``json``."""
-        return ctx.execute_frame(
-            self.db, compiled, binds, self.model.fields, kind=self.db.frame, json=self.json_mode(params)
-        )
+        db = self.db
+        return ctx.execute_frame(db, compiled, binds, self.model.fields, kind=db.frame, json=self.json_mode(params, db))
 
-    def json_mode(self, params: Mapping[str, Any] | None) -> JsonMode:
+    def json_mode(self, params: Mapping[str, Any] | None, db: RunDatabase | None = None) -> JsonMode:
         if params is None or params.get("json") is None:
-            return self.db.json
+            return (db or self.db).json
         return check_json_mode(self.node_type, params["json"])
 
     def first_or_missing(self, frame: Frame, record: int) -> Frame:

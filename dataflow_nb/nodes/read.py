@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from dataflow_nb.model.validate import check_known
 from dataflow_nb.nodes.base import check_parameter_names
 from dataflow_nb.nodes.model_node import STATEMENTS_KEPT, ByIdNode, ModelNode, id_bind
 from dataflow_nb.query.aggregate import build_grouping
-from dataflow_nb.query.filters import FilterPlan, freeze, model_target, order_clauses, ordered, plan_filter, render
+from dataflow_nb.query.filters import FilterPlan, freeze, order_clauses, ordered, plan_filter, render
 from dataflow_nb.query.scope import include_deleted, scope_clauses
 
 if TYPE_CHECKING:
@@ -135,7 +134,7 @@ class ListNode(ModelNode):
         check_parameter_names(cls.node_type, params, cls.parameters)
         if params.get("json") is not None:
             check_json_mode(cls.node_type, params["json"])
-        return cls.plan(params, scope, plan_filter(model_target(cls.model, cls.model.table), params.get("filter")))[0]
+        return cls.plan(params, scope, plan_filter(cls.filter_target(), params.get("filter")))[0]
 
     @classmethod
     def plan(
@@ -143,7 +142,7 @@ class ListNode(ModelNode):
     ) -> tuple[sa.Select[Any], Mapping[str, Field]]:
         """The SELECT for ``params`` and the fields that type its frame's columns."""
         model, table = cls.model, cls.model.table
-        target = model_target(model, table)
+        target = cls.filter_target()
         fields: Mapping[str, Field] = model.fields
         if any(params.get(k) is not None for k in ("group_by", "aggregate", "having")):
             if params.get("fields") is not None:
@@ -186,24 +185,27 @@ class ListNode(ModelNode):
             stmt = stmt.offset(offset)
         return stmt, fields
 
-    def compiled(self, ctx: Run, params: Mapping[str, Any]) -> tuple[CompiledSQL, Mapping[str, Field]]:
+    def compiled(self, ctx: Run, params: Mapping[str, Any]) -> tuple[CompiledSQL, dict[str, Any], Mapping[str, Field]]:
+        """The statement of the filter's shape, the filter's values, and the fields that type the frame."""
         check_parameter_names(self.node_type, params, self.parameters)
-        where = plan_filter(model_target(self.model, self.model.table), params.get("filter"))
+        where = plan_filter(self.filter_target(), params.get("filter"))
 
         def build() -> tuple[CompiledSQL, Mapping[str, Field]]:
             stmt, fields = self.plan(params, visible(self, ctx, params), where)
             return compile_statement(stmt, self.db.backend.dialect), fields
 
         compiled, fields = cached(self, cache_key("list", params, ctx, where.shape), build)
-        return dataclasses.replace(compiled, values=tuple(compiled.bind(where.binds()))), fields
+        return compiled, where.binds(), fields
 
     def sql_for(self, ctx: Run, params: Mapping[str, Any]) -> CompiledSQL:
         """The statement ``run`` would execute, with its values (what ``dataflow_nb.explain`` shows)."""
-        return self.compiled(ctx, params)[0]
+        compiled, binds, _ = self.compiled(ctx, params)
+        return compiled.filled(binds)
 
     def run(self, ctx: Run, params: dict[str, Any]) -> Any:
-        compiled, fields = self.compiled(ctx, params)
-        return ctx.execute_frame(self.db, compiled, None, fields, kind=self.db.frame, json=self.json_mode(params))
+        compiled, binds, fields = self.compiled(ctx, params)
+        db = self.db
+        return ctx.execute_frame(db, compiled, binds, fields, kind=db.frame, json=self.json_mode(params, db))
 
 
 class CountNode(ModelNode):
@@ -215,13 +217,13 @@ class CountNode(ModelNode):
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
         check_parameter_names(cls.node_type, params, cls.parameters)
-        plan_filter(model_target(cls.model, cls.model.table), params.get("filter"))
+        plan_filter(cls.filter_target(), params.get("filter"))
 
-    def sql_for(self, ctx: Run, params: Mapping[str, Any]) -> CompiledSQL:
-        """The statement ``run`` would execute, with its values (what ``dataflow_nb.explain`` shows)."""
+    def compiled(self, ctx: Run, params: Mapping[str, Any]) -> tuple[CompiledSQL, dict[str, Any]]:
+        """The statement of the filter's shape, and the filter's values."""
         check_parameter_names(self.node_type, params, self.parameters)
         table = self.model.table
-        target = model_target(self.model, table)
+        target = self.filter_target()
         where = plan_filter(target, params.get("filter"))
 
         def build() -> tuple[CompiledSQL, None]:
@@ -232,9 +234,15 @@ class CountNode(ModelNode):
             return compile_statement(stmt, self.db.backend.dialect), None
 
         compiled, _ = cached(self, cache_key("count", params, ctx, where.shape), build)
-        return dataclasses.replace(compiled, values=tuple(compiled.bind(where.binds())))
+        return compiled, where.binds()
+
+    def sql_for(self, ctx: Run, params: Mapping[str, Any]) -> CompiledSQL:
+        """The statement ``run`` would execute, with its values (what ``dataflow_nb.explain`` shows)."""
+        compiled, binds = self.compiled(ctx, params)
+        return compiled.filled(binds)
 
     def run(self, ctx: Run, params: dict[str, Any]) -> Any:
-        result = ctx.execute(self.db, self.sql_for(ctx, params))
+        compiled, binds = self.compiled(ctx, params)  # the values bound as the statement runs: no copy of it
+        result = ctx.execute(self.db, compiled, binds)
         assert result is not None
         return int(result.column(0)[0].as_py())

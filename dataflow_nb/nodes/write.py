@@ -60,8 +60,8 @@ class UpdateNode(ModelNode):
     @classmethod
     def split(cls, params: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
         """The changes, and the expected version (None when not given)."""
-        expected = python_value(f"{cls.node_type}: parameter 'version'", params.get("version"))  # np.int64 too
         if "version" in params:
+            expected = python_value(f"{cls.node_type}: parameter 'version'", params["version"])  # np.int64 too
             if not cls.model.versioned:
                 raise ValidationError(
                     f"{cls.node_type}: {cls.model.name} is not versioned, so 'version' means nothing here; "
@@ -69,6 +69,8 @@ class UpdateNode(ModelNode):
                 )
             if isinstance(expected, bool) or not isinstance(expected, int):
                 raise ValidationError(f"{cls.node_type}: 'version' must be the int you read, got {expected!r}")
+        else:
+            expected = None
         if "created_at" in params:
             raise ValidationError(f"{cls.node_type}: created_at is set once, when the {cls.model.name} is created")
         return {k: v for k, v in params.items() if k not in ("id", "version")}, expected
@@ -85,7 +87,7 @@ class UpdateNode(ModelNode):
         values = record_values(cls.model, changes, partial=True)
         if complete and not values:
             raise ValidationError(
-                f"{cls.node_type}: give at least one field to change; valid fields are {cls.model.writable}"
+                f"{cls.node_type}: give at least one field to change; valid fields are {list(cls.model.writable)}"
             )
         return record, values, expected
 

@@ -9,8 +9,7 @@ bulk nodes cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -18,9 +17,11 @@ from dataflow_nb.core.spec import ModelSpec
 from dataflow_nb.exceptions import TenantError, ValidationError
 
 
-@dataclass(frozen=True)
-class Scope:
-    """What a run is allowed to see (its tenant; soft-deleted rows are hidden per statement)."""
+class Scope(NamedTuple):
+    """What a run is allowed to see (its tenant; soft-deleted rows are hidden per statement).
+
+    A tuple: it is part of the key every node looks its compiled statement up by, and a tuple
+    hashes and compares without running Python code."""
 
     tenant_id: str | None = None
 

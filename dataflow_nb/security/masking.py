@@ -23,7 +23,7 @@ class Secrets(RunObserver):
 
     def __init__(self) -> None:
         self.values: set[str] = set()
-        self.columns: dict[str, set[str]] = {}  # node id -> the sensitive columns of its output
+        self.columns: dict[str, set[str]] = {}  # node id -> the sensitive columns of its output (where it has any)
         self._read: list[tuple[Any, set[str]]] = []  # outputs with sensitive columns
 
     def on_node_start(self, run: Run, node_id: str, node: RunNode, params: Mapping[str, Any]) -> None:
@@ -34,8 +34,9 @@ class Secrets(RunObserver):
     def on_node_end(self, run: Run, end: NodeEnd) -> None:
         if end.status != "ok" or end.node is None:
             return
-        columns = self.columns[end.node_id] = end.node.sensitive_columns(end.params)
+        columns = end.node.sensitive_columns(end.params)
         if columns:
+            self.columns[end.node_id] = columns
             self._read.append((end.output, columns))
 
     def note_error(self, exc: BaseException) -> None:

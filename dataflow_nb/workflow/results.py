@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dataflow_nb.core.masking import mask_columns
 
@@ -12,8 +11,9 @@ if TYPE_CHECKING:
     import polars as pl
 
 
-@dataclass(frozen=True)
-class NodeTiming:
+class NodeTiming(NamedTuple):
+    """One node's time in a run (a tuple: one is made for every node a run runs)."""
+
     node_id: str
     node_type: str
     seconds: float
@@ -49,7 +49,7 @@ class RunResults(dict[str, Any]):
         import polars as pl
 
         return pl.DataFrame(
-            [t.__dict__ for t in self._timings],
+            [t._asdict() for t in self._timings],
             schema={"node_id": pl.String, "node_type": pl.String, "seconds": pl.Float64, "status": pl.String},
         )
 

@@ -44,6 +44,18 @@ def test_a_bound_row_is_the_batch_pyarrow_makes(values: list[Any], types: list[p
     assert batch.schema.types == types
 
 
+def test_a_value_of_no_known_type_is_bound_as_pyarrow_infers_it() -> None:
+    batch = param_batch([5, "a", None], [None, None, INT64])
+    assert batch.schema.types == [pa.int64(), pa.string(), pa.int64()]
+    assert batch.to_pylist() == [{"p0": 5, "p1": "a", "p2": None}]
+
+
+def test_one_statement_binds_packed_and_converted_rows_alike() -> None:
+    types = [FLOAT64, INT64]  # the same shape, so the same plan, whichever way a row goes
+    for values in ([1.5, 7], [None, 7], [np.float64(2.5), 8], [3.5, 2**62]):
+        assert param_batch(values, types).equals(converted(values, types))
+
+
 def test_nan_is_bound_as_nan() -> None:
     assert math.isnan(param_batch([math.nan], [FLOAT64]).column(0)[0].as_py())
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from polars.testing import assert_frame_equal
 
-from dataflow_nb.frames import SMALL_RESULT, to_frame
+from dataflow_nb.frames import SMALL_RESULT, _stream_import, polars_frame, to_frame
 
 COLUMNS = {
     "i": pa.array([1, None], pa.int64()),
@@ -41,6 +41,31 @@ def test_a_small_result_gives_the_frame_polars_from_arrow_gives(rows: int) -> No
     assert isinstance(expected, pl.DataFrame)
     assert_frame_equal(small, expected)
     assert small.schema == expected.schema
+
+
+class DriverStream:
+    """A driver's result as ADBC hands it over: an object with only ``__arrow_c_stream__``."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return self.table.__arrow_c_stream__(requested_schema)
+
+
+def test_a_drivers_stream_gives_the_frame_polars_own_constructor_gives() -> None:
+    table = pa.table({name: array.slice(0, 1) for name, array in COLUMNS.items()})
+    frame = polars_frame(DriverStream(table))
+    expected = pl.DataFrame(DriverStream(table))
+    assert_frame_equal(frame, expected)
+    assert frame.schema == expected.schema
+
+
+def test_a_stream_skips_the_constructors_walk_with_this_polars() -> None:
+    # Issue 24: polars' own PyCapsule import, not pl.DataFrame's walk past other kinds of data
+    # first. A polars release that moved it falls back to the constructor: this says so.
+    assert _stream_import() is not pl.DataFrame
+    assert _stream_import().__module__ == "polars._utils.pycapsule"
 
 
 def test_a_result_of_two_columns_of_one_name_is_refused_as_polars_refuses_it() -> None:
