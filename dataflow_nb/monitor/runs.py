@@ -322,12 +322,18 @@ class RunHistory:
     def _write_finished(self, runs: list[RunLog]) -> None:
         """One transaction: runs already shown as running are updated, the others inserted by one
         statement; older runs pruned now and then."""
+        # The rows are made before a connection is taken: the runs share the pool with this writer.
+        fresh, shown = [], []
+        for run in runs:
+            values = self._values(run)
+            if run.rows.get(self.identity):
+                shown.append((run, values))
+            else:
+                fresh.append({**run.row(self.backend.safe_url), **values})
         with _short_transaction(self.backend, flush=False) as connection:
-            fresh = []
-            for run in runs:
-                values = self._values(run)
+            for run, values in shown:
                 # A running row that is gone (pruned, or its commit's fate unknown) is inserted anew.
-                if not run.rows.get(self.identity) or not connection.execute_count(self._statement("update"), values):
+                if not connection.execute_count(self._statement("update"), values):
                     fresh.append({**run.row(self.backend.safe_url), **values})
             if fresh:
                 self._insert(connection, fresh)

@@ -39,7 +39,19 @@ log = logging.getLogger("dataflow_nb")
 def hearing(observers: tuple[RunObserver, ...], hook: str) -> tuple[RunObserver, ...]:
     """Those of ``observers`` whose ``hook`` does something: a run calls only them, once a node or
     a statement (each call to a hook that does nothing costs a one-row node ~1 us, issue 24)."""
-    return tuple(o for o in observers if getattr(type(o), hook) is not getattr(RunObserver, hook))
+    if not observers:
+        return ()
+    return tuple(o for o in observers if _overrides(type(o), hook))
+
+
+_OVERRIDES: dict[tuple[type, str], bool] = {}  # (observer class, hook) -> the class has its own
+
+
+def _overrides(kind: type, hook: str) -> bool:
+    found = _OVERRIDES.get((kind, hook))
+    if found is None:
+        found = _OVERRIDES[kind, hook] = getattr(kind, hook) is not getattr(RunObserver, hook)
+    return found
 
 
 @dataclass(slots=True)
