@@ -329,12 +329,12 @@ class RunHistory:
             if run.rows.get(self.identity):
                 shown.append((run, values))
             else:
-                fresh.append({**run.row(self.backend.safe_url), **values})
+                fresh.append(_inserted(run, self.backend.safe_url, values))
         with _short_transaction(self.backend, flush=False) as connection:
             for run, values in shown:
                 # A running row that is gone (pruned, or its commit's fate unknown) is inserted anew.
                 if not connection.execute_count(self._statement("update"), values):
-                    fresh.append({**run.row(self.backend.safe_url), **values})
+                    fresh.append(_inserted(run, self.backend.safe_url, values))
             if fresh:
                 self._insert(connection, fresh)
                 self._unpruned += len(fresh)
@@ -351,7 +351,7 @@ class RunHistory:
                 shown = run.rows.get(self.identity)
                 run.rows[self.identity] = True  # from here the row may be there: the end updates it
                 if not shown or not connection.execute_count(self._statement("update"), values):
-                    fresh.append({**run.row(self.backend.safe_url), **values})
+                    fresh.append(_inserted(run, self.backend.safe_url, values))
             if fresh:
                 self._insert(connection, fresh)
 
@@ -507,6 +507,20 @@ class RunHistory:
         return closing(self.backend.connect())
 
 
+_NODE_LOG = json.JSONEncoder(separators=(",", ":"))  # one encoder, not one per run (json.dumps with options)
+
+
+def _inserted(run: RunLog, database: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A run's row as inserted: what its start fixed, then ``values`` (its end, or its progress)."""
+    return {
+        "database": database,
+        "tenant_id": run.tenant_id,
+        "started_at": run.started_at,
+        "nodes": run.nodes_planned,
+        **values,
+    }
+
+
 def _finish_values(run: RunLog) -> dict[str, Any]:
     nodes = [vars(n) for n in list(run.nodes)]  # NodeRecord's fields are NODE_COLUMNS
     return {
@@ -518,7 +532,7 @@ def _finish_values(run: RunLog) -> dict[str, Any]:
         "error": run.error,
         "rows_read": sum(n.rows_read for n in run.nodes),
         "rows_written": sum(n.rows_written for n in run.nodes),
-        "node_log": json.dumps(nodes, separators=(",", ":")),
+        "node_log": _NODE_LOG.encode(nodes),
     }
 
 
