@@ -79,6 +79,8 @@ def _query(cursor: Any, sql: str, params: Any, returns_rows: bool, seen: ResultS
     cursor.execute(sql, params)
     if returns_rows or cursor.description:
         table = cursor.fetch_arrow_table()
+        if seen is not None and seen.evened is False:  # its results never needed it (``ResultSeen``)
+            return table
         evened = normalize_result(table)
         if seen is not None:
             seen.evened = evened is not table

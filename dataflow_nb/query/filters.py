@@ -256,8 +256,9 @@ def _field_not(p: _Planner, name: str, condition: Any) -> Shape:
 
 def _field(p: _Planner, name: str, condition: Any) -> Shape:
     col = p.target.column(name)
-    p.count(f"field {name!r}", len(condition) if isinstance(condition, Mapping) else 1)
-    if not isinstance(condition, Mapping):
+    mapping = isinstance(condition, Mapping)
+    p.count(f"field {name!r}", len(condition) if mapping else 1)
+    if not mapping:
         condition = p.scalar(name, condition)  # pd.NaT means None: match NULL
         _check_type(col, p.target, name, "$eq" if condition is not None else "$exists")
         return OPERATORS["$eq"](p, name, condition)
