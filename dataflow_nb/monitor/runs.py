@@ -14,7 +14,7 @@ older runs now and then. On a database other processes share (PostgreSQL), it al
 ``running`` row for a run executing here longer than half a second, refreshed once a second, so
 other kernels see it; the row is updated when the run ends.
 
-What a crash can lose: runs that ended within the last ``BATCH_DELAY`` (0.2 s; DuckDB 1 s)
+What a crash can lose: runs that ended within the last ``BATCH_DELAY`` (0.5 s; DuckDB 1 s)
 before the process died, and on PostgreSQL those committed in the moments before a server crash
 (their commit does not wait for the disk). Never a run's own data.
 
