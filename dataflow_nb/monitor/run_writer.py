@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dataflow_nb.monitor.runs import RunLog
+    from dataflow_nb.monitor.run_log import RunLog
 
 log = logging.getLogger("dataflow_nb")
 

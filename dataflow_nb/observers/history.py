@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dataflow_nb.backends.replicas import PRIMARY
-from dataflow_nb.monitor.runs import NodeRecord, RunLog
+from dataflow_nb.monitor.run_log import NodeRecord, RunLog
 from dataflow_nb.protocols import NodeEnd, Run, RunDatabase, RunNode, RunObserver, Statement
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from dataflow_nb.backends.errors import loggable_error
 from dataflow_nb.exceptions import DataflowError, WorkflowError
-from dataflow_nb.monitor.runs import RunLog
+from dataflow_nb.monitor.run_log import RunLog
 from dataflow_nb.nodes.base import CallableNode
 from dataflow_nb.observers.history import RunRecorder
 from dataflow_nb.query.scope import Scope
