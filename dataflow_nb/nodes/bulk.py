@@ -271,7 +271,7 @@ class _ByFilterOrIds(BulkNode):
                 f"{cls.node_type}: an empty filter would touch every row; "
                 "pass filter={'all': True} if that is what you mean"
             )
-        return compile_filter(cls.filter_target(), spec)
+        return compile_filter(cls.filter_target, spec)
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:

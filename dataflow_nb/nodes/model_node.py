@@ -51,7 +51,14 @@ class DatabaseRef:
 def node_class(name: str, base: type[ModelNode], db: RunDatabase, model: ModelSpec) -> type[ModelNode]:
     """A generated node class ``name``: ``base`` bound to one model of one DataFlow (held weakly)."""
     doc = node_doc(name, base, model)
-    attrs = {"model": model, "db": DatabaseRef(db), "node_type": name, "_statements": {}, "__doc__": doc}
+    attrs = {
+        "model": model,
+        "db": DatabaseRef(db),
+        "node_type": name,
+        "_statements": {},
+        "filter_target": model_target(model, model.table),
+        "__doc__": doc,
+    }
     return type(name, (base,), attrs)
 
 
@@ -61,7 +68,7 @@ class ModelNode(Node):
     model: ClassVar[ModelSpec]
     db: ClassVar[RunDatabase]
     _statements: ClassVar[dict[Hashable, CompiledSQL]]
-    _filter_target: ClassVar[FilterTarget]
+    filter_target: ClassVar[FilterTarget]  # what its filters compile against (made with the class)
 
     @classmethod
     def statement(cls, key: Hashable, build: Callable[[], sa.sql.ClauseElement]) -> CompiledSQL:
@@ -76,16 +83,6 @@ class ModelNode(Node):
                 del cls._statements[next(iter(cls._statements))]
             compiled = cls._statements[key] = compile_statement(build(), cls.db.backend.dialect)
         return compiled
-
-    @classmethod
-    def filter_target(cls) -> FilterTarget:
-        """What the node's filters compile against: made once per node class (it holds closures;
-        a List or Count makes one per run otherwise)."""
-        found: FilterTarget | None = cls.__dict__.get("_filter_target")
-        if found is None:
-            found = model_target(cls.model, cls.model.table)
-            cls._filter_target = found
-        return found
 
     def rows(
         self, ctx: Run, compiled: CompiledSQL, binds: Mapping[str, Any], params: Mapping[str, Any] | None = None

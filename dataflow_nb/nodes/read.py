@@ -134,7 +134,7 @@ class ListNode(ModelNode):
         check_parameter_names(cls.node_type, params, cls.parameters)
         if params.get("json") is not None:
             check_json_mode(cls.node_type, params["json"])
-        return cls.plan(params, scope, plan_filter(cls.filter_target(), params.get("filter")))[0]
+        return cls.plan(params, scope, plan_filter(cls.filter_target, params.get("filter")))[0]
 
     @classmethod
     def plan(
@@ -142,7 +142,7 @@ class ListNode(ModelNode):
     ) -> tuple[sa.Select[Any], Mapping[str, Field]]:
         """The SELECT for ``params`` and the fields that type its frame's columns."""
         model, table = cls.model, cls.model.table
-        target = cls.filter_target()
+        target = cls.filter_target
         fields: Mapping[str, Field] = model.fields
         if any(params.get(k) is not None for k in ("group_by", "aggregate", "having")):
             if params.get("fields") is not None:
@@ -188,7 +188,7 @@ class ListNode(ModelNode):
     def compiled(self, ctx: Run, params: Mapping[str, Any]) -> tuple[CompiledSQL, dict[str, Any], Mapping[str, Field]]:
         """The statement of the filter's shape, the filter's values, and the fields that type the frame."""
         check_parameter_names(self.node_type, params, self.parameters)
-        where = plan_filter(self.filter_target(), params.get("filter"))
+        where = plan_filter(self.filter_target, params.get("filter"))
 
         def build() -> tuple[CompiledSQL, Mapping[str, Field]]:
             stmt, fields = self.plan(params, visible(self, ctx, params), where)
@@ -217,13 +217,13 @@ class CountNode(ModelNode):
     @classmethod
     def check_params(cls, params: Mapping[str, Any], *, complete: bool) -> None:
         check_parameter_names(cls.node_type, params, cls.parameters)
-        plan_filter(cls.filter_target(), params.get("filter"))
+        plan_filter(cls.filter_target, params.get("filter"))
 
     def compiled(self, ctx: Run, params: Mapping[str, Any]) -> tuple[CompiledSQL, dict[str, Any]]:
         """The statement of the filter's shape, and the filter's values."""
         check_parameter_names(self.node_type, params, self.parameters)
         table = self.model.table
-        target = self.filter_target()
+        target = self.filter_target
         where = plan_filter(target, params.get("filter"))
 
         def build() -> tuple[CompiledSQL, None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,7 +43,16 @@ class Workflow:
     order: list[str] = field(default_factory=list)
 
     def inputs_of(self, node_id: str) -> list[Edge]:
-        return [c for c in self.connections if c.target == node_id]
+        return self._inputs.get(node_id, [])
+
+    @functools.cached_property
+    def _inputs(self) -> dict[str, list[Edge]]:
+        """The connections by the node they feed: a run asks for every node's (once each, not a
+        pass over every connection each time)."""
+        inputs: dict[str, list[Edge]] = {}
+        for edge in self.connections:
+            inputs.setdefault(edge.target, []).append(edge)
+        return inputs
 
     def _repr_html_(self) -> str:
         rows = "".join(

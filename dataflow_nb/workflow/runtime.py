@@ -193,20 +193,17 @@ class LocalRuntime:
         started = time.perf_counter()
         node_id = None
         params: dict[str, Any] = {}
-        inputs: dict[str, list[Edge]] = {}
-        for edge in workflow.connections:
-            inputs.setdefault(edge.target, []).append(edge)
         try:
             for node_id in workflow.order:
                 spec = workflow.nodes[node_id]
-                params = {**spec.params, **parameters[node_id]} if node_id in parameters else dict(spec.params)
-                for connection in inputs.get(node_id, ()):
+                params = {**spec.params, **parameters.get(node_id, {})}
+                for connection in workflow.inputs_of(node_id):
                     params[connection.input] = pick_output(outputs[connection.source], connection)
                 node_started = time.perf_counter()
                 ctx.start_node(node_id, spec.node, params)
                 outputs[node_id] = spec.node.run(ctx, params)
                 ctx.end_node(spec.node, params, outputs[node_id])
-                timings.append(NodeTiming(node_id, spec.node.node_type, time.perf_counter() - node_started, "ok"))
+                timings.append(NodeTiming(node_id, spec.node_type, time.perf_counter() - node_started, "ok"))
             node_id = None
             ctx.outcome("retried" if retries else "ok")  # an ok run's record commits with it
             ctx.commit()
